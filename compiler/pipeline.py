@@ -1,0 +1,62 @@
+"""The compiler pipeline end to end: load -> validate -> resolve (-> emit, in `compile_project`).
+
+Library entry points used by the CLI and by tests; they return diagnostics, never print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlc.compiler.diagnostics import Diagnostic, has_errors, sorted_unique
+from mlc.compiler.load import read_spec
+from mlc.compiler.resolve import ResolvedSpec, resolve_project
+from mlc.compiler.validate import ValidatedProject, validate_document
+
+SPEC_FILENAME = "mlproject.yaml"
+_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mlc", ".tox"}
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    """The outcome of loading one spec: its resolved environments, or why there are none."""
+
+    spec_path: Path
+    project: ValidatedProject | None
+    resolved: list[ResolvedSpec] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the spec loaded, validated and resolved without errors."""
+        return self.project is not None and not has_errors(self.diagnostics)
+
+
+def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectResult:
+    """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder."""
+    document, diagnostics = read_spec(spec_path, display)
+    if document is None:
+        return ProjectResult(spec_path, None, [], sorted_unique(diagnostics))
+    project, more = validate_document(document, root=spec_path.parent)
+    diagnostics = sorted_unique([*diagnostics, *more])
+    if project is None:
+        return ProjectResult(spec_path, None, [], diagnostics)
+    return ProjectResult(spec_path, project, resolve_project(project), diagnostics)
+
+
+def discover_specs(paths: Iterable[Path]) -> list[Path]:
+    """Spec files named by `paths`: files as given, directories searched for mlproject.yaml."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob(SPEC_FILENAME)
+                    if not _SKIPPED_DIRS.intersection(p.relative_to(path).parts[:-1])
+                )
+            )
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))

@@ -1,0 +1,166 @@
+"""Checks of the files a spec points at: the requirements lock, code, and path confinement.
+
+Read-only I/O at the validation edge. Spec-side problems come back as `Finding`s (positioned in
+mlproject.yaml by the validator); problems inside the requirements lock come back as
+`Diagnostic`s positioned in that file (`requirements.lock:LINE:COL`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
+from mlc.compiler.spec import MLProject
+from mlc.compiler.values import is_remote_uri
+
+_REQUIREMENT = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?P<marker>;.*)?"
+)
+_PINNED = re.compile(r"===?\s*[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+_HASH = re.compile(r"\s--hash[=\s]+(sha256|sha384|sha512):[0-9a-f]+")
+_ALLOWED_OPTIONS = ("--index-url", "--extra-index-url", "-i", "--find-links", "-f", "--only-binary",
+                    "--no-binary", "--prefer-binary", "--require-hashes", "--trusted-host")
+_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def check_project_files(spec: MLProject, root: Path, spec_file: str) -> list[Finding | Diagnostic]:
+    """Everything wrong with the files `spec` points at under `root` (the spec's directory)."""
+    problems: list[Finding | Diagnostic] = []
+    problems.extend(_confinement(spec, root))
+    builds_images = spec.train is not None or (spec.serve is not None and spec.serve.engine == "runtime")
+    if builds_images:
+        problems.extend(_code_files(spec, root))
+        lock = root / spec.code.requirements
+        if lock.is_file():
+            display = str(PurePosixPath(spec_file).parent / spec.code.requirements).removeprefix("./")
+            problems.extend(check_requirements_lock(lock.read_text(encoding="utf-8", errors="replace"), display))
+    return problems
+
+
+def _inside(root: Path, relative: str) -> bool:
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(root / relative)
+    return target == real_root or target.startswith(real_root + os.sep)
+
+
+def _local_paths(spec: MLProject) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    yield ("code", "source"), spec.code.source
+    yield ("code", "requirements"), spec.code.requirements
+    yield ("gitops", "path"), spec.gitops.path
+    for name, dataset in spec.data.datasets().items():
+        yield ("data", name, "uri"), dataset.uri
+    if spec.train is not None and spec.train.checkpoint.uri:
+        yield ("train", "checkpoint", "uri"), spec.train.checkpoint.uri
+    if spec.serve is not None and spec.serve.batch is not None:
+        yield ("serve", "batch", "input"), spec.serve.batch.input
+        yield ("serve", "batch", "output"), spec.serve.batch.output
+    if spec.monitor is not None and spec.monitor.drift is not None:
+        yield ("monitor", "drift", "current", "uri"), spec.monitor.drift.current.uri
+
+
+def _confinement(spec: MLProject, root: Path) -> Iterator[Finding]:
+    for path, value in _local_paths(spec):
+        if is_remote_uri(value):
+            continue
+        fixed = _GLOB.split(value, 1)[0]  # a glob is confined when its fixed prefix is
+        if not _inside(root, fixed or "."):
+            yield Finding(path, f"'{value}' leads outside the repository through a symlink",
+                          "point at a path inside the repository")
+
+
+def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
+    code = spec.code
+    if not (root / code.requirements).is_file():
+        yield Finding(("code", "requirements"), f"'{code.requirements}' does not exist",
+                      "create it with fully pinned requirements, e.g. `pip freeze > requirements.lock`")
+    source = root / code.source
+    if not source.is_dir():
+        yield Finding(("code", "source"), f"'{code.source}' is not a directory",
+                      "point it at the folder that holds your package, e.g. 'src/'")
+        return
+    if spec.train is not None:
+        module = spec.train.entrypoint.split(":", 1)[0].replace(".", "/")
+        candidates = [source / f"{module}.py", source / module / "__init__.py"]
+        if not any(c.is_file() for c in candidates):
+            shown = (PurePosixPath(code.source) / f"{module}.py").as_posix()
+            yield Finding(("train", "entrypoint"), f"module not found: looked for {shown}",
+                          "entrypoint is 'module:function' importable from code.source")
+
+
+def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
+    """Every requirement pinned with `==` (hashes honoured: all or none); nothing else allowed."""
+    problems: list[Diagnostic] = []
+    hashed: list[bool] = []
+    unhashed_positions: list[SourcePosition] = []
+    for line_number, column, line in _logical_lines(text):
+        where = SourcePosition(file, line_number, column)
+        if line.startswith("-"):
+            option = re.split(r"[=\s]", line, maxsplit=1)[0]
+            if option not in _ALLOWED_OPTIONS:
+                problems.append(error(
+                    f"option '{option}' is not allowed in a lock file",
+                    where,
+                    hint="list every package pinned with == in this one file (no -r, -c or -e)",
+                ))
+            elif _CREDENTIALS.search(line):
+                problems.append(error(
+                    "credentials in an index URL; they would be baked into the image",
+                    where,
+                    hint="pass private index credentials as a BuildKit secret (PIP_INDEX_URL), not in the file",
+                ))
+            continue
+        has_hash = bool(_HASH.search(" " + line))
+        requirement = _HASH.sub("", " " + line).strip()
+        match = _REQUIREMENT.fullmatch(requirement)
+        if not match or "@" in requirement.split(";")[0]:
+            problems.append(error(
+                f"'{requirement}' is not a pinned requirement",
+                where,
+                hint="write `name==version`, e.g. 'numpy==2.1.3'",
+            ))
+            continue
+        spec = match["spec"]
+        if not _PINNED.fullmatch(spec) or "*" in spec:
+            version = re.search(r"[0-9][A-Za-z0-9.+!_-]*", spec)
+            example = f"{match['name']}=={version.group(0) if version else '<version>'}"
+            problems.append(error(
+                f"'{requirement}' is not pinned with ==",
+                SourcePosition(file, line_number, column + requirement.find(spec) if spec else column),
+                hint=f"pin an exact version, e.g. '{example}' (`pip freeze` or `uv pip compile` writes a lock)",
+            ))
+        hashed.append(has_hash)
+        if not has_hash:
+            unhashed_positions.append(where)
+    if any(hashed) and not all(hashed):
+        problems.extend(
+            error("requirement without --hash in a lock that uses hashes (pip --require-hashes needs all)",
+                  where, hint="regenerate the lock with hashes for every package")
+            for where in unhashed_positions
+        )
+    return problems
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, int, str]]:
+    """(line, column, text) of each logical line: comments removed, `\\` continuations joined."""
+    pending: list[str] = []
+    start = 0
+    column = 1
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+        if not pending:
+            start = number
+            column = len(line) - len(line.lstrip()) + 1
+        if line.endswith("\\"):
+            pending.append(line[:-1])
+            continue
+        pending.append(line)
+        joined = " ".join(part.strip() for part in pending).strip()
+        pending = []
+        if joined:
+            yield start, column, joined
+    if pending and (joined := " ".join(p.strip() for p in pending).strip()):
+        yield start, column, joined

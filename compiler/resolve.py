@@ -1,0 +1,145 @@
+"""Stage 3, resolve: a validated environment -> `ResolvedSpec`, the only input of backends.
+
+Every value a backend needs that is not written verbatim in the spec is derived here, once:
+resource names, image names, labels, annotations, digests and defaults that depend on other
+sections. Pure: no clock, no environment variables, no file access, so the same spec gives the
+same `ResolvedSpec` on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mlc.compiler import __version__
+from mlc.compiler.spec import MLProject
+from mlc.compiler.validate import ValidatedProject
+
+DEFAULT_ENVIRONMENT = "default"
+DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"
+DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
+DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
+ANNOTATION_PREFIX = "mlc.dev"
+
+
+def canonical_digest(data: Any) -> str:
+    """sha256 of the canonical JSON of `data` (sorted keys, no whitespace): stable everywhere."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the Kubernetes resources of one environment (all DNS-1123 labels <= 63 chars)."""
+
+    project: str
+    training_job: str  # spec-digest suffix: Jobs are immutable, a changed spec is a new Job
+    retraining: str
+    serving: str
+    drift: str
+    batch: str
+    runtime_config: str
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """One environment of a project, with every derived value filled in."""
+
+    spec: MLProject
+    environment: str
+    namespace: str
+    spec_digest: str  # of the whole file: headers and the lock name it
+    environment_digest: str  # of this environment's merged spec: names that must change with it
+    compiler_version: str
+    names: ResourceNames
+    train_image: str | None  # repository without tag; digests are pinned at apply time
+    serve_image: str | None
+    train_gpu: bool
+    serve_gpu: bool
+    registered_model: str
+    tracking_uri: str
+    pushgateway: str
+    autoscale_target: int
+    tensor_parallel: int
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        """The project name."""
+        return self.spec.metadata.name
+
+
+def resolve_environment(project: ValidatedProject, environment: str | None) -> ResolvedSpec:
+    """Resolve one environment (`None`: the base, used when the spec defines no environments)."""
+    spec = project.environments[environment] if environment is not None else project.base
+    env_name = environment or DEFAULT_ENVIRONMENT
+    spec_digest = canonical_digest(project.document.data)
+    env_digest = canonical_digest(spec.model_dump(mode="json", by_alias=True))
+    name = spec.metadata.name
+    train, serve = spec.train, spec.serve
+
+    registry = spec.images.registry
+    builds_train = train is not None
+    builds_serve = serve is not None and serve.engine == "runtime"
+    train_gpu = spec.images.train.gpu if spec.images.train.gpu is not None else bool(train and train.resources.gpus)
+    serve_gpu = spec.images.serve.gpu if spec.images.serve.gpu is not None else bool(serve and serve.resources.gpus)
+
+    autoscale_target = 0
+    tensor_parallel = 0
+    if serve is not None:
+        autoscale_target = serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on]
+        if serve.llm is not None:
+            tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
+
+    labels = {
+        **spec.metadata.labels,
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": f"{name}-{env_name}"[:63].rstrip("-"),
+        "app.kubernetes.io/part-of": name,
+        "app.kubernetes.io/managed-by": "mlc",
+        "app.kubernetes.io/version": env_digest[:12],
+    }
+    annotations = {
+        f"{ANNOTATION_PREFIX}/spec-digest": f"sha256:{spec_digest}",
+        f"{ANNOTATION_PREFIX}/environment-digest": f"sha256:{env_digest}",
+        f"{ANNOTATION_PREFIX}/compiler-version": __version__,
+        f"{ANNOTATION_PREFIX}/environment": env_name,
+    }
+    return ResolvedSpec(
+        spec=spec,
+        environment=env_name,
+        namespace=spec.metadata.namespace or name,
+        spec_digest=spec_digest,
+        environment_digest=env_digest,
+        compiler_version=__version__,
+        names=ResourceNames(
+            project=name,
+            training_job=f"{name}-train-{env_digest[:8]}",
+            retraining=f"{name}-retrain",
+            serving=f"{name}-serve",
+            drift=f"{name}-drift",
+            batch=f"{name}-batch",
+            runtime_config=f"{name}-runtime-config",
+        ),
+        train_image=f"{registry}/{name}-train" if registry and builds_train else None,
+        serve_image=f"{registry}/{name}-serve" if registry and builds_serve else None,
+        train_gpu=train_gpu,
+        serve_gpu=serve_gpu,
+        registered_model=spec.registry.model or name,
+        tracking_uri=spec.registry.tracking_uri or DEFAULT_TRACKING_URI,
+        pushgateway=(spec.monitor.pushgateway if spec.monitor else None) or DEFAULT_PUSHGATEWAY,
+        autoscale_target=autoscale_target,
+        tensor_parallel=tensor_parallel,
+        labels=labels,
+        annotations=annotations,
+    )
+
+
+def resolve_project(project: ValidatedProject) -> list[ResolvedSpec]:
+    """One `ResolvedSpec` per environment, in file order (the base alone when there are none)."""
+    if not project.environments:
+        return [resolve_environment(project, None)]
+    return [resolve_environment(project, name) for name in project.environments]

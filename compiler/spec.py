@@ -1,0 +1,388 @@
+"""The mlproject.yaml v1 format as pydantic models (`MLProject` and its sections).
+
+These models describe the file as written: every field of `mlproject.reference.yaml`, with
+`extra="forbid"` so a typo is an error, and `strict=True` so YAML values are never coerced
+(`"yes"` is not a boolean, `3.10` is not the string "3.10"). Where "unset" must stay distinct
+from a default (a value derived from another section), the field is `None` here and `resolve`
+fills it in one place. Rules across sections live in `validate`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlc.compiler.values import (
+    CheckpointEvery,
+    Count,
+    Cron,
+    DataUri,
+    DnsLabel,
+    Duration,
+    Entrypoint,
+    EnvVarName,
+    Fraction,
+    LabelKey,
+    LabelValue,
+    Port,
+    PositiveInt,
+    ProjectName,
+    PythonVersion,
+    Quantity,
+    RelativePath,
+    TorchVersion,
+)
+
+API_VERSION = "mlc/v1"
+
+FeatureType = Literal["float", "int", "bool", "category", "string", "bytes"]
+NUMERIC_TYPES = frozenset({"float", "int"})
+
+HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape", "latency_p50_ms", "latency_p95_ms"})
+KNOWN_METRICS = HIGHER_IS_BETTER | LOWER_IS_BETTER
+_PARAMETRIC_METRIC = re.compile(r"top[1-9]\d*_accuracy|ndcg_at_[1-9]\d*")
+
+
+def metric_is_higher_better(name: str) -> bool:
+    """Whether a bigger value of the metric means a better model."""
+    return name not in LOWER_IS_BETTER
+
+
+class Section(BaseModel):
+    """Base of every spec section: unknown keys are errors, values are never coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+
+class Metadata(Section):
+    name: ProjectName = Field(description="DNS-1123 label, 1-40 chars; prefixes every generated resource")
+    namespace: DnsLabel | None = Field(None, description="Kubernetes namespace (default: the project name)")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+
+
+class Framework(Section):
+    torch: TorchVersion | None = Field(None, description="drives the CUDA base image and torch wheel index")
+
+
+class Code(Section):
+    python: PythonVersion = "3.11"
+    requirements: RelativePath = Field("requirements.lock", description="fully pinned (==) requirements")
+    source: RelativePath = "src/"
+    framework: Framework = Field(default_factory=Framework)
+
+
+class ImageSpec(Section):
+    gpu: bool | None = Field(None, description="CUDA base image; default: the section's resources.gpus > 0")
+    system_packages: list[str] = Field(default_factory=list)
+    base: str | None = Field(None, description="override the base image; production requires @sha256:")
+
+    @field_validator("system_packages")
+    @classmethod
+    def _debian_package_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?", name):
+                raise ValueError(f"'{name}' is not a Debian package name (e.g. 'libgomp1' or 'curl=7.88.1-10')")
+        return names
+
+
+class Images(Section):
+    registry: str | None = Field(None, description="<registry>/<name>-train and <registry>/<name>-serve")
+    train: ImageSpec = Field(default_factory=ImageSpec)
+    serve: ImageSpec = Field(default_factory=ImageSpec)
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_form(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*", value):
+            raise ValueError("must be a registry and path without tag, e.g. 'ghcr.io/acme'")
+        return value
+
+
+class Dataset(Section):
+    uri: DataUri = Field(description="file, directory, glob, or s3:// gs:// URI")
+    format: Literal["parquet", "csv"] | None = Field(None, description="default: from the file extension")
+
+
+class Feature(Section):
+    type: FeatureType
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    values: list[str | int] | None = Field(None, description="closed category set (category only)")
+
+    @model_validator(mode="after")
+    def _bounds_fit_type(self) -> Feature:
+        numeric = self.type in NUMERIC_TYPES
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply only to numeric features (float, int), not '{self.type}'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must not exceed max ({self.max:g})")
+        if self.values is not None and self.type != "category":
+            raise ValueError(f"values apply only to category features, not '{self.type}'")
+        if self.values is not None and len(set(self.values)) != len(self.values):
+            raise ValueError("values must not repeat")
+        return self
+
+
+class Contract(Section):
+    target: str | None = None
+    features: dict[str, Feature] = Field(default_factory=dict)
+
+
+class Data(Section):
+    """Named datasets plus the data contract. `train` and `eval` are conventional names."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    __pydantic_extra__: dict[str, Dataset] = Field(init=False)  # type: ignore[assignment]
+
+    train: Dataset | None = None
+    eval: Dataset | None = None
+    contract: Contract | None = None
+
+    def datasets(self) -> dict[str, Dataset]:
+        """Every named dataset (train, eval and any others), in file order."""
+        named = {k: v for k, v in (("train", self.train), ("eval", self.eval)) if v is not None}
+        return {**named, **(self.__pydantic_extra__ or {})}
+
+
+class TrainResources(Section):
+    gpus: Count = 0
+    gpu_type: str | None = Field(None, description="nodeSelector nvidia.com/gpu.product; ignored when gpus is 0")
+    cpu: Quantity = "2"
+    memory: Quantity = "8Gi"
+
+
+class Distributed(Section):
+    nodes: PositiveInt = 1
+    backend: Literal["job", "jobset"] = "job"
+
+
+class Checkpoint(Section):
+    uri: DataUri | None = None
+    every: CheckpointEvery = "epoch"
+
+
+class Train(Section):
+    entrypoint: Entrypoint
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    resources: TrainResources = Field(default_factory=TrainResources)
+    distributed: Distributed = Field(default_factory=Distributed)
+    queue: DnsLabel | None = Field(None, description="Kueue LocalQueue name")
+    spot: bool = False
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    timeout: Duration = "24h"
+    schedule: Cron | None = Field(None, description="periodic retraining CronJob")
+
+
+class Registry(Section):
+    tracking_uri: str | None = Field(None, description="default http://mlflow.mlflow.svc:5000")
+    model: str | None = Field(None, description="registered model name (default: the project name)")
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
+            raise ValueError("must be 1-100 letters, digits, '.', '_' or '-', e.g. 'churn-classifier'")
+        return value
+
+
+class Gate(Section):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, ge=0)
+    max_rise: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Gate:
+        bounds = [k for k in ("min", "max", "max_drop", "max_rise") if getattr(self, k) is not None]
+        if len(bounds) != 1:
+            raise ValueError(
+                f"a gate needs exactly one of min, max, max_drop, max_rise (got {', '.join(bounds) or 'none'}), "
+                "e.g. {metric: f1, min: 0.8}"
+            )
+        return self
+
+
+class Evaluate(Section):
+    dataset: str = "eval"
+    metrics: list[str] = Field(default_factory=lambda: ["accuracy"])
+    gates: list[Gate] = Field(default_factory=list)
+    first_model: Literal["allow", "block"] = "allow"
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in KNOWN_METRICS and not _PARAMETRIC_METRIC.fullmatch(name):
+                known = ", ".join(sorted(KNOWN_METRICS))
+                raise ValueError(f"unknown metric '{name}'; known: {known}, top<k>_accuracy, ndcg_at_<k>")
+        if len(set(names)) != len(names):
+            raise ValueError("metrics must not repeat")
+        return names
+
+
+class Replicas(Section):
+    min: Count = 1
+    max: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max}), e.g. {{min: 2, max: 10}}")
+        return self
+
+
+class Autoscale(Section):
+    on: Literal["queue_depth", "cpu", "none"] = "none"
+    target: PositiveInt | None = Field(None, description="in-flight requests per replica, or CPU percent (default 8 / 70)")
+
+
+class ServeResources(Section):
+    cpu: Quantity = "1"
+    memory: Quantity = "2Gi"
+    gpus: Count = 0
+    gpu_type: str | None = None
+
+
+class AbortIf(Section):
+    error_rate: Fraction | None = None
+    latency_p95_ms: float | None = Field(None, gt=0)
+
+
+class Rollout(Section):
+    strategy: Literal["canary", "rolling"] = "rolling"
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    pause: Duration = "5m"
+    abort_if: AbortIf = Field(default_factory=AbortIf)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_percentages(cls, steps: list[int]) -> list[int]:
+        if not steps or any(not 0 < s <= 100 for s in steps):
+            raise ValueError("steps must be traffic percentages between 1 and 100, e.g. [10, 50, 100]")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"steps must increase, e.g. [10, 50, 100], got {steps}")
+        return steps
+
+
+class LLM(Section):
+    model: str = Field(description="model repository, e.g. Qwen/Qwen2.5-7B-Instruct")
+    revision: str = Field(description="the commit sha of the model repository (pinned)")
+    max_model_len: PositiveInt | None = None
+    tensor_parallel: PositiveInt | None = Field(None, description="default: serve.resources.gpus")
+
+    @field_validator("revision")
+    @classmethod
+    def _commit_sha(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{40}", value):
+            raise ValueError(
+                "must be the 40-hex commit sha of the model repository, so a re-upload cannot change "
+                "what is served (a branch or tag like 'main' moves)"
+            )
+        return value
+
+
+class Batch(Section):
+    schedule: Cron
+    input: DataUri
+    output: DataUri
+    parallelism: PositiveInt = 1
+
+
+class Serve(Section):
+    engine: Literal["runtime", "kserve", "vllm"] = "runtime"
+    port: Port = 8080
+    replicas: Replicas = Field(default_factory=Replicas)
+    autoscale: Autoscale = Field(default_factory=Autoscale)
+    resources: ServeResources = Field(default_factory=ServeResources)
+    rollout: Rollout = Field(default_factory=Rollout)
+    llm: LLM | None = None
+    batch: Batch | None = None
+
+
+class CurrentData(Section):
+    uri: DataUri
+    window: Duration = "24h"
+
+
+class DriftThreshold(Section):
+    psi: float = Field(0.2, gt=0)
+    share: Fraction = 0.3
+
+
+class Drift(Section):
+    schedule: Cron = "0 * * * *"
+    current: CurrentData
+    method: Literal["auto", "psi", "ks", "chi2"] = "auto"
+    threshold: DriftThreshold = Field(default_factory=DriftThreshold)
+    on_drift: Literal["alert", "retrain"] = "alert"
+
+
+class Alerts(Section):
+    latency_p95_ms: float | None = Field(None, gt=0)
+    error_rate: Fraction | None = None
+    prediction_psi: float | None = Field(None, gt=0)
+
+
+class Monitor(Section):
+    drift: Drift | None = None
+    alerts: Alerts = Field(default_factory=Alerts)
+    pushgateway: str | None = Field(None, description="default http://prometheus-pushgateway.monitoring.svc:9091")
+
+
+class SecretRef(Section):
+    """Where a secret lives: a Kubernetes Secret key, and optionally a GitHub Actions secret."""
+
+    k8s: DnsLabel = Field(description="name of the Kubernetes Secret")
+    key: str = Field(description="key inside the Secret")
+    github: EnvVarName | None = Field(None, description="name of the GitHub Actions secret")
+
+
+class GitOps(Section):
+    engine: Literal["argocd", "flux", "none"] = "none"
+    repo: str | None = Field(None, description="required for argocd and flux")
+    path: RelativePath = "deploy"
+    branch: str = "main"
+
+
+PullRequestJob = Literal["validate", "plan", "data_tests", "smoke_train", "gate"]
+
+
+class Bot(Section):
+    commit: bool = False
+    comment: bool = False
+
+
+class CI(Section):
+    provider: Literal["github"] = "github"
+    pull_request: list[PullRequestJob] = Field(default_factory=lambda: ["validate", "plan"])
+    bot: Bot = Field(default_factory=Bot)
+
+
+class MLProject(Section):
+    """A whole mlproject.yaml (one environment's view once overlays are merged)."""
+
+    api_version: Literal["mlc/v1"] = Field(alias="apiVersion")
+    kind: Literal["MLProject"]
+    metadata: Metadata
+    code: Code = Field(default_factory=Code)
+    images: Images = Field(default_factory=Images)
+    data: Data = Field(default_factory=Data)
+    train: Train | None = None
+    registry: Registry = Field(default_factory=Registry)
+    evaluate: Evaluate | None = None
+    serve: Serve | None = None
+    monitor: Monitor | None = None
+    secrets: dict[EnvVarName, SecretRef] = Field(default_factory=dict)
+    environments: dict[DnsLabel, dict[str, Any]] = Field(
+        default_factory=dict, description="overlays deep-merged over the base, one output folder each"
+    )
+    gitops: GitOps = Field(default_factory=GitOps)
+    ci: CI = Field(default_factory=CI)
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)

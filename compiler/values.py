@@ -1,0 +1,289 @@
+"""Value rules of the spec: names, quantities, durations, cron, paths.
+
+Each rule is a small pure function that returns the normalised value or raises `ValueError`
+with a message that shows a valid form; the `Annotated` types below attach them to pydantic
+fields. Messages never repeat the offending value for secrets (see `validate`).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUANTITY = re.compile(r"(?P<number>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
+_DURATION = re.compile(r"((\d+)(s|m|h|d))+")
+_DURATION_PART = re.compile(r"(\d+)(s|m|h|d)")
+_STEPS = re.compile(r"[1-9]\d*steps")
+_ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+_SHA256_REF = re.compile(r".+@sha256:[0-9a-f]{64}")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def dns_label(value: str, max_length: int = 63) -> str:
+    """A DNS-1123 label: lower-case alphanumerics and '-', starting and ending alphanumeric."""
+    if not _DNS_LABEL.fullmatch(value) or len(value) > max_length:
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:max_length] or "my-model"
+        raise ValueError(
+            f"must be a DNS-1123 label (lower-case letters, digits and '-', 1-{max_length} chars, "
+            f"starting and ending with a letter or digit), e.g. '{suggestion}'"
+        )
+    return value
+
+
+def project_name(value: str) -> str:
+    """The project name prefixes every resource, so it leaves room for suffixes: 40 chars."""
+    return dns_label(value, max_length=40)
+
+
+def label_key(value: str) -> str:
+    """A Kubernetes label key: `[prefix/]name`, prefix a DNS subdomain, name up to 63 chars."""
+    prefix, _, name = value.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError("label key prefix must be a DNS subdomain, e.g. 'example.com/team'")
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        raise ValueError(
+            "label key must be 1-63 letters, digits, '-', '_' or '.', starting and ending "
+            "alphanumeric (optionally prefixed 'example.com/'), e.g. 'team'"
+        )
+    return value
+
+
+def label_value(value: str) -> str:
+    """A Kubernetes label value: empty, or up to 63 chars of [A-Za-z0-9-_.], alphanumeric ends."""
+    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
+        raise ValueError(
+            "label value must be at most 63 letters, digits, '-', '_' or '.', starting and ending "
+            "alphanumeric, e.g. 'growth'"
+        )
+    return value
+
+
+def quantity(value: str | int | float) -> str:
+    """A Kubernetes quantity (`500m`, `2`, `16Gi`, `1.5`), normalised to a string, > 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a Kubernetes quantity such as '2', '500m' or '16Gi', got a boolean")
+    text = str(value) if not isinstance(value, float) else format(Decimal(repr(value)), "f")
+    match = _QUANTITY.fullmatch(text)
+    if not match:
+        raise ValueError(f"must be a Kubernetes quantity such as '2', '500m' or '16Gi'{_quantity_hint(text)}")
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
+        raise ValueError("must be a Kubernetes quantity such as '2', '500m' or '16Gi'") from None
+    if number <= 0:
+        raise ValueError(f"must be greater than zero, got '{text}'")
+    return text
+
+
+def _quantity_hint(text: str) -> str:
+    units = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP])([iI]?)[bB]?\s*", text)
+    if units:
+        number, unit, binary = units.groups()
+        unit = unit.upper() if unit not in "km" else unit
+        if unit == "m":
+            unit = "M"
+        if binary:
+            return f", got '{text}': did you mean '{number}{unit}i'?"
+        return f", got '{text}': did you mean '{number}{unit}' (decimal) or '{number}{unit}i' (binary)?"
+    return f", got '{text}'"
+
+
+def quantity_to_number(value: str) -> Decimal:
+    """The numeric value of a validated quantity (bytes for memory, cores for CPU)."""
+    match = _QUANTITY.fullmatch(value)
+    assert match, value
+    number = Decimal(match["number"])
+    suffix = match["suffix"] or ""
+    binary = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+    decimal = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+    if suffix in binary:
+        return number * (Decimal(1024) ** binary[suffix])
+    if suffix in decimal:
+        return number * (Decimal(10) ** decimal[suffix])
+    if suffix:
+        return number * (Decimal(10) ** int(suffix[1:]))
+    return number
+
+
+def duration(value: str) -> str:
+    """A duration like `90s`, `90m`, `2h`, `7d` or `1h30m`, greater than zero."""
+    if not isinstance(value, str) or not _DURATION.fullmatch(value):
+        raise ValueError(f"must be a duration such as '90m', '2h' or '7d', got '{value}'")
+    if duration_seconds(value) == 0:
+        raise ValueError("must be longer than zero, e.g. '10m'")
+    return value
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a validated duration."""
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def checkpoint_every(value: str) -> str:
+    """`epoch`, `<N>steps`, or a duration."""
+    if value == "epoch" or _STEPS.fullmatch(value):
+        return value
+    try:
+        return duration(value)
+    except ValueError:
+        raise ValueError(f"must be 'epoch', '<N>steps' (e.g. '500steps') or a duration (e.g. '30m'), got '{value}'") from None
+
+
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    (
+        "month",
+        1,
+        12,
+        {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
+    ),
+    ("day of week", 0, 7, {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}),
+)
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+
+
+def cron(value: str) -> str:
+    """A 5-field cron schedule (as Kubernetes CronJob reads it) or a macro like `@daily`."""
+    if value in _CRON_MACROS:
+        return value
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"must be a cron schedule of 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {len(fields)} field(s), e.g. '0 3 * * 1' (Mondays at 03:00)"
+        )
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.split(","):
+            problem = _cron_part_problem(part, low, high, names)
+            if problem:
+                raise ValueError(f"cron {name} field '{text}': {problem}; valid range {low}-{high}")
+    return value
+
+
+def _cron_part_problem(part: str, low: int, high: int, names: dict[str, int]) -> str:
+    base, _, step = part.partition("/")
+    if step and (not step.isdigit() or int(step) == 0):
+        return f"step '/{step}' must be a positive integer"
+    if base == "*":
+        return ""
+    bounds = base.split("-")
+    if len(bounds) > 2 or not all(bounds):
+        return f"'{part}' is not a number, range (a-b) or '*'"
+    values = []
+    for bound in bounds:
+        number = names.get(bound.upper()) if not bound.isdigit() else int(bound)
+        if number is None:
+            return f"'{bound}' is not a number"
+        if not low <= number <= high:
+            return f"{number} is out of range"
+        values.append(number)
+    if len(values) == 2 and values[0] > values[1]:
+        return f"range '{base}' runs backwards"
+    return ""
+
+
+def relative_path(value: str) -> str:
+    """A relative POSIX path that stays inside the repository (no absolute path, no `..` escape)."""
+    if not value or "\x00" in value:
+        raise ValueError("must be a non-empty relative path, e.g. 'src/'")
+    if value.startswith(("/", "~", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        raise ValueError(f"must be relative to the directory of mlproject.yaml, got the absolute path '{value}'")
+    depth = 0
+    for part in PurePosixPath(value.replace("\\", "/")).parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            raise ValueError(f"must stay inside the repository, but '{value}' climbs out with '..'")
+    return value
+
+
+def is_remote_uri(value: str) -> bool:
+    """True for object-store and web URIs, which are not paths in the repository."""
+    return bool(re.match(r"[a-z][a-z0-9+.-]*://", value))
+
+
+def data_uri(value: str) -> str:
+    """A data location: an `s3://`, `gs://`, ... URI, or a relative path/glob inside the repository."""
+    if is_remote_uri(value):
+        scheme = value.split("://", 1)[0]
+        if scheme not in {"s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https", "hdfs", "file"}:
+            raise ValueError(f"unsupported URI scheme '{scheme}://'; use s3://, gs://, az://, hdfs://, https:// or a relative path")
+        if scheme == "file":
+            raise ValueError("use a relative path instead of a file:// URI, so the spec works on every machine")
+        return value
+    return relative_path(value)
+
+
+def entrypoint(value: str) -> str:
+    """`package.module:function`, importable from `code.source`."""
+    if not _ENTRYPOINT.fullmatch(value):
+        raise ValueError(f"must be 'module:function' (e.g. 'churn.model:train'), got '{value}'")
+    return value
+
+
+def env_var_name(value: str) -> str:
+    """An environment variable name: letters, digits and '_', not starting with a digit."""
+    if not _ENV_VAR.fullmatch(value):
+        raise ValueError("must be an environment variable name such as 'AWS_ACCESS_KEY_ID'")
+    return value
+
+
+def image_reference_with_digest(value: str) -> bool:
+    """True when an image reference is pinned by digest (`...@sha256:<64 hex>`)."""
+    return bool(_SHA256_REF.fullmatch(value))
+
+
+def python_version(value: str) -> str:
+    """`3.X` (major.minor)."""
+    if not re.fullmatch(r"3\.\d{1,2}", value):
+        raise ValueError(f"must include major and minor version, e.g. '3.11', got '{value}'")
+    return value
+
+
+def torch_version(value: str) -> str:
+    """A release version `X.Y.Z` (the compatibility table decides which ones exist)."""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", value):
+        raise ValueError(f"must be a full release version, e.g. '2.5.1', got '{value}'")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(dns_label)]
+ProjectName = Annotated[str, AfterValidator(project_name)]
+LabelKey = Annotated[str, AfterValidator(label_key)]
+LabelValue = Annotated[str, AfterValidator(label_value)]
+# `cpu: 2` and `cpu: 0.5` are natural YAML; Kubernetes quantities are strings, so normalise.
+Quantity = Annotated[
+    str,
+    BeforeValidator(quantity),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "Kubernetes quantity, e.g. 2, 500m, 16Gi",
+        }
+    ),
+]
+Duration = Annotated[str, AfterValidator(duration)]
+Cron = Annotated[str, AfterValidator(cron)]
+RelativePath = Annotated[str, AfterValidator(relative_path)]
+DataUri = Annotated[str, AfterValidator(data_uri)]
+Entrypoint = Annotated[str, AfterValidator(entrypoint)]
+EnvVarName = Annotated[str, AfterValidator(env_var_name)]
+CheckpointEvery = Annotated[str, AfterValidator(checkpoint_every)]
+PythonVersion = Annotated[str, AfterValidator(python_version)]
+TorchVersion = Annotated[str, AfterValidator(torch_version)]
+Count = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Port = Annotated[int, Field(ge=1, le=65535)]

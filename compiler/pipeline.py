@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, has_errors, sorted_unique
 from mlc.compiler.load import read_spec
 from mlc.compiler.resolve import ResolvedSpec, resolve_project
@@ -43,6 +44,29 @@ def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectRes
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
     return ProjectResult(spec_path, project, resolve_project(project), diagnostics)
+
+
+@dataclass(frozen=True)
+class CompiledProject:
+    """Every artifact of one spec, compiled in memory (nothing written), or the diagnostics."""
+
+    result: ProjectResult
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the spec compiled; `artifacts` is then complete."""
+        return self.result.ok
+
+
+def compile_spec_file(spec_path: Path, display: str | None = None) -> CompiledProject:
+    """Load, validate, resolve and emit one spec. Artifact paths are relative to its folder."""
+    from mlc.compiler.emit import emit_project
+
+    result = resolve_spec_file(spec_path, display)
+    if not result.ok:
+        return CompiledProject(result)
+    return CompiledProject(result, emit_project(result.resolved))
 
 
 def discover_specs(paths: Iterable[Path]) -> list[Path]:

@@ -78,8 +78,11 @@ def validate_document(
             merged, source, origin = merge_overlay(document, name)
             spec, env_diagnostics = _validate_view(merged, source, (name, origin), root)
             for d in env_diagnostics:
-                if (d.position, d.field, d.message) not in base_seen:
-                    diagnostics.append(d)
+                if (d.position, d.field, d.message) in base_seen:
+                    continue  # the base has this problem; report it once, there
+                if not d.field.startswith("environments."):
+                    d = Diagnostic(d.severity, f"{d.message} (in environment '{name}')", d.position, d.field, d.hint)
+                diagnostics.append(d)
             if spec is not None:
                 environments[name] = spec
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
@@ -101,18 +104,32 @@ def deep_merge(base: Any, overlay: Any) -> Any:
 
 
 def merge_overlay(document: LoadedDocument, env: str) -> tuple[dict[str, Any], SourceMap, set[FieldPath]]:
-    """The merged data of one environment, its source map, and the paths that came from the overlay."""
+    """The merged data of one environment, its source map, and the paths the overlay set.
+
+    A path is the overlay's when the overlay replaced the value there (a mapping merged into a
+    mapping stays the base's, so only what the overlay really changed is blamed on it).
+    """
     overlay = document.data["environments"][env]
     merged = deep_merge(document.data, overlay)
     merged.pop("environments", None)
     prefix: FieldPath = ("environments", env)
-    source = SourceMap(document.source.file, dict(document.source.values), dict(document.source.keys))
+    base = document.source
+    source = SourceMap(base.file, dict(base.values), dict(base.keys))
     origin: set[FieldPath] = set()
-    for table, target in ((document.source.values, source.values), (document.source.keys, source.keys)):
-        for path, position in table.items():
-            if path[:2] == prefix and len(path) > 2:
-                target[path[2:]] = position
-                origin.add(path[2:])
+
+    def walk(base_node: Any, overlay_node: dict[str, Any], path: FieldPath) -> None:
+        for key, value in overlay_node.items():
+            here = (*path, key)
+            if isinstance(value, dict) and isinstance(base_node, dict) and isinstance(base_node.get(key), dict):
+                walk(base_node[key], value, here)
+                continue
+            origin.add(here)
+            for table, target in ((base.values, source.values), (base.keys, source.keys)):
+                for full, position in table.items():
+                    if full[: len(prefix) + len(here)] == (*prefix, *here):
+                        target[full[len(prefix):]] = position
+
+    walk(document.data, overlay, ())
     return merged, source, origin
 
 
@@ -142,14 +159,11 @@ def _position(finding: Finding, source: SourceMap, environment: tuple[str, set[F
     path = finding.path
     position = source.key_position(path) if finding.at_key else source.value_position(path)
     field = ".".join(str(p) for p in path)
-    message = finding.message
     if environment is not None:
         name, origin = environment
         if any(path[:i] in origin for i in range(len(path), 0, -1)):
             field = f"environments.{name}.{field}"
-        else:
-            message = f"{message} (in environment '{name}')"
-    return Diagnostic(finding.severity, message, position, field, finding.hint)
+    return Diagnostic(finding.severity, finding.message, position, field, finding.hint)
 
 
 # --- pydantic errors -> findings ------------------------------------------------------------
@@ -428,6 +442,8 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
                           "engine 'runtime' serves the project's registered model, but the project has no `train`",
                           "add `train:`, or serve an LLM with `engine: vllm`")
 
+    yield from _compatibility_rules(spec)
+
     images_built = train is not None or (serve is not None and serve.engine == "runtime")
     if images_built and spec.images.registry is None:
         yield Finding(("images",), "a project that builds images needs `images.registry`",
@@ -470,6 +486,41 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
         yield Finding(("ci", "pull_request"), "the `smoke_train` job needs a `train` section")
     if "data_tests" in jobs and (contract is None or not contract.features):
         yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
+
+
+def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
+    """torch/Python/GPU combinations that no base image or wheel can satisfy."""
+    from mlc.compiler.compat import CompatError, check_gpu_type, known_gpu_types, resolve_base_image
+
+    torch = spec.code.framework.torch
+    if torch is not None:
+        try:
+            resolve_base_image(torch, spec.code.python, gpu=False)
+        except CompatError as exc:
+            key = "torch" if exc.field == "torch" else "python"
+            path = ("code", "framework", "torch") if key == "torch" else ("code", "python")
+            yield Finding(path, exc.message)
+            return
+    placements = []
+    if spec.train is not None and spec.train.resources.gpus:
+        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
+    if spec.serve is not None and spec.serve.resources.gpus:
+        # vLLM images bring their own torch build: only the GPU name is checked for them.
+        serve_torch = torch if spec.serve.engine != "vllm" else None
+        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
+    for path, gpu_type, torch_version in placements:
+        if gpu_type is None:
+            continue
+        if torch_version is None:
+            if gpu_type not in known_gpu_types():
+                close = difflib.get_close_matches(gpu_type, known_gpu_types(), n=2)
+                hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known_gpu_types())}"
+                yield Finding(path, f"unknown gpu_type '{gpu_type}'", hint)
+            continue
+        try:
+            check_gpu_type(gpu_type, torch_version)
+        except CompatError as exc:
+            yield Finding(path, exc.message)
 
 
 def _memory_rule(path: FieldPath, memory: str) -> Iterator[Finding]:

@@ -1,0 +1,72 @@
+"""`mlc init`: a commented starter project that validates as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from mlc.compiler.templating import render_template
+
+_MODEL_PY = '''"""Training entrypoint: mlc calls `train(ctx)` with the project's params and data."""
+
+
+def train(ctx):
+    """Train a model from ctx.params on ctx's training data and return it."""
+    raise NotImplementedError("write your training code here")
+'''
+
+
+class ScaffoldError(Exception):
+    """The project cannot be scaffolded as asked (e.g. a spec already exists)."""
+
+
+def project_name_for(directory: Path) -> str:
+    """A DNS-1123 project name derived from a directory name."""
+    name = re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")[:40].strip("-")
+    return name or "my-model"
+
+
+def write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
+    """Write `text` atomically (temp file + rename); refuse to replace a file unless `overwrite`."""
+    if path.exists() and not overwrite:
+        raise ScaffoldError(f"{path} already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def scaffold_project(directory: Path, name: str | None = None, force: bool = False) -> list[Path]:
+    """Write mlproject.yaml, its JSON Schema, and (where missing) a lock file and a train stub."""
+    from mlc.compiler.json_schema import json_schema_text
+    from mlc.compiler.values import project_name
+
+    name = name or project_name_for(directory)
+    try:
+        project_name(name)
+    except ValueError as exc:
+        raise ScaffoldError(f"--name: {exc}") from None
+    spec = directory / "mlproject.yaml"
+    if spec.exists() and not force:
+        raise ScaffoldError(f"{spec} already exists (use --force to overwrite)")
+    package = name.replace("-", "_")
+    files = {
+        spec: render_template("mlproject.yaml.j2", name=name, package=package),
+        directory / "mlproject.schema.json": json_schema_text(),
+    }
+    optional = {
+        directory / "requirements.lock": "# Fully pinned requirements (name==version), e.g. from `pip freeze`.\n",
+        directory / "src" / package / "__init__.py": "",
+        directory / "src" / package / "model.py": _MODEL_PY,
+    }
+    files.update({path: text for path, text in optional.items() if not path.exists()})
+    for path, text in files.items():
+        write_new_file(path, text, overwrite=True)
+    return list(files)

@@ -1,0 +1,1 @@
+"""The churn example: a logistic-regression churn classifier in PyTorch."""

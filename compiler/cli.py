@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from mlc.compiler import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -65,7 +64,9 @@ def validate(spec_paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout."
+)
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of mlproject.yaml (for editors and pre-commit checks)."""
     from mlc.compiler.json_schema import json_schema_text

@@ -35,14 +35,19 @@ def main() -> None:
     mlc = [sys.executable, "-c", "from mlc.compiler.cli import main; main()"]
     rows = [
         ("python -c 'import pydantic'", timed([sys.executable, "-c", "import pydantic"], args.runs)),
+        # `import pydantic` is lazy: BaseModel (what any pydantic-validated CLI pays) is the honest floor.
+        (
+            "python -c 'from pydantic import BaseModel'",
+            timed([sys.executable, "-c", "from pydantic import BaseModel"], args.runs),
+        ),
         ("mlc --version", timed([*mlc, "--version"], args.runs)),
         ("mlc validate (churn example)", timed([*mlc, "validate", "-f", str(SPEC)], args.runs)),
     ]
     baseline = rows[0][1]
-    print(f"{'command':<32} {'median ms':>10} {'x pydantic':>11}")
+    print(f"{'command':<44} {'median ms':>10} {'x import pydantic':>18}")
     for name, seconds in rows:
-        print(f"{name:<32} {seconds * 1000:>10.1f} {seconds / baseline:>11.2f}")
-    verdict = "meets" if rows[2][1] <= 2 * baseline else "MISSES"
+        print(f"{name:<44} {seconds * 1000:>10.1f} {seconds / baseline:>18.2f}")
+    verdict = "meets" if rows[-1][1] <= 2 * baseline else "MISSES"
     print(f"\nvalidate {verdict} the target (<= 2x import pydantic)")
 
 

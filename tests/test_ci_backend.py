@@ -30,7 +30,9 @@ SHARED_DESIGN = REPO.parent / "shared" / "design"
 WORKFLOWS = (ci.PULL_REQUEST_WORKFLOW_PATH, ci.MAIN_WORKFLOW_PATH)
 
 # A string that does something if any shell or GitHub expression ever evaluates it.
-HOSTILE = 'x"; touch PWNED; echo "$(touch PWNED)`touch PWNED`\'${{ github.token }}\nnext line $HOME'
+HOSTILE = (
+    'x"; touch PWNED; echo "$(touch PWNED)`touch PWNED`\'${{ toJSON(secrets) }}\nnext line $HOME'
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def hostile_spec_text() -> str:
     text = text.replace(
         "  model: churn-classifier\n", f"  model: churn-classifier\n  tracking_uri: {quoted}\n"
     )
-    path = json.dumps("deploy/${{ github.token }}/$(touch PWNED)")
+    path = json.dumps("deploy/${{ secrets.STOLEN }}/$(touch PWNED)")
     return text.replace("  path: deploy\n", f"  path: {path}\n")
 
 

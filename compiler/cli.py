@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from mlc.compiler import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mlc.compiler.diagnostics import Diagnostic, SourcePosition, error
 
 MAX_SPEC_BYTES = 1024 * 1024

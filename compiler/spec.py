@@ -13,6 +13,8 @@ import re
 from itertools import pairwise
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from mlc.compiler.values import (
     CheckpointEvery,
     Count,
@@ -33,7 +35,6 @@ from mlc.compiler.values import (
     RelativePath,
     TorchVersion,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 API_VERSION = "mlc/v1"
 

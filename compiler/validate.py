@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from mlc.compiler.diagnostics import Diagnostic, Finding, Severity, error
 from mlc.compiler.load import FieldPath, LoadedDocument, SourceMap
 from mlc.compiler.project_files import check_project_files
@@ -32,7 +34,6 @@ from mlc.compiler.spec import (
     metric_is_higher_better,
 )
 from mlc.compiler.values import image_reference_with_digest, quantity_to_number
-from pydantic import BaseModel, ValidationError
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 # Keys an overlay may not change: they identify the project or would nest overlays.

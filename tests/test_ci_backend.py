@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from mlc.compiler.backends import ci
 from mlc.compiler.backends.ci._pins import ActionPins
 from mlc.compiler.pipeline import compile_spec_file

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from conftest import make_project
 from mlc.compiler.pipeline import resolve_spec_file
 

@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 
 import yaml
-from conftest import REPO_ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import REPO_ROOT
 from mlc.compiler.load import parse_spec_text
 from mlc.compiler.validate import validate_document
 

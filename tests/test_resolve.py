@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_validate import BASE
+
 from conftest import REPO_ROOT
 from mlc.compiler.pipeline import resolve_spec_file
-from test_validate import BASE
 
 
 def test_churn_example_resolves_every_environment() -> None:

@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import pytest
+
 from conftest import REPO_ROOT
 from mlc.compiler.load import parse_spec_text
 

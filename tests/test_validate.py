@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO_ROOT
 from mlc.compiler.diagnostics import Severity
 from mlc.compiler.pipeline import resolve_spec_file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+
 from mlc.compiler.yaml_writer import dump_yaml
 
 AMBIGUOUS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+
 from mlc.compiler.yaml_writer import Commented, dump_yaml
 
 

@@ -10,8 +10,9 @@ import json
 from functools import cache
 from importlib.resources import files
 
-from mlc.compiler.yaml_writer import Commented
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+
+from mlc.compiler.yaml_writer import Commented
 
 PINS_FILE = "action-pins.json"
 

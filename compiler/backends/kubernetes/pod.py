@@ -46,7 +46,7 @@ class ContainerSpec:
     resources: Resources
     ports: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)
-    probes: dict[str, Any] = field(default_factory=dict)  # livenessProbe, readinessProbe, ...
+    probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
 
 

@@ -17,6 +17,8 @@ from mlc.compiler.resolve import ResolvedSpec
 # In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 RATE_WINDOW = "5m"
+VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
+VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
 SERVER_ERROR = 'code=~"5.."'
 
 
@@ -48,11 +50,17 @@ def error_rate_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE
     return f"{errors} / {requests}"
 
 
+def latency_histogram(resolved: ResolvedSpec) -> str:
+    """The request-latency histogram of the serving engine (vLLM exports its own)."""
+    serve = resolved.spec.serve
+    if serve is not None and serve.engine == "vllm":
+        return VLLM_LATENCY_HISTOGRAM
+    return METRIC_NAMES["request_duration_seconds"]
+
+
 def latency_p95_ms_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:
     """p95 request latency in milliseconds over `window`."""
-    buckets = (
-        f"{METRIC_NAMES['request_duration_seconds']}_bucket{serving_selector(resolved, extra)}"
-    )
+    buckets = f"{latency_histogram(resolved)}_bucket{serving_selector(resolved, extra)}"
     return f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}]))) * 1000"
 
 

@@ -115,3 +115,17 @@ def test_flux_syncs_each_environment_folder(rendered):
         "kind": "GitRepository",
         "name": source["metadata"]["name"],
     }
+
+
+def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rendered):
+    (cronjob,) = [
+        c
+        for c in _docs(rendered["reference"], "CronJob", "production")
+        if c["metadata"]["name"] == "churn-batch"
+    ]
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed" and job["parallelism"] == job["completions"] == 8
+    command = job["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["mlc-runtime", "batch"]
+    assert command[-4:] == ["--shard", "$(JOB_COMPLETION_INDEX)", "--shards", "8"]
+    assert cronjob["spec"]["schedule"] == "0 * * * *"

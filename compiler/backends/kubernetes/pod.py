@@ -24,6 +24,15 @@ CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 CACHE_DIR = "/var/cache/mlc"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def completion_index_env() -> dict[str, Any]:
+    """`JOB_COMPLETION_INDEX` from the downward API, so `$(JOB_COMPLETION_INDEX)` expands."""
+    return {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}},
+    }
 
 
 @dataclass(frozen=True)

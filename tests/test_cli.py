@@ -11,9 +11,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_validate import BASE
 
-from conftest import REPO_ROOT
 from mlc.compiler import __version__
 from mlc.compiler.cli import main
+from spec_fixtures import REPO_ROOT
 
 
 def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_project
 from mlc.compiler.pipeline import resolve_spec_file
+from spec_fixtures import make_project
 
 CASES = sorted((Path(__file__).parent / "cases" / "invalid").glob("*.yaml"))
 EXPECT = "# expect: "

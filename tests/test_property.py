@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO_ROOT
 from mlc.compiler.load import parse_spec_text
 from mlc.compiler.validate import validate_document
+from spec_fixtures import REPO_ROOT
 
 REFERENCE = REPO_ROOT.parent / "shared" / "design" / "mlproject.reference.yaml"
 SEED_TEXT = (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from test_validate import BASE
 
-from conftest import REPO_ROOT
 from mlc.compiler.pipeline import resolve_spec_file
+from spec_fixtures import REPO_ROOT
 
 
 def test_churn_example_resolves_every_environment() -> None:

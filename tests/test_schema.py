@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from conftest import REPO_ROOT
 from mlc.compiler.load import parse_spec_text
+from spec_fixtures import REPO_ROOT
 
 SCHEMA = json.loads((REPO_ROOT / "schemas" / "mlproject.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
 from mlc.compiler.diagnostics import Severity
 from mlc.compiler.pipeline import resolve_spec_file
 from mlc.compiler.project_files import check_requirements_lock
+from spec_fixtures import REPO_ROOT
 
 BASE = """apiVersion: mlc/v1
 kind: MLProject

@@ -18,13 +18,12 @@ from importlib.resources import files
 from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from mlc.compiler.artifact import Artifact, generated_notice
 from mlc.compiler.compat import resolve_base_image, torch_compat_table, version_key
 from mlc.compiler.resolve import ResolvedSpec
 from mlc.compiler.spec import ImageSpec
 from mlc.compiler.templating import render_template
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "RUNTIME_UID",
@@ -187,23 +186,35 @@ def _choose_base(environments: Sequence[ResolvedSpec], role: Role, gpu: bool) ->
         image = f"python:{code.python}-slim-{suite}"
         reason = f"CPU image: slim Python on Debian {suite} (named, so the apt pins stay valid)"
         if override is not None:
-            return _Base(override, "images.base override (CPU: must provide `python`)", None,
-                         index_url, needs_uv=False)
+            return _Base(
+                override,
+                "images.base override (CPU: must provide `python`)",
+                None,
+                index_url,
+                needs_uv=False,
+            )
         return _Base(image, reason, f"debian-{suite}", index_url, needs_uv=False)
     if torch is not None:
         # One image serves every environment: the oldest CUDA any of their GPUs needs runs on all.
-        choices = [resolve_base_image(torch, code.python, True, t) for t in _gpu_types(environments, role)]
-        choices = choices or [resolve_base_image(torch, code.python, True)]
+        gpu_types = _gpu_types(environments, role) or [None]
+        choices = [resolve_base_image(torch, code.python, True, t) for t in gpu_types]
         chosen = min(choices, key=lambda b: version_key(b.cuda or "0"))
         cuda, index_url = chosen.cuda or "", chosen.torch_index_url
-        reason = f"GPU image: CUDA {cuda} runtime + cuDNN, the newest CUDA torch {torch} ships for its GPUs"
+        reason = (
+            f"GPU image: CUDA {cuda} runtime + cuDNN, newest CUDA of torch {torch} for its GPUs"
+        )
     else:
         cuda = max(torch_compat_table().cuda.versions, key=version_key)
         reason = f"GPU image without framework.torch: the newest CUDA runtime in the table ({cuda})"
     cuda_image = torch_compat_table().cuda.versions[cuda]
     if override is not None:
-        return _Base(override, "images.base override (GPU: CPython comes from uv)", None,
-                     index_url, needs_uv=True)
+        return _Base(
+            override,
+            "images.base override (GPU: CPython comes from uv)",
+            None,
+            index_url,
+            needs_uv=True,
+        )
     return _Base(cuda_image.image, reason, f"ubuntu-{cuda_image.ubuntu}", index_url, needs_uv=True)
 
 
@@ -232,9 +243,10 @@ def plan_image(
     code = first.spec.code
     gpu = any((env.train_gpu if role == "train" else env.serve_gpu) for env in building)
     base = _choose_base(building, role, gpu)
-    requested = list(dict.fromkeys(p for env in building for p in _image_spec(env, role).system_packages))
+    requested = [p for env in building for p in _image_spec(env, role).system_packages]
+    requested = list(dict.fromkeys(requested))
     packages, unpinned = _pinned_packages(requested, base.distro)
-    ports = sorted({env.spec.serve.port for env in building if env.spec.serve}) if role == "serve" else []
+    ports = sorted({env.spec.serve.port for env in building if env.spec.serve and role == "serve"})
     repo = first.spec.gitops.repo
     pinned_base = pin_image(base.image, digests)
     source = PurePosixPath(code.source).as_posix()
@@ -321,8 +333,9 @@ def emit_dockerfiles(
         sources = ("code", "images", role)
         dockerfile = render_dockerfile(plan, first.compiler_version, first.spec_digest)
         ignore = render_dockerignore(plan, first.compiler_version, first.spec_digest)
-        artifacts.append(Artifact(plan.dockerfile_path, dockerfile.encode(), "docker", sources))
-        artifacts.append(Artifact(f"{plan.dockerfile_path}.dockerignore", ignore.encode(), "docker", sources))
+        path = plan.dockerfile_path
+        artifacts.append(Artifact(path, dockerfile.encode(), "docker", sources))
+        artifacts.append(Artifact(f"{path}.dockerignore", ignore.encode(), "docker", sources))
     return artifacts
 
 

@@ -267,6 +267,7 @@ def test_public_surface() -> None:
     assert set(docker.__all__) == {
         "RUNTIME_UID",
         "ImagePlan",
+        "base_images",
         "emit",
         "emit_dockerfiles",
         "plan_image",

@@ -18,16 +18,18 @@ from importlib.resources import files
 from pathlib import PurePosixPath
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from mlc.compiler.artifact import Artifact, generated_notice
 from mlc.compiler.compat import resolve_base_image, torch_compat_table, version_key
 from mlc.compiler.resolve import ResolvedSpec
 from mlc.compiler.spec import ImageSpec
 from mlc.compiler.templating import render_template
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "RUNTIME_UID",
     "ImagePlan",
+    "base_images",
     "emit",
     "emit_dockerfiles",
     "plan_image",
@@ -270,6 +272,16 @@ def plan_image(
         source_url=repo.removesuffix(".git") if repo else None,
         output_dir=f"{PurePosixPath(first.spec.gitops.path).as_posix()}/docker",
     )
+
+
+def base_images(environments: Sequence[ResolvedSpec]) -> list[str]:
+    """Every image the Dockerfiles start FROM, as written before any digest is pinned."""
+    found: list[str] = []
+    for role in ("train", "serve"):
+        plan = plan_image(environments, role)
+        if plan is not None:
+            found += [plan.base] + ([plan.uv_image] if plan.uv_image else [])
+    return list(dict.fromkeys(found))
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -364,6 +364,16 @@ def _builder_pip_commands(dockerfile: str) -> list[list[str]]:
     return commands
 
 
+def _source_copy(target: Path) -> Path:
+    """The package's sources in a temp dir: building it writes build/ and *.egg-info beside them."""
+    target.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, target / name)
+    for name in ("compiler", "runtime", "templates", "schemas"):
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
 @pytest.mark.slow
 def test_serve_builder_pip_commands_install_the_churn_lock(
     tmp_path: Path, churn: dict[str, str]
@@ -392,7 +402,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(
             for a in args
         ]
         if args == ["mlc[runtime]==0.1.0"]:
-            args = ["--no-deps", str(REPO)]
+            args = ["--no-deps", str(_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],
             capture_output=True,

@@ -97,3 +97,37 @@ def init(directory: Path, name: str | None, force: bool) -> None:
     for path in written:
         click.echo(f"created {_display(path)}")
     click.echo("next: edit mlproject.yaml, then run `mlc validate`")
+
+
+@main.group()
+def images() -> None:
+    """Base images of the compiled Dockerfiles."""
+
+
+@images.command("lock")
+@spec_option
+def images_lock(spec_paths: tuple[Path, ...]) -> None:
+    """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
+    from mlc.compiler.backends.docker import base_images
+    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
+    from mlc.compiler.registry_digests import IMAGES_LOCK_FILENAME, RegistryError, resolve_digests, write_images_lock
+    from mlc.compiler.views import render_diagnostics
+
+    failed = False
+    for spec in discover_specs(spec_paths):
+        result = resolve_spec_file(spec, _display(spec))
+        click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
+        try:
+            digests = resolve_digests(base_images(result.resolved)) if result.ok else None
+        except RegistryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            digests = None
+        if digests is None:
+            failed = True
+            continue
+        lock = spec.parent / IMAGES_LOCK_FILENAME
+        write_images_lock(lock, digests)
+        for reference, digest in digests.items():
+            click.echo(f"{reference}@{digest}")
+        click.echo(f"wrote {_display(lock)}")
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)

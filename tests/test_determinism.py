@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from spec_fixtures import REPO_ROOT
 
 from mlc.compiler.pipeline import compile_spec_file
+from spec_fixtures import REPO_ROOT
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*/mlproject.yaml"))
 

@@ -22,6 +22,8 @@ DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"
 DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
+# The one non-root UID of every image (`USER`) and pod (`runAsUser`); >= 10000, clear of host users.
+RUNTIME_UID = 10001
 
 
 def canonical_digest(data: Any) -> str:

@@ -22,12 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlc.compiler.artifact import Artifact, generated_notice
 from mlc.compiler.compat import resolve_base_image, torch_compat_table, version_key
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve import RUNTIME_UID, ResolvedSpec
 from mlc.compiler.spec import ImageSpec
 from mlc.compiler.templating import render_template
 
 __all__ = [
-    "RUNTIME_UID",
     "ImagePlan",
     "base_images",
     "emit",
@@ -40,7 +39,6 @@ __all__ = [
 Role = Literal["train", "serve"]
 
 # The pods' `runAsUser`/`runAsGroup` must equal this (to be hoisted into `resolve`).
-RUNTIME_UID = 10001
 VENV = "/opt/venv"
 PYTHON_DIR = "/opt/python"  # uv-managed CPython in CUDA images
 CODE_DIR = "/opt/mlc/src"

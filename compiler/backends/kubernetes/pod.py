@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler.compat import gpu_table
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve import RUNTIME_UID, ResolvedSpec
 
-RUNTIME_UID = 10001  # the Docker backend builds images with `USER 10001`
 CONFIG_DIR = "/etc/mlc"
 CONFIG_KEY = "runtime-config.json"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"

@@ -267,7 +267,6 @@ def test_unpinned_package_without_a_table_entry_is_called_out(tmp_path: Path) ->
 
 def test_public_surface() -> None:
     assert set(docker.__all__) == {
-        "RUNTIME_UID",
         "ImagePlan",
         "base_images",
         "emit",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.diagnostics import Diagnostic, has_errors, sorted_unique
+from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_unique
 from mlc.compiler.load import read_spec
 from mlc.compiler.resolve import ResolvedSpec, resolve_project
 from mlc.compiler.validate import ValidatedProject, validate_document
@@ -43,7 +43,21 @@ def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectRes
     diagnostics = sorted_unique([*diagnostics, *more])
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
-    return ProjectResult(spec_path, project, resolve_project(project), diagnostics)
+    digests, lock_problems = _read_images_lock(spec_path.parent)
+    if lock_problems:
+        return ProjectResult(spec_path, None, [], sorted_unique([*diagnostics, *lock_problems]))
+    return ProjectResult(spec_path, project, resolve_project(project, digests), diagnostics)
+
+
+def _read_images_lock(root: Path) -> tuple[dict[str, str], list[Diagnostic]]:
+    """Base image digests pinned by `mlc images lock` (none when there is no lock)."""
+    from mlc.compiler.registry_digests import IMAGES_LOCK_FILENAME, RegistryError, read_images_lock
+
+    path = root / IMAGES_LOCK_FILENAME
+    try:
+        return read_images_lock(path), []
+    except (RegistryError, ValueError, KeyError, TypeError) as exc:
+        return {}, [error(f"{path.name}: unreadable images lock ({exc})", hint="re-create it with `mlc images lock`")]
 
 
 @dataclass(frozen=True)

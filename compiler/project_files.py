@@ -113,6 +113,15 @@ def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
             )
 
 
+def requirements_use_hashes(lock: Path) -> bool:
+    """True when the lock file pins `--hash` entries (the image build then requires hashes)."""
+    try:
+        text = lock.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(_HASH.search(" " + line) for _, _, line in _logical_lines(text))
+
+
 def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
     """Every requirement pinned with `==` (hashes honoured: all or none); nothing else allowed."""
     problems: list[Diagnostic] = []

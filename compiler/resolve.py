@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler import __version__
@@ -67,6 +68,8 @@ class ResolvedSpec:
     tensor_parallel: int
     labels: dict[str, str]
     annotations: dict[str, str]
+    requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
+    base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
 
     @property
     def name(self) -> str:
@@ -74,8 +77,14 @@ class ResolvedSpec:
         return self.spec.metadata.name
 
 
-def resolve_environment(project: ValidatedProject, environment: str | None) -> ResolvedSpec:
-    """Resolve one environment (`None`: the base, used when the spec defines no environments)."""
+def resolve_environment(
+    project: ValidatedProject, environment: str | None, base_image_digests: Mapping[str, str] | None = None
+) -> ResolvedSpec:
+    """Resolve one environment (`None`: the base, used when the spec defines no environments).
+
+    `base_image_digests` (tag -> sha256 digest, read from `mlc.images.lock` by the caller) pins
+    base images; resolution itself reads no file.
+    """
     spec = project.environments[environment] if environment is not None else project.base
     env_name = environment or DEFAULT_ENVIRONMENT
     spec_digest = canonical_digest(project.document.data)
@@ -137,11 +146,14 @@ def resolve_environment(project: ValidatedProject, environment: str | None) -> R
         tensor_parallel=tensor_parallel,
         labels=labels,
         annotations=annotations,
+        requirements_hashed=project.requirements_hashed,
+        base_image_digests=dict(sorted((base_image_digests or {}).items())),
     )
 
 
-def resolve_project(project: ValidatedProject) -> list[ResolvedSpec]:
+def resolve_project(
+    project: ValidatedProject, base_image_digests: Mapping[str, str] | None = None
+) -> list[ResolvedSpec]:
     """One `ResolvedSpec` per environment, in file order (the base alone when there are none)."""
-    if not project.environments:
-        return [resolve_environment(project, None)]
-    return [resolve_environment(project, name) for name in project.environments]
+    names = list(project.environments) or [None]
+    return [resolve_environment(project, name, base_image_digests) for name in names]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlc.compiler.diagnostics import Diagnostic, Finding, Severity, error
 from mlc.compiler.load import FieldPath, LoadedDocument, SourceMap
-from mlc.compiler.project_files import check_project_files
+from mlc.compiler.project_files import check_project_files, requirements_use_hashes
 from mlc.compiler.spec import (
     Data,
     Dataset,
@@ -37,7 +37,10 @@ from mlc.compiler.values import image_reference_with_digest, quantity_to_number
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 # Keys an overlay may not change: they identify the project or would nest overlays.
-_FIXED_KEYS = ("apiVersion", "kind", "environments")
+_FIXED_KEYS = ("apiVersion", "kind", "environments", "code")
+_FIXED_REASON = {
+    "code": "one image is built from the code and promoted to every environment",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ValidatedProject:
     base: MLProject
     environments: dict[str, MLProject]
     root: Path | None
+    requirements_hashed: bool = False
 
 
 def validate_document(
@@ -70,7 +74,9 @@ def validate_document(
                         f"an overlay cannot set '{key}'",
                         document.source.key_position((*env_path, key)),
                         field=".".join(map(str, (*env_path, key))),
-                        hint="overlays change sections of the base, e.g. `serve: {replicas: {min: 1}}`",
+                        hint=_FIXED_REASON.get(
+                            key, "overlays change sections of the base, e.g. `serve: {replicas: {min: 1}}`"
+                        ),
                     )
                 )
             if fixed:
@@ -87,7 +93,8 @@ def validate_document(
                 environments[name] = spec
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
-    return ValidatedProject(document, base, environments, root), diagnostics
+    hashed = root is not None and requirements_use_hashes(root / base.code.requirements)
+    return ValidatedProject(document, base, environments, root, hashed), diagnostics
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:

@@ -4,6 +4,7 @@ the builder stage's pip commands really install the example's dependencies."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import shutil
@@ -424,3 +425,37 @@ def test_serve_builder_pip_commands_install_the_churn_lock(
     )
     assert probe.stdout.split() == ["2.13.0+cpu", "2.4.6", "False"]
     assert (venv / "bin" / "mlc-runtime").exists()
+
+
+# --- facts read at the edges: mlc.images.lock digests, hashed requirement locks -------------
+
+
+def test_images_lock_and_hashed_lock_reach_the_dockerfile(tmp_path: Path) -> None:
+    root = tmp_path / "churn"
+    shutil.copytree(CHURN, root)
+    (root / "requirements.lock").write_text("numpy==2.4.6 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    first = compile_spec_file(root / "mlproject.yaml")
+    serve = next(a for a in first.artifacts if a.path.endswith("serve.Dockerfile")).content.decode()
+    base = next(line.split()[1] for line in serve.splitlines() if line.startswith("FROM ") and " AS " not in line)
+    assert "@sha256:" not in base
+    assert "pip install --require-hashes -r" in serve
+
+    digest = "sha256:" + "b" * 64
+    (root / "mlc.images.lock").write_text(json.dumps({"format_version": 1, "images": {base: digest}}))
+    pinned = compile_spec_file(root / "mlproject.yaml")
+    serve = next(a for a in pinned.artifacts if a.path.endswith("serve.Dockerfile")).content.decode()
+    assert f"FROM {base}@{digest}" in serve
+    if HADOLINT.exists():
+        path = tmp_path / "serve.Dockerfile"
+        path.write_text(serve)
+        run = subprocess.run([str(HADOLINT), "--no-color", "--failure-threshold", "info", str(path)], capture_output=True, text=True)
+        assert (run.returncode, run.stdout) == (0, "")
+
+
+def test_unreadable_images_lock_is_a_diagnostic(tmp_path: Path) -> None:
+    root = tmp_path / "churn"
+    shutil.copytree(CHURN, root)
+    (root / "mlc.images.lock").write_text('{"format_version": 99, "images": {}}')
+    compiled = compile_spec_file(root / "mlproject.yaml")
+    assert not compiled.ok
+    assert "unreadable images lock" in compiled.result.diagnostics[0].message

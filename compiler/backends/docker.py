@@ -97,6 +97,7 @@ class ImagePlan:
     requirements: str  # path in the build context
     source: str  # code folder in the build context ("." for the whole context)
     runtime_requirement: str
+    requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
     command: str
     expose: tuple[int, ...]
     labels: tuple[tuple[str, str], ...]
@@ -264,6 +265,7 @@ def plan_image(
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=source,
         runtime_requirement=f"mlc[runtime]=={first.compiler_version}",
+        requirements_hashed=first.requirements_hashed,
         command=role,
         expose=tuple(ports),
         labels=_labels(first, role, pinned_base),
@@ -350,5 +352,6 @@ def emit_dockerfiles(
 
 
 def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
-    """Backend entry point (see `mlc.compiler.emit`): base tags as written, no lock digests."""
-    return emit_dockerfiles(environments)
+    """Backend entry point (see `mlc.compiler.emit`): bases pinned by `mlc.images.lock` digests."""
+    digests = environments[0].base_image_digests if environments else {}
+    return emit_dockerfiles(environments, digests or None)

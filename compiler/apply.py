@@ -41,7 +41,9 @@ class ConflictError(ApplyError):
 
     def __init__(self, conflicts: list[tuple[Plan, Change]]) -> None:
         self.conflicts = conflicts
-        names = "; ".join(f"{plan.spec}: {change.path}: {change.reason}" for plan, change in conflicts)
+        names = "; ".join(
+            f"{plan.spec}: {change.path}: {change.reason}" for plan, change in conflicts
+        )
         super().__init__(
             f"refusing to apply, nothing was changed: {names}. Move the edit into mlproject.yaml, "
             "or rerun with --force to overwrite"
@@ -149,4 +151,3 @@ def _remove_stale_temp_files(tree: OutputTree, changes: Iterable[Change]) -> Non
         for leftover in directory.glob(f".*{TEMP_SUFFIX}"):
             if any(leftover.name.startswith(f".{name}.") for name in names):
                 leftover.unlink(missing_ok=True)
-

@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mlc.compiler import __version__
+
+if TYPE_CHECKING:
+    from mlc.compiler.plan_specs import PlanRun
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_CHANGES = 2  # `mlc plan --detailed-exitcode`: success with changes (as Terraform)
@@ -107,7 +111,7 @@ image_option = click.option(
 )
 
 
-def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]):  # -> PlanRun
+def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
     from mlc.compiler.image_pins import ImagePinError, parse_image_pin
     from mlc.compiler.pipeline import discover_specs
@@ -136,7 +140,9 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]):  # -> Plan
     "--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text",
     show_default=True,
 )
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error)."
+)
 @image_option
 def plan(
     spec_paths: tuple[Path, ...],
@@ -159,7 +165,8 @@ def plan(
     plans = run.plans
     if environment is not None:
         if not any(environment in spec.environments for spec in run.specs):
-            raise click.BadParameter(f"no spec defines environment {environment!r}", param_hint="--env")
+            message = f"no spec defines environment {environment!r}"
+            raise click.BadParameter(message, param_hint="--env")
         plans = [restrict_to_environment(p, environment) for p in plans]
     if output_format == "json":
         click.echo(render_plan_json(plans), nl=False)
@@ -173,11 +180,17 @@ def plan(
 @main.command()
 @spec_option
 @click.option("--force", is_flag=True, help="Overwrite (or delete) generated files edited by hand.")
-@click.option("--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock.")
+@click.option(
+    "--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock."
+)
 @click.option("-m", "--message", help="Commit message (default: names the spec digest).")
 @image_option
 def apply(
-    spec_paths: tuple[Path, ...], force: bool, commit: bool, message: str | None, images: tuple[str, ...]
+    spec_paths: tuple[Path, ...],
+    force: bool,
+    commit: bool,
+    message: str | None,
+    images: tuple[str, ...],
 ) -> None:
     """Write the planned changes atomically, prune deleted files, then write mlc.lock."""
     from mlc.compiler.apply import ApplyError

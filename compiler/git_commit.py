@@ -44,7 +44,9 @@ def commit_paths(
     top = Path(repo.working_tree_dir or ".").resolve()
     relative = sorted({os.path.relpath(Path(p).resolve(), top) for p in paths})
     if any(r.startswith("..") for r in relative):
-        raise CommitError(f"paths outside the repository {top}: {[r for r in relative if r.startswith('..')]}")
+        raise CommitError(
+            f"paths outside the repository {top}: {[r for r in relative if r.startswith('..')]}"
+        )
     tracked = set(repo.git.ls_files("-z", "--", *relative).split("\0")) if relative else set()
     # A path that never reached git and is gone again has nothing to commit.
     existing = [r for r in relative if (top / r).exists() or r in tracked]
@@ -53,7 +55,9 @@ def commit_paths(
     env = _identity_env(identity)
     try:
         repo.git.add("-A", "--", *existing)
-        if repo.head.is_valid() and not repo.git.diff("--cached", "--name-only", "HEAD", "--", *existing):
+        if repo.head.is_valid() and not repo.git.diff(
+            "--cached", "--name-only", "HEAD", "--", *existing
+        ):
             return None
         repo.git.commit("--only", "--no-verify", "-m", message, "--", *existing, env=env)
     except git.GitCommandError as exc:

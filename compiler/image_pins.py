@@ -51,19 +51,31 @@ def parse_image_pin(text: str) -> ImagePin:
     role, sep, reference = text.partition("=")
     example = "e.g. train=ghcr.io/acme/churn-train@sha256:<64 hex digits>"
     if not sep or role not in IMAGE_ROLES:
-        raise ImagePinError(f"--image {text!r}: must start with one of {', '.join(IMAGE_ROLES)}=; {example}")
+        raise ImagePinError(
+            f"--image {text!r}: must start with one of {', '.join(IMAGE_ROLES)}=; {example}"
+        )
     if not _PINNED_REF.fullmatch(reference):
-        raise ImagePinError(f"--image {text!r}: must be a digest reference REPO@sha256:<64 hex>; {example}")
+        raise ImagePinError(
+            f"--image {text!r}: must be a digest reference REPO@sha256:<64 hex>; {example}"
+        )
     return ImagePin(role, reference)
 
 
 def effective_pins(
-    repositories: Mapping[str, Collection[str]], locked: Mapping[str, str], given: Iterable[ImagePin]
+    repositories: Mapping[str, Collection[str]],
+    locked: Mapping[str, str],
+    given: Iterable[ImagePin],
 ) -> dict[str, str]:
     """The pins one spec uses: those in its lock, overridden by `given`, kept only where the
     pin's repository is the role's image repository in the spec (any environment)."""
     pins = dict(locked)
-    pins.update({pin.role: pin.reference for pin in given if pin.repository in repositories.get(pin.role, ())})
+    pins.update(
+        {
+            pin.role: pin.reference
+            for pin in given
+            if pin.repository in repositories.get(pin.role, ())
+        }
+    )
     return {
         role: ref
         for role, ref in sorted(pins.items())
@@ -73,14 +85,18 @@ def effective_pins(
 
 def pin_images(artifacts: Iterable[Artifact], pins: Mapping[str, str]) -> list[Artifact]:
     """`artifacts` with every reference to a pinned repository rewritten to its digest."""
-    patterns = [(_reference_pattern(ImagePin(role, ref).repository), ref) for role, ref in pins.items()]
+    patterns = [
+        (_reference_pattern(ImagePin(role, ref).repository), ref) for role, ref in pins.items()
+    ]
     pinned: list[Artifact] = []
     for artifact in artifacts:
         content = artifact.content
         if patterns and _is_pinnable(artifact.path):
             for pattern, reference in patterns:
                 content = pattern.sub(reference.encode("utf-8"), content)
-        pinned.append(artifact if content == artifact.content else replace(artifact, content=content))
+        pinned.append(
+            artifact if content == artifact.content else replace(artifact, content=content)
+        )
     return pinned
 
 
@@ -92,7 +108,9 @@ def _reference_pattern(repository: str) -> re.Pattern[bytes]:
     # The repository as a whole token, then an optional tag and an optional (old) digest.
     name_char = rb"[A-Za-z0-9._/-]"
     return re.compile(
-        rb"(?<!" + name_char + rb")"
+        rb"(?<!"
+        + name_char
+        + rb")"
         + re.escape(repository.encode("utf-8"))
         + rb"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
         + rb"(?![A-Za-z0-9._/@:-])"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.lock import LOCK_FILENAME, Lock, lock_to_bytes, sha256_hex
@@ -32,7 +32,7 @@ from mlc.compiler.output_tree import DiskFile
 PLAN_FORMAT_VERSION = 1
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What apply would do to one path."""
 
     CREATE = "create"
@@ -104,7 +104,9 @@ def build_plan(
         for path in sorted(produced.keys() | locked.keys())
     ]
     changes = [c for c in changes if c is not None]
-    changes.append(_lock_change(on_disk.get(LOCK_FILENAME, DiskFile(None)), lock_to_bytes(new_lock)))
+    changes.append(
+        _lock_change(on_disk.get(LOCK_FILENAME, DiskFile(None)), lock_to_bytes(new_lock))
+    )
     return Plan(spec, project, new_lock.spec_digest, tuple(sorted(changes, key=_order)), new_lock)
 
 
@@ -140,7 +142,13 @@ def _lock_change(disk: DiskFile, new: bytes) -> Change:
     if disk.is_link:
         reason = "is a symbolic link, where mlc writes its lock"
         return Change(Action.CONFLICT, LOCK_FILENAME, None, new_sha, reason, None, new)
-    action = Action.UNCHANGED if disk_sha == new_sha else Action.CREATE if disk_sha is None else Action.UPDATE
+    action = (
+        Action.UNCHANGED
+        if disk_sha == new_sha
+        else Action.CREATE
+        if disk_sha is None
+        else Action.UPDATE
+    )
     return Change(action, LOCK_FILENAME, disk_sha, new_sha, "", disk.content, new)
 
 

@@ -75,7 +75,7 @@ def plan_specs(
                 error(
                     f"--image {pin.role}={pin.reference}: no spec builds the {pin.role} image "
                     f"{pin.repository}",
-                    hint="the repository must be `<images.registry>/<metadata.name>-" f"{pin.role}`",
+                    hint=f"the repository must be `<images.registry>/<metadata.name>-{pin.role}`",
                 )
             )
     return PlanRun(specs, diagnostics)

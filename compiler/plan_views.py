@@ -99,11 +99,15 @@ def render_plan_markdown(plans: Sequence[Plan], diff: bool = True) -> str:
     for plan in plans:
         if not plan.pending:
             continue
-        out += [f"`{plan.spec}` (project `{plan.project}`, spec `sha256:{plan.spec_digest[:12]}`)", ""]
+        out += [
+            f"`{plan.spec}` (project `{plan.project}`, spec `sha256:{plan.spec_digest[:12]}`)",
+            "",
+        ]
         out += ["| | path | |", "| --- | --- | --- |"]
         for change in plan.pending:
             reason = change.reason.replace("|", "\\|")
-            out.append(f"| `{_SYMBOLS[change.action]}` {change.action.value} | `{change.path}` | {reason} |")
+            symbol = _SYMBOLS[change.action]
+            out.append(f"| `{symbol}` {change.action.value} | `{change.path}` | {reason} |")
         out.append("")
         for change in plan.pending if diff else ():
             text = "\n".join(_diff_lines(change))
@@ -114,11 +118,23 @@ def render_plan_markdown(plans: Sequence[Plan], diff: bool = True) -> str:
                 continue
             budget -= len(text)
             fence = "````" if "```" in text else "```"
-            out += [f"<details><summary>diff of <code>{change.path}</code></summary>", "", f"{fence}diff",
-                    text, fence, "", "</details>", ""]
+            out += [
+                f"<details><summary>diff of <code>{change.path}</code></summary>",
+                "",
+                f"{fence}diff",
+                text,
+                fence,
+                "",
+                "</details>",
+                "",
+            ]
     if any(plan.conflicts for plan in plans):
-        out += ["> [!WARNING]", "> Conflicts are generated files edited by hand. Move the edit into "
-                "`mlproject.yaml`, or run `mlc apply --force` to overwrite them.", ""]
+        out += [
+            "> [!WARNING]",
+            "> Conflicts are generated files edited by hand. Move the edit into "
+            "`mlproject.yaml`, or run `mlc apply --force` to overwrite them.",
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -22,15 +22,29 @@ def emit_artifacts(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     first = environments[0]
     header = f"# {generated_notice(first.compiler_version, first.spec_digest)}\n"
     out = [
-        Artifact("train.Dockerfile", f"{header}FROM python:{first.spec.code.python}-slim\n".encode(), "test"),
-        Artifact(f".github/workflows/{first.name}-pr.yml", f"{header}name: {first.name}\n".encode(), "test"),
+        Artifact(
+            "train.Dockerfile",
+            f"{header}FROM python:{first.spec.code.python}-slim\n".encode(),
+            "test",
+        ),
+        Artifact(
+            f".github/workflows/{first.name}-pr.yml",
+            f"{header}name: {first.name}\n".encode(),
+            "test",
+        ),
     ]
     for env in environments:
         folder = f"{env.spec.gitops.path}/{env.environment}"
-        out.append(Artifact(f"{folder}/config.yaml", f"{header}namespace: {env.namespace}\n".encode(), "test"))
+        out.append(
+            Artifact(
+                f"{folder}/config.yaml", f"{header}namespace: {env.namespace}\n".encode(), "test"
+            )
+        )
         if env.spec.train is not None:
             image = f"{env.train_image}:latest"
-            out.append(Artifact(f"{folder}/train.yaml", f"{header}image: {image}\n".encode(), "test"))
+            out.append(
+                Artifact(f"{folder}/train.yaml", f"{header}image: {image}\n".encode(), "test")
+            )
         if env.spec.serve is not None:
             image = f'"{env.serve_image}:latest"'
             replicas = env.spec.serve.replicas.min

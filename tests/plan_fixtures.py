@@ -41,7 +41,9 @@ gitops:
 """
 
 
-def write_project(directory: Path, name: str = "demo", replicas: int = 3, serve: bool = True) -> Path:
+def write_project(
+    directory: Path, name: str = "demo", replicas: int = 3, serve: bool = True
+) -> Path:
     """A valid project in `directory`; returns the spec path."""
     (directory / "src" / "pkg").mkdir(parents=True, exist_ok=True)
     (directory / "src" / "pkg" / "__init__.py").write_text("")

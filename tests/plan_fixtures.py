@@ -61,9 +61,11 @@ def _without_serve(text: str) -> str:
     lines = text.splitlines(keepends=True)
     start = lines.index("serve:\n")
     kept = lines[:start] + lines[start + 4 :]
-    # the environment overlays only touch serve: drop them too
+    # the environment overlays only touch serve: give them something else to say
     env = kept.index("environments:\n")
-    return "".join(kept[:env] + kept[env + 5 :])
+    overlays = ["  staging:\n", "    metadata: {labels: {tier: staging}}\n"]
+    overlays += ["  production:\n", "    metadata: {labels: {tier: production}}\n"]
+    return "".join(kept[: env + 1] + overlays + kept[env + 5 :])
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -6,8 +6,10 @@ Safety, in order:
   apply stops (the tree changed since the plan) instead of clobbering it.
 - Each file is written atomically: a temp file in the same directory, fsync, `os.replace`,
   fsync of the directory. Deleted paths are pruned (with directories they leave empty).
-- `mlc.lock` is written last. A killed apply therefore leaves every file old or new, and the
-  next plan (which trusts the disk, and the old lock for what it may replace) shows the rest.
+- Before the first file, the journal `mlc.lock.intent` records every content this apply (and
+  any earlier interrupted one) may leave; `mlc.lock` is written last, then the journal goes.
+  A killed apply therefore leaves every file old or new, and the next plan shows the rest
+  without mistaking mlc's own half-applied files for hand edits.
 
 `MLC_APPLY_TEST_DELAY` (seconds, float) sleeps after each file is written. It exists only so
 tests can kill an apply midway; it is read here and nowhere else.
@@ -23,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlc.compiler.lock import sha256_hex
+from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
 from mlc.compiler.output_tree import OutputTree, check_confined
 from mlc.compiler.plan import Action, Change, Plan
 
@@ -77,7 +79,11 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
     written: list[str] = []
     deleted: list[str] = []
     _remove_stale_temp_files(tree, plan.changes)
-    for change in plan.pending:
+    journal = check_confined(tree, INTENT_FILENAME)
+    files = [c for c in plan.pending if c.path not in (LOCK_FILENAME, INTENT_FILENAME)]
+    if files:
+        _write_atomically(journal, plan.intent)
+    for change in [*files, *(c for c in plan.pending if c.path == LOCK_FILENAME)]:
         target = check_confined(tree, change.path)
         _check_not_stale(target, change)
         if change.after is not None:
@@ -89,6 +95,9 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
             deleted.append(change.path)
         if delay:
             time.sleep(delay)
+    if journal.exists():
+        journal.unlink()
+        _fsync_directory(journal.parent)
     return ApplyResult(plan, tuple(written), tuple(deleted))
 
 

@@ -13,19 +13,27 @@ files get the default); renaming or retyping a field bumps `format_version`.
     }
 
 Keys are sorted and the text ends with a newline, so the same lock is the same bytes.
+
+`mlc.lock.intent` is apply's journal: written before the first file, removed after the lock.
+It lists, per path, every sha256 an unfinished apply may have left there (the intents of
+earlier interrupted applies included), so a plan after a killed apply treats those contents
+as generated, not as hand edits, even when the spec has changed again since::
+
+    {"format_version": 1, "files": {"<path>": ["<sha256 hex>", ...], ...}}
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 LOCK_FILENAME = "mlc.lock"
 LOCK_FORMAT_VERSION = 1
+INTENT_FILENAME = "mlc.lock.intent"
 
 
 class LockError(Exception):
@@ -90,6 +98,32 @@ def read_lock(root: Path) -> Lock | None:
     except FileNotFoundError:
         return None
     return parse_lock(content, str(path))
+
+
+def intent_to_bytes(files: Mapping[str, Collection[str]]) -> bytes:
+    """The canonical content of `mlc.lock.intent`."""
+    data = {
+        "format_version": LOCK_FORMAT_VERSION,
+        "files": {path: sorted(set(shas)) for path, shas in sorted(files.items())},
+    }
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
+def read_intent(root: Path) -> dict[str, frozenset[str]]:
+    """The shas an interrupted apply may have left at each path ({} when none was interrupted)."""
+    path = root / INTENT_FILENAME
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise LockError(f"{path}: not valid JSON; delete it and review `mlc plan`") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if data.get("format_version") != LOCK_FORMAT_VERSION or not isinstance(files, dict):
+        raise LockError(
+            f"{path}: not an intent file this mlc reads; delete it and review `mlc plan`"
+        )
+    return {str(k): frozenset(map(str, v)) for k, v in files.items() if isinstance(v, list)}
 
 
 def _string(data: dict[str, Any], key: str, name: str) -> str:

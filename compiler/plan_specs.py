@@ -14,7 +14,15 @@ from pathlib import Path
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error
 from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
-from mlc.compiler.lock import LOCK_FILENAME, Lock, LockError, read_lock, sha256_hex
+from mlc.compiler.lock import (
+    INTENT_FILENAME,
+    LOCK_FILENAME,
+    Lock,
+    LockError,
+    read_intent,
+    read_lock,
+    sha256_hex,
+)
 from mlc.compiler.output_tree import OutputTree, UnsafePathError, output_tree_for, read_disk_files
 from mlc.compiler.pipeline import ProjectResult, compile_spec_file
 from mlc.compiler.plan import Plan, build_plan
@@ -99,7 +107,9 @@ def _plan_compiled(
         files={a.path: sha256_hex(a.content) for a in artifacts},
         images=image_pins,
     )
-    paths = {a.path for a in artifacts} | set(lock.files if lock else ()) | {LOCK_FILENAME}
+    intent = read_intent(tree.root)
+    paths = {a.path for a in artifacts} | set(lock.files if lock else ()) | set(intent)
+    paths |= {LOCK_FILENAME, INTENT_FILENAME}
     plan = build_plan(
         spec=display(result.spec_path),
         project=first.name,
@@ -107,6 +117,7 @@ def _plan_compiled(
         on_disk=read_disk_files(tree, sorted(paths)),
         lock=lock,
         new_lock=new_lock,
+        intent=intent,
     )
     used = [pin for pin in pins if pin.repository in repositories.get(pin.role, set())]
     return SpecPlan(plan, tree, tuple(r.environment for r in result.resolved)), used

@@ -17,7 +17,9 @@ from plan_fixtures import git, init_repo, write_project
 def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stand-in backend is the only one, for this test."""
     monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
+    monkeypatch.setitem(
+        sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend
+    )
     monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
 
 
@@ -100,7 +102,9 @@ def test_no_changes_makes_no_commit(repo: Path) -> None:
     assert git(repo, "rev-parse", "HEAD") == head
 
 
-def test_commit_outside_git_fails_after_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commit_outside_git_fails_after_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = mlc("apply", "--commit")

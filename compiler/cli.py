@@ -207,3 +207,55 @@ def apply(
     click.echo(render_apply_result(outcome.written, outcome.deleted, outcome.unchanged), nl=False)
     if outcome.commit:
         click.echo(f"committed {outcome.commit[:12]}")
+
+
+@main.command()
+@spec_option
+@click.option(
+    "--comment-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("mlc-plan-comment.md"),
+    show_default=True,
+    help="Where to write the pull request comment body (markdown) for the workflow to post.",
+)
+@click.option("--remote", default="origin", show_default=True, help="Remote to push to.")
+@click.option("--branch", help="Branch to push to (default: the pull request's, from the event).")
+def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: str | None) -> None:
+    """CI bot: plan; apply, commit and push to the PR branch (never for forks); report.
+
+    Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
+    """
+    from mlc.compiler.bot import BotOutcome, read_pull_request, run_bot
+    from mlc.compiler.pipeline import discover_specs
+    from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.plan_views import render_bot_comment
+    from mlc.compiler.views import render_diagnostics
+
+    specs = discover_specs(spec_paths)
+    if not specs:
+        raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    run = plan_specs(specs, _display)
+    if not run.ok:
+        diagnostics = render_diagnostics(run.diagnostics)
+        click.echo(diagnostics, err=True, nl=False)
+        body = f"### mlc plan\n\n**The spec is invalid.**\n\n```\n{diagnostics}```\n"
+        _write_bot_report(body, comment_file)
+        sys.exit(BotOutcome.ERROR)
+    event_path, head_ref = os.environ.get("GITHUB_EVENT_PATH"), os.environ.get("GITHUB_HEAD_REF")
+    pull = read_pull_request(event_path, head_ref, branch)
+    report = run_bot(run, pull, remote)
+    body = render_bot_comment(run.plans, report.note)
+    click.echo(body, nl=False)
+    _write_bot_report(body, comment_file)
+    sys.exit(report.outcome)
+
+
+def _write_bot_report(body: str, comment_file: Path) -> None:
+    """Write the comment body file, and append to $GITHUB_STEP_SUMMARY when it is set."""
+    from mlc.compiler.scaffold import write_new_file
+
+    write_new_file(comment_file, body, overwrite=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(body)

@@ -74,3 +74,14 @@ def _identity_env(identity: Identity | None) -> dict[str, str]:
         "GIT_COMMITTER_NAME": identity.name,
         "GIT_COMMITTER_EMAIL": identity.email,
     }
+
+
+def push_head(repo: git.Repo, remote: str, branch: str) -> None:
+    """Push HEAD to `branch` on `remote` (fast-forward only); raises `CommitError`."""
+    try:
+        repo.git.check_ref_format("--branch", branch)
+        repo.git.push(remote, f"HEAD:refs/heads/{branch}")
+    except git.GitCommandError as exc:
+        raise CommitError(
+            f"git push to {remote} {branch} failed: {exc.stderr.strip() or exc}"
+        ) from None

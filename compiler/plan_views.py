@@ -138,6 +138,11 @@ def render_plan_markdown(plans: Sequence[Plan], diff: bool = True) -> str:
     return "\n".join(out)
 
 
+def render_bot_comment(plans: Sequence[Plan], note: str) -> str:
+    """The bot's comment and step summary: the markdown plan, then what the bot did."""
+    return f"{render_plan_markdown(plans)}\n{note}\n"
+
+
 def plan_to_json_data(plans: Sequence[Plan]) -> dict[str, object]:
     """The documented JSON form of the plans (see the module docstring)."""
     return {

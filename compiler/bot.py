@@ -85,7 +85,17 @@ def read_pull_request(
     return replace(pull, branch=branch) if branch else pull
 
 
-def run_bot(run: PlanRun, pull: PullRequest, remote: str = "origin") -> BotReport:
+def bot_identity(environ: Mapping[str, str]) -> tuple[str, str]:
+    """Who the bot commits as: the workflow's `GIT_AUTHOR_NAME`/`_EMAIL` when set, else mlc-bot."""
+    return environ.get("GIT_AUTHOR_NAME") or BOT_NAME, environ.get("GIT_AUTHOR_EMAIL") or BOT_EMAIL
+
+
+def run_bot(
+    run: PlanRun,
+    pull: PullRequest,
+    remote: str = "origin",
+    identity: tuple[str, str] = (BOT_NAME, BOT_EMAIL),
+) -> BotReport:
     """Apply, commit and push the plan's changes when that is safe; report what happened."""
     if not any(plan.pending for plan in run.plans):
         return BotReport(BotOutcome.UP_TO_DATE, "Generated files are up to date.")
@@ -113,9 +123,7 @@ def run_bot(run: PlanRun, pull: PullRequest, remote: str = "origin") -> BotRepor
                 "check out the branch (`actions/checkout` with `ref: ${{ github.head_ref }}`).",
             )
         message = default_commit_message(run.plans)
-        outcome = apply_specs(
-            run, commit=True, message=message, identity=Identity(BOT_NAME, BOT_EMAIL)
-        )
+        outcome = apply_specs(run, commit=True, message=message, identity=Identity(*identity))
         if outcome.commit is None:
             return BotReport(BotOutcome.UP_TO_DATE, "Generated files are up to date.")
         push_head(repo, remote, pull.branch)

@@ -225,10 +225,10 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
 
     Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
     """
-    from mlc.compiler.bot import BotOutcome, read_pull_request, run_bot
+    from mlc.compiler.bot import BotOutcome, bot_identity, read_pull_request, run_bot
     from mlc.compiler.pipeline import discover_specs
     from mlc.compiler.plan_specs import plan_specs
-    from mlc.compiler.plan_views import render_bot_comment
+    from mlc.compiler.plan_views import render_bot_comment, render_bot_failure
     from mlc.compiler.views import render_diagnostics
 
     specs = discover_specs(spec_paths)
@@ -238,12 +238,11 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
     if not run.ok:
         diagnostics = render_diagnostics(run.diagnostics)
         click.echo(diagnostics, err=True, nl=False)
-        body = f"### mlc plan\n\n**The spec is invalid.**\n\n```\n{diagnostics}```\n"
-        _write_bot_report(body, comment_file)
+        _write_bot_report(render_bot_failure(diagnostics), comment_file)
         sys.exit(BotOutcome.ERROR)
     event_path, head_ref = os.environ.get("GITHUB_EVENT_PATH"), os.environ.get("GITHUB_HEAD_REF")
     pull = read_pull_request(event_path, head_ref, branch)
-    report = run_bot(run, pull, remote)
+    report = run_bot(run, pull, remote, bot_identity(os.environ))
     body = render_bot_comment(run.plans, report.note)
     click.echo(body, nl=False)
     _write_bot_report(body, comment_file)

@@ -46,6 +46,7 @@ from mlc.compiler.plan import Action, Change, Plan
 
 PLAN_JSON_FORMAT_VERSION = 1
 NO_CHANGES = "No changes. Generated files are up to date."
+COMMENT_MARKER = "<!-- mlc-plan -->"  # the PR workflow updates the comment carrying it in place
 _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.CONFLICT: "!"}
 _COUNTED = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.CONFLICT, Action.UNCHANGED)
 # GitHub rejects comments over 65536 characters; diffs are cut well before.
@@ -140,7 +141,12 @@ def render_plan_markdown(plans: Sequence[Plan], diff: bool = True) -> str:
 
 def render_bot_comment(plans: Sequence[Plan], note: str) -> str:
     """The bot's comment and step summary: the markdown plan, then what the bot did."""
-    return f"{render_plan_markdown(plans)}\n{note}\n"
+    return f"{COMMENT_MARKER}\n{render_plan_markdown(plans)}\n{note}\n"
+
+
+def render_bot_failure(diagnostics: str) -> str:
+    """The bot's comment when a spec does not compile: the rendered diagnostics."""
+    return f"{COMMENT_MARKER}\n### mlc plan\n\n**The spec is invalid.**\n\n```\n{diagnostics}```\n"
 
 
 def plan_to_json_data(plans: Sequence[Plan]) -> dict[str, object]:

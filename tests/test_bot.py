@@ -44,7 +44,8 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(work, "push", "-q", "origin", BRANCH)
     monkeypatch.chdir(work)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
-    monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
+    for name in ("GITHUB_HEAD_REF", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
     return work
 
 
@@ -85,7 +86,7 @@ def test_bot_commits_and_pushes_then_is_up_to_date(
     assert "mlproject.yaml" not in pushed
 
     body = comment.read_text()
-    assert body.startswith("### mlc plan")
+    assert body.startswith("<!-- mlc-plan -->\n### mlc plan")
     assert "Plan: 9 to create" in body
     assert f"pushed to `{BRANCH}`" in body
     assert (tmp_path / "summary.md").read_text() == body
@@ -144,6 +145,17 @@ def test_bot_invalid_spec_exits_1_with_a_report(
     result = mlc("bot", "--comment-file", str(tmp_path / "comment.md"))
     assert result.exit_code == 1
     assert "The spec is invalid" in (tmp_path / "comment.md").read_text()
+
+
+def test_bot_commits_as_the_workflows_identity_when_set(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(write_event(tmp_path / "event.json", checkout)))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "github-actions[bot]")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "41898282+github-actions[bot]@users.noreply.github.com")
+    assert mlc("bot", "--comment-file", str(tmp_path / "c.md")).exit_code == 2
+    author = git(tmp_path / "origin.git", "log", "-1", "--format=%an", BRANCH).strip()
+    assert author == "github-actions[bot]"
 
 
 def test_fork_detection_from_event() -> None:

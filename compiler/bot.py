@@ -16,7 +16,10 @@ Outcomes (the process exit code; the workflow branches on it):
 The pull request is read from the GitHub event (`$GITHUB_EVENT_PATH`): the head branch, the
 head commit, and whether head and base are the same repository. Fork branches are never
 pushed to. The checkout must be the PR's head branch (`actions/checkout` with
-`ref: ${{ github.head_ref }}`), not the merge commit, so HEAD must equal the event's head sha.
+`ref: ${{ github.head_ref }}` or the head sha), not the merge commit: HEAD must equal the
+event's head sha. Commits are by the workflow's `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set,
+else `mlc-bot <mlc-bot@users.noreply.github.com>`. The comment body starts with
+`<!-- mlc-plan -->` so the workflow can update one comment in place.
 """
 
 from __future__ import annotations

@@ -92,18 +92,14 @@ def main() -> None:
     env = dict(os.environ)
     code = "from mlc.compiler.cli import main; main()"
     if args.stand_in_backend:
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")])
-        )
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
         code = "import plan_backend; plan_backend.install(); " + code
     mlc = [sys.executable, "-c", code]
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         specs = write_specs(root, args.specs)
         if args.applied:
-            subprocess.run(
-                [*mlc, "apply", "-f", str(root)], capture_output=True, check=True, env=env
-            )
+            subprocess.run([*mlc, "apply", "-f", str(root)], capture_output=True, check=True, env=env)
         one = timed([*mlc, "plan", "-f", str(specs[0])], args.runs, env)
         many = timed([*mlc, "plan", "-f", str(root)], args.runs, env)
     print(f"{'command':<40} {'median ms':>10} {'x one spec':>11}")

@@ -43,9 +43,7 @@ class ConflictError(ApplyError):
 
     def __init__(self, conflicts: list[tuple[Plan, Change]]) -> None:
         self.conflicts = conflicts
-        names = "; ".join(
-            f"{plan.spec}: {change.path}: {change.reason}" for plan, change in conflicts
-        )
+        names = "; ".join(f"{plan.spec}: {change.path}: {change.reason}" for plan, change in conflicts)
         super().__init__(
             f"refusing to apply, nothing was changed: {names}. Move the edit into mlproject.yaml, "
             "or rerun with --force to overwrite"

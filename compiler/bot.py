@@ -76,9 +76,7 @@ def pull_request_from_event(event: Mapping[str, Any], head_ref: str | None = Non
     return PullRequest(head.get("ref") or head_ref, head.get("sha"), same)
 
 
-def read_pull_request(
-    event_path: str | None, head_ref: str | None, branch: str | None = None
-) -> PullRequest:
+def read_pull_request(event_path: str | None, head_ref: str | None, branch: str | None = None) -> PullRequest:
     """The pull request of the event file at `event_path` (absent: only `head_ref`); `branch`
     (`--branch`) overrides the branch pushed to, never the fork check."""
     event: dict[str, Any] = {}

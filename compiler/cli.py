@@ -70,7 +70,9 @@ def validate(spec_paths: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to a file instead of stdout."
+)
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of mlproject.yaml (for editors and pre-commit checks)."""
     from mlc.compiler.json_schema import json_schema_text
@@ -137,12 +139,13 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
 @click.option("--env", "environment", help="Only the files of this environment's folder.")
 @click.option("--diff", is_flag=True, help="Show a unified diff under each update.")
 @click.option(
-    "--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
     show_default=True,
 )
-@click.option(
-    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error)."
-)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
 @image_option
 def plan(
     spec_paths: tuple[Path, ...],
@@ -180,9 +183,7 @@ def plan(
 @main.command()
 @spec_option
 @click.option("--force", is_flag=True, help="Overwrite (or delete) generated files edited by hand.")
-@click.option(
-    "--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock."
-)
+@click.option("--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock.")
 @click.option("-m", "--message", help="Commit message (default: names the spec digest).")
 @image_option
 def apply(
@@ -258,3 +259,37 @@ def _write_bot_report(body: str, comment_file: Path) -> None:
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(body)
+
+
+@main.group()
+def images() -> None:
+    """Base images of the compiled Dockerfiles."""
+
+
+@images.command("lock")
+@spec_option
+def images_lock(spec_paths: tuple[Path, ...]) -> None:
+    """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
+    from mlc.compiler.backends.docker import base_images
+    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
+    from mlc.compiler.registry_digests import IMAGES_LOCK_FILENAME, RegistryError, resolve_digests, write_images_lock
+    from mlc.compiler.views import render_diagnostics
+
+    failed = False
+    for spec in discover_specs(spec_paths):
+        result = resolve_spec_file(spec, _display(spec))
+        click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
+        try:
+            digests = resolve_digests(base_images(result.resolved)) if result.ok else None
+        except RegistryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            digests = None
+        if digests is None:
+            failed = True
+            continue
+        lock = spec.parent / IMAGES_LOCK_FILENAME
+        write_images_lock(lock, digests)
+        for reference, digest in digests.items():
+            click.echo(f"{reference}@{digest}")
+        click.echo(f"wrote {_display(lock)}")
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)

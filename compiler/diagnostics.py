@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a diagnostic is: errors stop the pipeline, warnings do not."""
 
     ERROR = "error"
@@ -79,9 +79,7 @@ def error(message: str, position: SourcePosition | None = None, field: str = "",
     return Diagnostic(Severity.ERROR, message, position, field, hint)
 
 
-def warning(
-    message: str, position: SourcePosition | None = None, field: str = "", hint: str = ""
-) -> Diagnostic:
+def warning(message: str, position: SourcePosition | None = None, field: str = "", hint: str = "") -> Diagnostic:
     """Build a warning diagnostic."""
     return Diagnostic(Severity.WARNING, message, position, field, hint)
 

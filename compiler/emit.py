@@ -17,7 +17,7 @@ from mlc.compiler.artifact import Artifact
 from mlc.compiler.resolve import ResolvedSpec
 
 # Explicit, ordered: a reader sees every artifact family here.
-BACKEND_MODULES: tuple[str, ...] = ()
+BACKEND_MODULES: tuple[str, ...] = ("docker", "kubernetes", "ci")
 
 
 class Backend(Protocol):

@@ -36,17 +36,13 @@ def repository_for(path: Path) -> git.Repo:
         raise CommitError(f"{path} is not inside a git repository") from None
 
 
-def commit_paths(
-    repo: git.Repo, paths: Sequence[Path], message: str, identity: Identity | None = None
-) -> str | None:
+def commit_paths(repo: git.Repo, paths: Sequence[Path], message: str, identity: Identity | None = None) -> str | None:
     """Commit the working-tree state of `paths` (created, updated or deleted) and nothing
     else; returns the new commit's sha, or None when they already match HEAD."""
     top = Path(repo.working_tree_dir or ".").resolve()
     relative = sorted({os.path.relpath(Path(p).resolve(), top) for p in paths})
     if any(r.startswith("..") for r in relative):
-        raise CommitError(
-            f"paths outside the repository {top}: {[r for r in relative if r.startswith('..')]}"
-        )
+        raise CommitError(f"paths outside the repository {top}: {[r for r in relative if r.startswith('..')]}")
     tracked = set(repo.git.ls_files("-z", "--", *relative).split("\0")) if relative else set()
     # A path that never reached git and is gone again has nothing to commit.
     existing = [r for r in relative if (top / r).exists() or r in tracked]
@@ -55,9 +51,7 @@ def commit_paths(
     env = _identity_env(identity)
     try:
         repo.git.add("-A", "--", *existing)
-        if repo.head.is_valid() and not repo.git.diff(
-            "--cached", "--name-only", "HEAD", "--", *existing
-        ):
+        if repo.head.is_valid() and not repo.git.diff("--cached", "--name-only", "HEAD", "--", *existing):
             return None
         repo.git.commit("--only", "--no-verify", "-m", message, "--", *existing, env=env)
     except git.GitCommandError as exc:
@@ -82,6 +76,4 @@ def push_head(repo: git.Repo, remote: str, branch: str) -> None:
         repo.git.check_ref_format("--branch", branch)
         repo.git.push(remote, f"HEAD:refs/heads/{branch}")
     except git.GitCommandError as exc:
-        raise CommitError(
-            f"git push to {remote} {branch} failed: {exc.stderr.strip() or exc}"
-        ) from None
+        raise CommitError(f"git push to {remote} {branch} failed: {exc.stderr.strip() or exc}") from None

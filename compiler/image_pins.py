@@ -51,13 +51,9 @@ def parse_image_pin(text: str) -> ImagePin:
     role, sep, reference = text.partition("=")
     example = "e.g. train=ghcr.io/acme/churn-train@sha256:<64 hex digits>"
     if not sep or role not in IMAGE_ROLES:
-        raise ImagePinError(
-            f"--image {text!r}: must start with one of {', '.join(IMAGE_ROLES)}=; {example}"
-        )
+        raise ImagePinError(f"--image {text!r}: must start with one of {', '.join(IMAGE_ROLES)}=; {example}")
     if not _PINNED_REF.fullmatch(reference):
-        raise ImagePinError(
-            f"--image {text!r}: must be a digest reference REPO@sha256:<64 hex>; {example}"
-        )
+        raise ImagePinError(f"--image {text!r}: must be a digest reference REPO@sha256:<64 hex>; {example}")
     return ImagePin(role, reference)
 
 
@@ -69,34 +65,22 @@ def effective_pins(
     """The pins one spec uses: those in its lock, overridden by `given`, kept only where the
     pin's repository is the role's image repository in the spec (any environment)."""
     pins = dict(locked)
-    pins.update(
-        {
-            pin.role: pin.reference
-            for pin in given
-            if pin.repository in repositories.get(pin.role, ())
-        }
-    )
+    pins.update({pin.role: pin.reference for pin in given if pin.repository in repositories.get(pin.role, ())})
     return {
-        role: ref
-        for role, ref in sorted(pins.items())
-        if ImagePin(role, ref).repository in repositories.get(role, ())
+        role: ref for role, ref in sorted(pins.items()) if ImagePin(role, ref).repository in repositories.get(role, ())
     }
 
 
 def pin_images(artifacts: Iterable[Artifact], pins: Mapping[str, str]) -> list[Artifact]:
     """`artifacts` with every reference to a pinned repository rewritten to its digest."""
-    patterns = [
-        (_reference_pattern(ImagePin(role, ref).repository), ref) for role, ref in pins.items()
-    ]
+    patterns = [(_reference_pattern(ImagePin(role, ref).repository), ref) for role, ref in pins.items()]
     pinned: list[Artifact] = []
     for artifact in artifacts:
         content = artifact.content
         if patterns and _is_pinnable(artifact.path):
             for pattern, reference in patterns:
                 content = pattern.sub(reference.encode("utf-8"), content)
-        pinned.append(
-            artifact if content == artifact.content else replace(artifact, content=content)
-        )
+        pinned.append(artifact if content == artifact.content else replace(artifact, content=content))
     return pinned
 
 

@@ -33,7 +33,8 @@ _FALSE = {"false", "False", "FALSE"}
 _INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
 _OCT = re.compile(r"0o[0-7]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+# No leading zeros: a bare `0755` stays the string it was written as (YAML 1.1 read it as octal).
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|(0|[1-9][0-9]*)(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
@@ -138,7 +139,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused("mapping keys must be plain strings", key_node.start_mark)
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.tag == _PLAIN and key_node.value == "<<"):
                 raise _Refused("YAML merge keys (<<) are not allowed", key_node.start_mark)
             key = str(key_node.value)
             if key in first_seen:
@@ -183,7 +184,13 @@ def parse_spec_text(text: str, file: str = "mlproject.yaml") -> tuple[LoadedDocu
         mark = exc.problem_mark or exc.context_mark
         where = _position(file, mark) if mark else origin
         problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
-        return None, [error(f"invalid YAML: {problem}", where)]
+        context = exc.context_mark
+        hint = (
+            f"the construct started at line {context.line + 1}, column {context.column + 1}"
+            if context and mark and context.line != mark.line
+            else ""
+        )
+        return None, [error(f"invalid YAML: {problem}", where, hint=hint)]
     except yaml.YAMLError as exc:
         return None, [error(f"invalid YAML: {exc}", origin)]
     except RecursionError:

@@ -120,9 +120,7 @@ def read_intent(root: Path) -> dict[str, frozenset[str]]:
         raise LockError(f"{path}: not valid JSON; delete it and review `mlc plan`") from None
     files = data.get("files") if isinstance(data, dict) else None
     if data.get("format_version") != LOCK_FORMAT_VERSION or not isinstance(files, dict):
-        raise LockError(
-            f"{path}: not an intent file this mlc reads; delete it and review `mlc plan`"
-        )
+        raise LockError(f"{path}: not an intent file this mlc reads; delete it and review `mlc plan`")
     return {str(k): frozenset(map(str, v)) for k, v in files.items() if isinstance(v, list)}
 
 
@@ -135,8 +133,6 @@ def _string(data: dict[str, Any], key: str, name: str) -> str:
 
 def _string_map(data: dict[str, Any], key: str, name: str) -> dict[str, str]:
     value = data.get(key, {})  # absent: a field added later, read with its default
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise LockError(f"{name}: {key} must map strings to strings")
     return dict(value)

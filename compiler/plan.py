@@ -117,9 +117,7 @@ def build_plan(
         for path in sorted(produced.keys() | managed.keys())
     ]
     changes = [c for c in changes if c is not None]
-    changes.append(
-        _lock_change(on_disk.get(LOCK_FILENAME, DiskFile(None)), lock_to_bytes(new_lock))
-    )
+    changes.append(_lock_change(on_disk.get(LOCK_FILENAME, DiskFile(None)), lock_to_bytes(new_lock)))
     leftover = on_disk.get(INTENT_FILENAME, DiskFile(None))
     if leftover.content is not None:
         changes.append(Change(Action.DELETE, INTENT_FILENAME, sha256_hex(leftover.content), None))
@@ -137,9 +135,7 @@ def build_plan(
     )
 
 
-def _file_change(
-    path: str, new: bytes | None, disk: DiskFile, managed: set[str] | None
-) -> Change | None:
+def _file_change(path: str, new: bytes | None, disk: DiskFile, managed: set[str] | None) -> Change | None:
     disk_sha = sha256_hex(disk.content) if disk.content is not None else None
     new_sha = sha256_hex(new) if new is not None else None
 
@@ -171,13 +167,7 @@ def _lock_change(disk: DiskFile, new: bytes) -> Change:
     if disk.is_link:
         reason = "is a symbolic link, where mlc writes its lock"
         return Change(Action.CONFLICT, LOCK_FILENAME, None, new_sha, reason, None, new)
-    action = (
-        Action.UNCHANGED
-        if disk_sha == new_sha
-        else Action.CREATE
-        if disk_sha is None
-        else Action.UPDATE
-    )
+    action = Action.UNCHANGED if disk_sha == new_sha else Action.CREATE if disk_sha is None else Action.UPDATE
     return Change(action, LOCK_FILENAME, disk_sha, new_sha, "", disk.content, new)
 
 

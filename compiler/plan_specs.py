@@ -82,8 +82,7 @@ def plan_specs(
         if pin not in used_pins:
             diagnostics.append(
                 error(
-                    f"--image {pin.role}={pin.reference}: no spec builds the {pin.role} image "
-                    f"{pin.repository}",
+                    f"--image {pin.role}={pin.reference}: no spec builds the {pin.role} image {pin.repository}",
                     hint=f"the repository must be `<images.registry>/<metadata.name>-{pin.role}`",
                 )
             )

@@ -21,8 +21,18 @@ _REQUIREMENT = re.compile(
 )
 _PINNED = re.compile(r"===?\s*[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 _HASH = re.compile(r"\s--hash[=\s]+(sha256|sha384|sha512):[0-9a-f]+")
-_ALLOWED_OPTIONS = ("--index-url", "--extra-index-url", "-i", "--find-links", "-f", "--only-binary",
-                    "--no-binary", "--prefer-binary", "--require-hashes", "--trusted-host")
+_ALLOWED_OPTIONS = (
+    "--index-url",
+    "--extra-index-url",
+    "-i",
+    "--find-links",
+    "-f",
+    "--only-binary",
+    "--no-binary",
+    "--prefer-binary",
+    "--require-hashes",
+    "--trusted-host",
+)
 _CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _GLOB = re.compile(r"[*?\[]")
 
@@ -68,27 +78,39 @@ def _confinement(spec: MLProject, root: Path) -> Iterator[Finding]:
             continue
         fixed = _GLOB.split(value, 1)[0]  # a glob is confined when its fixed prefix is
         if not _inside(root, fixed or "."):
-            yield Finding(path, f"'{value}' leads outside the repository through a symlink",
-                          "point at a path inside the repository")
+            yield Finding(
+                path,
+                f"'{value}' leads outside the repository through a symlink",
+                "point at a path inside the repository",
+            )
 
 
 def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
     code = spec.code
     if not (root / code.requirements).is_file():
-        yield Finding(("code", "requirements"), f"'{code.requirements}' does not exist",
-                      "create it with fully pinned requirements, e.g. `pip freeze > requirements.lock`")
+        yield Finding(
+            ("code", "requirements"),
+            f"'{code.requirements}' does not exist",
+            "create it with fully pinned requirements, e.g. `pip freeze > requirements.lock`",
+        )
     source = root / code.source
     if not source.is_dir():
-        yield Finding(("code", "source"), f"'{code.source}' is not a directory",
-                      "point it at the folder that holds your package, e.g. 'src/'")
+        yield Finding(
+            ("code", "source"),
+            f"'{code.source}' is not a directory",
+            "point it at the folder that holds your package, e.g. 'src/'",
+        )
         return
     if spec.train is not None:
         module = spec.train.entrypoint.split(":", 1)[0].replace(".", "/")
         candidates = [source / f"{module}.py", source / module / "__init__.py"]
         if not any(c.is_file() for c in candidates):
             shown = (PurePosixPath(code.source) / f"{module}.py").as_posix()
-            yield Finding(("train", "entrypoint"), f"module not found: looked for {shown}",
-                          "entrypoint is 'module:function' importable from code.source")
+            yield Finding(
+                ("train", "entrypoint"),
+                f"module not found: looked for {shown}",
+                "entrypoint is 'module:function' importable from code.source",
+            )
 
 
 def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
@@ -101,44 +123,55 @@ def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
         if line.startswith("-"):
             option = re.split(r"[=\s]", line, maxsplit=1)[0]
             if option not in _ALLOWED_OPTIONS:
-                problems.append(error(
-                    f"option '{option}' is not allowed in a lock file",
-                    where,
-                    hint="list every package pinned with == in this one file (no -r, -c or -e)",
-                ))
+                problems.append(
+                    error(
+                        f"option '{option}' is not allowed in a lock file",
+                        where,
+                        hint="list every package pinned with == in this one file (no -r, -c or -e)",
+                    )
+                )
             elif _CREDENTIALS.search(line):
-                problems.append(error(
-                    "credentials in an index URL; they would be baked into the image",
-                    where,
-                    hint="pass private index credentials as a BuildKit secret (PIP_INDEX_URL), not in the file",
-                ))
+                problems.append(
+                    error(
+                        "credentials in an index URL; they would be baked into the image",
+                        where,
+                        hint="pass private index credentials as a BuildKit secret (PIP_INDEX_URL), not in the file",
+                    )
+                )
             continue
         has_hash = bool(_HASH.search(" " + line))
         requirement = _HASH.sub("", " " + line).strip()
         match = _REQUIREMENT.fullmatch(requirement)
         if not match or "@" in requirement.split(";")[0]:
-            problems.append(error(
-                f"'{requirement}' is not a pinned requirement",
-                where,
-                hint="write `name==version`, e.g. 'numpy==2.1.3'",
-            ))
+            problems.append(
+                error(
+                    f"'{requirement}' is not a pinned requirement",
+                    where,
+                    hint="write `name==version`, e.g. 'numpy==2.1.3'",
+                )
+            )
             continue
         spec = match["spec"]
         if not _PINNED.fullmatch(spec) or "*" in spec:
             version = re.search(r"[0-9][A-Za-z0-9.+!_-]*", spec)
             example = f"{match['name']}=={version.group(0) if version else '<version>'}"
-            problems.append(error(
-                f"'{requirement}' is not pinned with ==",
-                SourcePosition(file, line_number, column + requirement.find(spec) if spec else column),
-                hint=f"pin an exact version, e.g. '{example}' (`pip freeze` or `uv pip compile` writes a lock)",
-            ))
+            problems.append(
+                error(
+                    f"'{requirement}' is not pinned with ==",
+                    SourcePosition(file, line_number, column + requirement.find(spec) if spec else column),
+                    hint=f"pin an exact version, e.g. '{example}' (`pip freeze` or `uv pip compile` writes a lock)",
+                )
+            )
         hashed.append(has_hash)
         if not has_hash:
             unhashed_positions.append(where)
     if any(hashed) and not all(hashed):
         problems.extend(
-            error("requirement without --hash in a lock that uses hashes (pip --require-hashes needs all)",
-                  where, hint="regenerate the lock with hashes for every package")
+            error(
+                "requirement without --hash in a lock that uses hashes (pip --require-hashes needs all)",
+                where,
+                hint="regenerate the lock with hashes for every package",
+            )
             for where in unhashed_positions
         )
     return problems

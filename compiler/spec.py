@@ -10,6 +10,7 @@ fills it in one place. Rules across sections live in `validate`.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -239,7 +240,9 @@ class Replicas(Section):
 
 class Autoscale(Section):
     on: Literal["queue_depth", "cpu", "none"] = "none"
-    target: PositiveInt | None = Field(None, description="in-flight requests per replica, or CPU percent (default 8 / 70)")
+    target: PositiveInt | None = Field(
+        None, description="in-flight requests per replica, or CPU percent (default 8 / 70)"
+    )
 
 
 class ServeResources(Section):
@@ -265,7 +268,7 @@ class Rollout(Section):
     def _increasing_percentages(cls, steps: list[int]) -> list[int]:
         if not steps or any(not 0 < s <= 100 for s in steps):
             raise ValueError("steps must be traffic percentages between 1 and 100, e.g. [10, 50, 100]")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(steps)):
             raise ValueError(f"steps must increase, e.g. [10, 50, 100], got {steps}")
         return steps
 

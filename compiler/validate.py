@@ -127,7 +127,7 @@ def merge_overlay(document: LoadedDocument, env: str) -> tuple[dict[str, Any], S
             for table, target in ((base.values, source.values), (base.keys, source.keys)):
                 for full, position in table.items():
                     if full[: len(prefix) + len(here)] == (*prefix, *here):
-                        target[full[len(prefix):]] = position
+                        target[full[len(prefix) :]] = position
 
     walk(document.data, overlay, ())
     return merged, source, origin
@@ -163,6 +163,13 @@ def _position(finding: Finding, source: SourceMap, environment: tuple[str, set[F
         name, origin = environment
         if any(path[:i] in origin for i in range(len(path), 0, -1)):
             field = f"environments.{name}.{field}"
+        else:
+            # A rule about a merged mapping (e.g. replicas min <= max) blames the overlay when
+            # the overlay changed something inside it: that is the line the user just edited.
+            inside = sorted((p for p in origin if p[: len(path)] == path), key=str)
+            if inside and path:
+                position = source.value_position(inside[0])
+                field = f"environments.{name}.{field}"
     return Diagnostic(finding.severity, finding.message, position, field, finding.hint)
 
 
@@ -183,9 +190,9 @@ def _data_path(loc: tuple[Any, ...], data: Any, kind: str) -> FieldPath:
     path: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             last = i == len(loc) - 1
@@ -252,20 +259,15 @@ def _finding(path: FieldPath, errors: list[dict[str, Any]]) -> Finding:
     if kind == "value_error":
         message = str(first["ctx"]["error"]) if "ctx" in first else first["msg"]
         return Finding(path, message)
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+    if kind in _COMPARISONS:
         bound = next(iter(first["ctx"].values()))
         what = "an integer" if isinstance(value, int) else "a number"
-        combined = [e for e in errors if e["type"].startswith(("greater", "less"))]
-        if len(combined) > 1:
-            ops = " and ".join(
-                f"{ {'greater_than_equal': '>=', 'greater_than': '>', 'less_than_equal': '<=', 'less_than': '<'}[e['type']]} "
-                f"{next(iter(e['ctx'].values()))}"
-                for e in combined
-            )
-            return Finding(path, f"must be {what} {ops}, got {value!r}")
-        return Finding(path, f"must be {what} {op} {bound}, got {'a value' if secret else repr(value)}")
+        got = "a value" if secret else repr(value)
+        return Finding(path, f"must be {what} {_COMPARISONS[kind]} {bound}, got {got}")
     return Finding(path, first["msg"])
+
+
+_COMPARISONS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
 def _type_hint(kind: str, value: Any) -> str:
@@ -361,7 +363,9 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
     if train is None and serve is None:
         yield Finding((), "the project neither trains nor serves", "add a `train:` or a `serve:` section")
     if train is not None and "train" not in datasets:
-        yield Finding(("train",), "a project that trains needs `data.train`", "e.g. `data: {train: {uri: data/train.parquet}}`")
+        yield Finding(
+            ("train",), "a project that trains needs `data.train`", "e.g. `data: {train: {uri: data/train.parquet}}`"
+        )
     if evaluate is not None:
         if train is None:
             yield Finding(("evaluate",), "`evaluate` needs a `train` section (there is no challenger to evaluate)")
@@ -415,11 +419,17 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
         yield from _memory_rule(("serve", "resources", "memory"), serve.resources.memory)
         if serve.engine == "vllm":
             if serve.llm is None:
-                yield Finding(("serve", "engine"), "engine 'vllm' needs `serve.llm`",
-                              "e.g. `llm: {model: Qwen/Qwen2.5-7B-Instruct, revision: <commit sha>}`")
+                yield Finding(
+                    ("serve", "engine"),
+                    "engine 'vllm' needs `serve.llm`",
+                    "e.g. `llm: {model: Qwen/Qwen2.5-7B-Instruct, revision: <commit sha>}`",
+                )
             if serve.resources.gpus < 1:
-                yield Finding(("serve", "resources", "gpus"), "engine 'vllm' needs at least one GPU",
-                              "e.g. `resources: {gpus: 1, gpu_type: nvidia-l4}`")
+                yield Finding(
+                    ("serve", "resources", "gpus"),
+                    "engine 'vllm' needs at least one GPU",
+                    "e.g. `resources: {gpus: 1, gpu_type: nvidia-l4}`",
+                )
             if serve.llm and serve.llm.tensor_parallel and serve.llm.tensor_parallel != serve.resources.gpus:
                 yield Finding(
                     ("serve", "llm", "tensor_parallel"),
@@ -427,27 +437,39 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
                     f"({serve.resources.gpus}): vLLM shards the model over the pod's GPUs",
                 )
             if serve.batch is not None:
-                yield Finding(("serve", "batch"), "batch inference runs the project's model with engine 'runtime', not 'vllm'")
+                yield Finding(
+                    ("serve", "batch"), "batch inference runs the project's model with engine 'runtime', not 'vllm'"
+                )
         elif serve.llm is not None:
-            yield Finding(("serve", "llm"), f"`llm` applies only to engine 'vllm', not '{serve.engine}'",
-                          "set `engine: vllm` or remove `llm`")
+            yield Finding(
+                ("serve", "llm"),
+                f"`llm` applies only to engine 'vllm', not '{serve.engine}'",
+                "set `engine: vllm` or remove `llm`",
+            )
         if serve.engine == "kserve" and serve.batch is not None:
             yield Finding(("serve", "batch"), "batch inference runs with engine 'runtime', not 'kserve'")
         if serve.engine == "kserve" and serve.autoscale.on == "queue_depth":
-            yield Finding(("serve", "autoscale", "on"),
-                          "KServe scales its own pods; `queue_depth` (KEDA) applies to engine runtime and vllm",
-                          "use `on: cpu` or `on: none` with engine kserve")
+            yield Finding(
+                ("serve", "autoscale", "on"),
+                "KServe scales its own pods; `queue_depth` (KEDA) applies to engine runtime and vllm",
+                "use `on: cpu` or `on: none` with engine kserve",
+            )
         if serve.engine != "vllm" and serve.llm is None and train is None and serve.engine == "runtime":
-            yield Finding(("serve", "engine"),
-                          "engine 'runtime' serves the project's registered model, but the project has no `train`",
-                          "add `train:`, or serve an LLM with `engine: vllm`")
+            yield Finding(
+                ("serve", "engine"),
+                "engine 'runtime' serves the project's registered model, but the project has no `train`",
+                "add `train:`, or serve an LLM with `engine: vllm`",
+            )
 
     yield from _compatibility_rules(spec)
 
     images_built = train is not None or (serve is not None and serve.engine == "runtime")
     if images_built and spec.images.registry is None:
-        yield Finding(("images",), "a project that builds images needs `images.registry`",
-                      "e.g. `images: {registry: ghcr.io/acme}`")
+        yield Finding(
+            ("images",),
+            "a project that builds images needs `images.registry`",
+            "e.g. `images: {registry: ghcr.io/acme}`",
+        )
     if environment in PRODUCTION_ENVIRONMENTS:
         for role in ("train", "serve"):
             base = getattr(spec.images, role).base
@@ -469,17 +491,25 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
 
     if spec.gitops.engine != "none":
         if spec.gitops.repo is None:
-            yield Finding(("gitops", "repo"), f"gitops engine '{spec.gitops.engine}' needs `repo`",
-                          "e.g. `repo: https://github.com/acme/churn.git`")
+            yield Finding(
+                ("gitops", "repo"),
+                f"gitops engine '{spec.gitops.engine}' needs `repo`",
+                "e.g. `repo: https://github.com/acme/churn.git`",
+            )
         elif not re.fullmatch(r"(https://|ssh://|git@)[^\s]+", spec.gitops.repo):
-            yield Finding(("gitops", "repo"), "must be an https:// or ssh git URL, e.g. https://github.com/acme/churn.git")
+            yield Finding(
+                ("gitops", "repo"), "must be an https:// or ssh git URL, e.g. https://github.com/acme/churn.git"
+            )
 
     jobs = spec.ci.pull_request
     if len(set(jobs)) != len(jobs):
         yield Finding(("ci", "pull_request"), "jobs must not repeat")
     if "gate" in jobs and "smoke_train" not in jobs:
-        yield Finding(("ci", "pull_request"), "the `gate` job needs `smoke_train` (it gates the smoke model)",
-                      "e.g. `pull_request: [validate, plan, smoke_train, gate]`")
+        yield Finding(
+            ("ci", "pull_request"),
+            "the `gate` job needs `smoke_train` (it gates the smoke model)",
+            "e.g. `pull_request: [validate, plan, smoke_train, gate]`",
+        )
     if "gate" in jobs and evaluate is None:
         yield Finding(("ci", "pull_request"), "the `gate` job needs an `evaluate` section")
     if "smoke_train" in jobs and train is None:
@@ -525,5 +555,6 @@ def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
 
 def _memory_rule(path: FieldPath, memory: str) -> Iterator[Finding]:
     if quantity_to_number(memory) < 2**20:
-        yield Finding(path, f"'{memory}' is less than one mebibyte (a bare number means bytes)",
-                      f"did you mean '{memory}Gi'?")
+        yield Finding(
+            path, f"'{memory}' is less than one mebibyte (a bare number means bytes)", f"did you mean '{memory}Gi'?"
+        )

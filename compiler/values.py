@@ -134,7 +134,9 @@ def checkpoint_every(value: str) -> str:
     try:
         return duration(value)
     except ValueError:
-        raise ValueError(f"must be 'epoch', '<N>steps' (e.g. '500steps') or a duration (e.g. '30m'), got '{value}'") from None
+        raise ValueError(
+            f"must be 'epoch', '<N>steps' (e.g. '500steps') or a duration (e.g. '30m'), got '{value}'"
+        ) from None
 
 
 _CRON_FIELDS = (
@@ -145,9 +147,12 @@ _CRON_FIELDS = (
         "month",
         1,
         12,
-        {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())},
+        {
+            m: i + 1
+            for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
+        },
     ),
-    ("day of week", 0, 7, {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
 )
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -216,7 +221,9 @@ def data_uri(value: str) -> str:
     if is_remote_uri(value):
         scheme = value.split("://", 1)[0]
         if scheme not in {"s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https", "hdfs", "file"}:
-            raise ValueError(f"unsupported URI scheme '{scheme}://'; use s3://, gs://, az://, hdfs://, https:// or a relative path")
+            raise ValueError(
+                f"unsupported URI scheme '{scheme}://'; use s3://, gs://, az://, hdfs://, https:// or a relative path"
+            )
         if scheme == "file":
             raise ValueError("use a relative path instead of a file:// URI, so the spec works on every machine")
         return value
@@ -267,7 +274,10 @@ Quantity = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"},
+                {
+                    "type": "string",
+                    "pattern": "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$",
+                },
                 {"type": "number", "exclusiveMinimum": 0},
             ],
             "description": "Kubernetes quantity, e.g. 2, 500m, 16Gi",

@@ -35,16 +35,10 @@ def emit_artifacts(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     ]
     for env in environments:
         folder = f"{env.spec.gitops.path}/{env.environment}"
-        out.append(
-            Artifact(
-                f"{folder}/config.yaml", f"{header}namespace: {env.namespace}\n".encode(), "test"
-            )
-        )
+        out.append(Artifact(f"{folder}/config.yaml", f"{header}namespace: {env.namespace}\n".encode(), "test"))
         if env.spec.train is not None:
             image = f"{env.train_image}:latest"
-            out.append(
-                Artifact(f"{folder}/train.yaml", f"{header}image: {image}\n".encode(), "test")
-            )
+            out.append(Artifact(f"{folder}/train.yaml", f"{header}image: {image}\n".encode(), "test"))
         if env.spec.serve is not None:
             image = f'"{env.serve_image}:latest"'
             replicas = env.spec.serve.replicas.min

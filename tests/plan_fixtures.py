@@ -41,9 +41,7 @@ gitops:
 """
 
 
-def write_project(
-    directory: Path, name: str = "demo", replicas: int = 3, serve: bool = True
-) -> Path:
+def write_project(directory: Path, name: str = "demo", replicas: int = 3, serve: bool = True) -> Path:
     """A valid project in `directory`; returns the spec path."""
     (directory / "src" / "pkg").mkdir(parents=True, exist_ok=True)
     (directory / "src" / "pkg" / "__init__.py").write_text("")
@@ -70,9 +68,7 @@ def _without_serve(text: str) -> str:
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in `cwd` and return its stdout."""
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 def init_repo(directory: Path) -> Path:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import plan_backend
 import pytest
 from click.testing import CliRunner, Result
+
+import plan_backend
 from mlc.compiler import emit
 from mlc.compiler.cli import main
 from plan_fixtures import git, init_repo, write_project
@@ -17,9 +18,7 @@ from plan_fixtures import git, init_repo, write_project
 def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stand-in backend is the only one, for this test."""
     monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(
-        sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend
-    )
+    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
     monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
 
 
@@ -102,9 +101,7 @@ def test_no_changes_makes_no_commit(repo: Path) -> None:
     assert git(repo, "rev-parse", "HEAD") == head
 
 
-def test_commit_outside_git_fails_after_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_commit_outside_git_fails_after_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     result = mlc("apply", "--commit")

@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import plan_backend
 import pytest
 from click.testing import CliRunner
+
+import plan_backend
 from mlc.compiler import emit
 from mlc.compiler.cli import main
 from mlc.compiler.lock import INTENT_FILENAME
@@ -34,9 +35,7 @@ VERSIONS = [(3, True), (5, True), (4, False), (9, True)]
 def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stand-in backend is the only one, for this test (the subprocess installs its own)."""
     monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(
-        sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend
-    )
+    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
     monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
 
 
@@ -58,9 +57,7 @@ def mlc(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_killed_apply_leaves_old_or_new_files_and_recovers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(20261122)
     root = init_repo(tmp_path / "repo")
     monkeypatch.chdir(root)

@@ -6,9 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-import plan_backend
 import pytest
 from click.testing import CliRunner, Result
+
+import plan_backend
 from mlc.compiler import emit
 from mlc.compiler.bot import pull_request_from_event
 from mlc.compiler.cli import main
@@ -21,9 +22,7 @@ BRANCH = "feature/retrain"
 def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stand-in backend is the only one, for this test."""
     monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(
-        sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend
-    )
+    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
     monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
 
 
@@ -98,9 +97,7 @@ def test_bot_commits_and_pushes_then_is_up_to_date(
     assert "No changes. Generated files are up to date." in comment.read_text()
 
 
-def test_bot_only_reports_for_forks(
-    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bot_only_reports_for_forks(checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     event = write_event(tmp_path / "event.json", checkout, head_repo="someone/demo")
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
     before = git(tmp_path / "origin.git", "rev-parse", BRANCH)
@@ -113,9 +110,7 @@ def test_bot_only_reports_for_forks(
     assert "fork" in (tmp_path / "comment.md").read_text()
 
 
-def test_bot_refuses_a_merge_commit_checkout(
-    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bot_refuses_a_merge_commit_checkout(checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     event = json.loads(write_event(tmp_path / "event.json", checkout).read_text())
     event["pull_request"]["head"]["sha"] = "0" * 40
     (tmp_path / "event.json").write_text(json.dumps(event))

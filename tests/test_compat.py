@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from mlc.compiler.compat import (
     BaseImage,
     CompatError,
@@ -107,8 +108,7 @@ def test_gpu_type_narrows_cuda_choice(torch: str, gpu_type: str, cuda: str) -> N
         ("2.5", "torch 2.5 must name a release; supported 2.5.x: 2.5.0, 2.5.1"),
         (
             "latest",
-            "torch version 'latest' is not a release number like 2.5.1 "
-            "(supported: 2.4.0 to 2.15.0)",
+            "torch version 'latest' is not a release number like 2.5.1 (supported: 2.4.0 to 2.15.0)",
         ),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.image_pins import ImagePinError, effective_pins, parse_image_pin, pin_images
 from mlc.compiler.lock import Lock, LockError, lock_to_bytes, parse_lock, sha256_hex
@@ -63,9 +64,7 @@ def test_parse_image_pin() -> None:
 
 def test_pin_images_rewrites_whole_references_in_manifests_only() -> None:
     ref = f"{REPO}@sha256:{DIGEST}"
-    manifest = (
-        f'a: {REPO}:v1\nb: "{REPO}"\nc: {REPO}@sha256:{"e" * 64}\nd: {REPO}-gpu:v1\ne: x{REPO}:v1\n'
-    ).encode()
+    manifest = (f'a: {REPO}:v1\nb: "{REPO}"\nc: {REPO}@sha256:{"e" * 64}\nd: {REPO}-gpu:v1\ne: x{REPO}:v1\n').encode()
     artifacts = [
         Artifact("deploy/job.yaml", manifest, "k8s"),
         Artifact(".github/workflows/main.yml", f"image: {REPO}:tag\n".encode(), "ci"),
@@ -131,7 +130,5 @@ def test_intent_makes_a_half_applied_file_an_update_not_a_conflict() -> None:
     without = build_plan(**common, artifacts=artifacts, lock=lock, new_lock=new_lock)
     assert without.changes[0].action is Action.CONFLICT
     intent = {"f.yaml": {sha256_hex(b"v2")}}
-    with_intent = build_plan(
-        **common, artifacts=artifacts, lock=lock, new_lock=new_lock, intent=intent
-    )
+    with_intent = build_plan(**common, artifacts=artifacts, lock=lock, new_lock=new_lock, intent=intent)
     assert with_intent.changes[0].action is Action.UPDATE

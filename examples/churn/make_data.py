@@ -22,11 +22,19 @@ def rows(n: int, seed: int, shift: bool = False) -> list[dict[str, object]]:
         charges = round(rng.gauss(75 if shift else 60, 20), 2)
         calls = None if rng.random() < 0.05 else int(rng.expovariate(1 / 2))
         plan = rng.choices(PLANS, weights=[5, 3, 2])[0]
-        region = rng.choices(REGIONS + ["central"], weights=[1, 1, 1, 1, 3 if shift else 0])[0]
+        region = rng.choices([*REGIONS, "central"], weights=[1, 1, 1, 1, 3 if shift else 0])[0]
         logit = -1.0 - 0.04 * tenure + 0.03 * (charges - 60) + 0.4 * (calls or 0) - 0.5 * PLANS.index(plan)
         churned = int(rng.random() < 1 / (1 + math.exp(-logit)))
-        out.append({"tenure_months": tenure, "monthly_charges": charges, "support_calls": "" if calls is None else calls,
-                    "plan": plan, "region": region, "churned": churned})
+        out.append(
+            {
+                "tenure_months": tenure,
+                "monthly_charges": charges,
+                "support_calls": "" if calls is None else calls,
+                "plan": plan,
+                "region": region,
+                "churned": churned,
+            }
+        )
     return out
 
 

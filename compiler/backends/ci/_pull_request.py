@@ -1,0 +1,309 @@
+"""`.github/workflows/mlc-pr.yaml`: a pull request's checks, one job per `ci.pull_request` entry.
+
+Atlantis-style: `validate` and `plan` show what merging would change (step summary, and a plan
+comment updated in place); the bot job commits the compiled artifacts back to the PR branch;
+`data_tests`, `smoke_train` and `gate` test data, code and model, so a worse model fails a check
+that branch protection turns into a blocked merge.
+
+Jobs share no disk. `smoke_train` uploads `.mlc/` (runtime config, local MLflow store and the smoke
+model) as an artifact of the run, and `gate` fetches it with `gh run download` (no third action to
+pin), so both stores work: the real tracking server when the spec names its secret, else local.
+"""
+
+from __future__ import annotations
+
+from mlc.compiler.backends.ci._pins import pinned_action
+from mlc.compiler.backends.ci._steps import (
+    BOT_IDENTITY,
+    RUNTIME_CONFIG_PATH,
+    SPEC_FILE,
+    Job,
+    Step,
+    build_job,
+    checkout_step,
+    documented,
+    guard_expression,
+    install_mlc_step,
+    install_project_requirements_step,
+    setup_python_step,
+    write_runtime_config_step,
+)
+from mlc.compiler.resolve import ResolvedSpec
+
+PATH = ".github/workflows/mlc-pr.yaml"
+WORKFLOW_NAME = "mlc pull request"
+
+SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
+COMMENT_MARKER = "<!-- mlc-plan -->"
+COMMENT_FILE = "mlc-plan-comment.md"  # written by `mlc bot`, or by the plan job
+GATE_REPORT = "gate.md"
+SMOKE_ARTIFACT = "mlc-smoke-model"
+SMOKE_STORE = ".mlc/"
+DATA_SAMPLE_ROWS = 1000
+# Without the tracking server's secret the smoke run logs here; assumes the runtime keeps its
+# MLflow artifacts under `.mlc/` too, as it does locally.
+LOCAL_TRACKING_URI = "sqlite:///.mlc/mlflow.db"
+TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
+
+PLAN_SCRIPT = """\
+mlc plan --format markdown > "$MLC_PLAN_FILE"
+cat "$MLC_PLAN_FILE" >> "$GITHUB_STEP_SUMMARY"
+"""
+DOWNLOAD_SMOKE_MODEL_SCRIPT = """\
+gh run download "$GITHUB_RUN_ID" --name "$MLC_SMOKE_ARTIFACT" --dir "$MLC_SMOKE_STORE"
+"""
+REPORT_GATE_SCRIPT = """\
+if [ -f "$MLC_GATE_REPORT" ]; then
+  cat "$MLC_GATE_REPORT" >> "$GITHUB_STEP_SUMMARY"
+fi
+"""
+
+# Finds the bot's previous plan comment by its hidden marker and updates it, else creates one.
+# The body is read from a file: no expression or PR-controlled text is spliced into the script.
+UPSERT_COMMENT_SCRIPT = """\
+const fs = require('fs');
+const marker = process.env.MLC_COMMENT_MARKER;
+const limit = 65000; // GitHub rejects comment bodies over 65536 characters
+let body = fs.readFileSync(process.env.MLC_COMMENT_FILE, 'utf8');
+if (!body.includes(marker)) {
+  body = `${marker}\\n${body}`;
+}
+if (body.length > limit) {
+  body = `${body.slice(0, limit)}\\n\\n(truncated: the full plan is in the job summary)`;
+}
+const { owner, repo } = context.repo;
+const issue_number = context.issue.number;
+const comments = await github.paginate(github.rest.issues.listComments, {
+  owner, repo, issue_number, per_page: 100,
+});
+const previous = comments.find(
+  (comment) => comment.user && comment.user.type === 'Bot' && comment.body.includes(marker),
+);
+if (previous) {
+  await github.rest.issues.updateComment({ owner, repo, comment_id: previous.id, body });
+} else {
+  await github.rest.issues.createComment({ owner, repo, issue_number, body });
+}
+"""
+
+
+def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -> dict[str, object]:
+    """The PR workflow as data: the jobs listed in `ci.pull_request`, plus the bot job."""
+    spec = resolved.spec
+    listed = spec.ci.pull_request
+    jobs: dict[str, Job] = {}
+    for name in listed:
+        needs = _needs(name, listed)
+        if name == "validate":
+            jobs[name] = _validate_job(resolved)
+        elif name == "plan":
+            jobs[name] = _plan_job(
+                resolved, needs, comment=spec.ci.bot.comment and not spec.ci.bot.commit
+            )
+        elif name == "data_tests":
+            jobs[name] = _data_tests_job(resolved, needs, smoke_environment)
+        elif name == "smoke_train":
+            jobs[name] = _smoke_train_job(resolved, needs, smoke_environment)
+        elif name == "gate":
+            jobs[name] = _gate_job(resolved, needs)
+    if spec.ci.bot.commit:
+        jobs["bot"] = _bot_job(resolved, ["validate"] if "validate" in listed else [])
+    return {
+        "name": WORKFLOW_NAME,
+        "on": {"pull_request": {}},
+        "permissions": {},
+        "concurrency": {"group": "mlc-pr-${{ github.ref }}", "cancel-in-progress": True},
+        "defaults": {"run": {"shell": "bash"}},
+        "jobs": jobs,
+    }
+
+
+def _needs(job: str, listed: list[str]) -> list[str]:
+    """Each job waits for the one whose failure makes it pointless."""
+    chain = {
+        "plan": ["validate"],
+        "data_tests": ["validate"],
+        "smoke_train": ["data_tests", "validate"],
+        "gate": ["smoke_train"],
+    }
+    return next(([dep] for dep in chain.get(job, []) if dep in listed), [])
+
+
+def github_secrets_env(resolved: ResolvedSpec) -> dict[str, str]:
+    """Secrets named in the spec's `secrets.*.github`, under the variable names the spec gives."""
+    return {
+        name: f"${{{{ secrets.{ref.github} }}}}"
+        for name, ref in resolved.spec.secrets.items()
+        if ref.github is not None
+    }
+
+
+def tracking_env(resolved: ResolvedSpec) -> dict[str, str]:
+    """The real tracking server when the spec gives CI its secret, else a local store."""
+    has_secret = any(
+        name.startswith(TRACKING_SECRET_PREFIX) and ref.github is not None
+        for name, ref in resolved.spec.secrets.items()
+    )
+    uri = guard_expression(resolved.tracking_uri) if has_secret else LOCAL_TRACKING_URI
+    return {"MLFLOW_TRACKING_URI": uri}
+
+
+def _compiler_steps(resolved: ResolvedSpec, *, runtime: bool = False) -> list[Step]:
+    steps = [
+        checkout_step(),
+        setup_python_step(resolved.spec.code.python),
+        install_mlc_step(resolved.compiler_version, runtime=runtime),
+    ]
+    if runtime:
+        steps.append(install_project_requirements_step(resolved.spec.code.requirements))
+    return steps
+
+
+def _validate_job(resolved: ResolvedSpec) -> Job:
+    validate: Step = {
+        "name": "Validate mlproject.yaml",
+        "env": {"MLC_SPEC": SPEC_FILE},
+        "run": 'mlc validate -f "$MLC_SPEC"\n',
+    }
+    return build_job(
+        "validate", {"contents": "read"}, [*_compiler_steps(resolved), validate], timeout_minutes=10
+    )
+
+
+def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job:
+    plan: Step = {
+        "name": "Plan",
+        "env": {"MLC_PLAN_FILE": COMMENT_FILE},
+        "run": PLAN_SCRIPT,
+    }
+    permissions: dict[str, object] = {"contents": "read"}
+    steps = [*_compiler_steps(resolved), plan]
+    if comment:
+        permissions["pull-requests"] = documented(
+            "write", "post the plan as a comment, updated in place"
+        )
+        # Forks get a read-only token: their plan stays in the step summary.
+        steps.append({**upsert_plan_comment_step(), "if": SAME_REPOSITORY})
+    return build_job("plan", permissions, steps, needs=needs, timeout_minutes=10)  # type: ignore[arg-type]
+
+
+def upsert_plan_comment_step() -> Step:
+    """Post the plan comment, or update the one a previous push posted."""
+    return {
+        "name": "Comment the plan",
+        "uses": pinned_action("actions/github-script"),
+        "env": {"MLC_COMMENT_FILE": COMMENT_FILE, "MLC_COMMENT_MARKER": COMMENT_MARKER},
+        "with": {"script": UPSERT_COMMENT_SCRIPT},
+    }
+
+
+def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
+    permissions: dict[str, object] = {
+        "contents": documented("write", "commit the compiled artifacts to the PR branch"),
+    }
+    steps: list[Step] = [
+        # The PR head, not the merge commit: the bot pushes onto the branch. A push that raced
+        # ahead of this run makes the push fail instead of overwriting it.
+        checkout_step(persist_credentials=True, ref="${{ github.event.pull_request.head.sha }}"),
+        setup_python_step(resolved.spec.code.python),
+        install_mlc_step(resolved.compiler_version),
+        {
+            "name": "Compile and commit to the PR branch",
+            "env": dict(BOT_IDENTITY),
+            "run": "mlc bot\n",
+        },
+    ]
+    if resolved.spec.ci.bot.comment:
+        permissions["pull-requests"] = documented(
+            "write", "post the plan as a comment, updated in place"
+        )
+        steps.append(upsert_plan_comment_step())
+    # Only branches of this repository: a fork's code never runs with a token that can push.
+    return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY)  # type: ignore[arg-type]
+
+
+def _runtime_env(resolved: ResolvedSpec) -> dict[str, str]:
+    return {**tracking_env(resolved), **github_secrets_env(resolved)}
+
+
+def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
+    steps = [*_compiler_steps(resolved, runtime=True), write_runtime_config_step(environment)]
+    for dataset in resolved.spec.data.datasets():
+        steps.append(
+            {
+                "name": guard_expression(f"Validate a sample of {dataset} against the contract"),
+                "env": {
+                    "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
+                    "MLC_DATASET": guard_expression(dataset),
+                    "MLC_SAMPLE_ROWS": str(DATA_SAMPLE_ROWS),
+                    **github_secrets_env(resolved),
+                },
+                "run": (
+                    'mlc-runtime validate-data --config "$MLC_RUNTIME_CONFIG" '
+                    '--dataset "$MLC_DATASET" --sample "$MLC_SAMPLE_ROWS"\n'
+                ),
+            }
+        )
+    return build_job("data_tests", {"contents": "read"}, steps, needs=needs, timeout_minutes=20)
+
+
+def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
+    train: Step = {
+        "name": "Train on a small sample on the CPU",
+        "env": {"MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH, **_runtime_env(resolved)},
+        "run": 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke\n',
+    }
+    upload: Step = {
+        "name": "Keep the smoke model for the gate",
+        "uses": pinned_action("actions/upload-artifact"),
+        "with": {
+            "name": SMOKE_ARTIFACT,
+            "path": SMOKE_STORE,
+            "include-hidden-files": True,
+            "if-no-files-found": "error",
+            "retention-days": 1,
+        },
+    }
+    steps = [
+        *_compiler_steps(resolved, runtime=True),
+        write_runtime_config_step(environment),
+        train,
+    ]
+    if "gate" in resolved.spec.ci.pull_request:
+        steps.append(upload)
+    return build_job("smoke_train", {"contents": "read"}, steps, needs=needs, timeout_minutes=30)
+
+
+def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
+    download: Step = {
+        "name": "Fetch the smoke model",
+        "env": {
+            "GH_TOKEN": "${{ github.token }}",
+            "GH_REPO": "${{ github.repository }}",
+            "MLC_SMOKE_ARTIFACT": SMOKE_ARTIFACT,
+            "MLC_SMOKE_STORE": SMOKE_STORE,
+        },
+        "run": DOWNLOAD_SMOKE_MODEL_SCRIPT,
+    }
+    gate: Step = {
+        "name": "Gate the smoke model against the champion",
+        "env": {
+            "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
+            "MLC_GATE_REPORT": GATE_REPORT,
+            **_runtime_env(resolved),
+        },
+        "run": 'mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT"\n',
+    }
+    report: Step = {
+        "name": "Report the gate",
+        # Also after a failing gate: the report says which metric failed.
+        "if": "${{ !cancelled() }}",
+        "env": {"MLC_GATE_REPORT": GATE_REPORT},
+        "run": REPORT_GATE_SCRIPT,
+    }
+    permissions = {
+        "contents": "read",
+        "actions": documented("read", "download the smoke model artifact of this run"),
+    }
+    steps = [*_compiler_steps(resolved, runtime=True), download, gate, report]
+    return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30)  # type: ignore[arg-type]

@@ -1,0 +1,116 @@
+"""Steps and job parts both workflows share, and the rules that keep them safe.
+
+Every spec-derived string reaches a workflow only as a plain value (an `env:` or `with:` entry,
+never inside `run:`), and `guard_expression` neutralises `${{` in it so GitHub cannot evaluate
+it as an expression either. Shell scripts are constants of this package that read `"$VAR"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.compiler.backends.ci._pins import pinned_action
+from mlc.compiler.yaml_writer import Commented
+
+RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
+SPEC_FILE = "mlproject.yaml"  # the workflows run at the spec's directory, as `mlc` does locally
+
+# Where the jobs that run `mlc-runtime` keep the resolved runtime config, and the command that
+# writes it. The only assumption about the runtime config in this package: change it here.
+RUNTIME_CONFIG_PATH = ".mlc/runtime-config.json"
+WRITE_RUNTIME_CONFIG_SCRIPT = (
+    'mkdir -p "$(dirname "$MLC_RUNTIME_CONFIG")"\n'
+    'mlc run train --env "$MLC_ENVIRONMENT" --print-config > "$MLC_RUNTIME_CONFIG"\n'
+)
+
+# Commits made by `mlc bot` and `mlc apply --commit` (GitPython reads these variables).
+BOT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "github-actions[bot]",
+    "GIT_AUTHOR_EMAIL": "41898282+github-actions[bot]@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "github-actions[bot]",
+    "GIT_COMMITTER_EMAIL": "41898282+github-actions[bot]@users.noreply.github.com",
+}
+
+Step = dict[str, Any]
+Job = dict[str, Any]
+
+
+def guard_expression(text: str) -> str:
+    """`text` as a literal workflow value: a `${{` in it is written as an expression of itself."""
+    return text.replace("${{", "${{ '${{' }}")
+
+
+def documented(permission: str, why: str) -> Commented:
+    """A permission with the reason the job needs it (zizmor asks for one on every write)."""
+    return Commented(permission, why)
+
+
+def build_job(
+    name: str,
+    permissions: dict[str, str | Commented],
+    steps: list[Step],
+    *,
+    needs: list[str] | None = None,
+    condition: str | None = None,
+    timeout_minutes: int = 15,
+) -> Job:
+    """A job in the key order GitHub's docs use: name, needs, if, runs-on, permissions, steps."""
+    job: Job = {"name": name}
+    if needs:
+        job["needs"] = needs
+    if condition:
+        job["if"] = condition
+    job["runs-on"] = RUNNER
+    job["timeout-minutes"] = timeout_minutes
+    job["permissions"] = permissions
+    job["steps"] = steps
+    return job
+
+
+def checkout_step(*, persist_credentials: bool = False, ref: str | None = None) -> Step:
+    """Check out the repository; credentials stay on disk only for a job that pushes."""
+    with_: dict[str, Any] = {}
+    if ref is not None:
+        with_["ref"] = ref
+    with_["persist-credentials"] = persist_credentials
+    return {"name": "Check out", "uses": pinned_action("actions/checkout"), "with": with_}
+
+
+def setup_python_step(python: str) -> Step:
+    """Install the project's Python (`code.python`)."""
+    return {
+        "name": "Set up Python",
+        "uses": pinned_action("actions/setup-python"),
+        "with": {"python-version": guard_expression(python)},
+    }
+
+
+def install_mlc_step(compiler_version: str, *, runtime: bool = False) -> Step:
+    """Install the compiler that generated the workflow, pinned to its own version."""
+    requirement = f"mlc[runtime]=={compiler_version}" if runtime else f"mlc=={compiler_version}"
+    return {
+        "name": "Install mlc",
+        "env": {"MLC_REQUIREMENT": requirement},
+        "run": 'python -m pip install "$MLC_REQUIREMENT"\n',
+    }
+
+
+def install_project_requirements_step(requirements: str) -> Step:
+    """Install the project's locked requirements (the training entrypoint imports them)."""
+    return {
+        "name": "Install the project's requirements",
+        "env": {"MLC_PROJECT_REQUIREMENTS": guard_expression(requirements)},
+        "run": 'python -m pip install -r "$MLC_PROJECT_REQUIREMENTS"\n',
+    }
+
+
+def write_runtime_config_step(environment: str) -> Step:
+    """Write the resolved runtime config of `environment` for `mlc-runtime`."""
+    return {
+        "name": "Write the runtime config",
+        "env": {
+            "MLC_ENVIRONMENT": guard_expression(environment),
+            "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
+        },
+        "run": WRITE_RUNTIME_CONFIG_SCRIPT,
+    }

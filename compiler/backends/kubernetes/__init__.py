@@ -1,0 +1,127 @@
+"""Kubernetes backend: manifests, kustomization, GitOps objects and alert tests per environment.
+
+Output, per environment `<env>` (`default` when the spec has none), under `gitops.path`:
+
+    <path>/<env>/<kind-lowercase>-<name>.yaml   one resource per file
+    <path>/<env>/kustomization.yaml             lists exactly those files, sorted
+    <path>/clusters/<env>.yaml                  the Argo CD Application or Flux objects
+    <path>/tests/<env>/alerts.test.yaml         `promtool test rules` cases for the PrometheusRule
+
+Modules: `pod` (the hardened pod template), `runtime_config` (the ConfigMap), `training`,
+`serving`, `batch`, `monitoring`, `gitops`; `objects` (metadata) and `images` (image references).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.backends.kubernetes.batch import emit_batch
+from mlc.compiler.backends.kubernetes.gitops import (
+    emit_argocd_application,
+    emit_flux_objects,
+    emit_kustomization,
+)
+from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
+from mlc.compiler.backends.kubernetes.runtime_config import emit_runtime_config_map
+from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
+from mlc.compiler.backends.kubernetes.training import emit_training
+from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.yaml_writer import dump_yaml
+
+__all__ = ["emit", "emit_environment_resources", "manifest_filename"]
+
+BACKEND = "kubernetes"
+KUSTOMIZATION = "kustomization.yaml"
+
+
+def emit_environment_resources(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """Every Kubernetes resource the environment's folder holds."""
+    return [
+        emit_runtime_config_map(resolved),
+        *emit_training(resolved),
+        *emit_serving(resolved),
+        *emit_batch(resolved),
+        *emit_monitoring(resolved),
+    ]
+
+
+def manifest_filename(resource: dict[str, Any]) -> str:
+    """`<kind-lowercase>-<name>.yaml`."""
+    return f"{resource['kind'].lower()}-{resource['metadata']['name']}.yaml"
+
+
+def _header(resolved: ResolvedSpec) -> str:
+    return generated_notice(resolved.compiler_version, resolved.spec_digest)
+
+
+def _sources(resource: dict[str, Any]) -> tuple[str, ...]:
+    component = resource["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+    return (component,) if component else ()
+
+
+def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
+    """The artifacts of one environment."""
+    root = resolved.spec.gitops.path.rstrip("/")
+    folder = f"{root}/{resolved.environment}"
+    header = _header(resolved)
+    artifacts: list[Artifact] = []
+    files: list[str] = []
+    for resource in emit_environment_resources(resolved):
+        filename = manifest_filename(resource)
+        if filename in files:
+            raise ValueError(
+                f"two resources would be written to {folder}/{filename}"
+            )  # a compiler bug
+        files.append(filename)
+        artifacts.append(
+            Artifact(
+                f"{folder}/{filename}", dump_yaml([resource], header), BACKEND, _sources(resource)
+            )
+        )
+    artifacts.append(
+        Artifact(
+            f"{folder}/{KUSTOMIZATION}",
+            dump_yaml([emit_kustomization(files)], header),
+            BACKEND,
+            ("gitops",),
+        )
+    )
+
+    engine = resolved.spec.gitops.engine
+    if engine == "argocd":
+        application = emit_argocd_application(resolved, autoscaled_workloads(resolved))
+        artifacts.append(
+            Artifact(
+                f"{root}/clusters/{resolved.environment}.yaml",
+                dump_yaml([application], header),
+                BACKEND,
+                ("gitops",),
+            )
+        )
+    elif engine == "flux":
+        artifacts.append(
+            Artifact(
+                f"{root}/clusters/{resolved.environment}.yaml",
+                dump_yaml(emit_flux_objects(resolved), header),
+                BACKEND,
+                ("gitops",),
+            )
+        )
+    alert_tests = emit_alert_tests(resolved)
+    if alert_tests is not None:
+        artifacts.append(
+            Artifact(
+                f"{root}/tests/{resolved.environment}/alerts.test.yaml",
+                dump_yaml([alert_tests], header),
+                BACKEND,
+                ("monitor",),
+            )
+        )
+    return artifacts
+
+
+def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
+    """The backend entry point: the artifacts of every environment of one project."""
+    return [artifact for resolved in environments for artifact in emit_environment(resolved)]

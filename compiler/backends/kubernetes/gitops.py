@@ -1,0 +1,113 @@
+"""GitOps wiring: the per-environment `kustomization.yaml` and the Argo CD / Flux objects.
+
+The rendered-manifests pattern: `<gitops.path>/<env>/` holds fully rendered manifests, one
+resource per file, and a kustomization that only lists them (no patches). The objects that tell
+Argo CD or Flux to sync that folder live in `<gitops.path>/clusters/<env>.yaml`, outside it, so
+they are bootstrapped once per cluster and never prune themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
+from mlc.compiler.resolve import ResolvedSpec
+
+ARGOCD_NAMESPACE = "argocd"
+FLUX_NAMESPACE = "flux-system"
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+FLUX_SOURCE_INTERVAL = "1m"
+FLUX_SYNC_INTERVAL = "10m"
+
+
+def emit_kustomization(files: Sequence[str]) -> dict[str, Any]:
+    """A kustomization that lists exactly the environment's manifest files, sorted."""
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": sorted(files),
+    }
+
+
+def environment_folder(resolved: ResolvedSpec) -> str:
+    """`<gitops.path>/<env>`: the folder Argo CD or Flux syncs, relative to the repository root."""
+    return f"{resolved.spec.gitops.path.rstrip('/')}/{resolved.environment}"
+
+
+def gitops_object_name(resolved: ResolvedSpec) -> str:
+    """Name of the Application / Kustomization of one environment."""
+    return f"{resolved.name}-{resolved.environment}"[:63].rstrip("-")
+
+
+def emit_argocd_application(
+    resolved: ResolvedSpec, autoscaled: Sequence[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """An Application syncing the environment's folder: automated prune + selfHeal, SSA.
+
+    `autoscaled` lists (group, kind, name) of workloads whose replicas an autoscaler owns: their
+    `/spec/replicas` is ignored so selfHeal never fights the autoscaler.
+    """
+    gitops = resolved.spec.gitops
+    meta = object_meta(resolved, gitops_object_name(resolved), "gitops")
+    meta["namespace"] = ARGOCD_NAMESPACE
+    meta["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    spec: dict[str, Any] = {
+        "project": "default",
+        "source": {
+            "repoURL": gitops.repo,
+            "targetRevision": gitops.branch,
+            "path": environment_folder(resolved),
+        },
+        "destination": {"server": IN_CLUSTER_SERVER, "namespace": resolved.namespace},
+        "syncPolicy": {
+            "automated": {"prune": True, "selfHeal": True},
+            "syncOptions": ["ServerSideApply=true", "CreateNamespace=true", "PruneLast=true"],
+        },
+    }
+    if autoscaled:
+        spec["ignoreDifferences"] = [
+            {
+                "group": group,
+                "kind": kind,
+                "name": name,
+                "namespace": resolved.namespace,
+                "jsonPointers": ["/spec/replicas"],
+            }
+            for group, kind, name in autoscaled
+        ]
+    return manifest("argoproj.io/v1alpha1", "Application", meta, spec=spec)
+
+
+def emit_flux_objects(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """A GitRepository and a Kustomization (pruning, waiting for health) for the environment."""
+    gitops = resolved.spec.gitops
+    name = gitops_object_name(resolved)
+    source_meta = object_meta(resolved, name, "gitops")
+    source_meta["namespace"] = FLUX_NAMESPACE
+    sync_meta = object_meta(resolved, name, "gitops")
+    sync_meta["namespace"] = FLUX_NAMESPACE
+    source = manifest(
+        "source.toolkit.fluxcd.io/v1",
+        "GitRepository",
+        source_meta,
+        spec={
+            "interval": FLUX_SOURCE_INTERVAL,
+            "url": gitops.repo,
+            "ref": {"branch": gitops.branch},
+        },
+    )
+    sync = manifest(
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+        sync_meta,
+        spec={
+            "interval": FLUX_SYNC_INTERVAL,
+            "path": f"./{environment_folder(resolved)}",
+            "prune": True,
+            "wait": True,
+            "timeout": "5m",
+            "sourceRef": {"kind": "GitRepository", "name": name},
+        },
+    )
+    return [source, sync]

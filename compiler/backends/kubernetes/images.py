@@ -1,0 +1,33 @@
+"""Image references in manifests: the ONE place that decides what `image:` says.
+
+Until `mlc apply --image NAME=REF@sha256:...` pins the digest of a built image, a project image
+is referenced as `<repository>:<spec digest, 12 hex>`: deterministic, changes whenever the spec
+does, and recognisable, so pinning replaces exactly `image_reference(resolved, role)`. Images the
+project does not build (vLLM's server) are pinned here by version.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mlc.compiler.resolve import ResolvedSpec
+
+# The vLLM OpenAI-compatible server; bump deliberately (its CLI flags are part of the contract).
+VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.10.1.1"
+
+ImageRole = Literal["train", "serve", "vllm"]
+
+
+def placeholder_tag(resolved: ResolvedSpec) -> str:
+    """The tag a project image has until its digest is pinned: the spec digest's first 12 hex."""
+    return resolved.spec_digest[:12]
+
+
+def image_reference(resolved: ResolvedSpec, role: ImageRole) -> str:
+    """The `image:` of a container of `role`; the training image also runs drift and gate."""
+    if role == "vllm":
+        return VLLM_IMAGE
+    repository = resolved.train_image if role == "train" else resolved.serve_image
+    if repository is None:
+        raise ValueError(f"the project builds no {role} image (images.registry unset?)")
+    return f"{repository}:{placeholder_tag(resolved)}"

@@ -1,0 +1,416 @@
+"""Monitoring: ServiceMonitors, the drift CronJob (and its RBAC for retraining), PrometheusRule,
+and the `promtool test rules` file that proves every alert fires when it should and only then.
+
+The alert test file (`<gitops.path>/tests/<env>/alerts.test.yaml`) names the rule file
+`alerts.rules.yaml`: a test (or CI step) writes the `spec` of the PrometheusRule manifest to that
+name beside the test file, then runs `promtool check rules alerts.rules.yaml` and
+`promtool test rules alerts.test.yaml`. Alerts carry static annotations so the expected alerts
+in the tests are exact. Each alert is defined once, as an `AlertCase` holding its rule and the
+input series of a firing and a quiet case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from mlc.compiler.backends.kubernetes.images import image_reference
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
+from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
+from mlc.compiler.backends.kubernetes.queries import (
+    drift_selector,
+    error_rate_query,
+    latency_histogram,
+    latency_p95_ms_query,
+    serving_selector,
+)
+from mlc.compiler.backends.kubernetes.runtime_config import METRIC_NAMES, retrain_enabled
+from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
+from mlc.compiler.resolve import ResolvedSpec
+
+DRIFT_COMPONENT = "drift"
+MONITORING_COMPONENT = "monitoring"
+RULE_FILE = "alerts.rules.yaml"
+SCRAPE_INTERVAL = "30s"
+PUSHGATEWAY_SERVICE_LABELS = {"app.kubernetes.io/name": "prometheus-pushgateway"}
+PUSHGATEWAY_PORT = "http"
+DRIFT_RESOURCES = Resources(cpu="1", memory="2Gi")
+DRIFT_DEADLINE_SECONDS = 3600
+SERVING_ALERT_FOR = "10m"
+TEST_MINUTES = 240  # length of every input series
+
+
+@dataclass(frozen=True)
+class AlertCase:
+    """One alert: its rule, and the series of a case that fires it and one that does not."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    firing: dict[str, str]  # series -> promtool values notation
+    quiet: dict[str, str]
+    eval_minutes: int
+
+
+def _title(resolved: ResolvedSpec) -> str:
+    return "".join(
+        part.capitalize() for part in f"{resolved.name}-{resolved.environment}".split("-")
+    )
+
+
+def _stale_seconds(schedule: str) -> int:
+    """Three schedule periods (at least 1h): how old the last successful drift run may get."""
+    minute, hour, *_ = schedule.split() if not schedule.startswith("@") else ["0", "0"]
+    if minute.startswith("*/") and hour == "*":
+        period = int(minute[2:]) * 60
+    elif hour == "*":
+        period = 3600
+    else:
+        period = 86400
+    return max(3 * period, 3600)
+
+
+def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
+    """Every alert of the environment, with its promtool cases."""
+    spec = resolved.spec
+    monitor, serve = spec.monitor, spec.serve
+    if monitor is None:
+        return []
+    prefix = _title(resolved)
+    cases: list[AlertCase] = []
+    alerts = monitor.alerts
+    series = serving_selector(resolved)
+    if serve is not None and alerts.latency_p95_ms is not None:
+        threshold = alerts.latency_p95_ms / 1000
+        bucket = f"{latency_histogram(resolved)}_bucket"
+        low, high = f"{threshold / 2:g}", f"{threshold * 2:g}"
+
+        def buckets(below: str, above: str) -> dict[str, str]:
+            return {
+                _series(bucket, series, f'le="{low}"'): below,
+                _series(bucket, series, f'le="{high}"'): above,
+                _series(bucket, series, 'le="+Inf"'): above,
+            }
+
+        cases.append(
+            AlertCase(
+                name=f"{prefix}LatencyP95High",
+                expr=f"{latency_p95_ms_query(resolved)} > {alerts.latency_p95_ms:g}",
+                for_=SERVING_ALERT_FOR,
+                severity="warning",
+                summary=f"p95 latency of {resolved.names.serving} > {alerts.latency_p95_ms:g} ms",
+                firing=buckets(f"0x{TEST_MINUTES}", f"0+60x{TEST_MINUTES}"),
+                quiet=buckets(f"0+60x{TEST_MINUTES}", f"0+60x{TEST_MINUTES}"),
+                eval_minutes=30,
+            )
+        )
+    if serve is not None and serve.engine != "vllm" and alerts.error_rate is not None:
+        total = METRIC_NAMES["requests_total"]
+        cases.append(
+            AlertCase(
+                name=f"{prefix}ErrorRateHigh",
+                expr=f"{error_rate_query(resolved)} > {alerts.error_rate:g}",
+                for_=SERVING_ALERT_FOR,
+                severity="critical",
+                summary=f"5xx share of {resolved.names.serving} above {alerts.error_rate:g}",
+                firing={
+                    _series(total, series, 'code="200"'): f"0x{TEST_MINUTES}",
+                    _series(total, series, 'code="500"'): f"0+60x{TEST_MINUTES}",
+                },
+                quiet={
+                    _series(total, series, 'code="200"'): f"0+60x{TEST_MINUTES}",
+                    _series(total, series, 'code="500"'): f"0x{TEST_MINUTES}",
+                },
+                eval_minutes=30,
+            )
+        )
+    drift = monitor.drift
+    pushed = drift_selector(resolved)
+    if alerts.prediction_psi is not None:
+        psi = METRIC_NAMES["prediction_psi"]
+        cases.append(
+            AlertCase(
+                name=f"{prefix}PredictionDrift",
+                expr=f"max({psi}{pushed}) > {alerts.prediction_psi:g}",
+                for_="0m",
+                severity="warning",
+                summary=f"predictions of {resolved.name} drifted (PSI > {alerts.prediction_psi:g})",
+                firing={f"{psi}{pushed}": f"{alerts.prediction_psi * 2:g}x{TEST_MINUTES}"},
+                quiet={f"{psi}{pushed}": f"{alerts.prediction_psi / 2:g}x{TEST_MINUTES}"},
+                eval_minutes=10,
+            )
+        )
+    if drift is not None:
+        drifted = METRIC_NAMES["drift_dataset_drifted"]
+        last = METRIC_NAMES["drift_last_success_timestamp_seconds"]
+        stale = _stale_seconds(drift.schedule)
+        cases.append(
+            AlertCase(
+                name=f"{prefix}DataDrift",
+                expr=f"max({drifted}{pushed}) > 0",
+                for_="0m",
+                severity="warning",
+                summary=f"input data of {resolved.name} drifted",
+                firing={f"{drifted}{pushed}": f"1x{TEST_MINUTES}"},
+                quiet={f"{drifted}{pushed}": f"0x{TEST_MINUTES}"},
+                eval_minutes=10,
+            )
+        )
+        job = f'namespace="{resolved.namespace}",job_name=~"{resolved.names.drift}-.+"'
+        failed = f"kube_job_status_failed{{{job}}}"
+        cases.append(
+            AlertCase(
+                name=f"{prefix}DriftJobFailed",
+                expr=f"max({failed}) > 0",
+                for_="0m",
+                severity="warning",
+                summary=f"the drift check of {resolved.name} failed",
+                firing={
+                    _series("kube_job_status_failed", _job_labels(resolved)): f"1x{TEST_MINUTES}"
+                },
+                quiet={
+                    _series("kube_job_status_failed", _job_labels(resolved)): f"0x{TEST_MINUTES}"
+                },
+                eval_minutes=10,
+            )
+        )
+        minutes = stale // 60
+        cases.append(
+            AlertCase(
+                name=f"{prefix}DriftCheckStale",
+                expr=f"(time() - max({last}{pushed})) > {stale} or max(absent({last}{pushed}))",
+                for_="5m",
+                severity="warning",
+                summary=f"no successful drift check of {resolved.name} for {minutes} minutes",
+                firing={f"{last}{pushed}": f"0x{minutes * 3}"},
+                quiet={f"{last}{pushed}": f"0+60x{minutes * 3}"},
+                eval_minutes=minutes + 30,
+            )
+        )
+    return cases
+
+
+def _series(metric: str, selector: str, extra: str = "") -> str:
+    return metric + (selector[:-1] + "," + extra + "}" if extra else selector)
+
+
+def _job_labels(resolved: ResolvedSpec) -> str:
+    return f'{{namespace="{resolved.namespace}",job_name="{resolved.names.drift}-29000000"}}'
+
+
+def _rule_labels(resolved: ResolvedSpec, case: AlertCase) -> dict[str, str]:
+    return {
+        "severity": case.severity,
+        "project": resolved.name,
+        "environment": resolved.environment,
+    }
+
+
+def _rule_annotations(case: AlertCase) -> dict[str, str]:
+    return {"summary": case.summary}
+
+
+def prometheus_rule_name(resolved: ResolvedSpec) -> str:
+    """The PrometheusRule of the environment."""
+    return f"{resolved.name}-alerts"
+
+
+def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict[str, Any]:
+    """Alerts for latency, errors, prediction and data drift, and the drift job itself."""
+    rules = [
+        {
+            "alert": case.name,
+            "expr": case.expr,
+            "for": case.for_,
+            "labels": _rule_labels(resolved, case),
+            "annotations": _rule_annotations(case),
+        }
+        for case in cases
+    ]
+    return manifest(
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+        object_meta(resolved, prometheus_rule_name(resolved), MONITORING_COMPONENT),
+        spec={
+            "groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]
+        },
+    )
+
+
+def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
+    """The `promtool test rules` file: a firing and a quiet test for every alert."""
+    cases = alert_cases(resolved)
+    if not cases:
+        return None
+    tests = []
+    for case in cases:
+        for firing, series in ((True, case.firing), (False, case.quiet)):
+            expected = (
+                [
+                    {
+                        "exp_labels": _rule_labels(resolved, case),
+                        "exp_annotations": _rule_annotations(case),
+                    }
+                ]
+                if firing
+                else []
+            )
+            tests.append(
+                {
+                    "name": f"{case.name} {'fires' if firing else 'stays quiet'}",
+                    "interval": "1m",
+                    "input_series": [
+                        {"series": name, "values": values} for name, values in series.items()
+                    ],
+                    "alert_rule_test": [
+                        {
+                            "eval_time": f"{case.eval_minutes}m",
+                            "alertname": case.name,
+                            "exp_alerts": expected,
+                        }
+                    ],
+                }
+            )
+    return {"rule_files": [RULE_FILE], "evaluation_interval": "1m", "tests": tests}
+
+
+def emit_serving_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
+    """ServiceMonitor on `/metrics` of the serving port (canary pods keep their hash label)."""
+    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": "/metrics", "interval": SCRAPE_INTERVAL}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(resolved, "serving")},
+        "endpoints": [endpoint],
+    }
+    if is_canary(resolved):
+        spec["podTargetLabels"] = [CANARY_HASH_LABEL]
+    return manifest(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        object_meta(resolved, resolved.names.serving, "serving"),
+        spec=spec,
+    )
+
+
+def pushgateway_namespace(url: str) -> str:
+    """The namespace of an in-cluster Pushgateway URL (`http://<svc>.<ns>.svc:9091`)."""
+    parts = (urlparse(url).hostname or "").split(".")
+    return parts[1] if len(parts) > 2 and parts[2] == "svc" else "monitoring"
+
+
+def emit_pushgateway_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
+    """Scrape the Pushgateway with `honorLabels`, so pushed `job`/`project` labels survive."""
+    return manifest(
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+        object_meta(resolved, f"{resolved.names.drift}-pushgateway", DRIFT_COMPONENT),
+        spec={
+            "namespaceSelector": {"matchNames": [pushgateway_namespace(resolved.pushgateway)]},
+            "selector": {"matchLabels": PUSHGATEWAY_SERVICE_LABELS},
+            "endpoints": [
+                {"port": PUSHGATEWAY_PORT, "interval": SCRAPE_INTERVAL, "honorLabels": True}
+            ],
+        },
+    )
+
+
+def drift_service_account(resolved: ResolvedSpec) -> str:
+    """The one service account with an API token: the drift job that starts retraining."""
+    return resolved.names.drift
+
+
+def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
+    """`mlc-runtime drift` on `monitor.drift.schedule`, pushing to the Pushgateway."""
+    monitor = resolved.spec.monitor
+    assert monitor is not None and monitor.drift is not None
+    role = "train" if resolved.train_image else "serve"
+    container = ContainerSpec(
+        name="drift",
+        image=image_reference(resolved, role),
+        command=["mlc-runtime", "drift", "--config", CONFIG_PATH, "--push", resolved.pushgateway],
+        resources=DRIFT_RESOURCES,
+    )
+    retrain = retrain_enabled(resolved)
+    pod = pod_spec(
+        resolved,
+        container,
+        restart_policy="Never",
+        service_account=drift_service_account(resolved) if retrain else None,
+    )
+    return manifest(
+        "batch/v1",
+        "CronJob",
+        object_meta(resolved, resolved.names.drift, DRIFT_COMPONENT),
+        spec={
+            "schedule": monitor.drift.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": selector_labels(resolved, DRIFT_COMPONENT)},
+                "spec": {
+                    "backoffLimit": 1,
+                    "activeDeadlineSeconds": DRIFT_DEADLINE_SECONDS,
+                    "ttlSecondsAfterFinished": 86400,
+                    "template": {
+                        "metadata": {"labels": selector_labels(resolved, DRIFT_COMPONENT)},
+                        "spec": pod,
+                    },
+                },
+            },
+        },
+    )
+
+
+def emit_retrain_rbac(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """ServiceAccount, Role, RoleBinding: read the retraining CronJob, create Jobs; nothing else."""
+    name = drift_service_account(resolved)
+    account = manifest(
+        "v1",
+        "ServiceAccount",
+        object_meta(resolved, name, DRIFT_COMPONENT),
+        automountServiceAccountToken=False,
+    )
+    role = manifest(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        object_meta(resolved, name, DRIFT_COMPONENT),
+        rules=[
+            {
+                "apiGroups": ["batch"],
+                "resources": ["cronjobs"],
+                "resourceNames": [resolved.names.retraining],
+                "verbs": ["get"],
+            },
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+        ],
+    )
+    binding = manifest(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        object_meta(resolved, name, DRIFT_COMPONENT),
+        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        subjects=[{"kind": "ServiceAccount", "name": name, "namespace": resolved.namespace}],
+    )
+    return [account, role, binding]
+
+
+def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """Every monitoring resource of one environment."""
+    spec = resolved.spec
+    resources: list[dict[str, Any]] = []
+    if spec.serve is not None and spec.serve.engine in ("runtime", "vllm"):
+        resources.append(emit_serving_monitor(resolved))
+    monitor = spec.monitor
+    if monitor is not None and monitor.drift is not None:
+        resources.extend([emit_drift_cronjob(resolved), emit_pushgateway_monitor(resolved)])
+        if retrain_enabled(resolved):
+            resources.extend(emit_retrain_rbac(resolved))
+    cases = alert_cases(resolved)
+    if cases:
+        resources.append(emit_prometheus_rule(resolved, cases))
+    return resources

@@ -1,0 +1,49 @@
+"""Object metadata shared by every manifest: names, labels, annotations, selectors.
+
+Every resource carries the resolved `app.kubernetes.io/*` labels plus its component, and the
+provenance annotations (spec digest, compiler version). Selectors use only the labels that never
+change with a spec edit (`name`, `instance`, `component`), because a Deployment's selector is
+immutable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.compiler.resolve import ResolvedSpec
+
+COMPONENT_LABEL = "app.kubernetes.io/component"
+_SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+
+
+def component_labels(resolved: ResolvedSpec, component: str) -> dict[str, str]:
+    """Every label of a resource of `component` (training, serving, drift, batch, config...)."""
+    return {**resolved.labels, COMPONENT_LABEL: component}
+
+
+def selector_labels(resolved: ResolvedSpec, component: str) -> dict[str, str]:
+    """The stable labels that select the pods of `component`."""
+    return {**{key: resolved.labels[key] for key in _SELECTOR_KEYS}, COMPONENT_LABEL: component}
+
+
+def object_meta(
+    resolved: ResolvedSpec,
+    name: str,
+    component: str,
+    *,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    namespaced: bool = True,
+) -> dict[str, Any]:
+    """`metadata` of a resource: name, namespace, labels and provenance annotations."""
+    meta: dict[str, Any] = {"name": name}
+    if namespaced:
+        meta["namespace"] = resolved.namespace
+    meta["labels"] = {**component_labels(resolved, component), **(labels or {})}
+    meta["annotations"] = {**resolved.annotations, **(annotations or {})}
+    return meta
+
+
+def manifest(api_version: str, kind: str, metadata: dict[str, Any], **body: Any) -> dict[str, Any]:
+    """A resource in the key order Kubernetes itself writes: apiVersion, kind, metadata, rest."""
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}

@@ -1,0 +1,207 @@
+"""The hardened pod template every workload shares (training, serving, batch, drift).
+
+Policy (ARTIFACTS.md, kube-score / kube-linter): non-root with the fixed UID the images are built
+with, no privilege escalation, every capability dropped, read-only root filesystem with emptyDir
+volumes for /tmp and caches, seccomp RuntimeDefault, requests and limits on every container (GPU
+in limits, requests equal), and no service account token unless the pod calls the Kubernetes API.
+Secrets reach containers as environment variables from Secret references, never as values; the
+resolved runtime config is mounted read-only at `/etc/mlc/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlc.compiler.compat import gpu_table
+from mlc.compiler.resolve import ResolvedSpec
+
+RUNTIME_UID = 10001  # the Docker backend builds images with `USER 10001`
+CONFIG_DIR = "/etc/mlc"
+CONFIG_KEY = "runtime-config.json"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
+CACHE_DIR = "/var/cache/mlc"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def completion_index_env() -> dict[str, Any]:
+    """`JOB_COMPLETION_INDEX` from the downward API, so `$(JOB_COMPLETION_INDEX)` expands."""
+    return {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}},
+    }
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one container asks for; limits equal requests (Guaranteed QoS, no CPU surprises)."""
+
+    cpu: str
+    memory: str
+    gpus: int = 0
+    gpu_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """The parts of a container that differ between workloads."""
+
+    name: str
+    image: str
+    command: list[str]
+    resources: Resources
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    env: list[dict[str, Any]] = field(default_factory=list)
+    probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
+    shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
+
+
+def gpu_products(gpu_type: str) -> list[str]:
+    """The `nvidia.com/gpu.product` values (GPU feature discovery) of a spec's `gpu_type`."""
+    entry = gpu_table().gpus.types.get(gpu_type)
+    return list(entry.node_labels.gpu_product) if entry is not None else [gpu_type]
+
+
+def gpu_placement(gpu_type: str) -> dict[str, Any]:
+    """nodeSelector on the one product label, or node affinity (`In`) when a type has variants."""
+    products = gpu_products(gpu_type)
+    if len(products) == 1:
+        return {"nodeSelector": {GPU_PRODUCT_LABEL: products[0]}}
+    term = {"matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": products}]}
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+            }
+        }
+    }
+
+
+def resource_requirements(resources: Resources) -> dict[str, Any]:
+    """requests == limits for CPU and memory; GPUs in both (Kubernetes requires them equal)."""
+    amounts: dict[str, Any] = {"cpu": resources.cpu, "memory": resources.memory}
+    if resources.gpus:
+        amounts[GPU_RESOURCE] = str(resources.gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def secret_env(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """One env var per `secrets:` entry, read from its Kubernetes Secret (sorted by name)."""
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.k8s, "key": ref.key}}}
+        for name, ref in sorted(resolved.spec.secrets.items())
+    ]
+
+
+def base_env() -> list[dict[str, Any]]:
+    """Environment every container gets: a writable HOME and caches on the emptyDir volumes."""
+    return [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
+        {"name": "MLC_RUNTIME_CONFIG", "value": CONFIG_PATH},
+        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+    ]
+
+
+def container_security_context() -> dict[str, Any]:
+    """The container-level half of the pod policy."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUNTIME_UID,
+        "runAsGroup": RUNTIME_UID,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    """The pod-level half of the pod policy; fsGroup makes emptyDirs writable by the UID."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUNTIME_UID,
+        "runAsGroup": RUNTIME_UID,
+        "fsGroup": RUNTIME_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _volumes(
+    resolved: ResolvedSpec, shared_memory: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "runtime-config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "cache", "mountPath": CACHE_DIR},
+    ]
+    if shared_memory:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    return volumes, mounts
+
+
+def container(
+    resolved: ResolvedSpec, spec: ContainerSpec, volume_mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A container of the pod template, with the policy, env and mounts applied."""
+    body: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": spec.command,
+    }
+    if spec.ports:
+        body["ports"] = spec.ports
+    body["env"] = [*base_env(), *spec.env, *secret_env(resolved)]
+    body["resources"] = resource_requirements(spec.resources)
+    body.update(spec.probes)
+    body["securityContext"] = container_security_context()
+    body["volumeMounts"] = volume_mounts
+    return body
+
+
+def pod_spec(
+    resolved: ResolvedSpec,
+    spec: ContainerSpec,
+    *,
+    restart_policy: str,
+    service_account: str | None = None,
+    extra: dict[str, Any] | None = None,
+    tolerations: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A hardened pod spec around one container.
+
+    `service_account` names the one pod allowed to call the Kubernetes API (its token is mounted);
+    every other pod runs without a token. `extra` adds fields such as `subdomain` or
+    `terminationGracePeriodSeconds`.
+    """
+    volumes, mounts = _volumes(resolved, spec.shared_memory)
+    body: dict[str, Any] = {"restartPolicy": restart_policy}
+    if service_account is not None:
+        body["serviceAccountName"] = service_account
+        body["automountServiceAccountToken"] = True
+    else:
+        body["automountServiceAccountToken"] = False
+    body["enableServiceLinks"] = False  # no env var per Service in the namespace
+    body.update(extra or {})
+    body["securityContext"] = pod_security_context()
+    all_tolerations = list(tolerations)
+    if spec.resources.gpus:
+        if spec.resources.gpu_type:
+            body.update(gpu_placement(spec.resources.gpu_type))
+        all_tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if all_tolerations:
+        body["tolerations"] = all_tolerations
+    body["containers"] = [container(resolved, spec, mounts)]
+    body["volumes"] = volumes
+    return body

@@ -1,0 +1,68 @@
+"""PromQL over the runtime's metrics, shared by autoscalers, canary analysis and alerts.
+
+Serving metrics are scraped by the ServiceMonitor, so they carry `namespace` and `service`
+labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with the grouping key
+`project`, `environment` and scraped with `honorLabels`, so they keep those labels.
+"""
+
+from __future__ import annotations
+
+from mlc.compiler.backends.kubernetes.runtime_config import (
+    DRIFT_PUSH_JOB,
+    METRIC_NAMES,
+    drift_grouping,
+)
+from mlc.compiler.resolve import ResolvedSpec
+
+# In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
+PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+RATE_WINDOW = "5m"
+VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
+VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
+SERVER_ERROR = 'code=~"5.."'
+
+
+def _labels(pairs: dict[str, str], extra: str = "") -> str:
+    body = ",".join(f'{key}="{value}"' for key, value in pairs.items())
+    return "{" + body + (("," + extra) if extra else "") + "}"
+
+
+def serving_selector(resolved: ResolvedSpec, extra: str = "") -> str:
+    """`{namespace="...",service="..."}` of the serving pods' metrics (plus `extra` matchers)."""
+    return _labels({"namespace": resolved.namespace, "service": resolved.names.serving}, extra)
+
+
+def drift_selector(resolved: ResolvedSpec) -> str:
+    """The labels of the drift job's pushed metrics."""
+    return _labels({"job": DRIFT_PUSH_JOB, **drift_grouping(resolved)})
+
+
+def in_flight_query(resolved: ResolvedSpec) -> str:
+    """Requests being served right now, summed over pods (what KEDA divides by its target)."""
+    return f"sum({METRIC_NAMES['requests_in_flight']}{serving_selector(resolved)})"
+
+
+def error_rate_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:
+    """Share of requests answered with a 5xx over `window`."""
+    total = METRIC_NAMES["requests_total"]
+    errors = f"sum(rate({total}{serving_selector(resolved, _join(extra, SERVER_ERROR))}[{window}]))"
+    requests = f"sum(rate({total}{serving_selector(resolved, extra)}[{window}]))"
+    return f"{errors} / {requests}"
+
+
+def latency_histogram(resolved: ResolvedSpec) -> str:
+    """The request-latency histogram of the serving engine (vLLM exports its own)."""
+    serve = resolved.spec.serve
+    if serve is not None and serve.engine == "vllm":
+        return VLLM_LATENCY_HISTOGRAM
+    return METRIC_NAMES["request_duration_seconds"]
+
+
+def latency_p95_ms_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:
+    """p95 request latency in milliseconds over `window`."""
+    buckets = f"{latency_histogram(resolved)}_bucket{serving_selector(resolved, extra)}"
+    return f"histogram_quantile(0.95, sum by (le) (rate({buckets}[{window}]))) * 1000"
+
+
+def _join(*matchers: str) -> str:
+    return ",".join(m for m in matchers if m)

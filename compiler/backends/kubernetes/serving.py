@@ -1,0 +1,438 @@
+"""Online serving: Deployment, Service, PodDisruptionBudget, NetworkPolicy, autoscaler, canary.
+
+`engine: runtime` serves the registered model with `mlc-runtime serve` (API, `/metrics`, `/ping`
+liveness and `/ready` readiness on `serve.port`). `engine: vllm` runs vLLM's OpenAI-compatible
+server for `serve.llm`. An autoscaler owns the replica count when `autoscale.on` is set, so the
+workload then has no `spec.replicas` (GitOps would otherwise reset it on every sync). A canary
+rollout is an Argo Rollout that references the Deployment (`workloadRef`) and analyses the
+canary's error rate and latency with Prometheus.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlc.compiler.backends.kubernetes.images import image_reference
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
+from mlc.compiler.backends.kubernetes.pod import (
+    CACHE_DIR,
+    CONFIG_PATH,
+    ContainerSpec,
+    Resources,
+    pod_spec,
+)
+from mlc.compiler.backends.kubernetes.queries import (
+    PROMETHEUS_URL,
+    error_rate_query,
+    in_flight_query,
+    latency_p95_ms_query,
+    serving_selector,
+)
+from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.spec import Serve
+from mlc.compiler.values import duration_seconds
+
+COMPONENT = "serving"
+PORT_NAME = "http"
+# Endpoints are removed before SIGTERM reaches the server (preStop), then in-flight requests
+# get the rest of the grace period to finish.
+PRESTOP_SECONDS = 10
+TERMINATION_GRACE_SECONDS = 45
+VLLM_STARTUP_SECONDS = 1800  # a model download on first start
+KEDA_POLLING_SECONDS = 15
+KEDA_COOLDOWN_SECONDS = 300
+KEDA_FALLBACK_FAILURES = 3
+CANARY_HASH_ARG = "canary-hash"
+CANARY_HASH_LABEL = "rollouts-pod-template-hash"
+ANALYSIS_INTERVAL = "1m"
+ANALYSIS_WINDOW = "2m"
+ANALYSIS_FAILURE_LIMIT = 2
+VLLM_WAITING_METRIC = "vllm:num_requests_waiting"
+
+
+def _serve(resolved: ResolvedSpec) -> Serve:
+    assert resolved.spec.serve is not None  # callers check
+    return resolved.spec.serve
+
+
+def is_canary(resolved: ResolvedSpec) -> bool:
+    """Whether serving rolls out through an Argo Rollout canary (engine runtime only)."""
+    serve = resolved.spec.serve
+    return serve is not None and serve.engine == "runtime" and serve.rollout.strategy == "canary"
+
+
+def _has_deployment(resolved: ResolvedSpec) -> bool:
+    serve = resolved.spec.serve
+    return serve is not None and serve.engine in ("runtime", "vllm")
+
+
+def scale_target(resolved: ResolvedSpec) -> tuple[str, str, str]:
+    """(apiVersion, kind, name) of the workload that owns the serving pods."""
+    if is_canary(resolved):
+        return ("argoproj.io/v1alpha1", "Rollout", resolved.names.serving)
+    return ("apps/v1", "Deployment", resolved.names.serving)
+
+
+def autoscaled_workloads(resolved: ResolvedSpec) -> list[tuple[str, str, str]]:
+    """(group, kind, name) of each workload whose replicas a controller other than GitOps owns."""
+    if not _has_deployment(resolved):
+        return []
+    workloads = []
+    if is_canary(resolved):
+        # Argo Rollouts scales the referenced Deployment down as the Rollout takes over.
+        workloads.append(("apps", "Deployment", resolved.names.serving))
+    if _serve(resolved).autoscale.on != "none":
+        api_version, kind, name = scale_target(resolved)
+        workloads.append((api_version.rpartition("/")[0], kind, name))
+    return sorted(set(workloads))
+
+
+def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _lifecycle() -> dict[str, Any]:
+    return {"lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}}}
+
+
+def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
+    """`mlc-runtime serve`: model API, metrics, liveness and readiness on one port."""
+    serve = _serve(resolved)
+    return ContainerSpec(
+        name="serve",
+        image=image_reference(resolved, "serve"),
+        command=["mlc-runtime", "serve", "--config", CONFIG_PATH, "--port", str(serve.port)],
+        resources=_resources(serve),
+        ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
+        probes={
+            "startupProbe": _http_probe("/ping", 5, 60),
+            "livenessProbe": _http_probe("/ping", 10, 3),
+            "readinessProbe": _http_probe("/ready", 5, 2),
+            **_lifecycle(),
+        },
+    )
+
+
+def vllm_container(resolved: ResolvedSpec) -> ContainerSpec:
+    """vLLM's OpenAI-compatible server for `serve.llm`, the model revision pinned."""
+    serve = _serve(resolved)
+    llm = serve.llm
+    assert llm is not None  # validate requires it for engine vllm
+    command = [
+        "python3",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        f"--model={llm.model}",
+        f"--revision={llm.revision}",
+        f"--served-model-name={llm.model}",
+        "--host=0.0.0.0",
+        f"--port={serve.port}",
+        f"--tensor-parallel-size={resolved.tensor_parallel}",
+        f"--download-dir={CACHE_DIR}/huggingface",
+    ]
+    if llm.max_model_len:
+        command.append(f"--max-model-len={llm.max_model_len}")
+    return ContainerSpec(
+        name="vllm",
+        image=image_reference(resolved, "vllm"),
+        command=command,
+        resources=_resources(serve),
+        ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
+        env=[
+            {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        ],
+        probes={
+            "startupProbe": _http_probe("/health", 10, VLLM_STARTUP_SECONDS // 10),
+            "livenessProbe": _http_probe("/health", 10, 3),
+            "readinessProbe": _http_probe("/health", 5, 2),
+            **_lifecycle(),
+        },
+        shared_memory=True,  # NCCL between tensor-parallel workers
+    )
+
+
+def _resources(serve: Serve) -> Resources:
+    return Resources(
+        cpu=serve.resources.cpu,
+        memory=serve.resources.memory,
+        gpus=serve.resources.gpus,
+        gpu_type=serve.resources.gpu_type,
+    )
+
+
+def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The serving Deployment; no `replicas` when an autoscaler owns it."""
+    serve = _serve(resolved)
+    container = vllm_container(resolved) if serve.engine == "vllm" else runtime_container(resolved)
+    spec: dict[str, Any] = {}
+    if serve.autoscale.on == "none" and not is_canary(resolved):
+        spec["replicas"] = serve.replicas.min
+    spec["revisionHistoryLimit"] = 5
+    spec["selector"] = {"matchLabels": selector_labels(resolved, COMPONENT)}
+    spec["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+    }
+    spec["template"] = {
+        "metadata": {"labels": selector_labels(resolved, COMPONENT)},
+        "spec": pod_spec(
+            resolved,
+            container,
+            restart_policy="Always",
+            extra={"terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS},
+        ),
+    }
+    return manifest(
+        "apps/v1", "Deployment", object_meta(resolved, resolved.names.serving, COMPONENT), spec=spec
+    )
+
+
+def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
+    """ClusterIP Service in front of the serving pods (also the ServiceMonitor's target)."""
+    port = _serve(resolved).port
+    return manifest(
+        "v1",
+        "Service",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec={
+            "type": "ClusterIP",
+            "selector": selector_labels(resolved, COMPONENT),
+            "ports": [
+                {"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
+        },
+    )
+
+
+def emit_disruption_budget(resolved: ResolvedSpec) -> dict[str, Any]:
+    """At most one serving pod evicted at a time (a min-1 service can still be drained)."""
+    return manifest(
+        "policy/v1",
+        "PodDisruptionBudget",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec={
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": selector_labels(resolved, COMPONENT)},
+        },
+    )
+
+
+def emit_network_policy(resolved: ResolvedSpec) -> dict[str, Any]:
+    """Ingress to the serving port only (the API and `/metrics` share it); nothing else."""
+    return manifest(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec={
+            "podSelector": {"matchLabels": selector_labels(resolved, COMPONENT)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": _serve(resolved).port, "protocol": "TCP"}]}],
+        },
+    )
+
+
+def fallback_replicas(serve: Serve) -> int:
+    """Replicas KEDA holds while Prometheus cannot answer: mid-range, never the minimum."""
+    return max(serve.replicas.min, math.ceil((serve.replicas.min + serve.replicas.max) / 2), 1)
+
+
+def emit_scaled_object(resolved: ResolvedSpec) -> dict[str, Any]:
+    """KEDA ScaledObject on in-flight requests (vLLM: its waiting queue).
+
+    `ignoreNullValues: "false"` makes an empty Prometheus answer an error, and the `fallback`
+    then holds a safe replica count: a Prometheus outage never scales to the minimum.
+    """
+    serve = _serve(resolved)
+    api_version, kind, name = scale_target(resolved)
+    if serve.engine == "vllm":
+        query = f"sum({VLLM_WAITING_METRIC}{serving_selector(resolved)})"
+    else:
+        query = in_flight_query(resolved)
+    return manifest(
+        "keda.sh/v1alpha1",
+        "ScaledObject",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec={
+            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": name},
+            "pollingInterval": KEDA_POLLING_SECONDS,
+            "cooldownPeriod": KEDA_COOLDOWN_SECONDS,
+            "minReplicaCount": serve.replicas.min,
+            "maxReplicaCount": serve.replicas.max,
+            "fallback": {
+                "failureThreshold": KEDA_FALLBACK_FAILURES,
+                "replicas": fallback_replicas(serve),
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": PROMETHEUS_URL,
+                        "query": query,
+                        "threshold": str(resolved.autoscale_target),
+                        "ignoreNullValues": "false",
+                    },
+                }
+            ],
+        },
+    )
+
+
+def emit_cpu_autoscaler(resolved: ResolvedSpec) -> dict[str, Any]:
+    """HPA (autoscaling/v2) on CPU utilisation."""
+    serve = _serve(resolved)
+    api_version, kind, name = scale_target(resolved)
+    return manifest(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec={
+            "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": name},
+            "minReplicas": max(serve.replicas.min, 1),
+            "maxReplicas": serve.replicas.max,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": resolved.autoscale_target,
+                        },
+                    },
+                }
+            ],
+        },
+    )
+
+
+def analysis_template_name(resolved: ResolvedSpec) -> str:
+    """The AnalysisTemplate the canary runs."""
+    return f"{resolved.names.serving}-canary"
+
+
+def canary_steps(serve: Serve) -> list[dict[str, Any]]:
+    """setWeight + pause for every step below 100 (reaching 100 is the promotion itself)."""
+    steps: list[dict[str, Any]] = []
+    for weight in serve.rollout.steps:
+        if weight >= 100:
+            break
+        steps.extend(
+            [
+                {"setWeight": weight},
+                {"pause": {"duration": f"{duration_seconds(serve.rollout.pause)}s"}},
+            ]
+        )
+    return steps
+
+
+def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
+    """Argo Rollout: the Deployment's pods as a canary, analysed in the background."""
+    serve = _serve(resolved)
+    spec: dict[str, Any] = {}
+    if serve.autoscale.on == "none":
+        spec["replicas"] = serve.replicas.min
+    spec["revisionHistoryLimit"] = 5
+    spec["selector"] = {"matchLabels": selector_labels(resolved, COMPONENT)}
+    spec["workloadRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": resolved.names.serving,
+        "scaleDown": "progressively",
+    }
+    spec["strategy"] = {
+        "canary": {
+            "maxSurge": "25%",
+            "maxUnavailable": 0,
+            "analysis": {
+                "templates": [{"templateName": analysis_template_name(resolved)}],
+                "startingStep": 1,
+                "args": [
+                    {"name": CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
+                ],
+            },
+            "steps": canary_steps(serve),
+        }
+    }
+    return manifest(
+        "argoproj.io/v1alpha1",
+        "Rollout",
+        object_meta(resolved, resolved.names.serving, COMPONENT),
+        spec=spec,
+    )
+
+
+def _analysis_metric(name: str, query: str, limit: float) -> dict[str, Any]:
+    # No traffic yet gives NaN: that is not a failure.
+    return {
+        "name": name,
+        "interval": ANALYSIS_INTERVAL,
+        "failureLimit": ANALYSIS_FAILURE_LIMIT,
+        "successCondition": f"isNaN(result[0]) || result[0] <= {limit:g}",
+        "provider": {"prometheus": {"address": PROMETHEUS_URL, "query": query}},
+    }
+
+
+def emit_analysis_template(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The canary's analysis: abort when its error rate or p95 latency passes `abort_if`."""
+    serve = _serve(resolved)
+    abort_if = serve.rollout.abort_if
+    canary = f'{CANARY_HASH_LABEL.replace("-", "_")}="{{{{args.{CANARY_HASH_ARG}}}}}"'
+    metrics = []
+    if abort_if.error_rate is not None:
+        metrics.append(
+            _analysis_metric(
+                "error-rate",
+                error_rate_query(resolved, canary, ANALYSIS_WINDOW),
+                abort_if.error_rate,
+            )
+        )
+    if abort_if.latency_p95_ms is not None:
+        metrics.append(
+            _analysis_metric(
+                "latency-p95-ms",
+                latency_p95_ms_query(resolved, canary, ANALYSIS_WINDOW),
+                abort_if.latency_p95_ms,
+            )
+        )
+    if not metrics:
+        # Without thresholds the canary still needs a health signal: any 5xx burst above 5%.
+        metrics.append(
+            _analysis_metric(
+                "error-rate", error_rate_query(resolved, canary, ANALYSIS_WINDOW), 0.05
+            )
+        )
+    return manifest(
+        "argoproj.io/v1alpha1",
+        "AnalysisTemplate",
+        object_meta(resolved, analysis_template_name(resolved), COMPONENT),
+        spec={"args": [{"name": CANARY_HASH_ARG}], "metrics": metrics},
+    )
+
+
+def emit_serving(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """Every serving resource of one environment (none without `serve`; KServe: its own module)."""
+    if not _has_deployment(resolved):
+        return []
+    serve = _serve(resolved)
+    resources = [
+        emit_deployment(resolved),
+        emit_service(resolved),
+        emit_disruption_budget(resolved),
+        emit_network_policy(resolved),
+    ]
+    if serve.autoscale.on == "queue_depth":
+        resources.append(emit_scaled_object(resolved))
+    elif serve.autoscale.on == "cpu":
+        resources.append(emit_cpu_autoscaler(resolved))
+    if is_canary(resolved):
+        resources.extend([emit_rollout(resolved), emit_analysis_template(resolved)])
+    return resources

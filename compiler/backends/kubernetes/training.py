@@ -1,0 +1,299 @@
+"""Training workloads: the training Job (or Indexed Job / JobSet), its headless Service, and the
+retraining CronJob.
+
+A Job's pod template is immutable, so the Job is named with the environment digest
+(`ResolvedSpec.names.training_job`): a changed spec is a new Job, and a GitOps sync never fails on
+an immutable field. Multi-node training runs torchrun in every pod of an Indexed Job; the node rank
+is the pod's completion index and rendezvous is on index 0's stable hostname
+(`<job>-0.<headless service>`), which exists because the pods set `subdomain`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.compiler.backends.kubernetes.images import image_reference
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
+from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
+from mlc.compiler.backends.kubernetes.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled
+from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.spec import Train
+from mlc.compiler.values import duration_seconds
+
+COMPONENT = "training"
+CONTAINER = "train"
+RENDEZVOUS_PORT = 29500
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+BACKOFF_LIMIT = 3
+TTL_AFTER_FINISHED_SECONDS = 7 * 86400  # long enough to read logs after a weekend
+JOBSET_MAX_RESTARTS = 3
+JOBSET_REPLICATED_JOB = "node"
+# Spot capacity is tainted by the cloud; tolerate the common taints (GKE, EKS Karpenter, AKS).
+SPOT_TOLERATIONS = (
+    {
+        "key": "cloud.google.com/gke-spot",
+        "operator": "Equal",
+        "value": "true",
+        "effect": "NoSchedule",
+    },
+    {
+        "key": "karpenter.sh/capacity-type",
+        "operator": "Equal",
+        "value": "spot",
+        "effect": "NoSchedule",
+    },
+    {
+        "key": "kubernetes.azure.com/scalesetpriority",
+        "operator": "Equal",
+        "value": "spot",
+        "effect": "NoSchedule",
+    },
+)
+# The retraining CronJob exists when only drift triggers it; it never runs on a schedule then.
+SUSPENDED_SCHEDULE = "@yearly"
+
+
+def _train(resolved: ResolvedSpec) -> Train:
+    assert resolved.spec.train is not None  # callers check
+    return resolved.spec.train
+
+
+def workers_service_name(resolved: ResolvedSpec) -> str:
+    """The headless Service that gives multi-node training pods stable hostnames."""
+    return f"{resolved.name}-train-workers"
+
+
+def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[str]:
+    """The container command: `mlc-runtime train`, or torchrun over every node when nodes > 1."""
+    train = _train(resolved)
+    runtime_args = ["train", "--config", CONFIG_PATH]
+    nodes = train.distributed.nodes
+    if nodes == 1:
+        return ["mlc-runtime", *runtime_args]
+    if jobset:
+        # JobSet hostnames: <jobset>-<replicatedJob>-<job index>-<pod index>.<subdomain>
+        master = f"$(MLC_JOBSET_NAME)-{JOBSET_REPLICATED_JOB}-0-0.$(MLC_JOBSET_NAME)"
+    else:
+        master = f"$(MLC_JOB_NAME)-0.{workers_service_name(resolved)}"
+    return [
+        "torchrun",
+        f"--nnodes={nodes}",
+        f"--nproc-per-node={max(train.resources.gpus, 1)}",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        f"--master-addr={master}",
+        f"--master-port={RENDEZVOUS_PORT}",
+        "-m",
+        "mlc.runtime.cli",
+        *runtime_args,
+    ]
+
+
+def _rank_env(jobset: bool) -> list[dict[str, Any]]:
+    """Downward-API env the torchrun arguments expand (`$(VAR)` needs them declared)."""
+    env = [
+        {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {
+                "fieldRef": {
+                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                }
+            },
+        },
+        {
+            "name": "MLC_JOB_NAME",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
+            },
+        },
+    ]
+    if jobset:
+        env.append(
+            {
+                "name": "MLC_JOBSET_NAME",
+                "valueFrom": {
+                    "fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/jobset-name']"}
+                },
+            }
+        )
+    return env
+
+
+def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> ContainerSpec:
+    """The training container of every training pod."""
+    train = _train(resolved)
+    distributed = train.distributed.nodes > 1
+    return ContainerSpec(
+        name=CONTAINER,
+        image=image_reference(resolved, "train"),
+        command=training_command(resolved, jobset=jobset),
+        resources=Resources(
+            cpu=train.resources.cpu,
+            memory=train.resources.memory,
+            gpus=train.resources.gpus,
+            gpu_type=train.resources.gpu_type,
+        ),
+        ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}]
+        if distributed
+        else [],
+        env=_rank_env(jobset) if distributed else [],
+        shared_memory=True,
+    )
+
+
+def training_pod_template(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[str, Any]:
+    """The pod template of a training Job (restartPolicy Never: podFailurePolicy requires it)."""
+    train = _train(resolved)
+    extra: dict[str, Any] = {}
+    if train.distributed.nodes > 1 and not jobset:
+        extra["subdomain"] = workers_service_name(resolved)
+    spec = pod_spec(
+        resolved,
+        training_container(resolved, jobset=jobset),
+        restart_policy="Never",
+        extra=extra,
+        tolerations=SPOT_TOLERATIONS if train.spot else (),
+    )
+    # The queue label goes on the Job, not its pods: Kueue admits Jobs (pod integration would
+    # otherwise try to queue every pod on its own).
+    return {"metadata": {"labels": selector_labels(resolved, COMPONENT)}, "spec": spec}
+
+
+def _queue_label(train: Train) -> dict[str, str]:
+    return {KUEUE_QUEUE_LABEL: train.queue} if train.queue else {}
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Preemption is not a failure; a broken config fails the Job at once instead of retrying."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": [CONFIG_ERROR_EXIT_CODE],
+                },
+            },
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+
+
+def training_job_spec(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[str, Any]:
+    """The `spec` of a training Job (also the CronJob's jobTemplate and JobSet's replicated job)."""
+    train = _train(resolved)
+    nodes = train.distributed.nodes
+    spec: dict[str, Any] = {}
+    if nodes > 1:
+        spec.update({"completionMode": "Indexed", "completions": nodes, "parallelism": nodes})
+    if jobset:
+        spec["backoffLimit"] = 0  # one failed pod fails the job; the JobSet restarts the group
+    else:
+        spec["backoffLimit"] = BACKOFF_LIMIT * nodes if nodes > 1 else BACKOFF_LIMIT
+        spec["activeDeadlineSeconds"] = duration_seconds(train.timeout)
+        spec["ttlSecondsAfterFinished"] = TTL_AFTER_FINISHED_SECONDS
+    if train.spot or not jobset:
+        spec["podFailurePolicy"] = pod_failure_policy()
+    if train.spot:
+        spec["podReplacementPolicy"] = "Failed"  # no second pod while a preempted one terminates
+    spec["template"] = training_pod_template(resolved, jobset=jobset)
+    return spec
+
+
+def emit_training_job(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The one-off training Job of this spec version (named with the environment digest)."""
+    train = _train(resolved)
+    return manifest(
+        "batch/v1",
+        "Job",
+        object_meta(resolved, resolved.names.training_job, COMPONENT, labels=_queue_label(train)),
+        spec=training_job_spec(resolved),
+    )
+
+
+def emit_training_jobset(resolved: ResolvedSpec) -> dict[str, Any]:
+    """`backend: jobset`: an Indexed Job under a JobSet that restarts the whole group on failure."""
+    train = _train(resolved)
+    return manifest(
+        "jobset.x-k8s.io/v1alpha2",
+        "JobSet",
+        object_meta(resolved, resolved.names.training_job, COMPONENT, labels=_queue_label(train)),
+        spec={
+            "failurePolicy": {"maxRestarts": JOBSET_MAX_RESTARTS},
+            "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
+            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED_SECONDS,
+            "replicatedJobs": [
+                {
+                    "name": JOBSET_REPLICATED_JOB,
+                    "replicas": 1,
+                    "template": {"spec": training_job_spec(resolved, jobset=True)},
+                }
+            ],
+        },
+    )
+
+
+def emit_workers_service(resolved: ResolvedSpec) -> dict[str, Any]:
+    """Headless Service: DNS for `<job>-<index>.<service>` before pods are ready (rendezvous)."""
+    return manifest(
+        "v1",
+        "Service",
+        object_meta(resolved, workers_service_name(resolved), COMPONENT),
+        spec={
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(resolved, COMPONENT),
+            "ports": [
+                {
+                    "name": "rendezvous",
+                    "port": RENDEZVOUS_PORT,
+                    "targetPort": RENDEZVOUS_PORT,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    )
+
+
+def emit_retraining_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
+    """Periodic retraining (`train.schedule`), or a suspended template the drift job starts."""
+    train = _train(resolved)
+    scheduled = train.schedule is not None
+    spec: dict[str, Any] = {
+        "schedule": train.schedule or SUSPENDED_SCHEDULE,
+        "timeZone": "Etc/UTC",
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 3600,
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 3,
+    }
+    if not scheduled:
+        spec["suspend"] = True
+    spec["jobTemplate"] = {
+        "metadata": {"labels": selector_labels(resolved, COMPONENT) | _queue_label(train)},
+        "spec": training_job_spec(resolved),
+    }
+    return manifest(
+        "batch/v1",
+        "CronJob",
+        object_meta(resolved, resolved.names.retraining, COMPONENT),
+        spec=spec,
+    )
+
+
+def emit_training(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """Every training resource of one environment (none when the project does not train)."""
+    train = resolved.spec.train
+    if train is None:
+        return []
+    jobset = train.distributed.backend == "jobset" and train.distributed.nodes > 1
+    resources = [emit_training_jobset(resolved) if jobset else emit_training_job(resolved)]
+    if train.distributed.nodes > 1:
+        # The CronJob's Indexed Jobs need it too (a JobSet makes its own).
+        resources.append(emit_workers_service(resolved))
+    if train.schedule is not None or retrain_enabled(resolved):
+        resources.append(emit_retraining_cronjob(resolved))
+    return resources

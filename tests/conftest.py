@@ -1,0 +1,28 @@
+"""Shared fixtures: a project directory with the files a spec points at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spec_fixtures import REFERENCE_SPEC, make_project
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A factory: `project(spec_text) -> path of mlproject.yaml` in a fresh directory."""
+    counter = iter(range(1_000_000))
+
+    def factory(spec_text: str, **kwargs: str) -> Path:
+        return make_project(tmp_path / f"p{next(counter)}", spec_text, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def reference_spec_text() -> str:
+    """The v1 reference spec from ../shared (skips when ../shared is absent)."""
+    if not REFERENCE_SPEC.is_file():
+        pytest.skip(f"{REFERENCE_SPEC} not found: ../shared is not beside the repository")
+    return REFERENCE_SPEC.read_text()

@@ -1,0 +1,131 @@
+"""Serving manifests: Deployment, probes, autoscalers, canary, vLLM, Argo CD ignoreDifferences."""
+
+from __future__ import annotations
+
+
+def _docs(case, kind, env=None):
+    return [
+        doc
+        for path, doc in case.resources()
+        if doc["kind"] == kind and (env is None or f"/{env}/" in path)
+    ]
+
+
+def test_autoscaled_deployment_has_no_replicas_and_probes(rendered):
+    (deployment,) = _docs(rendered["churn"], "Deployment", "production")
+    assert "replicas" not in deployment["spec"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/ping"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["command"][:2] == ["mlc-runtime", "serve"]
+    prestop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > prestop
+
+
+def test_keda_never_scales_to_min_on_a_prometheus_outage(rendered):
+    (scaled,) = _docs(rendered["churn"], "ScaledObject", "production")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    assert "mlc_requests_in_flight" in trigger["metadata"]["query"]
+    assert trigger["metadata"]["threshold"] == "8"
+    fallback = scaled["spec"]["fallback"]
+    assert fallback["replicas"] > scaled["spec"]["minReplicaCount"]
+    assert scaled["spec"]["minReplicaCount"] == 3 and scaled["spec"]["maxReplicaCount"] == 30
+    # canary in production: KEDA scales the Rollout, which owns the pods
+    assert scaled["spec"]["scaleTargetRef"]["kind"] == "Rollout"
+    (staging,) = _docs(rendered["churn"], "ScaledObject", "staging")
+    assert staging["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+
+
+def test_cpu_autoscale_is_an_hpa(rendered):
+    (hpa,) = _docs(rendered["cpu-autoscale-flux"], "HorizontalPodAutoscaler")
+    metric = hpa["spec"]["metrics"][0]["resource"]
+    assert metric["name"] == "cpu" and metric["target"]["averageUtilization"] == 70
+    assert not _docs(rendered["cpu-autoscale-flux"], "ScaledObject")
+
+
+def test_canary_rollout_references_the_deployment_and_analyses(rendered):
+    (rollout,) = _docs(rendered["churn"], "Rollout", "production")
+    assert rollout["spec"]["workloadRef"]["kind"] == "Deployment"
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["steps"] == [
+        {"setWeight": 10},
+        {"pause": {"duration": "600s"}},
+        {"setWeight": 50},
+        {"pause": {"duration": "600s"}},
+    ]
+    (template,) = _docs(rendered["churn"], "AnalysisTemplate", "production")
+    assert canary["analysis"]["templates"] == [{"templateName": template["metadata"]["name"]}]
+    conditions = {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
+    assert conditions["error-rate"].endswith("<= 0.02")
+    assert conditions["latency-p95-ms"].endswith("<= 120")
+    assert all(
+        "{{args.canary-hash}}" in m["provider"]["prometheus"]["query"]
+        for m in template["spec"]["metrics"]
+    )
+    assert not _docs(rendered["churn"], "Rollout", "staging")  # staging rolls
+
+
+def test_service_pdb_and_network_policy_select_the_serving_pods(rendered):
+    (deployment,) = _docs(rendered["churn"], "Deployment", "staging")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (service,) = [s for s in _docs(rendered["churn"], "Service", "staging")]
+    (pdb,) = _docs(rendered["churn"], "PodDisruptionBudget", "staging")
+    (policy,) = _docs(rendered["churn"], "NetworkPolicy", "staging")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+
+
+def test_vllm_serves_the_pinned_revision_on_gpus_and_scales_on_its_queue(rendered):
+    case = rendered["llm-chat"]
+    (deployment,) = _docs(case, "Deployment", "production")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--revision=a09a35458c702b33eeacc393d103063234e8bc28" in container["command"]
+    assert "--tensor-parallel-size=1" in container["command"]
+    assert "--max-model-len=8192" in container["command"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    (scaled,) = _docs(case, "ScaledObject", "production")
+    assert "vllm:num_requests_waiting" in scaled["spec"]["triggers"][0]["metadata"]["query"]
+    assert scaled["spec"]["triggers"][0]["metadata"]["threshold"] == "4"
+
+
+def test_argocd_ignores_replicas_only_where_autoscaled(rendered):
+    (application,) = rendered["churn"].documents["deploy/clusters/production.yaml"]
+    ignored = {(d["kind"], d["name"]) for d in application["spec"]["ignoreDifferences"]}
+    assert ignored == {("Rollout", "churn-serve"), ("Deployment", "churn-serve")}
+    assert all(
+        d["jsonPointers"] == ["/spec/replicas"] for d in application["spec"]["ignoreDifferences"]
+    )
+    sync = application["spec"]["syncPolicy"]
+    assert sync["automated"] == {"prune": True, "selfHeal": True}
+    assert {"ServerSideApply=true", "CreateNamespace=true"} <= set(sync["syncOptions"])
+    assert application["spec"]["source"]["path"] == "deploy/production"
+
+
+def test_flux_syncs_each_environment_folder(rendered):
+    source, sync = rendered["llm-chat"].documents["deploy/clusters/production.yaml"]
+    assert source["kind"] == "GitRepository" and sync["kind"] == "Kustomization"
+    assert sync["spec"]["path"] == "./deploy/production" and sync["spec"]["prune"] is True
+    assert sync["spec"]["sourceRef"] == {
+        "kind": "GitRepository",
+        "name": source["metadata"]["name"],
+    }
+
+
+def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rendered):
+    (cronjob,) = [
+        c
+        for c in _docs(rendered["reference"], "CronJob", "production")
+        if c["metadata"]["name"] == "churn-batch"
+    ]
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed" and job["parallelism"] == job["completions"] == 8
+    command = job["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["mlc-runtime", "batch"]
+    assert command[-4:] == ["--shard", "$(JOB_COMPLETION_INDEX)", "--shards", "8"]
+    assert cronjob["spec"]["schedule"] == "0 * * * *"

@@ -1,0 +1,165 @@
+"""Training manifests: GPU placement, spot, multi-node, JobSet, Kueue, retraining CronJob."""
+
+from __future__ import annotations
+
+import json
+
+
+def _only(case, kind, component=None):
+    found = [
+        doc
+        for path, doc in case.resources()
+        if doc["kind"] == kind
+        and (
+            component is None
+            or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+        )
+    ]
+    return found
+
+
+def _env(case, env):
+    return type(case)(
+        case.name,
+        case.root,
+        case.artifacts,
+        {p: d for p, d in case.documents.items() if f"/{env}/" in p},
+    )
+
+
+def test_gpu_job_limits_selects_and_tolerates_the_gpu(rendered):
+    (job,) = _only(_env(rendered["churn"], "production"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    assert job["spec"]["activeDeadlineSeconds"] == 7200
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0 and job["spec"]["backoffLimit"] >= 1
+    assert container["command"] == [
+        "mlc-runtime",
+        "train",
+        "--config",
+        "/etc/mlc/runtime-config.json",
+    ]
+
+
+def test_gpu_type_with_several_products_uses_node_affinity(rendered):
+    (job,) = _only(rendered["multi-node"], "Job")
+    pod = job["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert terms[0]["matchExpressions"][0]["key"] == "nvidia.com/gpu.product"
+    assert "NVIDIA-H100-80GB-HBM3" in terms[0]["matchExpressions"][0]["values"]
+
+
+def test_cpu_job_has_no_gpu_placement(rendered):
+    (job,) = _only(_env(rendered["churn"], "staging"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+
+
+def test_spot_job_ignores_disruptions_and_fails_fast_on_a_bad_config(rendered):
+    (job,) = _only(_env(rendered["churn"], "production"), "Job")
+    spec = job["spec"]
+    assert spec["podReplacementPolicy"] == "Failed"
+    rules = spec["podFailurePolicy"]["rules"]
+    assert {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    } in rules
+    fail = next(r for r in rules if r["action"] == "FailJob")
+    config = json.loads(
+        _only(_env(rendered["churn"], "production"), "ConfigMap")[0]["data"]["runtime-config.json"]
+    )
+    assert fail["onExitCodes"]["values"] == [config["exit_codes"]["config_error"]]
+    assert any(
+        t.get("key") == "cloud.google.com/gke-spot" for t in spec["template"]["spec"]["tolerations"]
+    )
+    assert (
+        config["train"]["spot"] is True and config["train"]["checkpoint"]["uri"] == "checkpoints/"
+    )
+    (staging_job,) = _only(_env(rendered["churn"], "staging"), "Job")
+    assert "podReplacementPolicy" not in staging_job["spec"]
+
+
+def test_job_name_changes_with_the_training_spec(rendered):
+    names = {
+        env: _only(_env(rendered["churn"], env), "Job")[0]["metadata"]["name"]
+        for env in ("staging", "production")
+    }
+    assert names["staging"] != names["production"]
+    assert all(name.startswith("churn-train-") for name in names.values())
+
+
+def test_multi_node_is_an_indexed_job_with_a_headless_service_and_torchrun(rendered):
+    case = rendered["multi-node"]
+    (job,) = _only(case, "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 4
+    pod = spec["template"]["spec"]
+    services = [s for s in _only(case, "Service") if s["spec"].get("clusterIP") == "None"]
+    (service,) = services
+    assert pod["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+    command = pod["containers"][0]["command"]
+    assert command[0] == "torchrun"
+    assert "--nnodes=4" in command and "--nproc-per-node=8" in command
+    assert "--node-rank=$(JOB_COMPLETION_INDEX)" in command
+    assert f"--master-addr=$(MLC_JOB_NAME)-0.{service['metadata']['name']}" in command
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert {"JOB_COMPLETION_INDEX", "MLC_JOB_NAME"} <= env  # $(VAR) expands only declared vars
+
+
+def test_jobset_restarts_the_whole_group(rendered):
+    case = rendered["jobset"]
+    assert not _only(case, "Job")
+    (jobset,) = _only(case, "JobSet")
+    assert jobset["apiVersion"] == "jobset.x-k8s.io/v1alpha2"
+    assert jobset["spec"]["failurePolicy"]["maxRestarts"] >= 1
+    (replicated,) = jobset["spec"]["replicatedJobs"]
+    job_spec = replicated["template"]["spec"]
+    assert job_spec["completionMode"] == "Indexed" and job_spec["parallelism"] == 4
+    assert job_spec["backoffLimit"] == 0
+    assert jobset["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team-a"
+
+
+def test_queue_label_goes_on_the_job(rendered):
+    (job,) = _only(rendered["multi-node"], "Job")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team-a"
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    (churn_job, _) = _only(rendered["churn"], "Job")
+    assert "kueue.x-k8s.io/queue-name" not in churn_job["metadata"]["labels"]
+
+
+def test_retraining_cronjob_runs_the_training_job_without_overlap(rendered):
+    (cronjob,) = [
+        c
+        for c in _only(_env(rendered["churn"], "production"), "CronJob")
+        if c["metadata"]["name"] == "churn-retrain"
+    ]
+    (job,) = _only(_env(rendered["churn"], "production"), "Job")
+    assert cronjob["spec"]["schedule"] == "0 3 * * 1"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["jobTemplate"]["spec"] == job["spec"]
+
+
+def test_runtime_config_is_mounted_and_describes_the_environment(rendered):
+    case = _env(rendered["churn"], "production")
+    (config_map,) = _only(case, "ConfigMap")
+    text = config_map["data"]["runtime-config.json"]
+    config = json.loads(text)
+    assert text == json.dumps(config, sort_keys=True, indent=2) + "\n"
+    assert config["environment"] == "production" and config["project"] == "churn"
+    assert config["registered_model"] == "churn-classifier"
+    assert config["train"]["entrypoint"] == "churn.model:train" and config["train"]["seed"] == 7
+    assert config["contract"]["target"] == "churned"
+    (job,) = _only(case, "Job")
+    pod = job["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if "configMap" in v)
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]

@@ -1,0 +1,26 @@
+"""Helpers shared by the tests: repository paths and a project directory factory.
+
+(A module of its own rather than `conftest`: test folders have their own conftest.py files, and
+importing a helper by the name `conftest` would pick whichever folder came first on sys.path.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+REFERENCE_SPEC = SHARED / "design" / "mlproject.reference.yaml"
+
+
+def make_project(root: Path, spec_text: str, package: str = "demo", lock: str = "numpy==2.0.0\n") -> Path:
+    """Write `spec_text` as root/mlproject.yaml plus a requirements.lock and a train module."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "requirements.lock").write_text(lock)
+    module = root / "src" / package
+    module.mkdir(parents=True, exist_ok=True)
+    (module / "__init__.py").write_text("")
+    (module / "model.py").write_text("def train(ctx):\n    return None\n")
+    spec = root / "mlproject.yaml"
+    spec.write_text(spec_text)
+    return spec

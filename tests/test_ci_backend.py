@@ -1,0 +1,515 @@
+"""The CI backend: GitHub Actions workflows that are secure by construction.
+
+Each compiled workflow (reference spec, every example, and a spec full of hostile strings) must
+pass actionlint, zizmor (pedantic) and GitHub's workflow schema with zero findings; the structure
+tests pin down the security rules; the shell test runs every `run:` script with hostile values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlc.compiler.backends import ci
+from mlc.compiler.backends.ci._pins import ActionPins
+from mlc.compiler.pipeline import compile_spec_file
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+SHARED_DESIGN = REPO.parent / "shared" / "design"
+WORKFLOWS = (ci.PULL_REQUEST_WORKFLOW_PATH, ci.MAIN_WORKFLOW_PATH)
+
+# A string that does something if any shell or GitHub expression ever evaluates it.
+HOSTILE = (
+    'x"; touch PWNED; echo "$(touch PWNED)`touch PWNED`\'${{ toJSON(secrets) }}\nnext line $HOME'
+)
+
+
+@dataclass(frozen=True)
+class CompiledWorkflows:
+    """The two workflows of one project, as text and as data."""
+
+    name: str
+    spec: Path
+    text: dict[str, str]
+
+    def data(self, path: str) -> dict[str, Any]:
+        return yaml.safe_load(self.text[path])
+
+
+def compile_workflows(spec: Path, name: str) -> CompiledWorkflows:
+    compiled = compile_spec_file(spec)
+    assert compiled.ok, [d.message for d in compiled.result.diagnostics]
+    text = {a.path: a.content.decode() for a in compiled.artifacts if a.backend == "ci"}
+    assert sorted(text) == sorted(WORKFLOWS)
+    return CompiledWorkflows(name, spec, text)
+
+
+def copy_churn_project(destination: Path, spec_text: str) -> Path:
+    """A project folder with churn's files (the file checks of validation need them)."""
+    for item in ("requirements.lock", "src", "data"):
+        source = EXAMPLES / "churn" / item
+        if source.is_dir():
+            shutil.copytree(source, destination / item)
+        else:
+            shutil.copy(source, destination / item)
+    spec = destination / "mlproject.yaml"
+    spec.write_text(spec_text, encoding="utf-8")
+    return spec
+
+
+def hostile_spec_text() -> str:
+    """churn, with untrusted strings in every spec field that reaches a workflow."""
+    text = (EXAMPLES / "churn" / "mlproject.yaml").read_text(encoding="utf-8")
+    quoted = json.dumps(HOSTILE)  # a JSON string is a YAML double-quoted scalar
+    text = text.replace(
+        "  eval:\n    uri: data/eval.csv\n",
+        f"  {quoted}:\n    uri: data/live.csv\n  eval:\n    uri: data/eval.csv\n",
+    )
+    text = text.replace(
+        "  model: churn-classifier\n", f"  model: churn-classifier\n  tracking_uri: {quoted}\n"
+    )
+    path = json.dumps("deploy/${{ secrets.STOLEN }}/$(touch PWNED)")
+    return text.replace("  path: deploy\n", f"  path: {path}\n")
+
+
+def project_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    specs = {path.parent.name: path for path in sorted(EXAMPLES.glob("*/mlproject.yaml"))}
+    reference = SHARED_DESIGN / "mlproject.reference.yaml"
+    if reference.exists():
+        folder = tmp_path_factory.mktemp("reference")
+        specs["reference"] = copy_churn_project(folder, reference.read_text(encoding="utf-8"))
+    specs["hostile"] = copy_churn_project(tmp_path_factory.mktemp("hostile"), hostile_spec_text())
+    return specs
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CompiledWorkflows]:
+    return {
+        name: compile_workflows(spec, name)
+        for name, spec in project_specs(tmp_path_factory).items()
+    }
+
+
+PROJECTS = ["churn", "llm-chat", "reference", "hostile"]
+
+
+@pytest.fixture(params=PROJECTS)
+def project(
+    request: pytest.FixtureRequest, projects: dict[str, CompiledWorkflows]
+) -> CompiledWorkflows:
+    if request.param not in projects:
+        pytest.skip(f"{SHARED_DESIGN} is absent: no reference spec to compile")
+    return projects[request.param]
+
+
+def test_reference_and_examples_are_all_compiled(projects: dict[str, CompiledWorkflows]) -> None:
+    assert {"churn", "llm-chat", "hostile"} <= set(projects)
+
+
+# --- the ecosystem's validators ------------------------------------------------------------
+
+
+def validator(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    if found.exists():
+        return str(found)
+    on_path = shutil.which(name)
+    if on_path is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+    return on_path
+
+
+@pytest.fixture
+def workflow_dir(project: CompiledWorkflows, tmp_path: Path) -> Path:
+    """The project's workflows written where GitHub and the validators look for them."""
+    for path, text in project.text.items():
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return tmp_path / ".github" / "workflows"
+
+
+def run_validator(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        arguments, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_actionlint_finds_nothing(workflow_dir: Path) -> None:
+    files = sorted(str(p) for p in workflow_dir.glob("*.yaml"))
+    result = run_validator([validator("actionlint"), "-no-color", *files], workflow_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_zizmor_pedantic_finds_nothing(workflow_dir: Path) -> None:
+    arguments = [
+        validator("zizmor"),
+        "--offline",
+        "--persona=pedantic",
+        "--no-progress",
+        str(workflow_dir),
+    ]
+    result = run_validator(arguments, workflow_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout, result.stdout
+
+
+def test_github_workflow_schema_accepts_both(workflow_dir: Path) -> None:
+    files = sorted(str(p) for p in workflow_dir.glob("*.yaml"))
+    arguments = [
+        validator("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.github-workflows",
+        *files,
+    ]
+    result = run_validator(arguments, workflow_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- security rules, by construction -------------------------------------------------------
+
+
+def all_steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(job_id, step) for job_id, job in workflow["jobs"].items() for step in job["steps"]]
+
+
+def test_every_file_starts_with_the_generated_notice(project: CompiledWorkflows) -> None:
+    for text in project.text.values():
+        assert re.match(
+            r"# Generated by mlc \S+ from mlproject.yaml \(spec sha256:[0-9a-f]{16}\)", text
+        )
+
+
+def test_no_permissions_at_the_top_and_writes_are_explained(project: CompiledWorkflows) -> None:
+    for path, text in project.text.items():
+        workflow = project.data(path)
+        assert workflow["permissions"] == {}
+        for job in workflow["jobs"].values():
+            assert set(job["permissions"].values()) <= {"read", "write"}
+        for line in text.splitlines():
+            if re.fullmatch(r"\s+[a-z-]+: write\b.*", line):
+                assert re.search(r": write  # \w.+", line), (
+                    f"write permission without a reason: {line}"
+                )
+
+
+def test_only_safe_triggers(project: CompiledWorkflows) -> None:
+    assert set(project.data(ci.PULL_REQUEST_WORKFLOW_PATH)["on"]) == {"pull_request"}
+    assert set(project.data(ci.MAIN_WORKFLOW_PATH)["on"]) == {"push"}
+    for text in project.text.values():
+        assert "pull_request_target" not in text and "workflow_run" not in text
+
+
+def test_concurrency_per_ref(project: CompiledWorkflows) -> None:
+    for path in WORKFLOWS:
+        assert "${{ github.ref }}" in project.data(path)["concurrency"]["group"]
+
+
+def test_every_action_is_pinned_to_a_recorded_sha_with_its_tag(project: CompiledWorkflows) -> None:
+    pins = ci.action_pins()
+    for path, text in project.text.items():
+        uses_lines = [
+            line.strip() for line in text.splitlines() if re.match(r"\s*(- )?uses: ", line)
+        ]
+        assert uses_lines
+        for line in uses_lines:
+            match = re.fullmatch(r"(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40})  # (\S+)", line)
+            assert match, f"{path}: not pinned with a tag comment: {line}"
+            action, sha, tag = match.groups()
+            assert action in pins, f"{action} is not in action-pins.json"
+            assert (sha, tag) == (pins[action].sha, pins[action].tag)
+
+
+def test_credentials_persist_only_in_jobs_that_push(project: CompiledWorkflows) -> None:
+    for path in WORKFLOWS:
+        workflow = project.data(path)
+        for job_id, step in all_steps(workflow):
+            if not str(step.get("uses", "")).startswith("actions/checkout@"):
+                continue
+            pushes = workflow["jobs"][job_id]["permissions"].get("contents") == "write"
+            assert step["with"]["persist-credentials"] is pushes, f"{path}:{job_id}"
+
+
+def test_no_expression_in_any_run_script(project: CompiledWorkflows) -> None:
+    for path in WORKFLOWS:
+        for job_id, step in all_steps(project.data(path)):
+            assert "${{" not in step.get("run", ""), f"{path}:{job_id}: {step['run']}"
+            assert "${{" not in step.get("with", {}).get("script", "")
+
+
+# What an expression in a generated workflow may say; anything else is spec text gone wrong.
+ALLOWED_EXPRESSION = re.compile(
+    r"""\$\{\{\ (
+        '\$\{\{'                                   # a literal `${{` from spec text, neutralised
+      | secrets\.[A-Za-z_][A-Za-z0-9_]*
+      | github\.(ref|token|repository|actor|event\.pull_request\.head\.sha)
+      | steps\.(meta|build)-(train|serve)\.outputs\.(tags|labels|digest)
+      | !cancelled\(\)
+    )\ \}\}""",
+    re.VERBOSE,
+)
+
+
+def test_expressions_are_only_the_compilers_own(project: CompiledWorkflows) -> None:
+    for path, text in project.text.items():
+        leftover = ALLOWED_EXPRESSION.sub("", text)
+        assert "${{" not in leftover, f"{path}: {leftover[leftover.index('${{') - 80 :][:200]}"
+
+
+def test_secrets_are_only_those_the_spec_names_for_github(project: CompiledWorkflows) -> None:
+    spec = yaml.safe_load(project.spec.read_text(encoding="utf-8"))
+    named = {ref["github"] for ref in spec.get("secrets", {}).values() if "github" in ref}
+    for text in project.text.values():
+        used = set(re.findall(r"\$\{\{ secrets\.(\w+) \}\}", text))
+        assert used <= named | {"GITHUB_TOKEN"}
+
+
+def test_spec_strings_reach_scripts_only_through_env(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    workflow = projects["hostile"].data(ci.PULL_REQUEST_WORKFLOW_PATH)
+    neutralised = HOSTILE.replace("${{", "${{ '${{' }}")
+    env_values = [
+        value for _, step in all_steps(workflow) for value in step.get("env", {}).values()
+    ]
+    assert neutralised in env_values
+    for _, step in all_steps(workflow):
+        assert "PWNED" not in step.get("run", "")
+
+
+# --- the pull request workflow -------------------------------------------------------------
+
+
+def test_pull_request_jobs_are_the_listed_ones_plus_the_bot(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    churn = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    assert list(churn) == ["validate", "plan", "data_tests", "smoke_train", "gate", "bot"]
+    assert churn["gate"]["needs"] == ["smoke_train"]
+    assert churn["smoke_train"]["needs"] == ["data_tests"]
+    # Without a ci section: validate and plan, no bot, no comment.
+    chat = projects["llm-chat"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    assert list(chat) == ["validate", "plan"]
+    assert "pull-requests" not in chat["plan"]["permissions"]
+
+
+def test_only_the_bot_writes_contents_and_never_for_forks(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    writers = [
+        job_id for job_id, job in jobs.items() if job["permissions"].get("contents") == "write"
+    ]
+    assert writers == ["bot"]
+    assert jobs["bot"]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    bot_run = [step["run"] for step in jobs["bot"]["steps"] if "run" in step]
+    assert "mlc bot\n" in bot_run
+
+
+def test_plan_comment_is_updated_in_place_from_a_file(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    comment = next(step for step in jobs["bot"]["steps"] if "github-script" in step.get("uses", ""))
+    script = comment["with"]["script"]
+    assert comment["env"]["MLC_COMMENT_MARKER"] == "<!-- mlc-plan -->"
+    assert comment["env"]["MLC_COMMENT_FILE"] == "mlc-plan-comment.md"
+    assert "readFileSync(process.env.MLC_COMMENT_FILE" in script
+    assert "updateComment" in script and "createComment" in script
+
+
+def test_smoke_training_uses_the_tracking_server_only_with_its_secret(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    def tracking_uris(project: CompiledWorkflows) -> set[str]:
+        steps = all_steps(project.data(ci.PULL_REQUEST_WORKFLOW_PATH))
+        return {
+            step["env"]["MLFLOW_TRACKING_URI"]
+            for _, step in steps
+            if "MLFLOW_TRACKING_URI" in step.get("env", {})
+        }
+
+    assert tracking_uris(projects["churn"]) == {
+        "http://mlflow.mlflow.svc:5000"
+    }  # has MLFLOW_TRACKING_TOKEN
+
+    spec = projects["churn"].spec.read_text(encoding="utf-8")
+    without_secret = spec.replace(
+        "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token, github: MLFLOW_TRACKING_TOKEN}",
+        "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token}",
+    )
+    assert without_secret != spec
+    folder = projects["hostile"].spec.parent.parent / "no-secret"
+    folder.mkdir(exist_ok=True)
+    local = compile_workflows(copy_churn_project(folder, without_secret), "no-secret")
+    assert tracking_uris(local) == {"sqlite:///.mlc/mlflow.db"}
+    assert "secrets." not in local.text[ci.PULL_REQUEST_WORKFLOW_PATH]
+
+
+def test_data_tests_check_every_data_set(projects: dict[str, CompiledWorkflows]) -> None:
+    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    datasets = [
+        step["env"]["MLC_DATASET"]
+        for step in jobs["data_tests"]["steps"]
+        if "MLC_DATASET" in step.get("env", {})
+    ]
+    assert datasets == ["train", "eval"]
+
+
+def test_runtime_jobs_install_the_runtime_pinned_to_the_compiler(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    from mlc.compiler import __version__
+
+    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    for job_id, job in jobs.items():
+        install = next(step for step in job["steps"] if step.get("name") == "Install mlc")
+        runtime = job_id in {"data_tests", "smoke_train", "gate"}
+        expected = f"mlc[runtime]=={__version__}" if runtime else f"mlc=={__version__}"
+        assert install["env"]["MLC_REQUIREMENT"] == expected
+        python = next(step for step in job["steps"] if "setup-python" in step.get("uses", ""))
+        assert python["with"]["python-version"] == "3.11"
+
+
+# --- the main workflow ---------------------------------------------------------------------
+
+
+def test_main_builds_both_images_and_pins_their_digests(
+    projects: dict[str, CompiledWorkflows],
+) -> None:
+    workflow = projects["churn"].data(ci.MAIN_WORKFLOW_PATH)
+    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    job = workflow["jobs"]["release"]
+    assert job["permissions"] == {"contents": "write", "packages": "write"}
+    builds = {
+        step["id"]: step["with"] for step in job["steps"] if step.get("id", "").startswith("build-")
+    }
+    assert builds["build-train"]["file"] == "deploy/docker/train.Dockerfile"
+    assert (
+        builds["build-serve"]["cache-from"]
+        == "type=registry,ref=ghcr.io/acme/churn-serve:buildcache"
+    )
+    assert builds["build-train"]["context"] == "."
+    apply = next(step for step in job["steps"] if "mlc apply" in step.get("run", ""))
+    assert apply["env"]["MLC_TRAIN_DIGEST"] == "${{ steps.build-train.outputs.digest }}"
+    assert apply["env"]["MLC_SERVE_IMAGE"] == "ghcr.io/acme/churn-serve"
+    assert apply["run"].startswith('mlc apply --image "train=$MLC_TRAIN_IMAGE@$MLC_TRAIN_DIGEST"')
+    assert apply["run"].rstrip().endswith("--commit")
+
+
+def test_main_without_images_only_applies(projects: dict[str, CompiledWorkflows]) -> None:
+    job = projects["llm-chat"].data(ci.MAIN_WORKFLOW_PATH)["jobs"]["release"]
+    assert job["permissions"] == {"contents": "write"}
+    assert not any("docker/" in step.get("uses", "") for step in job["steps"])
+
+
+# --- determinism and pins ------------------------------------------------------------------
+
+
+def test_compiling_twice_gives_the_same_bytes(project: CompiledWorkflows) -> None:
+    assert compile_workflows(project.spec, project.name).text == project.text
+
+
+def test_pins_are_the_design_copy() -> None:
+    shared = SHARED_DESIGN / "action-pins.json"
+    if not shared.exists():
+        pytest.skip(f"{shared} is absent")
+    expected = ActionPins.model_validate(json.loads(shared.read_text(encoding="utf-8"))).pins()
+    assert ci.action_pins() == expected
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [
+        {"tag": "v1", "sha": "abc"},
+        {"tag": "main", "sha": "0" * 40},
+        {"tag": "v1", "sha": "0" * 40, "x": 1},
+    ],
+)
+def test_pins_reject_what_is_not_a_release_pinned_to_a_commit(pin: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ActionPins.model_validate({"actions/checkout": pin})
+
+
+# --- the run scripts, executed with hostile values -----------------------------------------
+
+STUBBED_COMMANDS = ("mlc", "mlc-runtime", "python", "gh", "git")
+STUB = """#!/bin/sh
+for argument in "$@"; do printf '%s\\0' "$argument"; done >> "$STUB_LOG.$(basename "$0")"
+"""
+
+
+def stub_commands(folder: Path) -> None:
+    folder.mkdir()
+    for command in STUBBED_COMMANDS:
+        stub = folder / command
+        stub.write_text(STUB, encoding="utf-8")
+        stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+
+
+def recorded_arguments(log_prefix: Path, command: str) -> list[str]:
+    log = Path(f"{log_prefix}.{command}")
+    return log.read_text(encoding="utf-8").split("\0")[:-1] if log.exists() else []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS)
+def test_run_scripts_execute_nothing_from_their_values(
+    projects: dict[str, CompiledWorkflows], path: str, tmp_path: Path
+) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    stubs = tmp_path / "bin"
+    stub_commands(stubs)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    summary = tmp_path / 'step summary $(touch PWNED) "quoted"'
+    ran = whole = 0
+    for job_id, step in all_steps(projects["hostile"].data(path)):
+        if "run" not in step:
+            continue
+        log = tmp_path / f"log-{ran}"
+        # Every value is hostile, also those GitHub fills in (secrets, digests, refs).
+        env = {name: HOSTILE for name in step.get("env", {})}
+        env |= {"GITHUB_REF": HOSTILE, "GITHUB_RUN_ID": HOSTILE, "GITHUB_HEAD_REF": HOSTILE}
+        env |= {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log)}
+        env |= {"GITHUB_STEP_SUMMARY": str(summary), "HOME": str(tmp_path)}
+        if "MLC_GATE_REPORT" in env:  # a report must be a file the step can read
+            (workspace / HOSTILE).write_text("report\n", encoding="utf-8")
+        if "MLC_RUNTIME_CONFIG" in env and "MLC_ENVIRONMENT" in env:
+            env["MLC_RUNTIME_CONFIG"] = str(workspace / "config" / HOSTILE)
+        # GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
+        result = subprocess.run(
+            [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, f"{job_id}/{step['name']}: {result.stderr}"
+        assert not list(tmp_path.rglob("PWNED")), f"{job_id}/{step['name']} executed a value"
+        arguments = [
+            arg for command in STUBBED_COMMANDS for arg in recorded_arguments(log, command)
+        ]
+        for argument in arguments:
+            # A hostile value arrives whole inside one argument, never split into several.
+            split = "PWNED" in argument or "next line" in argument
+            assert HOSTILE in argument or not split, f"{job_id}/{step['name']}: {arguments}"
+        whole += any(HOSTILE in argument for argument in arguments)
+        ran += 1
+    assert ran >= 3 and whole >= 2

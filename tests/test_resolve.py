@@ -1,0 +1,55 @@
+"""Resolution: derived values computed once, deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_validate import BASE
+
+from mlc.compiler.pipeline import resolve_spec_file
+from spec_fixtures import REPO_ROOT
+
+
+def test_churn_example_resolves_every_environment() -> None:
+    result = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml")
+    staging, production = result.resolved
+    assert (staging.environment, production.environment) == ("staging", "production")
+    assert staging.namespace == "ml-churn"
+    assert staging.train_image == "ghcr.io/acme/churn-train"
+    assert staging.serve_image == "ghcr.io/acme/churn-serve"
+    assert not staging.train_gpu and production.train_gpu  # production trains on an L4
+    assert staging.registered_model == "churn-classifier"
+    assert staging.autoscale_target == 8
+    assert staging.spec_digest == production.spec_digest
+    assert staging.environment_digest != production.environment_digest
+    assert staging.names.training_job == f"churn-train-{staging.environment_digest[:8]}"
+    assert staging.labels["app.kubernetes.io/instance"] == "churn-staging"
+    assert staging.labels["team"] == "growth"
+    assert staging.annotations["mlc.dev/spec-digest"] == f"sha256:{staging.spec_digest}"
+
+
+def test_defaults_filled(project) -> None:
+    (resolved,) = resolve_spec_file(project(BASE + "serve:\n  autoscale: {on: cpu}\n")).resolved
+    assert resolved.namespace == "demo"
+    assert resolved.registered_model == "demo"
+    assert resolved.tracking_uri == "http://mlflow.mlflow.svc:5000"
+    assert resolved.pushgateway == "http://prometheus-pushgateway.monitoring.svc:9091"
+    assert resolved.autoscale_target == 70
+
+
+def test_digest_ignores_comments_and_formatting(project) -> None:
+    a = resolve_spec_file(project(BASE)).resolved[0]
+    b = resolve_spec_file(
+        project("# a comment\n" + BASE.replace("{uri: data/train.csv}", "\n    uri: data/train.csv"))
+    ).resolved[0]
+    c = resolve_spec_file(
+        project(BASE.replace("seed", "seed").replace("demo.model:train", "demo.model:train\n  seed: 1"))
+    ).resolved[0]
+    assert a.spec_digest == b.spec_digest
+    assert a.spec_digest != c.spec_digest
+
+
+def test_digest_independent_of_location(tmp_path: Path, project) -> None:
+    first = resolve_spec_file(project(BASE)).resolved[0]
+    second = resolve_spec_file(project(BASE)).resolved[0]
+    assert first == second

@@ -1,0 +1,220 @@
+"""Validation across sections, environments and project files."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from mlc.compiler.diagnostics import Severity
+from mlc.compiler.pipeline import resolve_spec_file
+from mlc.compiler.project_files import check_requirements_lock
+from spec_fixtures import REPO_ROOT
+
+BASE = """apiVersion: mlc/v1
+kind: MLProject
+metadata:
+  name: demo
+images:
+  registry: ghcr.io/acme
+data:
+  train: {uri: data/train.csv}
+  eval: {uri: data/eval.csv}
+train:
+  entrypoint: demo.model:train
+"""
+
+
+def lines(spec: Path) -> list[str]:
+    return [d.render().splitlines()[0] for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics]
+
+
+def test_minimal_spec_is_valid(project) -> None:
+    result = resolve_spec_file(project(BASE))
+    assert result.ok, result.diagnostics
+    assert [r.environment for r in result.resolved] == ["default"]
+
+
+def test_reference_spec_is_valid(project, reference_spec_text: str) -> None:
+    spec = project(reference_spec_text, package="churn")
+    result = resolve_spec_file(spec, "mlproject.yaml")
+    assert result.ok, [d.render() for d in result.diagnostics]
+    assert [r.environment for r in result.resolved] == ["staging", "production"]
+
+
+@pytest.mark.parametrize(
+    "example", sorted((REPO_ROOT / "examples").glob("*/mlproject.yaml")), ids=lambda p: p.parent.name
+)
+def test_examples_are_valid(example: Path) -> None:
+    result = resolve_spec_file(example)
+    assert result.ok, [d.render() for d in result.diagnostics]
+
+
+def test_all_errors_at_once_sorted_by_line(project) -> None:
+    spec = project(BASE + "  seed: x\n  timeout: forever\nserve:\n  port: 0\n")
+    found = lines(spec)
+    assert [int(line.split(":")[1]) for line in found] == [12, 13, 15]
+
+
+def test_gate_direction_rules(project) -> None:
+    spec = project(
+        BASE
+        + "evaluate:\n  metrics: [f1, rmse]\n  gates:\n    - {metric: rmse, max_rise: 0.1}\n    - {metric: f1, max_rise: 0.1}\n"
+    )
+    assert lines(spec) == [
+        "mlproject.yaml:16:30: error: evaluate.gates.1.max_rise: 'f1' is higher-is-better: use max_drop, not max_rise"
+    ]
+
+
+def test_parametric_metrics(project) -> None:
+    ok = project(BASE + "evaluate:\n  metrics: [top5_accuracy, ndcg_at_10]\n")
+    assert resolve_spec_file(ok).ok
+    bad = project(BASE + "evaluate:\n  metrics: [top0_accuracy]\n")
+    assert "unknown metric 'top0_accuracy'" in lines(bad)[0]
+
+
+def test_overlay_null_deletes_a_section(project) -> None:
+    spec = project(
+        BASE
+        + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  dev:\n    serve: null\n  prod:\n    serve: {replicas: {max: 9}}\n"
+    )
+    result = resolve_spec_file(spec)
+    assert result.ok, result.diagnostics
+    dev, prod = result.resolved
+    assert dev.spec.serve is None
+    assert prod.spec.serve is not None and (prod.spec.serve.replicas.min, prod.spec.serve.replicas.max) == (1, 9)
+
+
+def test_overlay_error_is_reported_at_the_overlay_line_once(project) -> None:
+    spec = project(
+        BASE + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  a:\n    serve: {replicas: {min: 5}}\n  b: {}\n"
+    )
+    assert lines(spec) == [
+        "mlproject.yaml:16:29: error: environments.a.serve.replicas: min (5) must not exceed max (2), e.g. {min: 2, max: 10}"
+    ]
+
+
+def test_base_error_is_reported_once_not_per_environment(project) -> None:
+    spec = project(BASE + "  seed: x\nenvironments:\n  a: {}\n  b: {}\n")
+    assert lines(spec) == ["mlproject.yaml:12:9: error: train.seed: must be an integer, got the string 'x'"]
+
+
+def test_error_that_appears_only_in_one_environment_names_it(project) -> None:
+    spec = project(
+        BASE
+        + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  big:\n    serve: {replicas: {max: 1}}\n    images: {train: {base: python}}\n  production:\n    images: {train: {base: python}}\n"
+    )
+    assert lines(spec) == [
+        "mlproject.yaml:19:28: error: environments.production.images.train.base: environment 'production' requires the base image pinned by digest",
+    ]
+
+
+def test_overlay_cannot_change_identity(project) -> None:
+    spec = project(BASE + "environments:\n  a:\n    apiVersion: mlc/v2\n")
+    assert lines(spec) == ["mlproject.yaml:14:5: error: environments.a.apiVersion: an overlay cannot set 'apiVersion'"]
+
+
+def test_production_base_pinned_by_digest_is_accepted(project) -> None:
+    digest = "python:3.11-slim@sha256:" + "0" * 64
+    spec = project(BASE + f"environments:\n  prod:\n    images: {{train: {{base: '{digest}'}}}}\n")
+    assert resolve_spec_file(spec).ok
+
+
+def test_secret_values_are_never_echoed(project) -> None:
+    secret = "s3cr3t-value-do-not-print"
+    for body in (
+        f"  TOKEN: {secret}\n",
+        f"  TOKEN: {{k8s: x, key: y, github: '{secret}'}}\n",
+        f"  TOKEN: [{secret}]\n",
+    ):
+        result = resolve_spec_file(project(BASE + "secrets:\n" + body))
+        assert not result.ok
+        assert all(secret not in d.render() for d in result.diagnostics)
+
+
+def test_spot_without_checkpoint_is_a_warning_not_an_error(project) -> None:
+    result = resolve_spec_file(project(BASE + "  spot: true\n"))
+    assert result.ok
+    assert [d.severity for d in result.diagnostics] == [Severity.WARNING]
+
+
+def test_memory_in_bytes_is_caught(project) -> None:
+    assert lines(project(BASE + "  resources: {memory: 2}\n")) == [
+        "mlproject.yaml:12:23: error: train.resources.memory: '2' is less than one mebibyte (a bare number means bytes)"
+    ]
+
+
+def test_serving_only_llm_project_needs_no_code(tmp_path: Path) -> None:
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(
+        "apiVersion: mlc/v1\nkind: MLProject\nmetadata: {name: chat}\n"
+        "serve:\n  engine: vllm\n  llm: {model: a/b, revision: " + "a" * 40 + "}\n  resources: {gpus: 2}\n"
+    )
+    result = resolve_spec_file(spec)
+    assert result.ok, result.diagnostics
+    assert result.resolved[0].tensor_parallel == 2
+
+
+def test_llm_revision_must_be_a_commit(project) -> None:
+    spec = project(
+        "apiVersion: mlc/v1\nkind: MLProject\nmetadata: {name: chat}\nserve:\n  engine: vllm\n  llm: {model: a/b, revision: main}\n  resources: {gpus: 1}\n"
+    )
+    assert "40-hex commit sha" in lines(spec)[0]
+
+
+# --- project files ---------------------------------------------------------------------------
+
+
+def test_missing_requirements_and_module(tmp_path: Path) -> None:
+    spec = tmp_path / "mlproject.yaml"
+    spec.write_text(BASE)
+    # Defaults have no line of their own: they are reported at the start of the file.
+    assert lines(spec) == [
+        "mlproject.yaml:1:1: error: code.requirements: 'requirements.lock' does not exist",
+        "mlproject.yaml:1:1: error: code.source: 'src/' is not a directory",
+    ]
+
+
+def test_unpinned_requirement_positioned_in_the_lock(project) -> None:
+    spec = project(BASE, lock="# pinned\nnumpy==2.0.0\n  pandas>=2.1\nscipy\n")
+    assert lines(spec) == [
+        "requirements.lock:3:9: error: 'pandas>=2.1' is not pinned with ==",
+        "requirements.lock:4:1: error: 'scipy' is not pinned with ==",
+    ]
+
+
+def test_requirements_lock_rules() -> None:
+    ok = "a==1.0 \\\n    --hash=sha256:abc\nb[extra]==2.0 ; python_version >= '3.9' --hash=sha256:def\n--index-url https://pypi.org/simple\n"
+    assert check_requirements_lock(ok, "r.lock") == []
+    mixed = "a==1.0 --hash=sha256:abc\nb==2.0\n"
+    assert [d.render().splitlines()[0] for d in check_requirements_lock(mixed, "r.lock")] == [
+        "r.lock:2:1: error: requirement without --hash in a lock that uses hashes (pip --require-hashes needs all)"
+    ]
+    bad = "-r other.txt\n-e .\npkg @ https://x/y.whl\nc==1.*\n--extra-index-url https://user:tok@host/simple\n"
+    found = [d.render().splitlines()[0] for d in check_requirements_lock(bad, "r.lock")]
+    assert found == [
+        "r.lock:1:1: error: option '-r' is not allowed in a lock file",
+        "r.lock:2:1: error: option '-e' is not allowed in a lock file",
+        "r.lock:3:1: error: 'pkg @ https://x/y.whl' is not a pinned requirement",
+        "r.lock:4:2: error: 'c==1.*' is not pinned with ==",
+        "r.lock:5:1: error: credentials in an index URL; they would be baked into the image",
+    ]
+    assert all("tok" not in d.render() for d in check_requirements_lock(bad, "r.lock"))
+
+
+def test_symlink_out_of_the_repository_is_refused(project, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    spec = project(BASE.replace("data/train.csv", "data/escape/train.csv"))
+    (spec.parent / "data").mkdir()
+    os.symlink(outside, spec.parent / "data" / "escape")
+    assert lines(spec) == [
+        "mlproject.yaml:8:16: error: data.train.uri: 'data/escape/train.csv' leads outside the repository through a symlink"
+    ]
+
+
+def test_diagnostic_lines_are_grep_friendly(project) -> None:
+    for line in lines(project(BASE + "trian: {}\n  x: 1\n")):
+        assert re.match(r"^mlproject\.yaml:\d+:\d+: (error|warning): ", line)

@@ -9,7 +9,8 @@ files get the default); renaming or retyping a field bumps `format_version`.
       "compiler_version": "0.1.0",
       "spec_digest": "<sha256 hex of the spec data>",
       "files": {"<path relative to the spec's directory>": "<sha256 hex of its bytes>", ...},
-      "images": {"train": "<repo>@sha256:<64 hex>", ...}
+      "images": {"train": "<repo>@sha256:<64 hex>", ...},
+      "inputs_digest": "<sha256 hex of the spec data and the compiler build; see build_fingerprint>"
     }
 
 Keys are sorted and the text ends with a newline, so the same lock is the same bytes.
@@ -48,6 +49,7 @@ class Lock:
     spec_digest: str
     files: Mapping[str, str] = field(default_factory=dict)  # path -> sha256 hex
     images: Mapping[str, str] = field(default_factory=dict)  # role -> repo@sha256:...
+    inputs_digest: str = ""  # added in format 1 with a default: older locks read as ""
     format_version: int = LOCK_FORMAT_VERSION
 
 
@@ -64,6 +66,7 @@ def lock_to_bytes(lock: Lock) -> bytes:
         "spec_digest": lock.spec_digest,
         "files": dict(sorted(lock.files.items())),
         "images": dict(sorted(lock.images.items())),
+        "inputs_digest": lock.inputs_digest,
     }
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -87,6 +90,7 @@ def parse_lock(content: bytes, name: str = LOCK_FILENAME) -> Lock:
         spec_digest=_string(data, "spec_digest", name),
         files=_string_map(data, "files", name),
         images=_string_map(data, "images", name),
+        inputs_digest=_string(data, "inputs_digest", name) if "inputs_digest" in data else "",
     )
 
 

@@ -11,12 +11,16 @@ conflict by the plan, and `--force` replaces the link (never its target).
 
 from __future__ import annotations
 
+import errno
+import functools
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 REPO_LEVEL_PREFIX = ".github/"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: checked with is_symlink there
 
 
 class UnsafePathError(Exception):
@@ -42,10 +46,15 @@ class OutputTree:
 
 @dataclass(frozen=True)
 class DiskFile:
-    """What is at a generated path now: its bytes, or whether it is a link."""
+    """What is at a generated path now: its bytes and their sha256, or whether it is a link."""
 
     content: bytes | None  # None: absent (or a link)
     is_link: bool = False
+
+    @functools.cached_property
+    def sha(self) -> str | None:
+        """sha256 hex of `content` (None when absent), computed once."""
+        return hashlib.sha256(self.content).hexdigest() if self.content is not None else None
 
 
 def output_tree_for(spec_path: Path) -> OutputTree:
@@ -57,13 +66,18 @@ def output_tree_for(spec_path: Path) -> OutputTree:
     return OutputTree(root, root)
 
 
-def check_confined(tree: OutputTree, path: str) -> Path:
-    """The disk path of `path`, after checking no directory below its root is a link."""
+def check_confined(tree: OutputTree, path: str, checked: set[Path] | None = None) -> Path:
+    """The disk path of `path`, after checking no directory below its root is a link
+    (`checked`: directories already found not to be links, shared across calls)."""
     base = tree.base_of(path)
     target = tree.locate(path)
     current = base
     for part in target.relative_to(base).parts[:-1]:
         current = current / part
+        if checked is not None and current in checked:
+            continue
+        if checked is not None:
+            checked.add(current)
         if current.is_symlink():
             raise UnsafePathError(
                 f"{target}: {current} is a symbolic link; mlc does not write through links "
@@ -75,18 +89,29 @@ def check_confined(tree: OutputTree, path: str) -> Path:
 def read_disk_files(tree: OutputTree, paths: Iterable[str]) -> dict[str, DiskFile]:
     """What is on disk at each path (confinement checked); missing files read as absent."""
     found: dict[str, DiskFile] = {}
+    checked: set[Path] = set()
     for path in paths:
-        target = check_confined(tree, path)
-        if target.is_symlink():
-            found[path] = DiskFile(None, is_link=True)
-            continue
-        try:
-            found[path] = DiskFile(target.read_bytes())
-        except (FileNotFoundError, NotADirectoryError):
-            found[path] = DiskFile(None)
-        except IsADirectoryError:
-            raise UnsafePathError(f"{target}: is a directory, where mlc generates a file") from None
+        found[path] = _read_file(check_confined(tree, path, checked))
     return found
+
+
+def _read_file(target: Path) -> DiskFile:
+    # O_NOFOLLOW: a link fails to open (ELOOP) instead of being read through, in one syscall.
+    if not _NO_FOLLOW and target.is_symlink():
+        return DiskFile(None, is_link=True)
+    try:
+        fd = os.open(target, os.O_RDONLY | _NO_FOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return DiskFile(None)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return DiskFile(None, is_link=True)
+        raise
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            return DiskFile(handle.read())
+    except IsADirectoryError:
+        raise UnsafePathError(f"{target}: is a directory, where mlc generates a file") from None
 
 
 def relative_to_cwd(path: Path) -> str:

@@ -136,8 +136,8 @@ def build_plan(
 
 
 def _file_change(path: str, new: bytes | None, disk: DiskFile, managed: set[str] | None) -> Change | None:
-    disk_sha = sha256_hex(disk.content) if disk.content is not None else None
-    new_sha = sha256_hex(new) if new is not None else None
+    disk_sha = disk.sha
+    new_sha = disk_sha if new is disk.content else sha256_hex(new) if new is not None else None
 
     def change(action: Action, reason: str = "") -> Change:
         return Change(action, path, disk_sha, new_sha, reason, disk.content, new)

@@ -3,6 +3,12 @@
 Shared by `mlc plan`, `mlc apply` and `mlc bot`. Everything runs in one process (stages are
 imported once), so planning many specs of a monorepo costs little more than planning one.
 Nothing is written here.
+
+Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data
++ compiler build, `build_fingerprint`) and pins match, no apply was interrupted, and every
+locked file on disk has its locked sha256. Emit being deterministic, it would reproduce those
+very bytes, so the files on disk stand in for the artifacts. Any difference (a hand edit, a
+deleted file, a changed spec or compiler) compiles the spec in full.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
+from mlc.compiler.build_fingerprint import inputs_digest
 from mlc.compiler.diagnostics import Diagnostic, error
 from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
 from mlc.compiler.lock import (
@@ -23,8 +30,8 @@ from mlc.compiler.lock import (
     read_lock,
     sha256_hex,
 )
-from mlc.compiler.output_tree import OutputTree, UnsafePathError, output_tree_for, read_disk_files
-from mlc.compiler.pipeline import ProjectResult, compile_spec_file
+from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
+from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
 from mlc.compiler.plan import Plan, build_plan
 from mlc.compiler.resolve import ResolvedSpec
 
@@ -66,12 +73,12 @@ def plan_specs(
     diagnostics: list[Diagnostic] = []
     used_pins: set[ImagePin] = set()
     for spec_path in spec_paths:
-        compiled = compile_spec_file(spec_path, display(spec_path))
-        if not compiled.ok:
-            diagnostics.extend(compiled.result.diagnostics)
+        result = resolve_spec_file(spec_path, display(spec_path))
+        if not result.ok:
+            diagnostics.extend(result.diagnostics)
             continue
         try:
-            spec_plan, used = _plan_compiled(compiled.result, compiled.artifacts, display, pins)
+            spec_plan, used = _plan_resolved(result, display, pins)
         except (LockError, UnsafePathError) as exc:
             diagnostics.append(error(str(exc)))
             continue
@@ -89,38 +96,70 @@ def plan_specs(
     return PlanRun(specs, diagnostics)
 
 
-def _plan_compiled(
+def _plan_resolved(
     result: ProjectResult,
-    artifacts: list[Artifact],
     display: Callable[[Path], str],
     pins: Sequence[ImagePin],
 ) -> tuple[SpecPlan, list[ImagePin]]:
+    from mlc.compiler.emit import emit_project
+
     tree = output_tree_for(result.spec_path)
     lock = read_lock(tree.root)
+    intent = read_intent(tree.root)
     first: ResolvedSpec = result.resolved[0]
     repositories = _image_repositories(result.resolved)
     image_pins = effective_pins(repositories, lock.images if lock else {}, pins)
-    artifacts = pin_images(artifacts, image_pins)
+    inputs = inputs_digest(first.spec_digest)
+    paths = set(lock.files if lock else ()) | set(intent) | {LOCK_FILENAME, INTENT_FILENAME}
+    on_disk = read_disk_files(tree, sorted(paths))
+    artifacts = _files_known_up_to_date(lock, intent, inputs, image_pins, on_disk)
+    if artifacts is None:
+        artifacts = pin_images(emit_project(result.resolved), image_pins)
+        on_disk.update(read_disk_files(tree, sorted({a.path for a in artifacts} - paths)))
     new_lock = Lock(
         compiler_version=first.compiler_version,
         spec_digest=first.spec_digest,
-        files={a.path: sha256_hex(a.content) for a in artifacts},
+        files={a.path: _sha(a, on_disk) for a in artifacts},
         images=image_pins,
+        inputs_digest=inputs,
     )
-    intent = read_intent(tree.root)
-    paths = {a.path for a in artifacts} | set(lock.files if lock else ()) | set(intent)
-    paths |= {LOCK_FILENAME, INTENT_FILENAME}
     plan = build_plan(
         spec=display(result.spec_path),
         project=first.name,
         artifacts=artifacts,
-        on_disk=read_disk_files(tree, sorted(paths)),
+        on_disk=on_disk,
         lock=lock,
         new_lock=new_lock,
         intent=intent,
     )
     used = [pin for pin in pins if pin.repository in repositories.get(pin.role, set())]
     return SpecPlan(plan, tree, tuple(r.environment for r in result.resolved)), used
+
+
+def _files_known_up_to_date(
+    lock: Lock | None,
+    intent: dict[str, frozenset[str]],
+    inputs: str,
+    pins: dict[str, str],
+    on_disk: dict[str, DiskFile],
+) -> list[Artifact] | None:
+    """The locked files as artifacts when emit would provably reproduce them, else None."""
+    if lock is None or intent or lock.inputs_digest != inputs or dict(lock.images) != pins:
+        return None
+    artifacts = []
+    for path, sha in lock.files.items():
+        disk = on_disk[path]
+        if disk.content is None or disk.sha != sha:
+            return None
+        artifacts.append(Artifact(path, disk.content, "mlc.lock"))
+    return artifacts
+
+
+def _sha(artifact: Artifact, on_disk: dict[str, DiskFile]) -> str:
+    disk = on_disk.get(artifact.path)
+    if disk is not None and disk.content is artifact.content and disk.sha is not None:
+        return disk.sha  # the file on disk stands in for the artifact: hashed already
+    return sha256_hex(artifact.content)
 
 
 def _shared_paths(specs: Sequence[SpecPlan]) -> list[Diagnostic]:

@@ -26,7 +26,7 @@ def test_lock_round_trips_and_is_canonical() -> None:
     content = lock_to_bytes(lock)
     assert parse_lock(content) == Lock("0.1.0", "d" * 64, dict(lock.files), dict(lock.images))
     data = json.loads(content)
-    assert list(data) == ["format_version", "compiler_version", "spec_digest", "files", "images"]
+    assert list(data) == ["format_version", "compiler_version", "spec_digest", "files", "images", "inputs_digest"]
     assert list(data["files"]) == ["a.yaml", "b.yaml"]
     assert content.endswith(b"}\n")
 
@@ -34,6 +34,7 @@ def test_lock_round_trips_and_is_canonical() -> None:
 def test_lock_reads_older_files_without_added_fields() -> None:
     old = {"format_version": 1, "compiler_version": "0.1.0", "spec_digest": "x", "files": {}}
     assert parse_lock(json.dumps(old).encode()).images == {}
+    assert parse_lock(json.dumps(old).encode()).inputs_digest == ""
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,26 @@ def test_apply_is_idempotent(repo: Path) -> None:
     assert {p: p.read_bytes() for p in snapshot} == snapshot
 
 
+def test_up_to_date_spec_is_planned_without_emitting(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mlc("apply")
+    calls: list[int] = []
+
+    def counting_emit(environments):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return plan_backend.emit_artifacts(environments)
+
+    monkeypatch.setattr(plan_backend, "emit", counting_emit)
+    assert mlc("plan", "--detailed-exitcode").exit_code == 0
+    assert calls == []  # the lock's inputs digest and the files on disk prove it
+    (repo / "train.Dockerfile").write_text("edited\n")
+    assert "! train.Dockerfile" in mlc("plan").output
+    assert calls == [1]  # a difference on disk compiles in full
+    (repo / "train.Dockerfile").unlink()
+    write_project(repo, replicas=8)
+    assert "~ deploy/production/serve.yaml" in mlc("plan").output
+    assert len(calls) == 2
+
+
 def test_spec_change_is_an_update_with_a_diff(repo: Path) -> None:
     mlc("apply")
     write_project(repo, replicas=5)

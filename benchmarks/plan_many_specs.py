@@ -5,9 +5,14 @@ generated in a temp dir (each with requirements.lock and src/pkg/model.py). Both
 as separate processes, so interpreter start and imports are counted once each, as users pay.
 
 Run: `.venv/bin/python benchmarks/plan_many_specs.py [--specs 200] [--runs 5] [--applied]
-[--stand-in-backend]`. `--applied` runs `mlc apply` first (plans then read every file and
-lock); `--stand-in-backend` emits with the tests' small backend (tests/plan_backend.py)
-instead of the registered ones.
+[--stand-in-backend]`. `--applied` runs `mlc apply` first: the usual monorepo case, where a
+pull request touches one spec and the others are up to date (plan then proves them unchanged
+from their lock and files without emitting); `--stand-in-backend` emits with the tests' small
+backend (tests/plan_backend.py) instead of the registered ones.
+
+Measured on 2 CPUs, real backends (45 files a spec): `--applied` 5.3-5.5x (per spec: ~1.8 ms
+YAML loading, ~1.3 ms validate + resolve, ~1.3 ms plan); fresh specs ~20x (emit: ~35 ms a
+spec, most of it PyYAML's pure-Python emitter under `yaml_writer`); stand-in backend ~3x.
 """
 
 from __future__ import annotations

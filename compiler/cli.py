@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mlc.compiler import __version__
 
+if TYPE_CHECKING:
+    from mlc.compiler.plan_specs import PlanRun
+
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_CHANGES = 2  # `mlc plan --detailed-exitcode`: success with changes (as Terraform)
 
 
 def _display(path: Path) -> str:
@@ -97,6 +102,163 @@ def init(directory: Path, name: str | None, force: bool) -> None:
     for path in written:
         click.echo(f"created {_display(path)}")
     click.echo("next: edit mlproject.yaml, then run `mlc validate`")
+
+
+image_option = click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="ROLE=REPO@sha256:DIGEST",
+    help="Pin a built image digest into the rendered manifests (ROLE: train or serve; repeatable).",
+)
+
+
+def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
+    """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
+    from mlc.compiler.image_pins import ImagePinError, parse_image_pin
+    from mlc.compiler.pipeline import discover_specs
+    from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.views import render_diagnostics
+
+    specs = discover_specs(spec_paths)
+    if not specs:
+        raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    try:
+        pins = [parse_image_pin(text) for text in images]
+    except ImagePinError as exc:
+        raise click.BadParameter(str(exc), param_hint="--image") from None
+    run = plan_specs(specs, _display, pins)
+    if not run.ok:
+        click.echo(render_diagnostics(run.diagnostics), err=True, nl=False)
+        sys.exit(EXIT_INVALID)
+    return run
+
+
+@main.command()
+@spec_option
+@click.option("--env", "environment", help="Only the files of this environment's folder.")
+@click.option("--diff", is_flag=True, help="Show a unified diff under each update.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
+@image_option
+def plan(
+    spec_paths: tuple[Path, ...],
+    environment: str | None,
+    diff: bool,
+    output_format: str,
+    detailed_exitcode: bool,
+    images: tuple[str, ...],
+) -> None:
+    """Show what `mlc apply` would change: + create, ~ update, - delete, ! conflict."""
+    from mlc.compiler.plan import restrict_to_environment
+    from mlc.compiler.plan_views import (
+        has_changes,
+        render_plan_json,
+        render_plan_markdown,
+        render_plan_text,
+    )
+
+    run = _plan_run(spec_paths, images)
+    plans = run.plans
+    if environment is not None:
+        if not any(environment in spec.environments for spec in run.specs):
+            message = f"no spec defines environment {environment!r}"
+            raise click.BadParameter(message, param_hint="--env")
+        plans = [restrict_to_environment(p, environment) for p in plans]
+    if output_format == "json":
+        click.echo(render_plan_json(plans), nl=False)
+    elif output_format == "markdown":
+        click.echo(render_plan_markdown(plans, diff=diff), nl=False)
+    else:
+        click.echo(render_plan_text(plans, diff=diff), nl=False)
+    sys.exit(EXIT_CHANGES if detailed_exitcode and has_changes(plans) else EXIT_OK)
+
+
+@main.command()
+@spec_option
+@click.option("--force", is_flag=True, help="Overwrite (or delete) generated files edited by hand.")
+@click.option("--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock.")
+@click.option("-m", "--message", help="Commit message (default: names the spec digest).")
+@image_option
+def apply(
+    spec_paths: tuple[Path, ...],
+    force: bool,
+    commit: bool,
+    message: str | None,
+    images: tuple[str, ...],
+) -> None:
+    """Write the planned changes atomically, prune deleted files, then write mlc.lock."""
+    from mlc.compiler.apply import ApplyError
+    from mlc.compiler.apply_specs import apply_specs
+    from mlc.compiler.plan_views import render_apply_result, render_plan_text
+
+    run = _plan_run(spec_paths, images)
+    try:
+        outcome = apply_specs(run, force=force, commit=commit, message=message)
+    except ApplyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(render_plan_text(run.plans, summary=False), nl=False)
+    click.echo(render_apply_result(outcome.written, outcome.deleted, outcome.unchanged), nl=False)
+    if outcome.commit:
+        click.echo(f"committed {outcome.commit[:12]}")
+
+
+@main.command()
+@spec_option
+@click.option(
+    "--comment-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("mlc-plan-comment.md"),
+    show_default=True,
+    help="Where to write the pull request comment body (markdown) for the workflow to post.",
+)
+@click.option("--remote", default="origin", show_default=True, help="Remote to push to.")
+@click.option("--branch", help="Branch to push to (default: the pull request's, from the event).")
+def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: str | None) -> None:
+    """CI bot: plan; apply, commit and push to the PR branch (never for forks); report.
+
+    Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
+    """
+    from mlc.compiler.bot import BotOutcome, bot_identity, read_pull_request, run_bot
+    from mlc.compiler.pipeline import discover_specs
+    from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.plan_views import render_bot_comment, render_bot_failure
+    from mlc.compiler.views import render_diagnostics
+
+    specs = discover_specs(spec_paths)
+    if not specs:
+        raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    run = plan_specs(specs, _display)
+    if not run.ok:
+        diagnostics = render_diagnostics(run.diagnostics)
+        click.echo(diagnostics, err=True, nl=False)
+        _write_bot_report(render_bot_failure(diagnostics), comment_file)
+        sys.exit(BotOutcome.ERROR)
+    event_path, head_ref = os.environ.get("GITHUB_EVENT_PATH"), os.environ.get("GITHUB_HEAD_REF")
+    pull = read_pull_request(event_path, head_ref, branch)
+    report = run_bot(run, pull, remote, bot_identity(os.environ))
+    body = render_bot_comment(run.plans, report.note)
+    click.echo(body, nl=False)
+    _write_bot_report(body, comment_file)
+    sys.exit(report.outcome)
+
+
+def _write_bot_report(body: str, comment_file: Path) -> None:
+    """Write the comment body file, and append to $GITHUB_STEP_SUMMARY when it is set."""
+    from mlc.compiler.scaffold import write_new_file
+
+    write_new_file(comment_file, body, overwrite=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(body)
 
 
 @main.group()

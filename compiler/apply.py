@@ -1,0 +1,160 @@
+"""Stage 6, apply: a `Plan` -> files on disk. The only stage that writes generated files.
+
+Safety, in order:
+- A plan with a conflict is refused whole (naming every path) unless `force`.
+- Each path is re-read just before it is touched; if it no longer matches the plan's `before`,
+  apply stops (the tree changed since the plan) instead of clobbering it.
+- Each file is written atomically: a temp file in the same directory, fsync, `os.replace`,
+  fsync of the directory. Deleted paths are pruned (with directories they leave empty).
+- Before the first file, the journal `mlc.lock.intent` records every content this apply (and
+  any earlier interrupted one) may leave; `mlc.lock` is written last, then the journal goes.
+  A killed apply therefore leaves every file old or new, and the next plan shows the rest
+  without mistaking mlc's own half-applied files for hand edits.
+
+`MLC_APPLY_TEST_DELAY` (seconds, float) sleeps after each file is written. It exists only so
+tests can kill an apply midway; it is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
+from mlc.compiler.output_tree import OutputTree, check_confined
+from mlc.compiler.plan import Action, Change, Plan
+
+TEMP_SUFFIX = ".mlc-tmp"
+FILE_MODE = 0o644
+TEST_DELAY_VARIABLE = "MLC_APPLY_TEST_DELAY"
+
+
+class ApplyError(Exception):
+    """Apply stopped; the message names the path and what to do."""
+
+
+class ConflictError(ApplyError):
+    """The plan has conflicts (hand edits) and `--force` was not given; nothing was written."""
+
+    def __init__(self, conflicts: list[tuple[Plan, Change]]) -> None:
+        self.conflicts = conflicts
+        names = "; ".join(f"{plan.spec}: {change.path}: {change.reason}" for plan, change in conflicts)
+        super().__init__(
+            f"refusing to apply, nothing was changed: {names}. Move the edit into mlproject.yaml, "
+            "or rerun with --force to overwrite"
+        )
+
+
+class StalePlanError(ApplyError):
+    """A path changed between plan and apply."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one apply did to one spec's tree."""
+
+    plan: Plan
+    written: tuple[str, ...]
+    deleted: tuple[str, ...]
+
+
+def check_conflicts(plans: Iterable[Plan], force: bool) -> None:
+    """Raise `ConflictError` listing every conflict of every plan, unless `force`."""
+    conflicts = [(plan, change) for plan in plans for change in plan.conflicts]
+    if conflicts and not force:
+        raise ConflictError(conflicts)
+
+
+def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult:
+    """Make the tree match `plan`: write, prune, then write the lock. Raises `ApplyError`."""
+    check_conflicts([plan], force)
+    delay = float(os.environ.get(TEST_DELAY_VARIABLE, "0") or 0)
+    written: list[str] = []
+    deleted: list[str] = []
+    _remove_stale_temp_files(tree, plan.changes)
+    journal = check_confined(tree, INTENT_FILENAME)
+    files = [c for c in plan.pending if c.path not in (LOCK_FILENAME, INTENT_FILENAME)]
+    if files:
+        _write_atomically(journal, plan.intent)
+    for change in [*files, *(c for c in plan.pending if c.path == LOCK_FILENAME)]:
+        target = check_confined(tree, change.path)
+        _check_not_stale(target, change)
+        if change.after is not None:
+            _write_atomically(target, change.after)
+            written.append(change.path)
+        else:
+            target.unlink()
+            _remove_empty_parents(target.parent, tree.base_of(change.path))
+            deleted.append(change.path)
+        if delay:
+            time.sleep(delay)
+    if journal.exists():
+        journal.unlink()
+        _fsync_directory(journal.parent)
+    return ApplyResult(plan, tuple(written), tuple(deleted))
+
+
+def _check_not_stale(target: Path, change: Change) -> None:
+    if target.is_symlink():
+        current = None if change.action is Action.CONFLICT else "link"
+    else:
+        try:
+            current = sha256_hex(target.read_bytes())
+        except FileNotFoundError:
+            current = None
+    if current != change.before_sha:
+        raise StalePlanError(f"{target}: changed since it was planned; run `mlc plan` again")
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)  # mkstemp creates 0600; generated files are plain files
+        os.replace(temp, target)  # replaces a link itself, never its target
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once its directory entry is on disk (not possible on Windows).
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove_empty_parents(directory: Path, base: Path) -> None:
+    while directory != base and base in directory.parents:
+        try:
+            directory.rmdir()
+        except OSError:  # not empty (or gone): stop
+            return
+        directory = directory.parent
+
+
+def _remove_stale_temp_files(tree: OutputTree, changes: Iterable[Change]) -> None:
+    # A killed apply can leave `.<name>.<random>.mlc-tmp` beside the file it was writing.
+    names_by_directory: dict[Path, set[str]] = {}
+    for change in changes:
+        target = tree.locate(change.path)
+        names_by_directory.setdefault(target.parent, set()).add(target.name)
+    for directory, names in names_by_directory.items():
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        for leftover in directory.glob(f".*{TEMP_SUFFIX}"):
+            if any(leftover.name.startswith(f".{name}.") for name in names):
+                leftover.unlink(missing_ok=True)

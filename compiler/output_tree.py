@@ -1,0 +1,123 @@
+"""Where generated files live on disk, and reading what is there now (plan's input edge).
+
+Artifact paths are POSIX and relative to the spec's directory (the output root). One exception:
+`.github/...` paths (workflows) belong at the git repository's top level, because GitHub only
+reads workflows there; when the spec sits in a subfolder of a monorepo they are placed at
+`<repo top>/.github/...`. Everything stays confined: no path may leave its root, and no
+directory on the way (below the root) may be a symbolic link, so a link can never redirect a
+write outside the repository. A generated file that is itself a link is reported as a
+conflict by the plan, and `--force` replaces the link (never its target).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+REPO_LEVEL_PREFIX = ".github/"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: checked with is_symlink there
+
+
+class UnsafePathError(Exception):
+    """A generated path would be read or written through a symbolic link or outside its root."""
+
+
+@dataclass(frozen=True)
+class OutputTree:
+    """The output root of one spec, and the repository top level for repo-level paths."""
+
+    root: Path  # the spec's directory, resolved
+    repo_root: Path  # the git top level containing it (the root itself outside git)
+
+    def locate(self, path: str) -> Path:
+        """The disk path of an artifact path."""
+        base = self.repo_root if path.startswith(REPO_LEVEL_PREFIX) else self.root
+        return base.joinpath(*PurePosixPath(path).parts)
+
+    def base_of(self, path: str) -> Path:
+        """The root a path is confined to."""
+        return self.repo_root if path.startswith(REPO_LEVEL_PREFIX) else self.root
+
+
+@dataclass(frozen=True)
+class DiskFile:
+    """What is at a generated path now: its bytes and their sha256, or whether it is a link."""
+
+    content: bytes | None  # None: absent (or a link)
+    is_link: bool = False
+
+    @functools.cached_property
+    def sha(self) -> str | None:
+        """sha256 hex of `content` (None when absent), computed once."""
+        return hashlib.sha256(self.content).hexdigest() if self.content is not None else None
+
+
+def output_tree_for(spec_path: Path) -> OutputTree:
+    """The output tree of a spec: its directory, and the git top level above it if any."""
+    root = spec_path.resolve().parent
+    for candidate in (root, *root.parents):
+        if (candidate / ".git").exists():
+            return OutputTree(root, candidate)
+    return OutputTree(root, root)
+
+
+def check_confined(tree: OutputTree, path: str, checked: set[Path] | None = None) -> Path:
+    """The disk path of `path`, after checking no directory below its root is a link
+    (`checked`: directories already found not to be links, shared across calls)."""
+    base = tree.base_of(path)
+    target = tree.locate(path)
+    current = base
+    for part in target.relative_to(base).parts[:-1]:
+        current = current / part
+        if checked is not None and current in checked:
+            continue
+        if checked is not None:
+            checked.add(current)
+        if current.is_symlink():
+            raise UnsafePathError(
+                f"{target}: {current} is a symbolic link; mlc does not write through links "
+                "(replace it with a directory)"
+            )
+    return target
+
+
+def read_disk_files(tree: OutputTree, paths: Iterable[str]) -> dict[str, DiskFile]:
+    """What is on disk at each path (confinement checked); missing files read as absent."""
+    found: dict[str, DiskFile] = {}
+    checked: set[Path] = set()
+    for path in paths:
+        found[path] = _read_file(check_confined(tree, path, checked))
+    return found
+
+
+def _read_file(target: Path) -> DiskFile:
+    # O_NOFOLLOW: a link fails to open (ELOOP) instead of being read through, in one syscall.
+    if not _NO_FOLLOW and target.is_symlink():
+        return DiskFile(None, is_link=True)
+    try:
+        fd = os.open(target, os.O_RDONLY | _NO_FOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return DiskFile(None)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return DiskFile(None, is_link=True)
+        raise
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            return DiskFile(handle.read())
+    except IsADirectoryError:
+        raise UnsafePathError(f"{target}: is a directory, where mlc generates a file") from None
+
+
+def relative_to_cwd(path: Path) -> str:
+    """How a disk path is shown: relative to the working directory when that is shorter."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return relative if not relative.startswith("../../") else str(path)

@@ -1,0 +1,193 @@
+"""The plan edge: compile every spec in memory, read each output tree and lock, build the plans.
+
+Shared by `mlc plan`, `mlc apply` and `mlc bot`. Everything runs in one process (stages are
+imported once), so planning many specs of a monorepo costs little more than planning one.
+Nothing is written here.
+
+Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data
++ compiler build, `build_fingerprint`) and pins match, no apply was interrupted, and every
+locked file on disk has its locked sha256. Emit being deterministic, it would reproduce those
+very bytes, so the files on disk stand in for the artifacts. Any difference (a hand edit, a
+deleted file, a changed spec or compiler) compiles the spec in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlc.compiler.artifact import Artifact
+from mlc.compiler.build_fingerprint import inputs_digest
+from mlc.compiler.diagnostics import Diagnostic, error
+from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
+from mlc.compiler.lock import (
+    INTENT_FILENAME,
+    LOCK_FILENAME,
+    Lock,
+    LockError,
+    read_intent,
+    read_lock,
+    sha256_hex,
+)
+from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
+from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
+from mlc.compiler.plan import Plan, build_plan
+from mlc.compiler.resolve import ResolvedSpec
+
+
+@dataclass(frozen=True)
+class SpecPlan:
+    """One spec's plan and the tree it applies to."""
+
+    plan: Plan
+    tree: OutputTree
+    environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """The plans of every spec, or the diagnostics that stopped them (then nothing is applied)."""
+
+    specs: list[SpecPlan] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every spec compiled and was planned."""
+        return not self.diagnostics
+
+    @property
+    def plans(self) -> list[Plan]:
+        """The plans, in spec order."""
+        return [s.plan for s in self.specs]
+
+
+def plan_specs(
+    spec_paths: Sequence[Path],
+    display: Callable[[Path], str],
+    pins: Sequence[ImagePin] = (),
+) -> PlanRun:
+    """Compile and plan every spec; any failure is a diagnostic and no plan is usable then."""
+    specs: list[SpecPlan] = []
+    diagnostics: list[Diagnostic] = []
+    used_pins: set[ImagePin] = set()
+    for spec_path in spec_paths:
+        result = resolve_spec_file(spec_path, display(spec_path))
+        if not result.ok:
+            diagnostics.extend(result.diagnostics)
+            continue
+        try:
+            spec_plan, used = _plan_resolved(result, display, pins)
+        except (LockError, UnsafePathError) as exc:
+            diagnostics.append(error(str(exc)))
+            continue
+        specs.append(spec_plan)
+        used_pins.update(used)
+    diagnostics.extend(_shared_paths(specs))
+    for pin in pins:
+        if pin not in used_pins:
+            diagnostics.append(
+                error(
+                    f"--image {pin.role}={pin.reference}: no spec builds the {pin.role} image {pin.repository}",
+                    hint=f"the repository must be `<images.registry>/<metadata.name>-{pin.role}`",
+                )
+            )
+    return PlanRun(specs, diagnostics)
+
+
+def _plan_resolved(
+    result: ProjectResult,
+    display: Callable[[Path], str],
+    pins: Sequence[ImagePin],
+) -> tuple[SpecPlan, list[ImagePin]]:
+    from mlc.compiler.emit import emit_project
+
+    tree = output_tree_for(result.spec_path)
+    lock = read_lock(tree.root)
+    intent = read_intent(tree.root)
+    first: ResolvedSpec = result.resolved[0]
+    repositories = _image_repositories(result.resolved)
+    image_pins = effective_pins(repositories, lock.images if lock else {}, pins)
+    inputs = inputs_digest(first.spec_digest)
+    paths = set(lock.files if lock else ()) | set(intent) | {LOCK_FILENAME, INTENT_FILENAME}
+    on_disk = read_disk_files(tree, sorted(paths))
+    artifacts = _files_known_up_to_date(lock, intent, inputs, image_pins, on_disk)
+    if artifacts is None:
+        artifacts = pin_images(emit_project(result.resolved), image_pins)
+        on_disk.update(read_disk_files(tree, sorted({a.path for a in artifacts} - paths)))
+    new_lock = Lock(
+        compiler_version=first.compiler_version,
+        spec_digest=first.spec_digest,
+        files={a.path: _sha(a, on_disk) for a in artifacts},
+        images=image_pins,
+        inputs_digest=inputs,
+    )
+    plan = build_plan(
+        spec=display(result.spec_path),
+        project=first.name,
+        artifacts=artifacts,
+        on_disk=on_disk,
+        lock=lock,
+        new_lock=new_lock,
+        intent=intent,
+    )
+    used = [pin for pin in pins if pin.repository in repositories.get(pin.role, set())]
+    return SpecPlan(plan, tree, tuple(r.environment for r in result.resolved)), used
+
+
+def _files_known_up_to_date(
+    lock: Lock | None,
+    intent: dict[str, frozenset[str]],
+    inputs: str,
+    pins: dict[str, str],
+    on_disk: dict[str, DiskFile],
+) -> list[Artifact] | None:
+    """The locked files as artifacts when emit would provably reproduce them, else None."""
+    if lock is None or intent or lock.inputs_digest != inputs or dict(lock.images) != pins:
+        return None
+    artifacts = []
+    for path, sha in lock.files.items():
+        disk = on_disk[path]
+        if disk.content is None or disk.sha != sha:
+            return None
+        artifacts.append(Artifact(path, disk.content, "mlc.lock"))
+    return artifacts
+
+
+def _sha(artifact: Artifact, on_disk: dict[str, DiskFile]) -> str:
+    disk = on_disk.get(artifact.path)
+    if disk is not None and disk.content is artifact.content and disk.sha is not None:
+        return disk.sha  # the file on disk stands in for the artifact: hashed already
+    return sha256_hex(artifact.content)
+
+
+def _shared_paths(specs: Sequence[SpecPlan]) -> list[Diagnostic]:
+    # Two specs of a monorepo writing one file (e.g. the same workflow name at the repo top)
+    # would overwrite each other on every apply.
+    owners: dict[Path, str] = {}
+    found: list[Diagnostic] = []
+    for spec in specs:
+        for change in spec.plan.changes:
+            target = spec.tree.locate(change.path)
+            if change.after_sha is None:
+                continue
+            if target in owners and owners[target] != spec.plan.spec:
+                found.append(
+                    error(
+                        f"{target}: generated by both {owners[target]} and {spec.plan.spec}",
+                        hint="give the projects distinct names, or plan them from separate repos",
+                    )
+                )
+            owners.setdefault(target, spec.plan.spec)
+    return found
+
+
+def _image_repositories(environments: Sequence[ResolvedSpec]) -> dict[str, set[str]]:
+    repositories: dict[str, set[str]] = {"train": set(), "serve": set()}
+    for env in environments:
+        if env.train_image:
+            repositories["train"].add(env.train_image)
+        if env.serve_image:
+            repositories["serve"].add(env.serve_image)
+    return repositories

@@ -1,0 +1,106 @@
+"""kill -9 during `mlc apply`, many times: files are always old or new, and plan + apply recover.
+
+Each round picks a spec version (different replicas, with or without the serve section),
+starts `mlc apply` in a subprocess with `MLC_APPLY_TEST_DELAY` (a test-only pause after each
+file), kills it after a random delay, checks every generated path holds exactly its previous
+or its new content, and checks the next plan has no conflict. Every other round it does not
+recover, so the next round starts from a half-applied tree (the hardest case for the lock).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import plan_backend
+from mlc.compiler import emit
+from mlc.compiler.cli import main
+from mlc.compiler.lock import INTENT_FILENAME
+from plan_fixtures import init_repo, write_project
+
+ROUNDS = 20
+RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli import main; main()"
+VERSIONS = [(3, True), (5, True), (4, False), (9, True)]
+
+
+@pytest.fixture(autouse=True)
+def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in backend is the only one, for this test (the subprocess installs its own)."""
+    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
+    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
+    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every generated file under the project (spec inputs and git excluded)."""
+    files = {}
+    for path in root.rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and not relative.startswith((".git/", "src/")):
+            files[relative] = path.read_bytes()
+    for name in ("mlproject.yaml", "requirements.lock", "README.md"):
+        files.pop(name, None)
+    return files
+
+
+def mlc(*args: str) -> tuple[int, str]:
+    """Run the CLI in-process; exit code and stdout."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(20261122)
+    root = init_repo(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    expected: dict[tuple[int, bool], dict[str, bytes]] = {}
+    for replicas, serve in VERSIONS:  # the exact end state of each version, applied cleanly
+        write_project(root, replicas=replicas, serve=serve)
+        assert mlc("apply", "--force")[0] == 0
+        expected[(replicas, serve)] = snapshot(root)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "MLC_APPLY_TEST_DELAY": "0.02",
+    }
+    killed = partial = 0
+    for round_number in range(ROUNDS):
+        version = rng.choice(VERSIONS)
+        before = snapshot(root)
+        write_project(root, replicas=version[0], serve=version[1])
+        process = subprocess.Popen([sys.executable, "-c", RUNNER, "apply"], cwd=root, env=env)
+        time.sleep(rng.uniform(0.3, 0.75))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait()
+
+        after = snapshot(root)
+        new = expected[version]
+        partial += INTENT_FILENAME in after
+        for path in (before.keys() | new.keys()) - {INTENT_FILENAME}:
+            if path.endswith(".mlc-tmp"):
+                continue
+            assert after.get(path) in (before.get(path), new.get(path)), (round_number, path)
+
+        code, output = mlc("plan", "--detailed-exitcode")
+        assert code in (0, 2), output
+        assert "conflict" not in output and "!" not in output, (round_number, output)
+        if round_number % 2:  # recover now; otherwise the next round starts half-applied
+            assert mlc("apply")[0] == 0
+            assert mlc("plan", "--detailed-exitcode") == (
+                0,
+                "No changes. Generated files are up to date.\n",
+            )
+            assert snapshot(root) == new
+    assert killed >= ROUNDS // 3 and partial >= 3  # applies really were cut midway
+    assert mlc("apply")[0] == 0
+    assert mlc("plan", "--detailed-exitcode")[0] == 0

@@ -10,9 +10,10 @@ pull request touches one spec and the others are up to date (plan then proves th
 from their lock and files without emitting); `--stand-in-backend` emits with the tests' small
 backend (tests/plan_backend.py) instead of the registered ones.
 
-Measured on 2 CPUs, real backends (45 files a spec): `--applied` 5.3-5.5x (per spec: ~1.8 ms
-YAML loading, ~1.3 ms validate + resolve, ~1.3 ms plan); fresh specs ~20x (emit: ~35 ms a
-spec, most of it PyYAML's pure-Python emitter under `yaml_writer`); stand-in backend ~3x.
+Measured on 2 CPUs, real backends (45 files a spec): `--applied` 4.75x since the loader reads
+libyaml's event stream (was 5.3-5.5x with the pure-Python parser: ~1.8 ms a spec of YAML loading);
+fresh specs ~20x (emit: ~35 ms a spec, most of it PyYAML's pure-Python emitter under
+`yaml_writer`); stand-in backend ~3x.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ The spec is untrusted input edited by hand, so the loader is strict where YAML i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ MAX_DEPTH = 64
 
 FieldPath = tuple[str | int, ...]
 
-_PLAIN = "mlc:plain"
 _NULL = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -75,24 +75,9 @@ class _Refused(Exception):
         self.hint = hint
 
 
-class _StrictComposer(yaml.SafeLoader):
-    """SafeLoader's composer, refusing anchors/aliases and leaving scalar typing to us."""
-
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Refused(
-                "YAML anchors and aliases (&name, *name) are not allowed in mlproject.yaml",
-                event.start_mark,
-                "write the values out; use `environments:` overlays to share a base",
-            )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
-
-    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:  # type: ignore[override]
-        # Plain scalars get typed by `_plain_scalar` (YAML 1.2 core), not by the 1.1 resolver.
-        if kind is yaml.ScalarNode and implicit[0]:
-            return _PLAIN
-        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+# libyaml's parser (C) when PyYAML has it: the spec is parsed on every plan, of every spec in a
+# monorepo. Only its event stream is used; composing data from events is ours (below).
+_EVENT_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _plain_scalar(text: str) -> Any:
@@ -117,51 +102,96 @@ def _position(file: str, mark: yaml.Mark) -> SourcePosition:
     return SourcePosition(file, mark.line + 1, mark.column + 1)
 
 
+def _is_plain(event: yaml.ScalarEvent) -> bool:
+    return event.tag is None and event.implicit[0] and not event.style
+
+
 class _Builder:
-    """Walks composed nodes into plain data, recording positions as it goes."""
+    """Builds plain data from YAML events, recording positions as it goes.
 
-    def __init__(self, file: str) -> None:
+    Working on events (not composed nodes) lets the C parser do the scanning while the rules
+    stay ours: no anchors or aliases, no merge keys, string keys, YAML 1.2 core scalars.
+    """
+
+    def __init__(self, file: str, events: Iterator[yaml.Event]) -> None:
         self.source = SourceMap(file)
+        self.events = events
 
-    def build(self, node: yaml.Node, path: FieldPath) -> Any:
+    def document(self) -> Any:
+        """The single document of the stream (None for an empty stream)."""
+        self._expect(yaml.StreamStartEvent)
+        event = next(self.events)
+        if isinstance(event, yaml.StreamEndEvent):
+            return None
+        data = self._node(next(self.events), ())
+        self._expect(yaml.DocumentEndEvent)
+        event = next(self.events)
+        if not isinstance(event, yaml.StreamEndEvent):
+            raise _Refused(
+                "expected a single YAML document, found another one",
+                event.start_mark,
+                "remove the `---` line: mlproject.yaml holds one document",
+            )
+        return data
+
+    def _expect(self, kind: type) -> None:
+        event = next(self.events)
+        if not isinstance(event, kind):  # pragma: no cover - the parser guarantees the structure
+            raise _Refused(f"unexpected YAML structure ({type(event).__name__})", event.start_mark)
+
+    def _node(self, event: yaml.Event, path: FieldPath) -> Any:
         if len(path) > MAX_DEPTH:
-            raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark)
-        self.source.values[path] = _position(self.source.file, node.start_mark)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+            raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(
+                "YAML anchors and aliases (&name, *name) are not allowed in mlproject.yaml",
+                event.start_mark,
+                "write the values out; use `environments:` overlays to share a base",
+            )
+        self.source.values[path] = _position(self.source.file, event.start_mark)
+        if isinstance(event, yaml.MappingStartEvent):
+            return self._mapping(path)
+        if isinstance(event, yaml.SequenceStartEvent):
+            items = []
+            while not isinstance(event := next(self.events), yaml.SequenceEndEvent):
+                items.append(self._node(event, (*path, len(items))))
+            return items
+        return self._scalar(event)
 
-    def _mapping(self, node: yaml.MappingNode, path: FieldPath) -> dict[str, Any]:
+    def _mapping(self, path: FieldPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_seen: dict[str, yaml.Mark] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Refused("mapping keys must be plain strings", key_node.start_mark)
-            if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.tag == _PLAIN and key_node.value == "<<"):
-                raise _Refused("YAML merge keys (<<) are not allowed", key_node.start_mark)
-            key = str(key_node.value)
+        while not isinstance(key_event := next(self.events), yaml.MappingEndEvent):
+            if not isinstance(key_event, yaml.ScalarEvent) or key_event.anchor:
+                raise _Refused("mapping keys must be plain strings", key_event.start_mark)
+            if (key_event.value == "<<" and _is_plain(key_event)) or key_event.tag == "tag:yaml.org,2002:merge":
+                raise _Refused("YAML merge keys (<<) are not allowed", key_event.start_mark)
+            key = str(key_event.value)
             if key in first_seen:
                 first = first_seen[key]
                 raise _Refused(
                     f"duplicate key '{key}' (first defined at line {first.line + 1})",
-                    key_node.start_mark,
+                    key_event.start_mark,
                     "each key may appear once per mapping; merge the two entries",
                 )
-            first_seen[key] = key_node.start_mark
-            self.source.keys[(*path, key)] = _position(self.source.file, key_node.start_mark)
-            result[key] = self.build(value_node, (*path, key))
+            first_seen[key] = key_event.start_mark
+            self.source.keys[(*path, key)] = _position(self.source.file, key_event.start_mark)
+            result[key] = self._node(next(self.events), (*path, key))
         return result
 
-    def _scalar(self, node: yaml.Node) -> Any:
-        if node.tag == _PLAIN:
-            return _plain_scalar(node.value)
-        if node.tag == _STR_TAG or node.tag is None:
-            return node.value
-        if node.tag.startswith("tag:yaml.org,2002:") and node.tag[18:] in {"int", "float", "bool", "null"}:
-            return _plain_scalar(node.value)
-        raise _Refused(f"unsupported YAML tag '{node.tag}'", node.start_mark, "remove the tag")
+    def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        if _is_plain(event):
+            return _plain_scalar(event.value)
+        if event.tag in (None, "!", _STR_TAG):
+            return event.value
+        if event.tag.startswith("tag:yaml.org,2002:") and event.tag[18:] in {"int", "float", "bool", "null"}:
+            return _plain_scalar(event.value)
+        raise _Refused(f"unsupported YAML tag '{event.tag}'", event.start_mark, "remove the tag")
+
+
+def _character_at(text: str, mark: yaml.Mark) -> str:
+    lines = text.splitlines()
+    return lines[mark.line][mark.column : mark.column + 1] if mark.line < len(lines) else ""
 
 
 def parse_spec_text(text: str, file: str = "mlproject.yaml") -> tuple[LoadedDocument | None, list[Diagnostic]]:
@@ -169,14 +199,9 @@ def parse_spec_text(text: str, file: str = "mlproject.yaml") -> tuple[LoadedDocu
     origin = SourcePosition(file, 1, 1)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         return None, [error(f"the spec is larger than {MAX_SPEC_BYTES // 1024} KiB", origin)]
-    builder = _Builder(file)
+    builder = _Builder(file, yaml.parse(text, Loader=_EVENT_LOADER))
     try:
-        loader = _StrictComposer(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-        data = builder.build(node, ()) if node is not None else None
+        data = builder.document()
     except _Refused as refused:
         where = _position(file, refused.mark) if refused.mark else origin
         return None, [error(refused.message, where, hint=refused.hint)]
@@ -184,6 +209,8 @@ def parse_spec_text(text: str, file: str = "mlproject.yaml") -> tuple[LoadedDocu
         mark = exc.problem_mark or exc.context_mark
         where = _position(file, mark) if mark else origin
         problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
+        if mark is not None and _character_at(text, mark) == "\t":
+            return None, [error("invalid YAML: a tab character; YAML indents with spaces only", where)]
         context = exc.context_mark
         hint = (
             f"the construct started at line {context.line + 1}, column {context.column + 1}"

@@ -293,3 +293,52 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
             click.echo(f"{reference}@{digest}")
         click.echo(f"wrote {_display(lock)}")
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("job", type=click.Choice(["train", "gate", "serve", "drift", "batch"]))
+@click.option(
+    "-f",
+    "--file",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    default=Path("mlproject.yaml"),
+    show_default=True,
+    help="Spec file.",
+)
+@click.option("--env", "environment", help="Environment (default: the first one).")
+@click.option("--print-config", is_flag=True, help="Print the job's runtime config instead of running it.")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def run(job: str, spec_path: Path, environment: str | None, print_config: bool, extra: tuple[str, ...]) -> None:
+    """Run a compiled job's command on this machine (MLflow on sqlite under .mlc/ by default).
+
+    Extra arguments after JOB go to `mlc-runtime JOB` unchanged.
+    """
+    import subprocess
+
+    from mlc.compiler.local_run import config_text, local_command, local_runtime_config, write_local_config
+    from mlc.compiler.pipeline import resolve_spec_file
+    from mlc.compiler.views import render_diagnostics
+
+    result = resolve_spec_file(spec_path, _display(spec_path))
+    click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
+    if not result.ok:
+        sys.exit(EXIT_INVALID)
+    by_name = {r.environment: r for r in result.resolved}
+    if environment is not None and environment not in by_name:
+        raise click.BadParameter(
+            f"no environment {environment!r}; environments: {', '.join(by_name)}", param_hint="--env"
+        )
+    resolved = by_name[environment] if environment else result.resolved[0]
+    if print_config:
+        click.echo(config_text(local_runtime_config(resolved, os.environ)), nl=False)
+        return
+    write_local_config(spec_path.parent, resolved, os.environ)
+    command = [*local_command(job, resolved), *extra]
+    click.echo(f"$ {' '.join(command)}", err=True)
+    try:
+        completed = subprocess.run(command, cwd=spec_path.parent, check=False)
+    except FileNotFoundError:
+        click.echo("error: mlc-runtime is not installed (pip install 'mlc[runtime]')", err=True)
+        sys.exit(EXIT_INVALID)
+    sys.exit(completed.returncode)

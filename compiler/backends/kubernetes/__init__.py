@@ -18,13 +18,13 @@ from typing import Any
 
 from mlc.compiler.artifact import Artifact, generated_notice
 from mlc.compiler.backends.kubernetes.batch import emit_batch
+from mlc.compiler.backends.kubernetes.config_map import emit_runtime_config_map
 from mlc.compiler.backends.kubernetes.gitops import (
     emit_argocd_application,
     emit_flux_objects,
     emit_kustomization,
 )
 from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
-from mlc.compiler.backends.kubernetes.runtime_config import emit_runtime_config_map
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
 from mlc.compiler.resolve import ResolvedSpec
@@ -71,15 +71,9 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
     for resource in emit_environment_resources(resolved):
         filename = manifest_filename(resource)
         if filename in files:
-            raise ValueError(
-                f"two resources would be written to {folder}/{filename}"
-            )  # a compiler bug
+            raise ValueError(f"two resources would be written to {folder}/{filename}")  # a compiler bug
         files.append(filename)
-        artifacts.append(
-            Artifact(
-                f"{folder}/{filename}", dump_yaml([resource], header), BACKEND, _sources(resource)
-            )
-        )
+        artifacts.append(Artifact(f"{folder}/{filename}", dump_yaml([resource], header), BACKEND, _sources(resource)))
     artifacts.append(
         Artifact(
             f"{folder}/{KUSTOMIZATION}",

@@ -19,6 +19,7 @@ from mlc.compiler.backends.kubernetes.pod import (
     pod_spec,
 )
 from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import runtime_arguments
 
 COMPONENT = "batch"
 BATCH_DEADLINE_SECONDS = 6 * 3600
@@ -35,9 +36,7 @@ def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         image=image_reference(resolved, "serve"),
         command=[
             "mlc-runtime",
-            "batch",
-            "--config",
-            CONFIG_PATH,
+            *runtime_arguments("batch", resolved, CONFIG_PATH),
             "--shard",
             "$(JOB_COMPLETION_INDEX)",
             "--shards",

@@ -40,9 +40,7 @@ def gitops_object_name(resolved: ResolvedSpec) -> str:
     return f"{resolved.name}-{resolved.environment}"[:63].rstrip("-")
 
 
-def emit_argocd_application(
-    resolved: ResolvedSpec, autoscaled: Sequence[tuple[str, str, str]]
-) -> dict[str, Any]:
+def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
     """An Application syncing the environment's folder: automated prune + selfHeal, SSA.
 
     `autoscaled` lists (group, kind, name) of workloads whose replicas an autoscaler owns: their

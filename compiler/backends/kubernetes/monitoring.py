@@ -25,9 +25,9 @@ from mlc.compiler.backends.kubernetes.queries import (
     latency_p95_ms_query,
     serving_selector,
 )
-from mlc.compiler.backends.kubernetes.runtime_config import METRIC_NAMES, retrain_enabled
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
 from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import METRIC_NAMES, retrain_enabled, runtime_arguments
 
 DRIFT_COMPONENT = "drift"
 MONITORING_COMPONENT = "monitoring"
@@ -56,9 +56,7 @@ class AlertCase:
 
 
 def _title(resolved: ResolvedSpec) -> str:
-    return "".join(
-        part.capitalize() for part in f"{resolved.name}-{resolved.environment}".split("-")
-    )
+    return "".join(part.capitalize() for part in f"{resolved.name}-{resolved.environment}".split("-"))
 
 
 def _stale_seconds(schedule: str) -> int:
@@ -168,12 +166,8 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
                 for_="0m",
                 severity="warning",
                 summary=f"the drift check of {resolved.name} failed",
-                firing={
-                    _series("kube_job_status_failed", _job_labels(resolved)): f"1x{TEST_MINUTES}"
-                },
-                quiet={
-                    _series("kube_job_status_failed", _job_labels(resolved)): f"0x{TEST_MINUTES}"
-                },
+                firing={_series("kube_job_status_failed", _job_labels(resolved)): f"1x{TEST_MINUTES}"},
+                quiet={_series("kube_job_status_failed", _job_labels(resolved)): f"0x{TEST_MINUTES}"},
                 eval_minutes=10,
             )
         )
@@ -234,9 +228,7 @@ def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         object_meta(resolved, prometheus_rule_name(resolved), MONITORING_COMPONENT),
-        spec={
-            "groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]
-        },
+        spec={"groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]},
     )
 
 
@@ -262,9 +254,7 @@ def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
                 {
                     "name": f"{case.name} {'fires' if firing else 'stays quiet'}",
                     "interval": "1m",
-                    "input_series": [
-                        {"series": name, "values": values} for name, values in series.items()
-                    ],
+                    "input_series": [{"series": name, "values": values} for name, values in series.items()],
                     "alert_rule_test": [
                         {
                             "eval_time": f"{case.eval_minutes}m",
@@ -309,9 +299,7 @@ def emit_pushgateway_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
         spec={
             "namespaceSelector": {"matchNames": [pushgateway_namespace(resolved.pushgateway)]},
             "selector": {"matchLabels": PUSHGATEWAY_SERVICE_LABELS},
-            "endpoints": [
-                {"port": PUSHGATEWAY_PORT, "interval": SCRAPE_INTERVAL, "honorLabels": True}
-            ],
+            "endpoints": [{"port": PUSHGATEWAY_PORT, "interval": SCRAPE_INTERVAL, "honorLabels": True}],
         },
     )
 
@@ -329,7 +317,7 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
     container = ContainerSpec(
         name="drift",
         image=image_reference(resolved, role),
-        command=["mlc-runtime", "drift", "--config", CONFIG_PATH, "--push", resolved.pushgateway],
+        command=["mlc-runtime", *runtime_arguments("drift", resolved, CONFIG_PATH), "--push", resolved.pushgateway],
         resources=DRIFT_RESOURCES,
     )
     retrain = retrain_enabled(resolved)

@@ -71,11 +71,7 @@ def gpu_placement(gpu_type: str) -> dict[str, Any]:
         return {"nodeSelector": {GPU_PRODUCT_LABEL: products[0]}}
     term = {"matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": products}]}
     return {
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
-            }
-        }
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
     }
 
 
@@ -130,9 +126,7 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _volumes(
-    resolved: ResolvedSpec, shared_memory: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
         {"name": "tmp", "emptyDir": {}},
@@ -149,9 +143,7 @@ def _volumes(
     return volumes, mounts
 
 
-def container(
-    resolved: ResolvedSpec, spec: ContainerSpec, volume_mounts: list[dict[str, Any]]
-) -> dict[str, Any]:
+def container(resolved: ResolvedSpec, spec: ContainerSpec, volume_mounts: list[dict[str, Any]]) -> dict[str, Any]:
     """A container of the pod template, with the policy, env and mounts applied."""
     body: dict[str, Any] = {
         "name": spec.name,

@@ -7,12 +7,12 @@ labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with t
 
 from __future__ import annotations
 
-from mlc.compiler.backends.kubernetes.runtime_config import (
+from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import (
     DRIFT_PUSH_JOB,
     METRIC_NAMES,
     drift_grouping,
 )
-from mlc.compiler.resolve import ResolvedSpec
 
 # In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"

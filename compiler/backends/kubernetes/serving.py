@@ -30,6 +30,7 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import runtime_arguments
 from mlc.compiler.spec import Serve
 from mlc.compiler.values import duration_seconds
 
@@ -107,7 +108,7 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
     return ContainerSpec(
         name="serve",
         image=image_reference(resolved, "serve"),
-        command=["mlc-runtime", "serve", "--config", CONFIG_PATH, "--port", str(serve.port)],
+        command=["mlc-runtime", *runtime_arguments("serve", resolved, CONFIG_PATH)],
         resources=_resources(serve),
         ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
         probes={
@@ -189,9 +190,7 @@ def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
             extra={"terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS},
         ),
     }
-    return manifest(
-        "apps/v1", "Deployment", object_meta(resolved, resolved.names.serving, COMPONENT), spec=spec
-    )
+    return manifest("apps/v1", "Deployment", object_meta(resolved, resolved.names.serving, COMPONENT), spec=spec)
 
 
 def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
@@ -204,9 +203,7 @@ def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
         spec={
             "type": "ClusterIP",
             "selector": selector_labels(resolved, COMPONENT),
-            "ports": [
-                {"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}
-            ],
+            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     )
 
@@ -355,9 +352,7 @@ def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
             "analysis": {
                 "templates": [{"templateName": analysis_template_name(resolved)}],
                 "startingStep": 1,
-                "args": [
-                    {"name": CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
-                ],
+                "args": [{"name": CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}],
             },
             "steps": canary_steps(serve),
         }
@@ -405,11 +400,7 @@ def emit_analysis_template(resolved: ResolvedSpec) -> dict[str, Any]:
         )
     if not metrics:
         # Without thresholds the canary still needs a health signal: any 5xx burst above 5%.
-        metrics.append(
-            _analysis_metric(
-                "error-rate", error_rate_query(resolved, canary, ANALYSIS_WINDOW), 0.05
-            )
-        )
+        metrics.append(_analysis_metric("error-rate", error_rate_query(resolved, canary, ANALYSIS_WINDOW), 0.05))
     return manifest(
         "argoproj.io/v1alpha1",
         "AnalysisTemplate",

@@ -15,8 +15,8 @@ from typing import Any
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
-from mlc.compiler.backends.kubernetes.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled
 from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled, runtime_arguments
 from mlc.compiler.spec import Train
 from mlc.compiler.values import duration_seconds
 
@@ -66,7 +66,7 @@ def workers_service_name(resolved: ResolvedSpec) -> str:
 def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[str]:
     """The container command: `mlc-runtime train`, or torchrun over every node when nodes > 1."""
     train = _train(resolved)
-    runtime_args = ["train", "--config", CONFIG_PATH]
+    runtime_args = runtime_arguments("train", resolved, CONFIG_PATH)
     nodes = train.distributed.nodes
     if nodes == 1:
         return ["mlc-runtime", *runtime_args]
@@ -94,25 +94,19 @@ def _rank_env(jobset: bool) -> list[dict[str, Any]]:
         {
             "name": "JOB_COMPLETION_INDEX",
             "valueFrom": {
-                "fieldRef": {
-                    "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-                }
+                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
             },
         },
         {
             "name": "MLC_JOB_NAME",
-            "valueFrom": {
-                "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}
-            },
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
         },
     ]
     if jobset:
         env.append(
             {
                 "name": "MLC_JOBSET_NAME",
-                "valueFrom": {
-                    "fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/jobset-name']"}
-                },
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/jobset-name']"}},
             }
         )
     return env
@@ -132,9 +126,7 @@ def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> Conta
             gpus=train.resources.gpus,
             gpu_type=train.resources.gpu_type,
         ),
-        ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}]
-        if distributed
-        else [],
+        ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}] if distributed else [],
         env=_rank_env(jobset) if distributed else [],
         shared_memory=True,
     )

@@ -1,8 +1,9 @@
-"""The resolved runtime config: what `mlc-runtime` reads, as a ConfigMap every pod mounts.
+"""The runtime config: everything `mlc-runtime` needs of one environment, as data.
 
-The ConfigMap `<project>-runtime-config` has one key, `runtime-config.json`, mounted read-only at
-`/etc/mlc/runtime-config.json` (also in `$MLC_RUNTIME_CONFIG`). The runtime never re-resolves the
-spec; everything it needs is here. JSON with sorted keys, shape (format_version 1):
+The contract between the compiler and the runtime: the Kubernetes backend ships it as a
+ConfigMap every pod mounts (`/etc/mlc/runtime-config.json`, also in `$MLC_RUNTIME_CONFIG`);
+`mlc run` writes it to a local file. The runtime never re-resolves the spec. JSON with sorted
+keys, shape (format_version 1):
 
     {
       "format_version": 1,
@@ -38,8 +39,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
-from mlc.compiler.backends.kubernetes.pod import CONFIG_KEY
 from mlc.compiler.resolve import ResolvedSpec
 from mlc.compiler.values import duration_seconds
 
@@ -154,8 +153,7 @@ def runtime_config(resolved: ResolvedSpec) -> dict[str, Any]:
         "registered_model": resolved.registered_model,
         "aliases": {"challenger": "challenger", "champion": "champion", "previous": "previous"},
         "data": {
-            name: {"uri": dataset.uri, "format": dataset.format}
-            for name, dataset in spec.data.datasets().items()
+            name: {"uri": dataset.uri, "format": dataset.format} for name, dataset in spec.data.datasets().items()
         },
         "contract": _contract(resolved),
         "train": _train(resolved),
@@ -177,11 +175,17 @@ def runtime_config_json(resolved: ResolvedSpec) -> str:
     return json.dumps(runtime_config(resolved), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def emit_runtime_config_map(resolved: ResolvedSpec) -> dict[str, Any]:
-    """The ConfigMap every pod of the environment mounts."""
-    return manifest(
-        "v1",
-        "ConfigMap",
-        object_meta(resolved, resolved.names.runtime_config, "config"),
-        data={CONFIG_KEY: runtime_config_json(resolved)},
-    )
+RUNTIME_JOBS = ("train", "gate", "serve", "drift", "batch")
+
+
+def runtime_arguments(job: str, resolved: ResolvedSpec, config_path: str) -> list[str]:
+    """`mlc-runtime` arguments of one job, as every place that runs it (pods, `mlc run`) passes them.
+
+    Placement-specific flags come on top: the Pushgateway in the cluster, the shard of a batch pod.
+    """
+    if job not in RUNTIME_JOBS:
+        raise ValueError(f"unknown job {job!r}; jobs: {', '.join(RUNTIME_JOBS)}")
+    arguments = [job, "--config", config_path]
+    if job == "serve" and resolved.spec.serve is not None:
+        arguments += ["--port", str(resolved.spec.serve.port)]
+    return arguments

@@ -1,0 +1,20 @@
+"""The ConfigMap that carries the runtime config (`mlc.compiler.runtime_config`) to every pod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
+from mlc.compiler.backends.kubernetes.pod import CONFIG_KEY
+from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.runtime_config import runtime_config_json
+
+
+def emit_runtime_config_map(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The ConfigMap every pod of the environment mounts."""
+    return manifest(
+        "v1",
+        "ConfigMap",
+        object_meta(resolved, resolved.names.runtime_config, "config"),
+        data={CONFIG_KEY: runtime_config_json(resolved)},
+    )

@@ -7,17 +7,43 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.mlc/demo/churn"
 
 step() { printf '\n==> %s\n' "$*"; }
+git_demo() { git -c user.name=demo -c user.email=demo@example.com "$@"; }
 
-step "fresh copy of examples/churn in ${work#"$root"/}"
+step "fresh copy of examples/churn in ${work#"$root"/}, as a git repository"
 rm -rf "$work"
 mkdir -p "$(dirname "$work")"
 cp -R "$root/examples/churn" "$work"
 cd "$work"
 git init -q -b main .
-git -c user.name=demo -c user.email=demo@example.com add -A
-git -c user.name=demo -c user.email=demo@example.com commit -qm "churn example"
+git_demo add -A
+git_demo commit -qm "churn example"
 
 step "mlc validate: load, validate and resolve every environment"
 mlc validate
 
-step "mlc schema: the JSON Schema editors use ($(mlc schema | wc -c) bytes)"
+step "mlc plan: what apply would write (exit 2 = changes, with --detailed-exitcode)"
+set +e
+mlc plan --detailed-exitcode | tail -n 12
+code=$?
+set -e
+echo "(plan exit code: $code)"
+
+step "mlc apply --commit: write every artifact atomically, then commit exactly those files"
+mlc apply --commit | tail -n 3
+git log --oneline -n 2
+echo "files in the commit: $(git show --name-only --format= HEAD | wc -l)"
+
+step "mlc plan again: nothing left to do"
+mlc plan --detailed-exitcode
+
+step "a hand edit is caught: plan shows a conflict, apply refuses it"
+echo "# edited by hand" >> deploy/production/kustomization.yaml
+set +e
+mlc plan | grep -E '^\s*!' || true
+mlc apply >/dev/null 2>&1
+echo "(apply exit code: $?, nothing written)"
+set -e
+git checkout -q -- deploy/production/kustomization.yaml
+
+step "generated artifacts (deploy/ and .github/workflows/)"
+find deploy .github -type f | sort | sed 's/^/  /' | head -n 40

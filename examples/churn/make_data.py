@@ -19,7 +19,7 @@ def rows(n: int, seed: int, shift: bool = False) -> list[dict[str, object]]:
     out = []
     for _ in range(n):
         tenure = round(rng.expovariate(1 / 30), 2)
-        charges = round(rng.gauss(75 if shift else 60, 20), 2)
+        charges = max(0.0, round(rng.gauss(75 if shift else 60, 20), 2))  # the contract: min 0
         calls = None if rng.random() < 0.05 else int(rng.expovariate(1 / 2))
         plan = rng.choices(PLANS, weights=[5, 3, 2])[0]
         region = rng.choices([*REGIONS, "central"], weights=[1, 1, 1, 1, 3 if shift else 0])[0]

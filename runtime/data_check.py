@@ -1,0 +1,158 @@
+"""`validate-data`: a dataset against the data contract, batch by batch.
+
+Rules per feature column: present; readable as its type; nulls only where `nullable`; within
+`min`/`max`; in `values` when the category set is closed. The target must be present (and
+not null) in the datasets a model trains or is evaluated on. Memory stays O(columns): each rule
+keeps a count and its first offending row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlc.runtime.config import Contract, Feature, RuntimeConfig
+from mlc.runtime.feature_values import coerce_column
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+_EXAMPLE_CHARS = 40
+
+
+@dataclass
+class RuleViolation:
+    """Rows of one column breaking one rule: how many, and the first (1-based data row) with its value."""
+
+    rule: str
+    count: int
+    first_row: int
+    example: str
+
+
+@dataclass
+class ColumnReport:
+    name: str
+    role: str  # feature | target
+    present: bool = True
+    violations: dict[str, RuleViolation] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.present and not self.violations
+
+
+@dataclass
+class DataReport:
+    dataset: str
+    uri: str
+    rows: int
+    columns: list[ColumnReport]
+
+    @property
+    def valid(self) -> bool:
+        return all(column.ok for column in self.columns)
+
+
+class ContractCheck:
+    """Accumulates the contract's rules over record batches; `report()` when done."""
+
+    def __init__(self, dataset: str, uri: str, contract: Contract, require_target: bool) -> None:
+        self._dataset, self._uri, self._rows = dataset, uri, 0
+        self._features = contract.features
+        self._columns = {name: ColumnReport(name, "feature") for name in contract.features}
+        self._target = contract.target if require_target else None
+        if self._target is not None and self._target not in self._columns:
+            self._columns[self._target] = ColumnReport(self._target, "target")
+
+    def add_batch(self, batch: pa.RecordBatch) -> None:
+        names = set(batch.schema.names)
+        for name, column in self._columns.items():
+            if name not in names:
+                column.present = False
+                continue
+            array = batch.column(name)
+            if column.role == "target":
+                self._record(column, "null", array.is_null().to_numpy(zero_copy_only=False), array)
+            else:
+                self._check_feature(column, self._features[name], array)
+        self._rows += batch.num_rows
+
+    def _check_feature(self, column: ColumnReport, feature: Feature, array: pa.Array) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        coerced = coerce_column(array, feature.type)
+        self._record(column, f"not {feature.type}", coerced.invalid, array)
+        if not feature.nullable:
+            self._record(column, "null (not nullable)", coerced.missing, array)
+        values = coerced.values
+        if feature.min is not None:
+            self._record(column, f"below min {feature.min:g}", _mask(pc.less(values, feature.min)), array)
+        if feature.max is not None:
+            self._record(column, f"above max {feature.max:g}", _mask(pc.greater(values, feature.max)), array)
+        if feature.type == "category" and feature.values is not None:
+            allowed = pa.array([str(value) for value in feature.values])
+            outside = pc.and_(pc.invert(pc.is_in(values, value_set=allowed)), pc.is_valid(values))
+            shown = ", ".join(str(value) for value in feature.values)
+            self._record(column, f"not in values [{shown}]", _mask(outside), array)
+
+    def _record(self, column: ColumnReport, rule: str, rows: np.ndarray, array: pa.Array) -> None:
+        import numpy as np
+
+        hits = np.flatnonzero(rows)
+        if hits.size == 0:
+            return
+        seen = column.violations.get(rule)
+        if seen is None:
+            example = repr(array[int(hits[0])].as_py())[:_EXAMPLE_CHARS]
+            column.violations[rule] = RuleViolation(rule, int(hits.size), self._rows + int(hits[0]) + 1, example)
+        else:
+            seen.count += int(hits.size)
+
+    def report(self) -> DataReport:
+        return DataReport(self._dataset, self._uri, self._rows, list(self._columns.values()))
+
+
+def _mask(array: pa.Array) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+
+
+def render_data_report(report: DataReport) -> str:
+    """The report as text: one line a column, a problem line per rule, a verdict line."""
+    width = max((len(column.name) for column in report.columns), default=0)
+    lines = [f"dataset {report.dataset} ({report.uri}): {report.rows} rows checked"]
+    for column in report.columns:
+        label = f"  {column.name:<{width}}  {column.role:<7}  "
+        if not column.present:
+            lines.append(f"{label}missing column")
+        elif column.ok:
+            lines.append(f"{label}ok")
+        else:
+            lines.append(f"{label}{len(column.violations)} problem(s)")
+            for violation in column.violations.values():
+                lines.append(
+                    f"      {violation.rule}: {violation.count} row(s), e.g. row {violation.first_row}: {violation.example}"
+                )
+    bad = sum(not column.ok for column in report.columns)
+    lines.append("valid" if report.valid else f"invalid: {bad} of {len(report.columns)} column(s) break the contract")
+    return "\n".join(lines) + "\n"
+
+
+def check_dataset(config: RuntimeConfig, name: str, sample: int | None = None) -> DataReport:
+    """Read the named dataset (its first `sample` rows, if given) and check it against the contract."""
+    from mlc.runtime.datasets import locate_data_files, read_record_batches
+
+    contract = config.require_contract()
+    dataset = config.dataset(name)
+    evaluated = config.evaluate.dataset if config.evaluate else None
+    require_target = contract.target is not None and name in ("train", "eval", evaluated)
+    files = locate_data_files(dataset.uri, dataset.format)
+    columns = [*contract.features, *([contract.target] if contract.target else [])]
+    check = ContractCheck(name, dataset.uri, contract, require_target)
+    for batch in read_record_batches(files, text_columns=columns, limit=sample):
+        check.add_batch(batch)
+    return check.report()

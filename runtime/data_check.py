@@ -134,9 +134,8 @@ def render_data_report(report: DataReport) -> str:
         else:
             lines.append(f"{label}{len(column.violations)} problem(s)")
             for violation in column.violations.values():
-                lines.append(
-                    f"      {violation.rule}: {violation.count} row(s), e.g. row {violation.first_row}: {violation.example}"
-                )
+                where = f"e.g. row {violation.first_row}: {violation.example}"
+                lines.append(f"      {violation.rule}: {violation.count} row(s), {where}")
     bad = sum(not column.ok for column in report.columns)
     lines.append("valid" if report.valid else f"invalid: {bad} of {len(report.columns)} column(s) break the contract")
     return "\n".join(lines) + "\n"

@@ -71,3 +71,37 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
         fail(str(error), 2)
     click.echo(render_data_report(report), nl=False)
     sys.exit(0 if report.valid else 1)
+
+
+@main.command()
+@config_option
+@click.option("--smoke", is_flag=True, help="A quick check: at most a few hundred rows, 1 epoch, CPU is fine.")
+def train(config_path: Path, smoke: bool) -> None:
+    """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
+
+    Exit 0 trained and registered, 1 training failed (an entrypoint's own error shows its
+    traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
+    """
+    from mlc.runtime.config import ConfigError
+    from mlc.runtime.datasets import DataError
+    from mlc.runtime.preprocessor import PreprocessError
+    from mlc.runtime.training import PREEMPTED_EXIT_CODE, Preempted, TrainingError, run_training
+
+    config = load_config(config_path)
+    try:
+        result = run_training(config, smoke=smoke)
+    except ConfigError as error:
+        fail(str(error), config.exit_codes.config_error)
+    except (DataError, PreprocessError, TrainingError) as error:
+        fail(str(error), 1)
+    except Preempted as error:
+        fail(str(error), PREEMPTED_EXIT_CODE)
+    if result.model_version is not None:
+        click.echo(
+            f"registered {config.registered_model} version {result.model_version} "
+            f"as @{config.aliases.challenger} (MLflow run {result.run_id})"
+        )
+
+
+if __name__ == "__main__":  # `torchrun -m mlc.runtime.cli train ...` (multi-node training pods)
+    main()

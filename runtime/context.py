@@ -1,0 +1,148 @@
+"""`TrainingContext`: everything the user's `train(ctx)` entrypoint gets from the runtime.
+
+    def train(ctx):
+        x, y = ctx.load_training_data()          # float32 features (the contract, encoded), target
+        state = ctx.load_checkpoint() or {}      # resume after a preemption
+        for epoch in range(state.get("epoch", 0), ctx.params["epochs"]):
+            ...
+            ctx.log_metric("train_loss", loss, step=epoch)
+            ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict(), ...})
+            if ctx.should_stop:                   # SIGTERM arrived (spot preemption, eviction)
+                return None                       # the checkpoint above is the resume point
+        return model                              # a torch.nn.Module; the runtime logs and registers it
+
+Under torchrun (`WORLD_SIZE` > 1) the process group is already initialised; the context wraps
+nothing: `ctx.distributed`, `ctx.rank`, `ctx.world_size`, `ctx.device` say where this process is,
+and `load_training_data(shard=True)` gives each rank every `world_size`-th row. Only rank 0
+logs metrics and writes checkpoints; every rank may read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mlc.runtime.config import RuntimeConfig
+from mlc.runtime.preprocessor import Preprocessor, fit_preprocessor
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import torch
+
+    from mlc.runtime.checkpoints import CheckpointStore
+
+MetricLogger = Callable[[str, float, int | None], None]
+
+
+class TrainingContext:
+    """The training context (see the module docstring for the entrypoint's side)."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        *,
+        params: dict[str, Any],
+        smoke: bool,
+        device: torch.device,
+        rank: int = 0,
+        local_rank: int = 0,
+        world_size: int = 1,
+        row_limit: int | None = None,
+        checkpoints: CheckpointStore | None = None,
+        log_metric: MetricLogger | None = None,
+    ) -> None:
+        train = config.require_train()
+        self.params = params
+        self.seed = train.seed
+        self.smoke = smoke
+        self.device = device
+        self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
+        self.checkpoint_every = train.checkpoint.every
+        self.preprocessor: Preprocessor | None = None
+        self._config = config
+        self._row_limit = row_limit
+        self._checkpoints = checkpoints
+        self._log_metric = log_metric
+        self._stop_requested = False
+        self._tables: dict[str, pa.Table] = {}
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs, checkpoints and registers."""
+        return self.rank == 0
+
+    @property
+    def task(self) -> str | None:
+        """binary | multiclass | regression, from the training target (after load_training_data)."""
+        return None if self.preprocessor is None or self.preprocessor.target is None else self.preprocessor.target.task
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def table(self, dataset: str = "train") -> pa.Table:
+        """A dataset's raw columns (the contract's as text for CSV), at most the smoke sample in --smoke."""
+        if dataset not in self._tables:
+            from mlc.runtime.datasets import locate_data_files, read_table
+
+            contract = self._config.require_contract()
+            spec = self._config.dataset(dataset)
+            columns = [*contract.features, *([contract.target] if contract.target else [])]
+            files = locate_data_files(spec.uri, spec.format)
+            self._tables[dataset] = read_table(files, text_columns=columns, limit=self._row_limit)
+        return self._tables[dataset]
+
+    def load_training_data(self, shard: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features, target) of the `train` dataset; fits `ctx.preprocessor` on it the first time.
+
+        Features: float32 [rows, len(ctx.preprocessor.output_names)]. Target: float32 for binary
+        (0/1) and regression, int64 class indices for multiclass; None without a contract target.
+        """
+        if self.preprocessor is None:
+            self.preprocessor = fit_preprocessor(self.table("train"), self._config.require_contract())
+        return self.load_dataset("train", shard=shard)
+
+    def load_dataset(self, name: str, shard: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(features, target) of any dataset, encoded by the preprocessor fitted on `train`."""
+        import torch
+
+        if self.preprocessor is None:
+            self.load_training_data()
+        assert self.preprocessor is not None
+        table = self.table(name)
+        if shard and self.distributed:
+            import numpy as np
+
+            table = table.take(np.arange(self.rank, table.num_rows, self.world_size))
+        features = torch.from_numpy(self.preprocessor.transform(table))
+        encoding = self.preprocessor.target
+        if encoding is None or encoding.name not in table.column_names:
+            return features, None
+        return features, torch.from_numpy(encoding.encode(table.column(encoding.name)))
+
+    # --- metrics and checkpoints --------------------------------------------------------------
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Log a metric to the MLflow run (rank 0 only; other ranks' calls do nothing)."""
+        if self._log_metric is not None and self.is_main:
+            self._log_metric(name, float(value), step)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Save the state (anything torch.save takes) as the resume point; rank 0 writes."""
+        if self._checkpoints is not None and self.is_main:
+            self._checkpoints.save(state)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last saved state of this training lineage, or None when starting fresh."""
+        return None if self._checkpoints is None else self._checkpoints.load()
+
+    @property
+    def should_stop(self) -> bool:
+        """True once SIGTERM arrived: save a checkpoint and return None soon (the grace period is short)."""
+        return self._stop_requested
+
+    def request_stop(self) -> None:
+        """Called by the runtime's SIGTERM handler."""
+        self._stop_requested = True

@@ -1,0 +1,123 @@
+"""The registered model: one MLflow pyfunc bundling the fitted preprocessor with the torch model.
+
+Input: raw features as the contract names them (a pandas DataFrame, a dict of columns, or a list
+of row dicts); the preprocessor serving runs is the one training fitted, so there is no
+training/serving skew. Output (a DataFrame), by the task the training target implied:
+
+- binary: `prediction` (0/1) and `probability` (of 1); the module returns one logit per row
+- multiclass: `prediction` (the label) and `probability_<label>` per class; the module returns
+  one logit per class
+- regression: `prediction`; the module returns one value per row
+
+The torch module is saved whole (`torch.save`); the entrypoint's top-level package goes into
+the model as MLflow `code_paths`, so custom module classes load anywhere mlc-runtime is installed.
+The pyfunc itself is an MLflow "model from code" (`pyfunc_model.py`), not a pickled object.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow.pyfunc
+
+from mlc.runtime.preprocessor import Preprocessor
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import torch
+
+TORCH_MODEL_ARTIFACT = "torch_model"
+PREPROCESSOR_ARTIFACT = "preprocessor"
+
+
+def input_table(model_input: Any) -> pa.Table:
+    """Raw features as an arrow table, from a DataFrame, a dict of columns or a list of row dicts."""
+    import pyarrow as pa
+
+    if isinstance(model_input, pa.Table):
+        return model_input
+    if isinstance(model_input, list):
+        return pa.Table.from_pylist(model_input)
+    if isinstance(model_input, dict):
+        columns = {k: v if isinstance(v, list | tuple) else [v] for k, v in model_input.items()}
+        return pa.table(columns)
+    if hasattr(model_input, "to_dict") and hasattr(model_input, "columns"):  # a pandas DataFrame
+        return pa.Table.from_pandas(model_input, preserve_index=False)
+    raise TypeError(f"expected a DataFrame, a dict of columns or a list of rows, got {type(model_input).__name__}")
+
+
+def predictions(scores: np.ndarray, preprocessor: Preprocessor) -> dict[str, np.ndarray]:
+    """The model's raw outputs as named prediction columns (see the module docstring)."""
+    import numpy as np
+
+    task = preprocessor.target.task if preprocessor.target is not None else "regression"
+    if task == "binary":
+        probability = 1.0 / (1.0 + np.exp(-scores.reshape(-1).astype(np.float64)))
+        return {"prediction": (probability >= 0.5).astype(np.int64), "probability": probability}
+    if task == "multiclass":
+        assert preprocessor.target is not None
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        classes = np.asarray(preprocessor.target.classes, dtype=object)
+        named = {f"probability_{label}": probabilities[:, i] for i, label in enumerate(preprocessor.target.classes)}
+        return {"prediction": classes[probabilities.argmax(axis=1)], **named}
+    return {"prediction": scores.reshape(len(scores), -1)[:, 0].astype(np.float64)}
+
+
+class ContractModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc wrapper: raw contract features in, predictions out."""
+
+    # It takes several input shapes on purpose and checks them against the contract itself:
+    # MLflow's type-hint validation (and its warning about missing hints) does not apply.
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        import torch
+
+        self.preprocessor = Preprocessor.from_dict(
+            json.loads(Path(context.artifacts[PREPROCESSOR_ARTIFACT]).read_text())
+        )
+        self.module = torch.load(context.artifacts[TORCH_MODEL_ARTIFACT], map_location="cpu", weights_only=False)
+        self.module.eval()
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import pandas as pd
+        import torch
+
+        features = torch.from_numpy(self.preprocessor.transform(input_table(model_input)))
+        with torch.no_grad():
+            scores = self.module(features).detach().cpu().numpy()
+        return pd.DataFrame(predictions(scores, self.preprocessor))
+
+
+def log_contract_model(
+    module: torch.nn.Module, preprocessor: Preprocessor, code_paths: list[str], registered_model: str, workdir: Path
+) -> tuple[str, str]:
+    """Log the bundled model to the active run and register it; (model uri, registered version)."""
+    import numpy as np
+    import pyarrow as pa
+    import torch
+
+    module = module.to("cpu").eval()
+    torch_path, preprocessor_path = workdir / "model.pt", workdir / "preprocessor.json"
+    torch.save(module, torch_path)
+    preprocessor_path.write_text(json.dumps(preprocessor.to_dict(), indent=2, sort_keys=True))
+    requirements = [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+        f"pyarrow=={pa.__version__}",
+    ]
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # a model from code: nothing pickled
+        artifacts={TORCH_MODEL_ARTIFACT: str(torch_path), PREPROCESSOR_ARTIFACT: str(preprocessor_path)},
+        code_paths=code_paths or None,
+        pip_requirements=requirements,  # given, so MLflow does not import the model to infer them
+        registered_model_name=registered_model,
+    )
+    return info.model_uri, str(info.registered_model_version)

@@ -1,0 +1,314 @@
+"""`mlc-runtime train`: run the user's entrypoint with a `TrainingContext`, log and register the result.
+
+The entrypoint's code: `train.entrypoint` is `module:function`, imported from the source folder:
+`$MLC_CODE_SOURCE` when set, else `src/` under the working directory when it exists (the
+conventional `code.source`, and where the images copy it), else the working directory.
+
+Lineage on the MLflow run: params, the entrypoint's metrics, tags `mlc.spec_digest`,
+`mlc.environment`, `mlc.project`, `mlc.data_digest` (sha256 over the training files' bytes),
+`mlflow.source.git.commit` (when the folder is a git checkout). The model is registered as a
+new version of `registered_model` with the alias `challenger`.
+
+Preemption: SIGTERM sets `ctx.should_stop`; the entrypoint saves a checkpoint and returns None;
+the runtime then exits 143 (128 + SIGTERM) without registering, and the Job's retry resumes from
+the checkpoint in the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlc.runtime.config import ConfigError, RuntimeConfig
+from mlc.runtime.context import MetricLogger, TrainingContext
+
+if TYPE_CHECKING:
+    import torch
+
+    from mlc.runtime.checkpoints import CheckpointStore
+
+SMOKE_ROWS = 256
+SMOKE_EPOCHS = 1
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a killed process reports
+CODE_SOURCE_ENV = "MLC_CODE_SOURCE"
+
+
+class TrainingError(Exception):
+    """Training could not produce a model (the entrypoint failed, returned nothing, bad data)."""
+
+
+class Preempted(Exception):
+    """SIGTERM arrived and the entrypoint stopped early; its checkpoint is the resume point."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str | None  # None on ranks other than 0
+    model_version: str | None
+
+
+@dataclass(frozen=True)
+class ProcessPlacement:
+    """Where this process sits in a torchrun job (all zeros/ones without torchrun)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+
+def process_placement(environ: dict[str, str] | os._Environ[str]) -> ProcessPlacement:
+    """Rank and world size from torchrun's environment variables."""
+    return ProcessPlacement(
+        rank=int(environ.get("RANK", "0")),
+        local_rank=int(environ.get("LOCAL_RANK", "0")),
+        world_size=int(environ.get("WORLD_SIZE", "1")),
+    )
+
+
+def training_params(params: dict[str, Any], smoke: bool) -> dict[str, Any]:
+    """The entrypoint's params; a smoke run caps `epochs` so it finishes in CI time."""
+    if smoke and isinstance(params.get("epochs"), int):
+        return {**params, "epochs": min(params["epochs"], SMOKE_EPOCHS)}
+    return dict(params)
+
+
+def code_source(environ: dict[str, str] | os._Environ[str], workdir: Path) -> Path:
+    """The folder the entrypoint's module is imported from (see the module docstring)."""
+    if environ.get(CODE_SOURCE_ENV):
+        return Path(environ[CODE_SOURCE_ENV]).absolute()
+    src = workdir / "src"
+    return src if src.is_dir() else workdir
+
+
+def load_entrypoint(entrypoint: str, source: Path) -> tuple[Any, Path | None]:
+    """The entrypoint function, and its top-level package's folder (bundled into the model)."""
+    module_name, _, function_name = entrypoint.partition(":")
+    if not module_name or not function_name:
+        raise ConfigError(f"train.entrypoint {entrypoint!r} must be module:function, e.g. churn.model:train")
+    if str(source) not in sys.path:
+        sys.path.insert(0, str(source))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise TrainingError(f"cannot import {module_name!r} from {source} (set {CODE_SOURCE_ENV})") from None
+        raise
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise TrainingError(f"{module_name} has no function {function_name!r}")
+    package = source / module_name.split(".")[0]
+    return function, package if package.is_dir() else None
+
+
+def git_commit(workdir: Path) -> str | None:
+    """HEAD's commit when the folder is in a git checkout; None otherwise (never fails)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=workdir, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_tracking(config: RuntimeConfig, environ: dict[str, str] | os._Environ[str]) -> str:
+    """Point MLflow at the tracking store; `MLFLOW_TRACKING_URI` overrides the config."""
+    import mlflow
+
+    uri = environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def experiment_id(config: RuntimeConfig, tracking_uri: str) -> str:
+    """The project's experiment; with a local sqlite store its artifacts live beside the database."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(config.project)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts").absolute().as_uri()
+    return mlflow.create_experiment(config.project, artifact_location=location)
+
+
+def run_training(config: RuntimeConfig, smoke: bool = False, workdir: Path | None = None) -> TrainingResult:
+    """Train once: context, entrypoint, MLflow lineage, registration (see the module docstring)."""
+    import torch
+
+    workdir = workdir or Path.cwd()
+    train = config.require_train()
+    config.require_contract()
+    config.dataset("train")
+    placement = process_placement(os.environ)
+    distributed = placement.world_size > 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        return _train_in_process_group(config, train.entrypoint, smoke, workdir, placement)
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train_in_process_group(
+    config: RuntimeConfig, entrypoint: str, smoke: bool, workdir: Path, placement: ProcessPlacement
+) -> TrainingResult:
+    import torch
+
+    from mlc.runtime.checkpoints import open_checkpoint_store
+
+    train = config.require_train()
+    if torch.cuda.is_available():
+        torch.cuda.set_device(placement.local_rank)
+        device = torch.device("cuda", placement.local_rank)
+    else:
+        device = torch.device("cpu")
+    function, package = load_entrypoint(entrypoint, code_source(os.environ, workdir))
+    seed_everything(train.seed)
+    with tempfile.TemporaryDirectory(prefix="mlc-train-") as scratch:
+        # A smoke run must neither resume nor overwrite the real training's checkpoint.
+        lineage = f"{config.project}-{config.environment}-{config.spec_digest.removeprefix('sha256:')[:12]}"
+        checkpoint_uri = scratch if smoke or train.checkpoint.uri is None else train.checkpoint.uri
+        checkpoints = open_checkpoint_store(checkpoint_uri, lineage)
+        params = training_params(train.params, smoke)
+        if placement.rank != 0:
+            ctx = _context(config, params, smoke, device, placement, checkpoints, None)
+            _call(function, ctx, entrypoint)
+            return TrainingResult(None, None)
+        return _train_and_register(
+            config, function, entrypoint, params, smoke, device, placement, checkpoints, package, Path(scratch), workdir
+        )
+
+
+def _context(
+    config: RuntimeConfig,
+    params: dict[str, Any],
+    smoke: bool,
+    device: torch.device,
+    placement: ProcessPlacement,
+    checkpoints: CheckpointStore,
+    log_metric: MetricLogger | None,
+) -> TrainingContext:
+    return TrainingContext(
+        config,
+        params=params,
+        smoke=smoke,
+        device=device,
+        rank=placement.rank,
+        local_rank=placement.local_rank,
+        world_size=placement.world_size,
+        row_limit=SMOKE_ROWS if smoke else None,
+        checkpoints=checkpoints,
+        log_metric=log_metric,
+    )
+
+
+def _call(function: Any, ctx: TrainingContext, entrypoint: str) -> Any:
+    """Run the entrypoint with SIGTERM turned into `ctx.should_stop`."""
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: ctx.request_stop())
+    try:
+        model = function(ctx)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if model is None:
+        if ctx.should_stop:
+            raise Preempted("SIGTERM: the entrypoint stopped early; its last checkpoint is the resume point")
+        raise TrainingError(f"{entrypoint} returned None; it must return the trained torch.nn.Module")
+    return model
+
+
+def _train_and_register(
+    config: RuntimeConfig,
+    function: Any,
+    entrypoint: str,
+    params: dict[str, Any],
+    smoke: bool,
+    device: torch.device,
+    placement: ProcessPlacement,
+    checkpoints: CheckpointStore,
+    package: Path | None,
+    scratch: Path,
+    workdir: Path,
+) -> TrainingResult:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from mlc.runtime.datasets import data_digest, locate_data_files
+    from mlc.runtime.model_package import log_contract_model
+
+    tracking_uri = configure_tracking(config, os.environ)
+    train_data = config.dataset("train")
+    files = locate_data_files(train_data.uri, train_data.format)
+    tags = {
+        "mlc.project": config.project,
+        "mlc.environment": config.environment,
+        "mlc.spec_digest": config.spec_digest,
+        "mlc.data_digest": data_digest(files),
+        "mlc.entrypoint": entrypoint,
+        "mlc.smoke": str(smoke).lower(),
+        "mlc.world_size": str(placement.world_size),
+    }
+    commit = git_commit(workdir)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    resumed_run = checkpoints.load_run_id()
+    with mlflow.start_run(
+        run_id=resumed_run, experiment_id=None if resumed_run else experiment_id(config, tracking_uri)
+    ) as run:
+        checkpoints.save_run_id(run.info.run_id)
+        mlflow.set_tags(tags)
+        if resumed_run is None:
+            mlflow.log_params(params)
+        ctx = _context(
+            config,
+            params,
+            smoke,
+            device,
+            placement,
+            checkpoints,
+            lambda name, value, step: mlflow.log_metric(name, value, step=step),
+        )
+        try:
+            model = _call(function, ctx, entrypoint)
+        except Preempted:
+            mlflow.end_run("KILLED")  # not FAILED: the retry resumes this run
+            raise
+        model = getattr(model, "module", model)  # a DistributedDataParallel wrapper: the module inside
+        if ctx.preprocessor is None:
+            ctx.load_training_data()  # the entrypoint read no data through the context: fit anyway
+        assert ctx.preprocessor is not None
+        mlflow.log_dict(ctx.preprocessor.to_dict(), "preprocessor.json")
+        _, version = log_contract_model(
+            model, ctx.preprocessor, [str(package)] if package else [], config.registered_model, scratch
+        )
+        client = MlflowClient()
+        client.set_registered_model_alias(config.registered_model, config.aliases.challenger, version)
+        for key in ("mlc.spec_digest", "mlc.data_digest", "mlc.environment", "mlc.smoke"):
+            client.set_model_version_tag(config.registered_model, version, key, tags[key])
+    checkpoints.clear()
+    return TrainingResult(run.info.run_id, version)

@@ -65,6 +65,12 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def runtime_command() -> list[str]:
+    """The `mlc-runtime` command line, for tests that drive the process themselves (signals)."""
+    return list(RUNTIME_CLI)
+
+
+@pytest.fixture
 def run_runtime() -> Callable[..., subprocess.CompletedProcess[str]]:
     """`run_runtime(*args, cwd=..., env=...)`: `mlc-runtime` in a subprocess, this interpreter and PYTHONPATH."""
 

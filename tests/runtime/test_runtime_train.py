@@ -1,0 +1,256 @@
+"""`mlc-runtime train`: a real entrypoint, real torch, a real MLflow sqlite store, real signals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+TOY_ENTRYPOINT = """
+import json, os, time
+from pathlib import Path
+
+import torch
+
+
+def train(ctx):
+    x, y = ctx.load_training_data()
+    state = ctx.load_checkpoint() or {"epoch": 0}
+    record = {"rows": len(x), "params": ctx.params, "smoke": ctx.smoke, "rank": ctx.rank,
+              "world_size": ctx.world_size, "task": ctx.task, "device": str(ctx.device),
+              "start_epoch": state["epoch"], "columns": ctx.preprocessor.output_names}
+    out = Path(os.environ["TOY_OUT"])
+    (out / f"record.{ctx.rank}.json").write_text(json.dumps(record))
+    mode = ctx.params.get("mode", "fit")
+    if mode == "none":
+        return None
+    if mode == "raise":
+        raise RuntimeError("boom in user code")
+    model = torch.nn.Linear(x.shape[1], 1)
+    if "model" in state:
+        model.load_state_dict(state["model"])
+    trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
+    xs, ys = ctx.load_training_data(shard=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ctx.params["lr"])
+    for epoch in range(state["epoch"], ctx.params["epochs"]):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(trained(xs).reshape(-1), ys)
+        loss.backward()
+        optimizer.step()
+        ctx.log_metric("loss", loss.item(), step=epoch)
+        ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict()})
+        if mode == "slow":
+            (out / "epoch").write_text(str(epoch))
+            time.sleep(0.3)
+        if ctx.should_stop:
+            return None
+    (out / f"weights.{ctx.rank}.json").write_text(json.dumps(model.weight.tolist()))
+    return trained
+"""
+
+TRAIN_SECTION = {
+    "entrypoint": "toy.train:train",
+    "params": {"epochs": 40, "lr": 0.5},
+    "seed": 3,
+    "checkpoint": {"uri": "checkpoints/", "every": "epoch"},
+    "timeout_seconds": 600,
+    "nodes": 1,
+    "gpus_per_node": 0,
+    "spot": False,
+}
+
+
+def toy_rows(count: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lines = ["x,n,color,label"]
+    for _ in range(count):
+        x = round(rng.uniform(0, 10), 3)
+        n = "" if rng.random() < 0.1 else str(rng.randint(0, 5))
+        lines.append(f"{x},{n},{rng.choice(['red', 'blue'])},{int(x > 5)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def toy(tmp_path: Path, write_config):
+    """A project folder: data, src/toy/train.py, and `config(**train_overrides) -> config path`."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.csv").write_text(toy_rows(600, seed=1))
+    (tmp_path / "data/eval.csv").write_text(toy_rows(200, seed=2))
+    (tmp_path / "src/toy").mkdir(parents=True)
+    (tmp_path / "src/toy/__init__.py").write_text("")
+    (tmp_path / "src/toy/train.py").write_text(TOY_ENTRYPOINT)
+    (tmp_path / "out").mkdir()
+
+    def config(**train: object) -> Path:
+        return write_config(train={**TRAIN_SECTION, **train})
+
+    return tmp_path, config
+
+
+def toy_env(root: Path) -> dict[str, str]:
+    return {"TOY_OUT": str(root / "out")}
+
+
+def client_for(root: Path) -> MlflowClient:
+    mlflow.set_tracking_uri(f"sqlite:///{root}/.mlc/mlflow.db")
+    return MlflowClient()
+
+
+def record(root: Path, rank: int = 0) -> dict:
+    return json.loads((root / f"out/record.{rank}.json").read_text())
+
+
+def test_train_logs_lineage_and_registers_one_pyfunc_model(toy, run_runtime) -> None:
+    root, config = toy
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(root),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
+    done = run_runtime("train", "--config", str(config()), cwd=root, env=toy_env(root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("registered toy-model version 1 as @challenger (MLflow run ")
+    seen = record(root)
+    assert (seen["rows"], seen["task"], seen["device"], seen["world_size"], seen["start_epoch"]) == (
+        600,
+        "binary",
+        "cpu",
+        1,
+        0,
+    )
+    assert seen["columns"] == ["x", "n", "color=red", "color=blue"]  # the contract's order; closed category values
+
+    client = client_for(root)
+    version = client.get_model_version_by_alias("toy-model", "challenger")
+    run = client.get_run(version.run_id)
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert run.data.tags["mlc.spec_digest"] == "sha256:" + "0" * 64
+    assert run.data.tags["mlc.environment"] == "test"
+    assert (
+        run.data.tags["mlc.data_digest"]
+        == "sha256:" + hashlib.sha256((root / "data/train.csv").read_bytes()).hexdigest()
+    )
+    assert run.data.params == {"epochs": "40", "lr": "0.5"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(40))
+    assert version.tags["mlc.data_digest"] == run.data.tags["mlc.data_digest"]
+    assert not (root / "checkpoints").exists() or not any((root / "checkpoints").iterdir())  # cleared on success
+
+    # One model, raw features in: a DataFrame, or row dicts with a null and an unseen category.
+    model = mlflow.pyfunc.load_model("models:/toy-model@challenger")
+    frame = pd.read_csv(root / "data/eval.csv").drop(columns=["label"])
+    out = model.predict(frame)
+    assert list(out.columns) == ["prediction", "probability"] and len(out) == 200
+    assert ((out.prediction == 1) == (frame.x > 5)).mean() > 0.8
+    rows = model.predict([{"x": 9.5, "n": None, "color": "green"}, {"x": 0.5, "n": 1, "color": "red"}])
+    assert rows.prediction.tolist() == [1, 0]
+
+
+def test_smoke_caps_rows_and_epochs(toy, run_runtime) -> None:
+    root, config = toy
+    done = run_runtime(
+        "train", "--config", str(config(params={"epochs": 50, "lr": 0.5})), "--smoke", cwd=root, env=toy_env(root)
+    )
+    assert done.returncode == 0, done.stderr
+    seen = record(root)
+    assert (seen["rows"], seen["params"]["epochs"], seen["smoke"]) == (256, 1, True)
+    run = client_for(root).get_run(client_for(root).get_model_version_by_alias("toy-model", "challenger").run_id)
+    assert run.data.tags["mlc.smoke"] == "true" and run.data.params["epochs"] == "1"
+    assert not (root / "checkpoints").exists()  # a smoke run never touches the real checkpoints
+
+
+@pytest.mark.parametrize(
+    ("train", "code", "message"),
+    [
+        (
+            {"params": {"mode": "none", "epochs": 1, "lr": 1}},
+            1,
+            "mlc-runtime: error: toy.train:train returned None; it must return the trained torch.nn.Module\n",
+        ),
+        ({"entrypoint": "nope.train:train"}, 1, "cannot import 'nope.train' from "),
+        ({"entrypoint": "toy.train:missing"}, 1, "mlc-runtime: error: toy.train has no function 'missing'\n"),
+        ({"entrypoint": "no-colon"}, 78, "train.entrypoint 'no-colon' must be module:function"),
+    ],
+)
+def test_training_errors_are_one_line(toy, run_runtime, train, code, message) -> None:
+    root, config = toy
+    done = run_runtime("train", "--config", str(config(**train)), cwd=root, env=toy_env(root))
+    assert done.returncode == code and message in done.stderr and done.stderr.count("mlc-runtime: error") == 1
+
+
+def test_an_entrypoint_exception_shows_its_traceback(toy, run_runtime) -> None:
+    root, config = toy
+    done = run_runtime(
+        "train", "--config", str(config(params={"mode": "raise", "epochs": 1, "lr": 1})), cwd=root, env=toy_env(root)
+    )
+    assert done.returncode == 1 and "toy/train.py" in done.stderr and "RuntimeError: boom in user code" in done.stderr
+
+
+def test_a_config_without_train_is_a_config_error(toy, run_runtime, write_config) -> None:
+    root, _ = toy
+    done = run_runtime("train", "--config", str(write_config(train=None)), cwd=root)
+    assert done.returncode == 78 and "no train section" in done.stderr
+
+
+def test_sigterm_checkpoints_then_a_rerun_resumes_in_the_same_run(toy, runtime_command) -> None:
+    root, config = toy
+    path = str(config(params={"mode": "slow", "epochs": 30, "lr": 0.5}))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | toy_env(root)
+    process = subprocess.Popen(
+        [*runtime_command, "train", "--config", path], cwd=root, env=environ, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not ((root / "out/epoch").exists() and int((root / "out/epoch").read_text() or 0) >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before it could be stopped"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM: the entrypoint stopped early" in stderr
+    stopped_at = int((root / "out/epoch").read_text())
+    assert list((root / "checkpoints").glob("*/checkpoint.pt"))
+    client = client_for(root)
+    assert client.search_registered_models() == []  # nothing registered by a stopped run
+    (killed_run,) = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    assert killed_run.info.status == "KILLED"
+
+    done = subprocess.run(
+        [*runtime_command, "train", "--config", path], cwd=root, env=environ, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert record(root)["start_epoch"] == stopped_at + 1  # resumed after the last saved epoch
+    version = client.get_model_version_by_alias("toy-model", "challenger")
+    assert version.run_id == killed_run.info.run_id  # the same MLflow run, continued
+    steps = [m.step for m in client.get_metric_history(version.run_id, "loss")]
+    assert sorted(steps) == list(range(30))
+    assert not list((root / "checkpoints").glob("*/checkpoint.pt"))  # cleared: the next retraining starts fresh
+
+
+def test_runtime_help_does_not_import_heavy_packages() -> None:
+    code = "import sys; from mlc.runtime.cli import main; heavy = {'torch', 'mlflow', 'pyarrow', 'scipy'} & set(sys.modules); print(sorted(heavy))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    assert done.stdout.strip() == "[]"

@@ -103,5 +103,62 @@ def train(config_path: Path, smoke: bool) -> None:
         )
 
 
+@main.command()
+@config_option
+@click.option(
+    "--report", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as markdown."
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as JSON.")
+@click.option("--promote", is_flag=True, help="On pass: challenger -> @champion, the old champion -> @previous.")
+def gate(config_path: Path, markdown_path: Path | None, json_path: Path | None, promote: bool) -> None:
+    """Evaluate @challenger against @champion on the eval set and apply the gates.
+
+    Exit 0 pass, 1 fail, 2 error: anything that prevents a verdict fails closed (config_error,
+    78, for an unusable config).
+    """
+    from mlc.runtime.gates import render_gate_json, render_gate_markdown
+    from mlc.runtime.promotion import promote as promote_challenger
+    from mlc.runtime.promotion import run_gate
+
+    config = load_config(config_path)
+    try:
+        report = run_gate(config)
+        markdown = render_gate_markdown(report)
+        if markdown_path is not None:
+            markdown_path.write_text(markdown)
+        if json_path is not None:
+            json_path.write_text(render_gate_json(report))
+        outcome = promote_challenger(config, report) if promote and report.passed else None
+    except Exception as error:  # fail closed: no verdict is never a pass
+        fail(_gate_error_line(error), 2)
+    click.echo(markdown, nl=False)
+    if outcome:
+        click.echo(outcome)
+    sys.exit(0 if report.passed else 1)
+
+
+@main.command()
+@config_option
+def rollback(config_path: Path) -> None:
+    """Move @champion back to @previous (exit 0; 2 when there is nothing to roll back to)."""
+    from mlc.runtime.promotion import rollback as roll_back
+
+    config = load_config(config_path)
+    try:
+        click.echo(roll_back(config))
+    except Exception as error:
+        fail(_gate_error_line(error), 2)
+
+
+def _gate_error_line(error: Exception) -> str:
+    """Our own errors say what is wrong; anything else also names its type (a bug or an outage)."""
+    from mlc.runtime.config import ConfigError
+    from mlc.runtime.promotion import GateError
+
+    if isinstance(error, GateError | ConfigError):
+        return str(error)
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
 if __name__ == "__main__":  # `torchrun -m mlc.runtime.cli train ...` (multi-node training pods)
     main()

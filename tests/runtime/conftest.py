@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -79,3 +80,84 @@ def run_runtime() -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run([*RUNTIME_CLI, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
 
     return runner
+
+
+TOY_ENTRYPOINT = """
+import json, os, time
+from pathlib import Path
+
+import torch
+
+
+def train(ctx):
+    x, y = ctx.load_training_data()
+    state = ctx.load_checkpoint() or {"epoch": 0}
+    record = {"rows": len(x), "params": ctx.params, "smoke": ctx.smoke, "rank": ctx.rank,
+              "world_size": ctx.world_size, "task": ctx.task, "device": str(ctx.device),
+              "start_epoch": state["epoch"], "columns": ctx.preprocessor.output_names}
+    out = Path("out")  # the working directory is the project folder
+    (out / f"record.{ctx.rank}.json").write_text(json.dumps(record))
+    mode = ctx.params.get("mode", "fit")
+    if mode == "none":
+        return None
+    if mode == "raise":
+        raise RuntimeError("boom in user code")
+    model = torch.nn.Linear(x.shape[1], 1)
+    if "model" in state:
+        model.load_state_dict(state["model"])
+    trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
+    xs, ys = ctx.load_training_data(shard=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=ctx.params["lr"])
+    for epoch in range(state["epoch"], ctx.params["epochs"]):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(trained(xs).reshape(-1), ys)
+        loss.backward()
+        optimizer.step()
+        ctx.log_metric("loss", loss.item(), step=epoch)
+        ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict()})
+        if mode == "slow":
+            (out / "epoch").write_text(str(epoch))
+            time.sleep(0.3)
+        if ctx.should_stop:
+            return None
+    (out / f"weights.{ctx.rank}.json").write_text(json.dumps(model.weight.tolist()))
+    return trained
+"""
+
+TRAIN_SECTION = {
+    "entrypoint": "toy.train:train",
+    "params": {"epochs": 40, "lr": 0.5},
+    "seed": 3,
+    "checkpoint": {"uri": "checkpoints/", "every": "epoch"},
+    "timeout_seconds": 600,
+    "nodes": 1,
+    "gpus_per_node": 0,
+    "spot": False,
+}
+
+
+def toy_rows(count: int, seed: int) -> str:
+    rng = random.Random(seed)
+    lines = ["x,n,color,label"]
+    for _ in range(count):
+        x = round(rng.uniform(0, 10), 3)
+        n = "" if rng.random() < 0.1 else str(rng.randint(0, 5))
+        lines.append(f"{x},{n},{rng.choice(['red', 'blue'])},{int(x > 5)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def toy(tmp_path: Path, write_config):
+    """A project folder: data, src/toy/train.py, and `config(**train_overrides) -> config path`."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.csv").write_text(toy_rows(600, seed=1))
+    (tmp_path / "data/eval.csv").write_text(toy_rows(200, seed=2))
+    (tmp_path / "src/toy").mkdir(parents=True)
+    (tmp_path / "src/toy/__init__.py").write_text("")
+    (tmp_path / "src/toy/train.py").write_text(TOY_ENTRYPOINT)
+    (tmp_path / "out").mkdir()
+
+    def config(evaluate: dict | None = None, **train: object) -> Path:
+        return write_config(train={**TRAIN_SECTION, **train}, evaluate=evaluate)
+
+    return tmp_path, config

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,90 +15,6 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-
-TOY_ENTRYPOINT = """
-import json, os, time
-from pathlib import Path
-
-import torch
-
-
-def train(ctx):
-    x, y = ctx.load_training_data()
-    state = ctx.load_checkpoint() or {"epoch": 0}
-    record = {"rows": len(x), "params": ctx.params, "smoke": ctx.smoke, "rank": ctx.rank,
-              "world_size": ctx.world_size, "task": ctx.task, "device": str(ctx.device),
-              "start_epoch": state["epoch"], "columns": ctx.preprocessor.output_names}
-    out = Path(os.environ["TOY_OUT"])
-    (out / f"record.{ctx.rank}.json").write_text(json.dumps(record))
-    mode = ctx.params.get("mode", "fit")
-    if mode == "none":
-        return None
-    if mode == "raise":
-        raise RuntimeError("boom in user code")
-    model = torch.nn.Linear(x.shape[1], 1)
-    if "model" in state:
-        model.load_state_dict(state["model"])
-    trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
-    xs, ys = ctx.load_training_data(shard=True)
-    optimizer = torch.optim.SGD(model.parameters(), lr=ctx.params["lr"])
-    for epoch in range(state["epoch"], ctx.params["epochs"]):
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(trained(xs).reshape(-1), ys)
-        loss.backward()
-        optimizer.step()
-        ctx.log_metric("loss", loss.item(), step=epoch)
-        ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict()})
-        if mode == "slow":
-            (out / "epoch").write_text(str(epoch))
-            time.sleep(0.3)
-        if ctx.should_stop:
-            return None
-    (out / f"weights.{ctx.rank}.json").write_text(json.dumps(model.weight.tolist()))
-    return trained
-"""
-
-TRAIN_SECTION = {
-    "entrypoint": "toy.train:train",
-    "params": {"epochs": 40, "lr": 0.5},
-    "seed": 3,
-    "checkpoint": {"uri": "checkpoints/", "every": "epoch"},
-    "timeout_seconds": 600,
-    "nodes": 1,
-    "gpus_per_node": 0,
-    "spot": False,
-}
-
-
-def toy_rows(count: int, seed: int) -> str:
-    rng = random.Random(seed)
-    lines = ["x,n,color,label"]
-    for _ in range(count):
-        x = round(rng.uniform(0, 10), 3)
-        n = "" if rng.random() < 0.1 else str(rng.randint(0, 5))
-        lines.append(f"{x},{n},{rng.choice(['red', 'blue'])},{int(x > 5)}")
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def toy(tmp_path: Path, write_config):
-    """A project folder: data, src/toy/train.py, and `config(**train_overrides) -> config path`."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/train.csv").write_text(toy_rows(600, seed=1))
-    (tmp_path / "data/eval.csv").write_text(toy_rows(200, seed=2))
-    (tmp_path / "src/toy").mkdir(parents=True)
-    (tmp_path / "src/toy/__init__.py").write_text("")
-    (tmp_path / "src/toy/train.py").write_text(TOY_ENTRYPOINT)
-    (tmp_path / "out").mkdir()
-
-    def config(**train: object) -> Path:
-        return write_config(train={**TRAIN_SECTION, **train})
-
-    return tmp_path, config
-
-
-def toy_env(root: Path) -> dict[str, str]:
-    return {"TOY_OUT": str(root / "out")}
 
 
 def client_for(root: Path) -> MlflowClient:
@@ -131,7 +46,7 @@ def test_train_logs_lineage_and_registers_one_pyfunc_model(toy, run_runtime) -> 
         ],
         check=True,
     )
-    done = run_runtime("train", "--config", str(config()), cwd=root, env=toy_env(root))
+    done = run_runtime("train", "--config", str(config()), cwd=root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("registered toy-model version 1 as @challenger (MLflow run ")
     seen = record(root)
@@ -172,9 +87,7 @@ def test_train_logs_lineage_and_registers_one_pyfunc_model(toy, run_runtime) -> 
 
 def test_smoke_caps_rows_and_epochs(toy, run_runtime) -> None:
     root, config = toy
-    done = run_runtime(
-        "train", "--config", str(config(params={"epochs": 50, "lr": 0.5})), "--smoke", cwd=root, env=toy_env(root)
-    )
+    done = run_runtime("train", "--config", str(config(params={"epochs": 50, "lr": 0.5})), "--smoke", cwd=root)
     assert done.returncode == 0, done.stderr
     seen = record(root)
     assert (seen["rows"], seen["params"]["epochs"], seen["smoke"]) == (256, 1, True)
@@ -198,15 +111,13 @@ def test_smoke_caps_rows_and_epochs(toy, run_runtime) -> None:
 )
 def test_training_errors_are_one_line(toy, run_runtime, train, code, message) -> None:
     root, config = toy
-    done = run_runtime("train", "--config", str(config(**train)), cwd=root, env=toy_env(root))
+    done = run_runtime("train", "--config", str(config(**train)), cwd=root)
     assert done.returncode == code and message in done.stderr and done.stderr.count("mlc-runtime: error") == 1
 
 
 def test_an_entrypoint_exception_shows_its_traceback(toy, run_runtime) -> None:
     root, config = toy
-    done = run_runtime(
-        "train", "--config", str(config(params={"mode": "raise", "epochs": 1, "lr": 1})), cwd=root, env=toy_env(root)
-    )
+    done = run_runtime("train", "--config", str(config(params={"mode": "raise", "epochs": 1, "lr": 1})), cwd=root)
     assert done.returncode == 1 and "toy/train.py" in done.stderr and "RuntimeError: boom in user code" in done.stderr
 
 
@@ -219,7 +130,7 @@ def test_a_config_without_train_is_a_config_error(toy, run_runtime, write_config
 def test_sigterm_checkpoints_then_a_rerun_resumes_in_the_same_run(toy, runtime_command) -> None:
     root, config = toy
     path = str(config(params={"mode": "slow", "epochs": 30, "lr": 0.5}))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | toy_env(root)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     process = subprocess.Popen(
         [*runtime_command, "train", "--config", path], cwd=root, env=environ, stderr=subprocess.PIPE, text=True
     )
@@ -239,7 +150,12 @@ def test_sigterm_checkpoints_then_a_rerun_resumes_in_the_same_run(toy, runtime_c
     assert killed_run.info.status == "KILLED"
 
     done = subprocess.run(
-        [*runtime_command, "train", "--config", path], cwd=root, env=environ, capture_output=True, text=True, timeout=300
+        [*runtime_command, "train", "--config", path],
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert record(root)["start_epoch"] == stopped_at + 1  # resumed after the last saved epoch

@@ -1,0 +1,159 @@
+"""`mlc-runtime gate` / `rollback`: metrics against scikit-learn, gate rules, a real MLflow registry."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from sklearn import metrics as sk
+
+from mlc.runtime.config import Gate
+from mlc.runtime.gates import evaluate_gates
+from mlc.runtime.metrics import binary_metric, multiclass_metric, regression_metric
+
+RNG = np.random.default_rng(0)
+
+
+def test_binary_metrics_match_scikit_learn() -> None:
+    y = RNG.integers(0, 2, 300)
+    p = np.clip(y * 0.3 + RNG.random(300) * 0.7, 0, 1)
+    pred = (p >= 0.5).astype(int)
+    expected = {
+        "accuracy": sk.accuracy_score(y, pred),
+        "precision": sk.precision_score(y, pred),
+        "recall": sk.recall_score(y, pred),
+        "f1": sk.f1_score(y, pred),
+        "roc_auc": sk.roc_auc_score(y, p),
+        "log_loss": sk.log_loss(y, p),
+    }
+    assert {name: binary_metric(name, y, p) for name in expected} == pytest.approx(expected)
+    assert math.isnan(binary_metric("roc_auc", np.ones(3, int), np.ones(3)))
+
+
+def test_multiclass_and_regression_metrics_match_scikit_learn() -> None:
+    y = RNG.integers(0, 3, 200)
+    logits = RNG.random((200, 3)) + np.eye(3)[y]
+    probabilities = logits / logits.sum(axis=1, keepdims=True)
+    pred = probabilities.argmax(axis=1)
+    assert multiclass_metric("accuracy", y, probabilities) == pytest.approx(sk.accuracy_score(y, pred))
+    assert multiclass_metric("f1", y, probabilities) == pytest.approx(sk.f1_score(y, pred, average="macro"))
+    assert multiclass_metric("log_loss", y, probabilities) == pytest.approx(sk.log_loss(y, probabilities))
+    truth, guess = RNG.random(100) + 1, RNG.random(100) + 1
+    assert regression_metric("mae", truth, guess) == pytest.approx(sk.mean_absolute_error(truth, guess))
+    assert regression_metric("rmse", truth, guess) == pytest.approx(np.sqrt(sk.mean_squared_error(truth, guess)))
+    assert regression_metric("r2", truth, guess) == pytest.approx(sk.r2_score(truth, guess))
+    assert regression_metric("mape", truth, guess) == pytest.approx(sk.mean_absolute_percentage_error(truth, guess))
+
+
+GATES = [Gate(metric="f1", min=0.8), Gate(metric="roc_auc", max_drop=0.01), Gate(metric="latency_p95_ms", max=50)]
+
+
+def test_gate_rules() -> None:
+    good = {"f1": 0.85, "roc_auc": 0.90, "latency_p95_ms": 10.0}
+    results, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.905}, "allow")
+    assert passed and [r.rule for r in results] == ["min", "max_drop", "max"]
+    _, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.92}, "allow")
+    assert not passed  # dropped 0.02 > 0.01
+    _, passed, _ = evaluate_gates(GATES, {**good, "latency_p95_ms": 51.0}, None, "allow")
+    assert not passed
+    _, passed, _ = evaluate_gates([Gate(metric="rmse", max_rise=0.1)], {"rmse": 1.05}, {"rmse": 1.0}, "allow")
+    assert passed
+    results, passed, _ = evaluate_gates(GATES, {**good, "f1": float("nan")}, None, "allow")
+    assert not passed and results[0].detail == "not a number"
+
+
+def test_first_model_allow_skips_relative_gates_and_block_fails() -> None:
+    good = {"f1": 0.85, "roc_auc": 0.90, "latency_p95_ms": 10.0}
+    results, passed, notes = evaluate_gates(GATES, good, None, "allow")
+    assert passed and len(results) == 2 and notes == ["roc_auc: no champion to compare with; gate skipped"]
+    _, passed, notes = evaluate_gates(GATES, good, None, "block")
+    assert not passed and "first_model is block" in notes[-1]
+
+
+# --- the commands, on a real MLflow sqlite store ---------------------------------------------------
+
+EVALUATE = {
+    "dataset": "eval",
+    "metrics": ["accuracy", "roc_auc", "latency_p95_ms"],
+    "first_model": "allow",
+    "gates": [
+        {"metric": "accuracy", "min": 0.1},
+        {"metric": "roc_auc", "max_drop": 0.01},
+        {"metric": "latency_p95_ms", "max": 1000},
+    ],
+}
+GOOD = {"epochs": 40, "lr": 0.5}
+BAD = {"epochs": 1, "lr": 0.001}
+
+
+def aliases(root) -> dict[str, str]:
+    mlflow.set_tracking_uri(f"sqlite:///{root}/.mlc/mlflow.db")
+    return {alias: str(version) for alias, version in MlflowClient().get_registered_model("toy-model").aliases.items()}
+
+
+def test_gate_promote_fail_and_rollback(toy, run_runtime) -> None:
+    root, toy_config = toy
+
+    def config(params: dict, **evaluate: object) -> str:
+        return str(toy_config(evaluate={**EVALUATE, **evaluate}, params=params))
+
+    def train(params: dict) -> None:
+        done = run_runtime("train", "--config", config(params), cwd=root)
+        assert done.returncode == 0, done.stderr
+
+    def gate(params: dict = GOOD, *extra: str, **evaluate: object):
+        return run_runtime(
+            "gate",
+            "--config",
+            config(params, **evaluate),
+            "--report",
+            "gate.md",
+            "--json",
+            "gate.json",
+            *extra,
+            cwd=root,
+        )
+
+    done = gate()
+    assert done.returncode == 2 and "no toy-model@challenger: run `mlc-runtime train` first" in done.stderr
+
+    train(GOOD)  # version 1
+    blocked = gate(GOOD, "--promote", first_model="block")
+    assert blocked.returncode == 1 and "first_model is block" in blocked.stdout
+    assert aliases(root) == {"challenger": "1"}
+
+    first = gate(GOOD, "--promote")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "promoted toy-model version 1 to @champion" in first.stdout
+    assert (root / "gate.md").read_text().startswith("## Gate passed: toy-model version 1")
+    assert aliases(root) == {"challenger": "1", "champion": "1"}
+
+    train(BAD)  # version 2: worse than the champion
+    worse = gate(GOOD, "--promote")
+    assert worse.returncode == 1
+    report = json.loads((root / "gate.json").read_text())
+    failed = [r for r in report["results"] if not r["passed"]]
+    assert [(r["metric"], r["rule"]) for r in failed] == [("roc_auc", "max_drop")]
+    assert (report["challenger_version"], report["champion_version"]) == ("2", "1")
+    assert "**FAIL**" in (root / "gate.md").read_text()
+    assert aliases(root) == {"challenger": "2", "champion": "1"}  # nothing promoted
+
+    train(GOOD)  # version 3: as good as the champion
+    assert gate(GOOD, "--promote").returncode == 0
+    assert aliases(root) == {"challenger": "3", "champion": "3", "previous": "1"}
+
+    back = run_runtime("rollback", "--config", config(GOOD), cwd=root)
+    assert back.returncode == 0 and back.stdout == "rolled back toy-model @champion from version 3 to version 1\n"
+    assert aliases(root) == {"challenger": "3", "champion": "1"}
+    again = run_runtime("rollback", "--config", config(GOOD), cwd=root)
+    assert again.returncode == 2 and again.stderr == "mlc-runtime: error: no toy-model@previous to roll back to\n"
+
+    (root / "data/train.csv").unlink()
+    unreadable = gate(GOOD, dataset="train")
+    assert unreadable.returncode == 2 and "data/train.csv: no such file or directory" in unreadable.stderr
+    unknown = gate(GOOD, metrics=["rmse"], gates=[])
+    assert unknown.returncode == 2 and "rmse does not apply to a binary target" in unknown.stderr

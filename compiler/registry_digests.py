@@ -19,21 +19,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = [
-    "IMAGES_LOCK_FILENAME",
     "ImageReference",
     "RegistryError",
     "parse_reference",
-    "read_images_lock",
     "resolve_digest",
     "resolve_digests",
-    "write_images_lock",
 ]
 
-IMAGES_LOCK_FILENAME = "mlc.images.lock"
-IMAGES_LOCK_FORMAT = 1
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = ", ".join(
     [
@@ -63,9 +57,7 @@ class ImageReference:
     @property
     def base_url(self) -> str:
         """Plain HTTP only for a registry on this machine, as docker itself allows."""
-        host = (
-            self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else self.registry
-        )
+        host = self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else self.registry
         scheme = "http" if host in _LOCAL_HOSTS else "https"
         return f"{scheme}://{self.registry}"
 
@@ -95,9 +87,7 @@ def _anonymous_token(challenge: str, image: ImageReference) -> str:
     """The anonymous token flow: ask the challenge's realm for a pull token."""
     scheme, _, params_text = challenge.partition(" ")
     if scheme.lower() != "bearer":
-        raise RegistryError(
-            f"{image.registry}/{image.repository}: needs {scheme} auth; anonymous pull refused"
-        )
+        raise RegistryError(f"{image.registry}/{image.repository}: needs {scheme} auth; anonymous pull refused")
     params = dict(_CHALLENGE_PARAM.findall(params_text))
     query = {"scope": params.get("scope", f"repository:{image.repository}:pull")}
     if "service" in params:
@@ -126,9 +116,7 @@ def resolve_digest(reference: str) -> str:
             body, response_headers = _get(url, headers)
     except urllib.error.HTTPError as error:
         hint = "no such image or tag" if error.code == 404 else error.reason
-        raise RegistryError(
-            f"{reference}: HTTP {error.code} from {image.registry} ({hint})"
-        ) from error
+        raise RegistryError(f"{reference}: HTTP {error.code} from {image.registry} ({hint})") from error
     except (urllib.error.URLError, OSError) as error:
         raise RegistryError(f"{reference}: cannot reach {image.registry} ({error})") from error
     digest = response_headers.get("Docker-Content-Digest")
@@ -138,23 +126,3 @@ def resolve_digest(reference: str) -> str:
 def resolve_digests(references: Iterable[str]) -> dict[str, str]:
     """Digest of every reference not already pinned, in the order given."""
     return {ref: resolve_digest(ref) for ref in dict.fromkeys(references) if "@" not in ref}
-
-
-def write_images_lock(path: Path, digests: Mapping[str, str]) -> None:
-    """Write the images lock atomically (temp file + rename), keys sorted: stable diffs."""
-    data = {"format_version": IMAGES_LOCK_FORMAT, "images": dict(sorted(digests.items()))}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def read_images_lock(path: Path) -> dict[str, str]:
-    """Tag -> digest from an images lock; empty when there is none."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format_version") != IMAGES_LOCK_FORMAT:
-        raise RegistryError(
-            f"{path}: format_version {data.get('format_version')} is not {IMAGES_LOCK_FORMAT}"
-        )
-    return dict(data["images"])

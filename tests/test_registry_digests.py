@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from mlc.compiler.cli import main
+from mlc.compiler.images_lock import read_images_lock
 from mlc.compiler.registry_digests import (
     RegistryError,
     parse_reference,
-    read_images_lock,
     resolve_digest,
 )
 

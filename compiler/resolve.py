@@ -94,7 +94,7 @@ def resolve_environment(
 
     registry = spec.images.registry
     builds_train = train is not None
-    builds_serve = serve is not None and serve.engine == "runtime"
+    builds_serve = spec.builds_serve_image
     train_gpu = spec.images.train.gpu if spec.images.train.gpu is not None else bool(train and train.resources.gpus)
     serve_gpu = spec.images.serve.gpu if spec.images.serve.gpu is not None else bool(serve and serve.resources.gpus)
 

@@ -58,11 +58,20 @@ def _kserve(spec: dict[str, Any]) -> None:
     spec["gitops"] = {"engine": "none"}
 
 
+def _kserve_cpu_gpu(spec: dict[str, Any]) -> None:
+    _kserve(spec)
+    spec["serve"]["autoscale"] = {"on": "cpu", "target": 60}
+    spec["serve"]["replicas"] = {"min": 0, "max": 4}
+    spec["serve"]["resources"] = {"cpu": 4, "memory": "16Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
+    spec.pop("environments")
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "multi-node": _multi_node,
     "jobset": _jobset,
     "cpu-autoscale-flux": _cpu_autoscale_flux,
     "kserve": _kserve,
+    "kserve-cpu-gpu": _kserve_cpu_gpu,
 }
 
 

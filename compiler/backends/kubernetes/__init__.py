@@ -23,6 +23,7 @@ from mlc.compiler.backends.kubernetes.gitops import (
     emit_argocd_application,
     emit_flux_objects,
     emit_kustomization,
+    emit_namespace,
 )
 from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
@@ -40,6 +41,7 @@ KUSTOMIZATION = "kustomization.yaml"
 def emit_environment_resources(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every Kubernetes resource the environment's folder holds."""
     return [
+        *emit_namespace(resolved),
         emit_runtime_config_map(resolved),
         *emit_training(resolved),
         *emit_serving(resolved),

@@ -20,6 +20,7 @@ SHARED = REPO / ".." / "shared"
 REFERENCE_SPEC = SHARED / "design" / "mlproject.reference.yaml"
 CHURN = REPO / "examples" / "churn"
 LLM_CHAT = REPO / "examples" / "llm-chat"
+K8S_SMALL = REPO / "tests" / "cases" / "k8s-small"  # its artifacts are also golden files
 
 
 def _reference() -> dict[str, Any]:
@@ -97,6 +98,7 @@ def compiled_cases(workdir: Path) -> dict[str, list[Artifact]]:
     cases = {
         "churn": _compile(CHURN / "mlproject.yaml"),
         "llm-chat": _compile(LLM_CHAT / "mlproject.yaml"),
+        "k8s-small": _compile(K8S_SMALL / "mlproject.yaml"),
     }
     if REFERENCE_SPEC.is_file():
         cases["reference"] = _compile(_write_project(workdir / "reference", _reference()))

@@ -20,6 +20,7 @@ SHARED = REPO / ".." / "shared"
 REFERENCE_SPEC = SHARED / "design" / "mlproject.reference.yaml"
 CHURN = REPO / "examples" / "churn"
 LLM_CHAT = REPO / "examples" / "llm-chat"
+K8S_SMALL = REPO / "tests" / "cases" / "k8s-small"  # its artifacts are also golden files
 
 
 def _reference() -> dict[str, Any]:
@@ -58,11 +59,20 @@ def _kserve(spec: dict[str, Any]) -> None:
     spec["gitops"] = {"engine": "none"}
 
 
+def _kserve_cpu_gpu(spec: dict[str, Any]) -> None:
+    _kserve(spec)
+    spec["serve"]["autoscale"] = {"on": "cpu", "target": 60}
+    spec["serve"]["replicas"] = {"min": 0, "max": 4}
+    spec["serve"]["resources"] = {"cpu": 4, "memory": "16Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
+    spec.pop("environments")
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "multi-node": _multi_node,
     "jobset": _jobset,
     "cpu-autoscale-flux": _cpu_autoscale_flux,
     "kserve": _kserve,
+    "kserve-cpu-gpu": _kserve_cpu_gpu,
 }
 
 
@@ -88,6 +98,7 @@ def compiled_cases(workdir: Path) -> dict[str, list[Artifact]]:
     cases = {
         "churn": _compile(CHURN / "mlproject.yaml"),
         "llm-chat": _compile(LLM_CHAT / "mlproject.yaml"),
+        "k8s-small": _compile(K8S_SMALL / "mlproject.yaml"),
     }
     if REFERENCE_SPEC.is_file():
         cases["reference"] = _compile(_write_project(workdir / "reference", _reference()))

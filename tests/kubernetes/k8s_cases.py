@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.load import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file
@@ -24,6 +26,8 @@ K8S_SMALL = REPO / "tests" / "cases" / "k8s-small"  # its artifacts are also gol
 
 
 def _reference() -> dict[str, Any]:
+    if not REFERENCE_SPEC.is_file():
+        pytest.skip(f"{REFERENCE_SPEC} is absent: ../shared is not beside the repository")
     # mlc's own loader: PyYAML would read the key `on:` as the boolean true (YAML 1.1).
     document, diagnostics = parse_spec_text(REFERENCE_SPEC.read_text(encoding="utf-8"))
     assert document is not None, diagnostics

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from registry_token_server import OPENSSL, TokenServer, TokenSigner
 
 from mlc.compiler.cli import main
 from mlc.compiler.images_lock import read_images_lock
@@ -30,6 +29,7 @@ from mlc.compiler.registry_digests import (
     parse_reference,
     resolve_digest,
 )
+from registry_token_server import OPENSSL, TokenServer, TokenSigner
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 CHURN = Path(__file__).resolve().parents[1] / "examples" / "churn"

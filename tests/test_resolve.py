@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_validate import BASE
-
 from mlc.compiler.pipeline import resolve_spec_file
 from spec_fixtures import REPO_ROOT
+from test_validate import BASE
 
 
 def test_churn_example_resolves_every_environment() -> None:

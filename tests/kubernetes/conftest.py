@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_cases import compiled_cases, write_artifacts
 
+from k8s_cases import compiled_cases, write_artifacts
 from mlc.compiler.artifact import Artifact
 
 

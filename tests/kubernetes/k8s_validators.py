@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from k8s_cases import SHARED
 
 CRD_SCHEMAS = SHARED / "schemas" / "crds"

@@ -20,7 +20,6 @@ import os
 import shutil
 
 from k8s_cases import K8S_SMALL
-
 from mlc.compiler.pipeline import compile_spec_file
 
 EXPECTED = K8S_SMALL / "expected"

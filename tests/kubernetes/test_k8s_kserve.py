@@ -18,8 +18,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from k8s_validators import KUBERNETES_VERSION
 from referencing import Registry, Resource
+
+from k8s_validators import KUBERNETES_VERSION
 
 KSERVE_CASES = ("kserve", "kserve-cpu-gpu")
 MODEL_URI = "models:/churn-classifier@champion"

@@ -6,6 +6,7 @@ import copy
 import json
 
 import yaml
+
 from k8s_cases import _compile, _reference, _write_project
 
 

@@ -201,3 +201,21 @@ def test_pdb_and_network_policy_select_the_predictor_pods(rendered):
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
     assert ports == {8080, 8082}
+
+
+def test_kserve_is_monitored_on_mlserver_metrics(rendered):
+    case = rendered["kserve"]
+    monitor = _one(case, "PodMonitor", "production")
+    predictor = _one(case, "InferenceService", "production")["spec"]["predictor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= predictor["labels"].items()
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"portNumber": 8082, "path": "/metrics", "interval": "30s"}]
+    assert not _docs(case, "ServiceMonitor") or all(
+        "pushgateway" in doc["metadata"]["name"] for _, doc in _docs(case, "ServiceMonitor")
+    )
+    rules = _one(case, "PrometheusRule", "production")["spec"]["groups"][0]["rules"]
+    exprs = {rule["alert"]: rule["expr"] for rule in rules}
+    latency = next(e for name, e in exprs.items() if name.endswith("LatencyP95High"))
+    errors = next(e for name, e in exprs.items() if name.endswith("ErrorRateHigh"))
+    job = f'job="{monitor["metadata"]["namespace"]}/{monitor["metadata"]["name"]}"'
+    assert "rest_server_requests_duration_seconds_bucket" in latency and job in latency
+    assert 'rest_server_requests{' in errors and 'status_code=~"5.."' in errors and job in errors

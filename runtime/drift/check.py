@@ -178,10 +178,10 @@ def summarize_current(profile: Mapping[str, Any], data: str | Path,
 def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCurrent
                        ) -> Comparison:
     """Reference vs current counts on the reference bins [underflow, bins..., overflow]."""
-    edges = entry["bins"]["edges"]
-    labels = ["< " + str(edges[0])] if edges else []
+    edges = [_short(edge) for edge in entry["bins"]["edges"]]
+    labels = ["< " + edges[0]] if edges else []
     labels += [f"[{lo}, {hi})" for lo, hi in pairwise(edges)]
-    labels += [">= " + str(edges[-1])] if edges else []
+    labels += [">= " + edges[-1]] if edges else []
     ref = np.asarray(entry["bins"]["counts"], dtype=np.int64)
     cur = current.counts if current.counts is not None else np.zeros(len(ref), dtype=np.int64)
     if len(ref) == 0:  # reference had no non-missing values: everything is "unseen"
@@ -192,6 +192,10 @@ def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCur
         cur_missing=current.missing.null + current.missing.nan,
         cur_rows=current.missing.count,
     )
+
+
+def _short(edge: float | str) -> str:
+    return edge if isinstance(edge, str) else format(edge, ".4g")
 
 
 def categorical_comparison(name: str, entry: Mapping[str, Any], current: _CategoryCurrent

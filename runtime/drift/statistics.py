@@ -20,9 +20,16 @@ MIN_EXPECTED = 5.0
 
 
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Population stability index sum((q - p) * ln(q / p)) over bins, with pseudo-counts."""
-    ref = np.asarray(ref_counts, dtype=float) + PSI_PSEUDOCOUNT
-    cur = np.asarray(cur_counts, dtype=float) + PSI_PSEUDOCOUNT
+    """Population stability index sum((q - p) * ln(q / p)) over bins, with pseudo-counts.
+
+    Bins empty in both samples are dropped first: a pseudo-count there would add a
+    positive bias (e.g. the two overflow bins) without any evidence of change.
+    """
+    ref = np.asarray(ref_counts, dtype=float)
+    cur = np.asarray(cur_counts, dtype=float)
+    occupied = (ref + cur) > 0
+    ref = ref[occupied] + PSI_PSEUDOCOUNT
+    cur = cur[occupied] + PSI_PSEUDOCOUNT
     p = ref / ref.sum()
     q = cur / cur.sum()
     return float(np.sum((q - p) * np.log(q / p)))

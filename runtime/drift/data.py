@@ -1,43 +1,78 @@
-"""Reading Parquet/CSV in record batches with pyarrow, so memory never depends on row count."""
+"""Reading Parquet/CSV in record batches with pyarrow, so memory never depends on row count.
+
+`pyarrow.parquet` and `pyarrow.csv` stream batches directly; `pyarrow.dataset` would do the
+same but costs ~0.4 s more to import, which matters for a short-lived CronJob process.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 from mlc.runtime.drift.config import FeatureKind
 
 BATCH_ROWS = 65_536
+CSV_SUFFIXES = (".csv", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
 
 
 class DataError(Exception):
     """Data that cannot be read or is unusable (missing, unreadable, empty, wrong columns)."""
 
 
-def _format_of(path: Path) -> str:
-    """Pick the pyarrow dataset format from the suffix (a directory is read as Parquet)."""
-    suffixes = {p.suffix.lower() for p in ([path] if path.is_file() else path.rglob("*.*"))}
-    if suffixes & {".csv", ".tsv"} and not suffixes & {".parquet", ".pq"}:
-        return "csv"
-    return "parquet"
+@dataclass(frozen=True)
+class Source:
+    """Parquet or CSV files to read in order, with their (first file's) schema."""
 
-
-def open_dataset(path: str | Path) -> ds.Dataset:
-    """Open a Parquet or CSV file (or a directory of them) without reading any rows."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data not found: {path}")
-    try:
-        return ds.dataset(path, format=_format_of(path))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise DataError(f"cannot read data {path}: {_first_line(exc)}") from exc
+    files: tuple[Path, ...]
+    csv: bool
+    schema: pa.Schema
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _csv_reader(path: Path, columns: list[str] | None = None):
+    import pyarrow.csv as pacsv
+
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter="\t" if path.suffix == ".tsv" else ","),
+        convert_options=pacsv.ConvertOptions(include_columns=columns),
+    )
+
+
+def open_dataset(path: str | Path) -> Source:
+    """Find the files of a Parquet/CSV file or directory and read the schema (no rows)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data not found: {path}")
+    if path.is_dir():
+        files = tuple(sorted(p for p in path.rglob("*") if p.suffix.lower() in
+                             PARQUET_SUFFIXES + CSV_SUFFIXES))
+        if not files:
+            raise DataError(f"no .parquet or .csv files in {path}")
+    else:
+        files = (path,)
+    csv = files[0].suffix.lower() in CSV_SUFFIXES
+    if any((f.suffix.lower() in CSV_SUFFIXES) != csv for f in files):
+        raise DataError(f"mixed CSV and Parquet files in {path}")
+    try:
+        if csv:
+            schema = _csv_reader(files[0]).schema
+        else:
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(files[0])
+    except _ARROW_ERRORS as exc:
+        raise DataError(f"cannot read data {files[0]}: {_first_line(exc)}") from exc
+    return Source(files=files, csv=csv, schema=schema)
 
 
 def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
@@ -51,26 +86,31 @@ def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
     return None
 
 
-def schema_kinds(dataset: ds.Dataset) -> dict[str, FeatureKind]:
+def schema_kinds(source: Source) -> dict[str, FeatureKind]:
     """Feature kinds inferred from the file schema, for profiling without a spec."""
     kinds: dict[str, FeatureKind] = {}
-    for field in dataset.schema:
+    for field in source.schema:
         kind = kind_from_arrow(field.type)
         if kind is not None:
             kinds[field.name] = kind
     return kinds
 
 
-def iter_batches(
-    dataset: ds.Dataset, columns: Mapping[str, FeatureKind] | list[str]
-) -> Iterator[pa.RecordBatch]:
+def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str]
+                 ) -> Iterator[pa.RecordBatch]:
     """Yield record batches of the requested columns; errors become :class:`DataError`."""
     names = list(columns)
-    missing = [name for name in names if name not in dataset.schema.names]
+    missing = [name for name in names if name not in source.schema.names]
     if missing:
         raise DataError(f"columns missing from data: {', '.join(sorted(missing))}")
-    try:
-        yield from dataset.to_batches(columns=names, batch_size=BATCH_ROWS, batch_readahead=2,
-                                      fragment_readahead=1)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-        raise DataError(f"cannot read data: {_first_line(exc)}") from exc
+    for path in source.files:
+        try:
+            if source.csv:
+                yield from _csv_reader(path, names)
+            else:
+                import pyarrow.parquet as pq
+
+                with pq.ParquetFile(path) as parquet:
+                    yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=names)
+        except _ARROW_ERRORS as exc:
+            raise DataError(f"cannot read data {path}: {_first_line(exc)}") from exc

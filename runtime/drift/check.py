@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.config import DriftConfig
-from mlc.runtime.drift.data import DataError, iter_batches, open_dataset
+from mlc.runtime.drift.data import DataError, feed_batches, open_dataset
 from mlc.runtime.drift.profile import (
     MissingCounts,
     ProfileError,
@@ -43,6 +43,9 @@ from mlc.runtime.drift.profile import (
 )
 
 OTHER = "__other__"
+OTHER_UNSEEN = "__other_unseen__"
+# Unseen levels kept individually in current data; the rest are counted together.
+MAX_UNSEEN_LEVELS = 1000
 
 
 @dataclass
@@ -143,12 +146,20 @@ class _NumericCurrent:
 
 @dataclass
 class _CategoryCurrent:
+    known: frozenset[str]
     missing: MissingCounts = field(default_factory=MissingCounts)
     categories: dict[str, int] = field(default_factory=dict)
+    unseen: int = 0
 
     def add(self, array: Any) -> None:
         for level, n in category_counts(array, self.missing).items():
-            self.categories[level] = self.categories.get(level, 0) + n
+            if level in self.categories or level in self.known:
+                self.categories[level] = self.categories.get(level, 0) + n
+            elif self.unseen < MAX_UNSEEN_LEVELS:
+                self.categories[level] = n
+                self.unseen += 1
+            else:  # bound memory when an ID-like column floods in new levels
+                self.categories[OTHER_UNSEEN] = self.categories.get(OTHER_UNSEEN, 0) + n
 
 
 def summarize_current(profile: Mapping[str, Any], data: str | Path,
@@ -163,12 +174,8 @@ def summarize_current(profile: Mapping[str, Any], data: str | Path,
                 np.asarray(entry["bins"]["edge_keys"], dtype=np.uint64),
                 int(settings["resolution_bits"]))
         else:
-            summaries[name] = _CategoryCurrent()
-    rows = 0
-    for batch in iter_batches(open_dataset(data), features):
-        rows += batch.num_rows
-        for name, summary in summaries.items():
-            summary.add(batch.column(name))
+            summaries[name] = _CategoryCurrent(frozenset(entry["categories"]))
+    rows = feed_batches(open_dataset(data), summaries)
     if rows == 0:
         raise DataError(f"current data is empty: {data}")
     return rows, summaries

@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from mlc.runtime.drift.config import FeatureKind
-from mlc.runtime.drift.data import DataError, iter_batches, open_dataset, schema_kinds
+from mlc.runtime.drift.data import DataError, feed_batches, open_dataset, schema_kinds
 
 FORMAT_VERSION = 1
 DEFAULT_BINS = 100
@@ -271,11 +271,7 @@ def build_profile(
         else CategoryProfiler(max_categories)
         for name, kind in kinds.items()
     }
-    rows = 0
-    for batch in iter_batches(dataset, kinds):
-        rows += batch.num_rows
-        for name, profiler in profilers.items():
-            profiler.add(batch.column(name))
+    rows = feed_batches(dataset, profilers)
     if rows == 0:
         raise DataError(f"reference data is empty: {data}")
     result: dict[str, Any] = {}

@@ -177,3 +177,16 @@ def test_cli_help_does_not_import_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet, columns,
+                                                       monkeypatch):
+    from mlc.runtime.drift import check
+
+    monkeypatch.setattr(check, "MAX_UNSEEN_LEVELS", 5)
+    data = columns(2000, seed=8)
+    data["c0"] = [f"id-{i}" for i in range(2000)]
+    result = _check(reference, write_parquet(data))
+    c0 = next(r for r in result.features if r.feature == "c0")
+    assert len(c0.unseen_categories) == 6 and check.OTHER_UNSEEN in c0.unseen_categories
+    assert c0.drifted

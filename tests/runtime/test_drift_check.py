@@ -190,3 +190,23 @@ def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet,
     c0 = next(r for r in result.features if r.feature == "c0")
     assert len(c0.unseen_categories) == 6 and check.OTHER_UNSEEN in c0.unseen_categories
     assert c0.drifted
+
+
+def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parquet, columns,
+                                                          monkeypatch):
+    from mlc.runtime.drift import retrain
+
+    calls = []
+    monkeypatch.setattr(retrain, "start_retraining",
+                        lambda name, namespace=None: calls.append((name, namespace)) or "job-1")
+    runner = CliRunner()
+    spec = _spec(tmp_path, on_drift="retrain")
+    write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
+    args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
+    assert runner.invoke(main, [*args, str(write_parquet(columns(2000, seed=3)))]).exit_code == 0
+    assert calls == []
+    shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1")))
+    result = runner.invoke(main, [*args, str(shifted), "--namespace", "ml"])
+    assert result.exit_code == 1, result.output
+    assert calls == [("churn-retrain", "ml")]
+    assert "started retraining job job-1" in result.output

@@ -126,3 +126,18 @@ def test_psi_null_threshold_shrinks_with_sample_size():
     small = st.psi_null_threshold(10_000, 100, 100, 0.01)
     large = st.psi_null_threshold(10_000, 100_000, 100, 0.01)
     assert small > 1.0 > large
+
+
+def test_distribution_functions_match_scipy():
+    from scipy import special
+
+    for x in [0.0, 0.01, 0.2, 0.5, 0.83, 0.99, 1.0, 1.36, 2.0, 4.0, 8.0]:
+        assert st.kolmogorov_sf(x) == pytest.approx(special.kolmogorov(x), rel=1e-10,
+                                                    abs=1e-300)
+    for dof in [1, 2, 3, 7, 19, 99, 101, 1000]:
+        for x in [0.0, 0.001, 0.5, 1.0, dof * 0.5, dof, dof + 10, dof * 3.0 + 50]:
+            assert st.chi2_sf(x, dof) == pytest.approx(special.chdtrc(dof, x), rel=1e-9,
+                                                       abs=1e-300)
+        for alpha in [0.5, 0.05, 1e-3, 1e-6]:
+            assert st.chi2_isf(alpha, dof) == pytest.approx(special.chdtri(dof, alpha),
+                                                            rel=1e-9)

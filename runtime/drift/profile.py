@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 DEFAULT_BINS = 100
 DEFAULT_RESOLUTION_BITS = 10
 DEFAULT_MAX_CATEGORIES = 10_000
-_SIGN = np.uint64(1 << 63)
+MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
 # Compact the per-feature list of batch sketches once it holds this many entries.
 _COMPACT_AT = 1 << 20
 
@@ -52,41 +52,59 @@ class ProfileError(Exception):
 
 # ---------------------------------------------------------------- numeric grid
 def grid_keys(values: np.ndarray, resolution_bits: int) -> np.ndarray:
-    """Order-preserving bucket keys of non-NaN float64 values (-0.0 shares 0.0's bucket)."""
-    bits = (np.asarray(values, dtype=np.float64) + 0.0).view(np.uint64)
-    ordered = np.where(bits & _SIGN, ~bits, bits | _SIGN)
-    return ordered >> np.uint64(52 - resolution_bits)
+    """Order-preserving int64 bucket keys of non-NaN float64 values (-0.0 shares 0.0's).
+
+    The float's bits become an order-preserving unsigned integer (negatives: all bits
+    flipped; positives: sign bit set), truncated to sign, exponent and `resolution_bits`
+    mantissa bits, so keys are < 2**(12 + resolution_bits).
+    """
+    if not 0 <= resolution_bits <= MAX_RESOLUTION_BITS:
+        raise ValueError(f"resolution_bits must be in 0..{MAX_RESOLUTION_BITS}")
+    signed = (np.asarray(values, dtype=np.float64) + 0.0).view(np.int64)
+    flip = signed >> 63  # arithmetic shift: -1 (all ones) for negatives, 0 otherwise
+    flip |= np.int64(-(1 << 63))  # always flip the sign bit
+    ordered = (signed ^ flip).view(np.uint64)
+    ordered >>= np.uint64(52 - resolution_bits)
+    return ordered.view(np.int64)
 
 
 def key_floor(key: int, resolution_bits: int) -> float:
     """Smallest float in a grid bucket; the buckets of ±inf (shared with NaN bit patterns,
     which never reach the grid) report ±inf."""
-    ordered = np.uint64(key) << np.uint64(52 - resolution_bits)
-    bits = ordered & ~_SIGN if ordered & _SIGN else ~ordered
+    ordered = int(key) << (52 - resolution_bits)
+    bits = ordered & ~(1 << 63) if ordered >> 63 else ~ordered & ((1 << 64) - 1)
     value = float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
     if np.isnan(value):
-        return float("inf") if ordered & _SIGN else float("-inf")
+        return float("inf") if ordered >> 63 else float("-inf")
     return value
 
 
 def quantile_edge_keys(keys: np.ndarray, counts: np.ndarray, bins: int) -> np.ndarray:
     """Bin edges (grid keys) giving ~equal reference mass per bin; duplicates collapse."""
     if len(keys) == 0:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros(0, dtype=np.int64)
     cum = np.cumsum(counts)
     targets = cum[-1] * np.arange(1, bins) / bins
-    inner = keys[np.searchsorted(cum, targets, side="left")] + np.uint64(1)
-    edges = np.concatenate([keys[:1], inner, keys[-1:] + np.uint64(1)])
-    return np.unique(edges)
+    inner = keys[np.searchsorted(cum, targets, side="left")] + 1
+    return np.unique(np.concatenate([keys[:1], inner, keys[-1:] + 1]))
 
 
 def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | None = None
                ) -> np.ndarray:
-    """Counts per bin [underflow, inner bins..., overflow] of grid keys (optionally weighted)."""
-    index = np.searchsorted(edge_keys, keys, side="right")
-    weights = None if counts is None else counts.astype(np.float64)
-    binned = np.bincount(index, weights=weights, minlength=len(edge_keys) + 1)
-    return np.rint(binned).astype(np.int64)
+    """Counts per bin [underflow, inner bins..., overflow] of grid keys.
+
+    Without `counts`, `keys` are raw per-value keys; with it, sorted unique keys and their
+    counts (a sketch). Sorting then locating the ~100 edges is ~2x faster than a binary
+    search per value.
+    """
+    if counts is None:
+        keys = np.sort(keys)
+        cumulative = np.arange(len(keys) + 1)
+    else:
+        cumulative = np.concatenate([[0], np.cumsum(counts)])
+    positions = np.searchsorted(keys, edge_keys, side="left")
+    below = np.concatenate([[0], cumulative[positions], [cumulative[-1]]])
+    return np.diff(below).astype(np.int64)
 
 
 def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]
@@ -94,7 +112,7 @@ def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]
     """Exact sum of (keys, counts) sketches, as sorted unique keys with counts."""
     parts = list(parts)
     if not parts:
-        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     keys = np.concatenate([k for k, _ in parts])
     counts = np.concatenate([c for _, c in parts])
     unique, inverse = np.unique(keys, return_inverse=True)
@@ -163,8 +181,10 @@ class NumericProfiler:
         values = numeric_values(array, self.missing)
         if len(values) == 0:
             return
-        keys, counts = np.unique(grid_keys(values, self.resolution_bits), return_counts=True)
-        self.parts.append((keys, counts))
+        # int32 sorts ~2x faster than int64 and keys fit (MAX_RESOLUTION_BITS)
+        keys, counts = np.unique(grid_keys(values, self.resolution_bits).astype(np.int32),
+                                 return_counts=True)
+        self.parts.append((keys.astype(np.int64), counts))
         self._size += len(keys)
         if self._size > _COMPACT_AT:  # keeps memory O(distinct buckets), not O(rows)
             self.parts = [merge_sketches(self.parts)]
@@ -329,7 +349,7 @@ def merge_profiles(profiles: list[Mapping[str, Any]]) -> dict[str, Any]:
         missing = _sum_missing(entries)
         if entries[0]["kind"] == "numeric":
             keys, counts = merge_sketches(
-                (np.asarray(e["sketch"]["keys"], dtype=np.uint64),
+                (np.asarray(e["sketch"]["keys"], dtype=np.int64),
                  np.asarray(e["sketch"]["counts"], dtype=np.int64)) for e in entries
             )
             merged[name] = numeric_feature(missing, keys, counts, settings["bins"],

@@ -26,7 +26,9 @@ levels per feature; beyond that the rarest levels go to ``other`` and ``exact`` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ FORMAT_VERSION = 1
 DEFAULT_BINS = 100
 DEFAULT_RESOLUTION_BITS = 10
 DEFAULT_MAX_CATEGORIES = 10_000
+_SIGN_BIT = np.int64(-(1 << 63))
 MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
 # Compact the per-feature list of batch sketches once it holds this many entries.
 _COMPACT_AT = 1 << 20
@@ -60,12 +63,14 @@ def grid_keys(values: np.ndarray, resolution_bits: int) -> np.ndarray:
     """
     if not 0 <= resolution_bits <= MAX_RESOLUTION_BITS:
         raise ValueError(f"resolution_bits must be in 0..{MAX_RESOLUTION_BITS}")
-    signed = (np.asarray(values, dtype=np.float64) + 0.0).view(np.int64)
+    # In-place steps on one fresh buffer: temporaries of this size cost more than the math.
+    signed = np.add(np.asarray(values, dtype=np.float64), 0.0).view(np.int64)
     flip = signed >> 63  # arithmetic shift: -1 (all ones) for negatives, 0 otherwise
-    flip |= np.int64(-(1 << 63))  # always flip the sign bit
-    ordered = (signed ^ flip).view(np.uint64)
-    ordered >>= np.uint64(52 - resolution_bits)
-    return ordered.view(np.int64)
+    flip |= _SIGN_BIT  # always flip the sign bit
+    signed ^= flip
+    unsigned = signed.view(np.uint64)
+    np.right_shift(unsigned, np.uint64(52 - resolution_bits), out=unsigned)  # logical shift
+    return signed
 
 
 def key_floor(key: int, resolution_bits: int) -> float:
@@ -115,7 +120,10 @@ def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     keys = np.concatenate([k for k, _ in parts])
     counts = np.concatenate([c for _, c in parts])
+    if len(keys) and keys.max() < 2**31 and keys.min() >= 0:
+        keys = keys.astype(np.int32)  # argsort of int32 is ~2x faster
     unique, inverse = np.unique(keys, return_inverse=True)
+    unique = unique.astype(np.int64)
     summed = np.bincount(inverse, weights=counts.astype(np.float64), minlength=len(unique))
     return unique, np.rint(summed).astype(np.int64)
 
@@ -294,14 +302,15 @@ def build_profile(
     rows = feed_batches(dataset, profilers)
     if rows == 0:
         raise DataError(f"reference data is empty: {data}")
-    result: dict[str, Any] = {}
-    for name, profiler in profilers.items():
+    def finish(profiler: NumericProfiler | CategoryProfiler) -> dict[str, Any]:
         if isinstance(profiler, NumericProfiler):
             keys, counts = profiler.sketch()
-            result[name] = numeric_feature(profiler.missing, keys, counts, bins, resolution_bits)
-        else:
-            result[name] = categorical_feature(profiler.missing, profiler.categories,
-                                               profiler.other, profiler.exact, max_categories)
+            return numeric_feature(profiler.missing, keys, counts, bins, resolution_bits)
+        return categorical_feature(profiler.missing, profiler.categories, profiler.other,
+                                   profiler.exact, max_categories)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # sorts release the GIL
+        result = dict(zip(profilers, pool.map(finish, profilers.values()), strict=True))
     return {
         "format_version": FORMAT_VERSION,
         "rows": rows,

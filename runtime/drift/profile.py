@@ -45,8 +45,8 @@ DEFAULT_RESOLUTION_BITS = 10
 DEFAULT_MAX_CATEGORIES = 10_000
 _SIGN_BIT = np.int64(-(1 << 63))
 MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
-# Compact the per-feature list of batch sketches once it holds this many entries.
-_COMPACT_AT = 1 << 20
+# Smallest number of pending sketch entries per feature worth a compaction.
+_COMPACT_AT = 1 << 16
 
 
 class ProfileError(Exception):
@@ -184,6 +184,7 @@ class NumericProfiler:
     missing: MissingCounts = field(default_factory=MissingCounts)
     parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     _size: int = 0
+    _compacted: int = 0
 
     def add(self, array: pa.Array) -> None:
         values = numeric_values(array, self.missing)
@@ -194,9 +195,11 @@ class NumericProfiler:
                                  return_counts=True)
         self.parts.append((keys.astype(np.int64), counts))
         self._size += len(keys)
-        if self._size > _COMPACT_AT:  # keeps memory O(distinct buckets), not O(rows)
+        # Compact once the pending parts outgrow the compacted sketch: memory stays
+        # O(distinct buckets), not O(rows), at amortized O(1) merges per entry.
+        if self._size > max(2 * self._compacted, _COMPACT_AT):
             self.parts = [merge_sketches(self.parts)]
-            self._size = len(self.parts[0][0])
+            self._size = self._compacted = len(self.parts[0][0])
 
     def sketch(self) -> tuple[np.ndarray, np.ndarray]:
         return merge_sketches(self.parts)

@@ -71,13 +71,16 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
 @click.option("--project", help="Project label for pushed metrics (default: spec metadata.name).")
 @click.option("--fdr", type=float, default=0.05, show_default=True,
               help="False discovery rate for the per-feature tests.")
+@click.option("--min-psi", type=float, default=0.01, show_default=True,
+              help="Smallest PSI a significant feature needs to count as drifted.")
 @click.option("--on-drift", type=click.Choice(["none", "retrain"]),
               help="What to do on dataset drift (default: spec monitor.drift.on_drift).")
 @click.option("--retrain-cronjob", help="Retraining CronJob name (default: <project>-retrain).")
 @click.option("--namespace", help="Kubernetes namespace of the CronJob (default: in-cluster).")
 def drift(profile_path: str | None, model: str | None, data: str, spec: str | None, fmt: str,
           report: str | None, push: str | None, project: str | None, fdr: float,
-          on_drift: str | None, retrain_cronjob: str | None, namespace: str | None) -> None:
+          min_psi: float, on_drift: str | None, retrain_cronjob: str | None,
+          namespace: str | None) -> None:
     """Compare current data with the reference profile. Exit 0 no drift, 1 drift, 2 error."""
     import dataclasses
     import json
@@ -92,7 +95,8 @@ def drift(profile_path: str | None, model: str | None, data: str, spec: str | No
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
     try:
-        config = dataclasses.replace(read_spec(spec) if spec else DriftConfig(), fdr=fdr)
+        config = dataclasses.replace(read_spec(spec) if spec else DriftConfig(), fdr=fdr,
+                                     min_psi=min_psi)
         if model:
             from mlc.runtime.drift.mlflow_profile import load_model_profile
 

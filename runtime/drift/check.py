@@ -11,7 +11,9 @@ Decisions (`method` from the spec):
 - ``auto``: KS for numeric, chi-square for categorical; ``ks``: the same (KS needs an
   order, so categorical features use chi-square); ``chi2``: chi-square for both (numeric on
   the reference bins). The p-values of all tested features go through Benjamini-Hochberg at
-  false discovery rate `fdr`; `threshold` in the result is that run's p-value cutoff.
+  false discovery rate `fdr`; `threshold` in the result is that run's p-value cutoff. A
+  significant feature drifts only if its PSI also reaches `min_psi` (default 0.01, an
+  effect-size floor that matters only at very large samples; see `apply_fdr`).
 - ``psi``: a feature drifts when PSI exceeds max(configured PSI threshold, the PSI null
   quantile at 1 - fdr/m for this n_ref, n_cur and bin count), so small samples of an
   unchanged distribution do not fire (see `statistics.psi_null_threshold`).
@@ -100,6 +102,7 @@ class DriftResult:
     share_threshold: float
     method: str
     fdr: float
+    min_psi: float
     rows_reference: int
     rows_current: int
     features: list[FeatureResult]
@@ -113,7 +116,8 @@ class DriftResult:
                 "drifted_features": self.drifted_features,
                 "features_tested": self.features_tested,
                 "share_threshold": self.share_threshold, "method": self.method,
-                "fdr": self.fdr, "rows_reference": self.rows_reference,
+                "fdr": self.fdr, "min_psi": self.min_psi,
+                "rows_reference": self.rows_reference,
                 "rows_current": self.rows_current,
             },
             "features": {f.feature: asdict(f) for f in self.features},
@@ -285,15 +289,20 @@ def evaluate(comparison: Comparison, method: str, psi_floor: float, psi_alpha: f
     )
 
 
-def apply_fdr(results: list[FeatureResult], fdr: float) -> None:
-    """Decide p-value features together with Benjamini-Hochberg; record the p cutoff."""
+def apply_fdr(results: list[FeatureResult], fdr: float, min_psi: float) -> None:
+    """Decide p-value features together with Benjamini-Hochberg; record the p cutoff.
+
+    A rejected feature also needs PSI >= `min_psi`: with a million rows even a trivial
+    change (KS distance 0.003) is "significant"; the floor keeps such changes from alerting
+    while staying far below the noise PSI of small samples, where BH alone decides.
+    """
     tested = [r for r in results if r.p_value is not None]
     if not tested:
         return
     rejected = st.benjamini_hochberg([r.p_value for r in tested], fdr)
     cutoff = fdr * max(sum(rejected), 1) / len(tested)
     for result, reject in zip(tested, rejected, strict=True):
-        result.drifted = bool(reject)
+        result.drifted = bool(reject) and result.psi >= min_psi
         result.threshold = cutoff
 
 
@@ -309,7 +318,7 @@ def compare(profile: Mapping[str, Any], rows_current: int, summaries: Mapping[st
     psi_alpha = config.fdr / max(len(testable), 1)  # Bonferroni: PSI has no p-values to pool
     results = [evaluate(c, config.method, config.psi_threshold, psi_alpha)
                for c in comparisons.values()]
-    apply_fdr(results, config.fdr)
+    apply_fdr(results, config.fdr, config.min_psi)
     tested = [r for r in results if r.note is None]
     drifted = sum(r.drifted for r in tested)
     share = drifted / len(tested) if tested else 0.0
@@ -317,6 +326,7 @@ def compare(profile: Mapping[str, Any], rows_current: int, summaries: Mapping[st
         drifted=drifted > 0 and share >= config.share_threshold,
         drifted_share=share, drifted_features=drifted, features_tested=len(tested),
         share_threshold=config.share_threshold, method=config.method, fdr=config.fdr,
+        min_psi=config.min_psi,
         rows_reference=int(profile["rows"]), rows_current=rows_current,
         features=results, comparisons=comparisons,
     )

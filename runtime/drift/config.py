@@ -41,6 +41,7 @@ class DriftConfig:
     psi_threshold: float = 0.2
     share_threshold: float = 0.5
     fdr: float = 0.05
+    min_psi: float = 0.01  # effect-size floor for p-value decisions (see check.apply_fdr)
     on_drift: str | None = None
     project: str | None = None
     skipped: tuple[str, ...] = field(default=())

@@ -210,3 +210,20 @@ def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parque
     assert result.exit_code == 1, result.output
     assert calls == [("churn-retrain", "ml")]
     assert "started retraining job job-1" in result.output
+
+
+def test_trivial_but_significant_change_at_huge_n_needs_min_psi():
+    from mlc.runtime.drift.check import Comparison, apply_fdr, evaluate
+
+    # A tiny tilt seen with a million rows on each side: p ~ 1e-7 but PSI ~ 3e-4.
+    rng = np.random.default_rng(0)
+    p = np.full(100, 0.01)
+    q = p * (1 + 0.016 * (np.arange(100) - 49.5) / 49.5)
+    comparison = Comparison("x", "numeric", [str(i) for i in range(100)],
+                            rng.multinomial(1_000_000, p), rng.multinomial(1_000_000, q / q.sum()),
+                            0, 1_000_000, 0, 1_000_000)
+    for min_psi, drifted in ((0.0, True), (0.01, False)):
+        result = evaluate(comparison, "auto", 0.2, 0.05)
+        apply_fdr([result], 0.05, min_psi)
+        assert result.p_value < 1e-4 and result.psi < 0.01
+        assert result.drifted is drifted

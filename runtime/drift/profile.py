@@ -148,7 +148,11 @@ def numeric_values(array: pa.Array, counts: MissingCounts) -> np.ndarray:
     counts.null += array.null_count
     if array.null_count:
         array = pc.drop_null(array)
-    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if array.type != pa.float64():  # ints, float32, decimals
+        array = pc.cast(array, pa.float64(), safe=False)
+    # Straight from the Arrow buffer: Array.to_numpy would import pandas (~0.6 s).
+    values = np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array),
+                           offset=array.offset * 8)
     nan = np.isnan(values)
     n_nan = int(nan.sum())
     if n_nan:

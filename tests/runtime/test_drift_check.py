@@ -227,3 +227,19 @@ def test_trivial_but_significant_change_at_huge_n_needs_min_psi():
         apply_fdr([result], 0.05, min_psi)
         assert result.p_value < 1e-4 and result.psi < 0.01
         assert result.drifted is drifted
+
+
+def test_a_check_never_imports_pandas_or_scipy(reference, write_parquet, columns):
+    """Both cost ~0.3-0.6 s per process: a third of a typical check."""
+    import subprocess
+    import sys
+
+    data = write_parquet(columns(500, seed=9))
+    code = ("import json, sys\n"
+            "from mlc.runtime.drift.check import run_check\n"
+            "from mlc.runtime.drift.config import DriftConfig\n"
+            f"run_check(json.load(open({str(reference)!r})), {str(data)!r}, DriftConfig())\n"
+            "print(sorted({'pandas', 'scipy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

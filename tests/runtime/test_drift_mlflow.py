@@ -44,7 +44,7 @@ def tracking_uri(tmp_path_factory):
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 120  # slow on a loaded 2-core machine
         while True:
             try:
                 urllib.request.urlopen(f"{uri}/health", timeout=1).read()

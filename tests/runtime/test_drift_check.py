@@ -243,3 +243,16 @@ def test_a_check_never_imports_pandas_or_scipy(reference, write_parquet, columns
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_csv_current_data_and_directories_of_files(reference, tmp_path, columns):
+    import pyarrow.csv as pacsv
+
+    folder = tmp_path / "current"
+    folder.mkdir()
+    for part in range(2):
+        table = pa.table(columns(1000, seed=10 + part, shift=1.0, shifted=("x0",)))
+        pacsv.write_csv(table, folder / f"part-{part}.csv")
+    result = _check(reference, folder)
+    assert result.rows_current == 2000
+    assert [r.feature for r in result.features if r.drifted] == ["x0"]

@@ -6,7 +6,8 @@ Format (JSON, ``format_version`` 1, keys sorted so files are byte-deterministic)
      "settings": {"bins": 100, "resolution_bits": 10, "max_categories": 10000},
      "features": {
        "<numeric>": {"kind": "numeric", "count": n, "null": .., "nan": .., "pos_inf": ..,
-                     "neg_inf": .., "sketch": {"keys": [..], "counts": [..]},
+                     "neg_inf": .., "sketch": {"encoding": "zlib-base64-int64le",
+                                               "key_deltas": "..", "counts": ".."},
                      "bins": {"edge_keys": [..], "edges": [..], "counts": [..]}},
        "<categorical>": {"kind": "categorical", "count": n, "null": .., "exact": true,
                          "categories": {"a": 10, ..}, "other": 0}}}
@@ -25,8 +26,10 @@ levels per feature; beyond that the rarest levels go to ``other`` and ``exact`` 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -126,6 +129,34 @@ def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]
     unique = unique.astype(np.int64)
     summed = np.bincount(inverse, weights=counts.astype(np.float64), minlength=len(unique))
     return unique, np.rint(summed).astype(np.int64)
+
+
+SKETCH_ENCODING = "zlib-base64-int64le"
+
+
+def _pack(values: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(values.astype("<i8").tobytes(), 6)).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i8").astype(np.int64)
+
+
+def encode_sketch(keys: np.ndarray, counts: np.ndarray) -> dict[str, str]:
+    """Sketch as compressed int64 arrays (keys delta-encoded): ~10x smaller than JSON lists
+    and decoded without building Python ints, which matters at 1e9-row references."""
+    deltas = np.diff(keys, prepend=np.int64(0))
+    return {"encoding": SKETCH_ENCODING, "key_deltas": _pack(deltas), "counts": _pack(counts)}
+
+
+def decode_sketch(sketch: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, counts) of an encoded sketch."""
+    if sketch.get("encoding") != SKETCH_ENCODING:
+        raise ProfileError(f"unknown sketch encoding {sketch.get('encoding')!r}")
+    try:
+        return np.cumsum(_unpack(sketch["key_deltas"])), _unpack(sketch["counts"])
+    except (KeyError, ValueError, zlib.error) as exc:
+        raise ProfileError(f"corrupt sketch in profile: {exc}") from exc
 
 
 # ---------------------------------------------------------------- accumulators
@@ -258,7 +289,7 @@ def numeric_feature(missing: MissingCounts, keys: np.ndarray, counts: np.ndarray
     return {
         "kind": "numeric",
         **_missing_dict(missing),
-        "sketch": {"keys": keys.tolist(), "counts": counts.tolist()},
+        "sketch": encode_sketch(keys, counts),
         "bins": {
             "edge_keys": edge_keys.tolist(),
             "edges": [_json_float(key_floor(int(k), resolution_bits)) for k in edge_keys],
@@ -365,8 +396,7 @@ def merge_profiles(profiles: list[Mapping[str, Any]]) -> dict[str, Any]:
         missing = _sum_missing(entries)
         if entries[0]["kind"] == "numeric":
             keys, counts = merge_sketches(
-                (np.asarray(e["sketch"]["keys"], dtype=np.int64),
-                 np.asarray(e["sketch"]["counts"], dtype=np.int64)) for e in entries
+                decode_sketch(e["sketch"]) for e in entries
             )
             merged[name] = numeric_feature(missing, keys, counts, settings["bins"],
                                            settings["resolution_bits"])

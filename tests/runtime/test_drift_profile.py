@@ -129,3 +129,16 @@ def test_merge_rejects_mismatched_profiles(write_parquet):
         merge_profiles([a, b])
     with pytest.raises(ProfileError, match="format_version"):
         merge_profiles([a, {**a, "format_version": 99}])
+
+
+def test_sketch_encoding_round_trips_and_rejects_garbage():
+    from mlc.runtime.drift.profile import decode_sketch, encode_sketch
+
+    keys = np.array([3, 10, 2**22 - 1], dtype=np.int64)
+    counts = np.array([5, 1, 7], dtype=np.int64)
+    decoded = decode_sketch(json.loads(json.dumps(encode_sketch(keys, counts))))
+    assert decoded[0].tolist() == keys.tolist() and decoded[1].tolist() == counts.tolist()
+    with pytest.raises(ProfileError, match="encoding"):
+        decode_sketch({"encoding": "v0"})
+    with pytest.raises(ProfileError, match="corrupt"):
+        decode_sketch({"encoding": "zlib-base64-int64le", "key_deltas": "AAAA", "counts": ""})

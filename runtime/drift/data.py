@@ -165,8 +165,11 @@ def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in prefetch(iter_batches(source, list(accumulators))):
             rows += batch.num_rows
-            futures = [pool.submit(accumulator.add, batch.column(name))
-                       for name, accumulator in accumulators.items()]
-            for future in futures:
-                future.result()  # re-raises a worker's exception here
+            futures = {name: pool.submit(accumulator.add, batch.column(name))
+                       for name, accumulator in accumulators.items()}
+            for name, future in futures.items():
+                try:
+                    future.result()  # re-raises a worker's exception here
+                except _ARROW_ERRORS as exc:  # e.g. text in a column the contract calls numeric
+                    raise DataError(f"column {name!r}: {_first_line(exc)}") from exc
     return rows

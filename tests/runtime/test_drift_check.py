@@ -256,3 +256,12 @@ def test_csv_current_data_and_directories_of_files(reference, tmp_path, columns)
     result = _check(reference, folder)
     assert result.rows_current == 2000
     assert [r.feature for r in result.features if r.drifted] == ["x0"]
+
+
+def test_text_in_a_numeric_column_is_a_clear_error(reference, write_parquet, columns):
+    data = columns(100, seed=11)
+    data["x1"] = ["not a number"] * 100
+    result = CliRunner().invoke(main, ["drift", "--profile", str(reference), "--data",
+                                       str(write_parquet(data))])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: column 'x1'") and result.output.count("\n") == 1

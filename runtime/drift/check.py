@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.config import DriftConfig
 from mlc.runtime.drift.data import DataError, feed_batches, open_dataset

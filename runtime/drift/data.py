@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pyarrow as pa
+
 from mlc.runtime.drift.config import FeatureKind
 
 BATCH_ROWS = 65_536

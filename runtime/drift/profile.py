@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from mlc.runtime.drift.config import FeatureKind
 from mlc.runtime.drift.data import DataError, feed_batches, open_dataset, schema_kinds
 

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+
 from mlc.runtime.drift.check import Comparison, DriftResult, FeatureResult
 
 MAX_LEVELS_SHOWN = 30

@@ -65,8 +65,9 @@ def create_job_from_cronjob(batch_api: Any, namespace: str, cronjob_name: str,
 
 def start_retraining(cronjob_name: str, namespace: str | None = None) -> str:
     """Create the retraining Job with in-cluster (or kubeconfig) credentials; returns its name."""
-    from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
+
+    from kubernetes import client, config
 
     try:
         config.load_incluster_config()

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from mlc.runtime.cli import main
 from mlc.runtime.drift.check import run_check
 from mlc.runtime.drift.config import DriftConfig, SpecError, read_spec

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mlc.runtime.cli import main
 from mlc.runtime.drift.mlflow_profile import (
     ARTIFACT_PATH,

@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+
 from mlc.runtime.drift.data import DataError
 from mlc.runtime.drift.profile import (
     ProfileError,

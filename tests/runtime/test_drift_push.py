@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from mlc.runtime.cli import main
 from mlc.runtime.drift.profile import build_profile, write_profile
 

@@ -6,6 +6,7 @@ import base64
 import re
 
 from click.testing import CliRunner
+
 from mlc.runtime.cli import main
 from mlc.runtime.drift.profile import build_profile, write_profile
 

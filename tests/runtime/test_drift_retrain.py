@@ -7,6 +7,7 @@ import json
 
 import pytest
 import urllib3
+
 from kubernetes import client
 from mlc.runtime.drift.retrain import RetrainError, create_job_from_cronjob, job_name
 

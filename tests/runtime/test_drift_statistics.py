@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+from scipy import stats
+
 from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.profile import bin_counts, grid_keys, merge_sketches, quantile_edge_keys
-from scipy import stats
 
 BITS = 10
 

@@ -7,8 +7,9 @@ from typing import NoReturn
 
 import click
 
-# Exit codes of `mlc-runtime drift` (and `profile`): 0 no drift, 1 drift, 2 error.
-EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+# Exit codes of `mlc-runtime drift` (and `profile`): 0 no drift, 1 drift, 2 error; 78
+# (sysexits EX_CONFIG, the compiler's runtime-config contract) when --config is unusable.
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 78
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,10 +17,10 @@ def main() -> None:
     """Run a step of an mlc project: train, gate, drift, serve."""
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """One clear line on stderr, exit 2: user errors never show a traceback."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_ERROR)
+    sys.exit(code)
 
 
 @main.command()
@@ -60,9 +61,12 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
 
 
 @main.command()
+@click.option("--config", "config_path", type=click.Path(), envvar="MLC_RUNTIME_CONFIG",
+              help="The compiler's runtime config JSON (env MLC_RUNTIME_CONFIG): features, "
+                   "method, thresholds, current data, champion model, metric grouping.")
 @click.option("--profile", "profile_path", type=click.Path(), help="Reference profile JSON.")
 @click.option("--model", help="models:/<name>@<alias> (or /<version>): use its logged profile.")
-@click.option("--data", required=True, type=click.Path(), help="Current Parquet/CSV data.")
+@click.option("--data", type=click.Path(), help="Current Parquet/CSV data.")
 @click.option("--spec", type=click.Path(), help="mlproject.yaml (features, method, threshold).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
@@ -77,30 +81,41 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
               help="What to do on dataset drift (default: spec monitor.drift.on_drift).")
 @click.option("--retrain-cronjob", help="Retraining CronJob name (default: <project>-retrain).")
 @click.option("--namespace", help="Kubernetes namespace of the CronJob (default: in-cluster).")
-def drift(profile_path: str | None, model: str | None, data: str, spec: str | None, fmt: str,
-          report: str | None, push: str | None, project: str | None, fdr: float,
-          min_psi: float, on_drift: str | None, retrain_cronjob: str | None,
-          namespace: str | None) -> None:
-    """Compare current data with the reference profile. Exit 0 no drift, 1 drift, 2 error."""
+def drift(config_path: str | None, profile_path: str | None, model: str | None,
+          data: str | None, spec: str | None, fmt: str, report: str | None, push: str | None,
+          project: str | None, fdr: float, min_psi: float, on_drift: str | None,
+          retrain_cronjob: str | None, namespace: str | None) -> None:
+    """Compare current data with the reference profile. Exit 0 no drift, 1 drift, 2 error
+    (78 when the runtime config is unusable)."""
     import dataclasses
     import json
 
     from mlc.runtime.drift.check import render_text, run_check
-    from mlc.runtime.drift.config import DriftConfig, SpecError, read_spec
+    from mlc.runtime.drift.config import DriftConfig, SpecError, read_runtime_config, read_spec
     from mlc.runtime.drift.data import DataError
     from mlc.runtime.drift.profile import ProfileError, read_profile
 
-    if bool(profile_path) == bool(model):
-        _fail("give exactly one of --profile or --model")
+    if spec and config_path:
+        _fail("give at most one of --spec or --config")
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
     try:
-        config = dataclasses.replace(read_spec(spec) if spec else DriftConfig(), fdr=fdr,
-                                     min_psi=min_psi)
+        base = (read_runtime_config(config_path) if config_path
+                else read_spec(spec) if spec else DriftConfig())
+    except SpecError as exc:
+        _fail(str(exc), EXIT_CONFIG if config_path else EXIT_ERROR)
+    config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi)
+    model = model or (None if profile_path else config.model_uri)
+    data = data or config.current_uri
+    if bool(profile_path) == bool(model):
+        _fail("give exactly one of --profile or --model")
+    if not data:
+        _fail("give --data (or a runtime config with drift.current.uri)")
+    try:
         if model:
             from mlc.runtime.drift.mlflow_profile import load_model_profile
 
-            reference = load_model_profile(model)
+            reference = load_model_profile(model, config.tracking_uri)
         else:
             reference = read_profile(profile_path)
         result = run_check(reference, data, config)
@@ -119,15 +134,17 @@ def drift(profile_path: str | None, model: str | None, data: str, spec: str | No
     if push:
         from mlc.runtime.drift.push import PushError, push_metrics
 
+        grouping = {**(config.grouping or {}), "project": project}
         try:
-            push_metrics(push, project, result)
+            push_metrics(push, grouping, result)
         except PushError as exc:
             _fail(str(exc))
     if result.drifted and (on_drift or config.on_drift) == "retrain":
         from mlc.runtime.drift.retrain import RetrainError, start_retraining
 
+        cronjob = retrain_cronjob or config.retrain_cronjob or f"{project}-retrain"
         try:
-            job = start_retraining(retrain_cronjob or f"{project}-retrain", namespace)
+            job = start_retraining(cronjob, namespace or config.namespace)
         except RetrainError as exc:
             _fail(str(exc))
         click.echo(f"started retraining job {job}", err=True)

@@ -1,8 +1,9 @@
 """Export drift metrics to a Prometheus Pushgateway (plain HTTP PUT, text exposition format).
 
 Metrics (the PrometheusRule alerts use exactly these names), pushed with
-``PUT <url>/metrics/job/mlc-drift/project/<project>``, so every push replaces the previous
-one for that project:
+``PUT <url>/metrics/job/mlc-drift/project/<project>[/environment/<env>]`` (the grouping of
+the compiler's runtime config `metrics.grouping`), so every push replaces the previous one for
+that group:
 
 - ``mlc_drift_feature_psi{feature="..."}``: PSI of the feature (reference bins or levels).
 - ``mlc_drift_feature_drifted{feature="..."}``: 1 if the feature drifted, else 0.
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 
 from mlc.runtime.drift.check import DriftResult
 
@@ -61,17 +63,18 @@ def exposition(result: DriftResult, now: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def push_url(base_url: str, project: str) -> str:
-    """Grouping-key URL for the job and project labels."""
-    return (f"{base_url.rstrip('/')}/metrics/job/{JOB}/project/"
-            f"{urllib.parse.quote(project, safe='')}")
+def push_url(base_url: str, grouping: Mapping[str, str]) -> str:
+    """Grouping-key URL: the job label, then each grouping label in order."""
+    path = "".join(f"/{urllib.parse.quote(k, safe='')}/{urllib.parse.quote(v, safe='')}"
+                   for k, v in grouping.items())
+    return f"{base_url.rstrip('/')}/metrics/job/{JOB}{path}"
 
 
-def push_metrics(base_url: str, project: str, result: DriftResult, timeout: float = 10.0
-                 ) -> None:
-    """PUT the check's metrics to the Pushgateway, replacing this project's group."""
+def push_metrics(base_url: str, grouping: Mapping[str, str], result: DriftResult,
+                 timeout: float = 10.0) -> None:
+    """PUT the check's metrics to the Pushgateway, replacing this group's previous push."""
     request = urllib.request.Request(
-        push_url(base_url, project), data=exposition(result).encode(), method="PUT",
+        push_url(base_url, grouping), data=exposition(result).encode(), method="PUT",
         headers={"Content-Type": "text/plain; version=0.0.4"},
     )
     try:

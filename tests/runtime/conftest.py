@@ -45,3 +45,33 @@ def make_columns(n: int, seed: int, shift: float = 0.0, shifted: tuple[str, ...]
 @pytest.fixture
 def columns() -> Callable[..., dict]:
     return make_columns
+
+
+@pytest.fixture
+def runtime_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a compiler runtime config (format_version 1, the fields drift reads)."""
+
+    def write(current_uri: str, tracking_uri: str = "http://127.0.0.1:1",
+              on_drift: str = "alert") -> Path:
+        import json
+
+        config = {
+            "format_version": 1, "project": "churn", "environment": "prod",
+            "namespace": "ml-churn", "tracking_uri": tracking_uri, "registered_model": "churn",
+            "aliases": {"challenger": "challenger", "champion": "champion",
+                        "previous": "previous"},
+            "contract": {"target": "label", "features": {
+                "x0": {"type": "float"}, "x1": {"type": "float"}, "x2": {"type": "float"},
+                "c0": {"type": "category"}, "b0": {"type": "bool"}}},
+            "drift": {"current": {"uri": current_uri, "window_seconds": 86400},
+                      "method": "auto", "threshold": {"psi": 0.2, "share": 0.5},
+                      "on_drift": on_drift, "retrain_cronjob": "churn-prod-retrain"},
+            "metrics": {"pushgateway": "http://pushgateway:9091", "push_job": "mlc-drift",
+                        "grouping": {"project": "churn", "environment": "prod"}},
+            "exit_codes": {"config_error": 78},
+        }
+        path = tmp_path / "runtime-config.json"
+        path.write_text(json.dumps(config))
+        return path
+
+    return write

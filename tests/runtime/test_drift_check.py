@@ -266,3 +266,31 @@ def test_text_in_a_numeric_column_is_a_clear_error(reference, write_parquet, col
                                        str(write_parquet(data))])
     assert result.exit_code == 2
     assert result.output.startswith("error: column 'x1'") and result.output.count("\n") == 1
+
+
+def test_runtime_config_supplies_features_data_and_retraining(tmp_path, write_parquet, columns,
+                                                              runtime_config, monkeypatch):
+    from mlc.runtime.drift import retrain
+    from mlc.runtime.drift.config import read_runtime_config
+
+    calls = []
+    monkeypatch.setattr(retrain, "start_retraining",
+                        lambda name, namespace=None: calls.append((name, namespace)) or "job-2")
+    write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
+    shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1", "x2")))
+    config_path = runtime_config(str(shifted), on_drift="retrain")
+    config = read_runtime_config(config_path)
+    assert config.model_uri == "models:/churn@champion"
+    assert config.grouping == {"project": "churn", "environment": "prod"}
+    result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile",
+                                       str(tmp_path / "p.json")])
+    assert result.exit_code == 1, result.output
+    assert calls == [("churn-prod-retrain", "ml-churn")]
+
+
+def test_unusable_runtime_config_exits_78(tmp_path):
+    bad = tmp_path / "runtime-config.json"
+    bad.write_text('{"format_version": 1}')
+    result = CliRunner().invoke(main, ["drift", "--config", str(bad), "--profile", "p.json"])
+    assert result.exit_code == 78
+    assert result.output.startswith("error: ") and "drift section" in result.output

@@ -71,7 +71,8 @@ def champion(tracking_uri, monkeypatch, write_parquet, columns):
         log_reference_profile(profile)
         mlflow.log_dict({"model": "stand-in"}, "model/MLmodel.json")
     client = mlflow.MlflowClient(tracking_uri)
-    client.create_registered_model("churn")
+    if not client.search_registered_models("name = 'churn'"):  # the server is per module
+        client.create_registered_model("churn")
     version = client.create_model_version("churn", f"runs:/{run.info.run_id}/model",
                                           run_id=run.info.run_id)
     client.set_registered_model_alias("churn", "champion", version.version)
@@ -81,7 +82,8 @@ def champion(tracking_uri, monkeypatch, write_parquet, columns):
 def test_profile_is_read_from_the_champion_model_version(champion, tracking_uri,
                                                          write_parquet, columns):
     assert load_model_profile("models:/churn@champion", tracking_uri) == champion
-    assert load_model_profile("models:/churn/1", tracking_uri) == champion
+    version = mlflow.MlflowClient(tracking_uri).get_model_version_by_alias("churn", "champion")
+    assert load_model_profile(f"models:/churn/{version.version}", tracking_uri) == champion
     result = CliRunner().invoke(main, [
         "drift", "--model", "models:/churn@champion", "--format", "json",
         "--data", str(write_parquet(columns(2000, seed=2, shift=1.0,
@@ -89,6 +91,16 @@ def test_profile_is_read_from_the_champion_model_version(champion, tracking_uri,
     assert result.exit_code == 1, result.output
     with pytest.raises(ProfileError, match="cannot load reference profile"):
         load_model_profile("models:/churn@nope", tracking_uri)
+
+
+def test_runtime_config_names_the_champion_and_tracking_server(champion, tracking_uri,
+                                                               monkeypatch, write_parquet,
+                                                               columns, runtime_config):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the runtime config alone says where
+    config = runtime_config(str(write_parquet(columns(2000, seed=3))), tracking_uri)
+    result = CliRunner().invoke(main, ["drift", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "no drift" in result.output
 
 
 def test_model_uri_forms():

@@ -101,3 +101,17 @@ def test_unreachable_pushgateway_is_a_clear_error(tmp_path, write_parquet, colum
         "--push", f"http://127.0.0.1:{_free_port()}"])
     assert result.exit_code == 2
     assert "cannot push metrics" in result.output
+
+
+def test_runtime_config_grouping_labels_reach_the_pushgateway(pushgateway, tmp_path,
+                                                              write_parquet, columns,
+                                                              runtime_config):
+    profile = tmp_path / "p.json"
+    write_profile(build_profile(write_parquet(columns(5000, seed=1))), profile)
+    current = write_parquet(columns(2000, seed=2))
+    config = runtime_config(str(current))
+    result = CliRunner().invoke(main, ["drift", "--config", str(config), "--profile",
+                                       str(profile), "--push", pushgateway])
+    assert result.exit_code == 0, result.output
+    group = 'environment="prod",instance="",job="mlc-drift",project="churn"'
+    assert _sample(_metrics(pushgateway), f"mlc_drift_rows{{{group}}}") == 2000

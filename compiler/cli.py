@@ -271,8 +271,9 @@ def images() -> None:
 def images_lock(spec_paths: tuple[Path, ...]) -> None:
     """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
     from mlc.compiler.backends.docker import base_images
+    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, write_images_lock
     from mlc.compiler.pipeline import discover_specs, resolve_spec_file
-    from mlc.compiler.registry_digests import IMAGES_LOCK_FILENAME, RegistryError, resolve_digests, write_images_lock
+    from mlc.compiler.registry_digests import RegistryError, resolve_digests
     from mlc.compiler.views import render_diagnostics
 
     failed = False

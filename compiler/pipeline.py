@@ -51,12 +51,12 @@ def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectRes
 
 def _read_images_lock(root: Path) -> tuple[dict[str, str], list[Diagnostic]]:
     """Base image digests pinned by `mlc images lock` (none when there is no lock)."""
-    from mlc.compiler.registry_digests import IMAGES_LOCK_FILENAME, RegistryError, read_images_lock
+    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, read_images_lock
 
     path = root / IMAGES_LOCK_FILENAME
     try:
         return read_images_lock(path), []
-    except (RegistryError, ValueError, KeyError, TypeError) as exc:
+    except (ImagesLockError, ValueError, KeyError, TypeError) as exc:
         return {}, [error(f"{path.name}: unreadable images lock ({exc})", hint="re-create it with `mlc images lock`")]
 
 

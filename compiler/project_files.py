@@ -41,7 +41,7 @@ def check_project_files(spec: MLProject, root: Path, spec_file: str) -> list[Fin
     """Everything wrong with the files `spec` points at under `root` (the spec's directory)."""
     problems: list[Finding | Diagnostic] = []
     problems.extend(_confinement(spec, root))
-    builds_images = spec.train is not None or (spec.serve is not None and spec.serve.engine == "runtime")
+    builds_images = spec.train is not None or spec.builds_serve_image
     if builds_images:
         problems.extend(_code_files(spec, root))
         lock = root / spec.code.requirements

@@ -4,6 +4,8 @@ The OCI distribution API, standard library only: `GET /v2/<name>/manifests/<tag>
 manifest media types accepted; on `401` with a `Bearer` challenge, the anonymous token flow
 (`GET <realm>?service=...&scope=repository:<name>:pull`) and one retry. The digest is the
 registry's `Docker-Content-Digest` header, or the sha256 of the manifest bytes it returned.
+Errors name the image and whom to blame: the registry, the token service (its realm), or the
+registry refusing the token it asked for (with the reason from its new challenge).
 
 Results go to `mlc.images.lock` (JSON) next to the spec; `resolve` never reads it (it is pure),
 the CLI hands the digests to the Docker backend.
@@ -19,21 +21,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = [
-    "IMAGES_LOCK_FILENAME",
     "ImageReference",
     "RegistryError",
     "parse_reference",
-    "read_images_lock",
     "resolve_digest",
     "resolve_digests",
-    "write_images_lock",
 ]
 
-IMAGES_LOCK_FILENAME = "mlc.images.lock"
-IMAGES_LOCK_FORMAT = 1
 DOCKER_HUB = "registry-1.docker.io"
 MANIFEST_TYPES = ", ".join(
     [
@@ -63,9 +59,10 @@ class ImageReference:
     @property
     def base_url(self) -> str:
         """Plain HTTP only for a registry on this machine, as docker itself allows."""
-        host = (
-            self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else self.registry
-        )
+        if self.registry.startswith("["):  # IPv6 literal, `[::1]:5000`: the host ends at `]`
+            host = self.registry[: self.registry.index("]") + 1]
+        else:
+            host = self.registry.rsplit(":", 1)[0]
         scheme = "http" if host in _LOCAL_HOSTS else "https"
         return f"{scheme}://{self.registry}"
 
@@ -91,23 +88,52 @@ def _get(url: str, headers: Mapping[str, str]) -> tuple[bytes, Mapping[str, str]
         return response.read(), response.headers
 
 
-def _anonymous_token(challenge: str, image: ImageReference) -> str:
-    """The anonymous token flow: ask the challenge's realm for a pull token."""
+def _challenge_params(challenge: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="...",service="..."` -> (`Bearer`, {realm: ..., service: ...})."""
     scheme, _, params_text = challenge.partition(" ")
+    return scheme, dict(_CHALLENGE_PARAM.findall(params_text))
+
+
+def _anonymous_token(challenge: str, image: ImageReference, reference: str) -> tuple[str, str]:
+    """The anonymous token flow: ask the challenge's realm for a pull token; (token, realm).
+
+    Failures here are the token service's, not the registry's: the message names the realm.
+    """
+    scheme, params = _challenge_params(challenge)
     if scheme.lower() != "bearer":
+        raise RegistryError(f"{reference}: {image.registry} needs {scheme} auth; anonymous pull refused")
+    realm = params.get("realm")
+    if not realm:
+        raise RegistryError(f"{reference}: {image.registry} sent a Bearer challenge without a realm ({challenge})")
+    query = {"service": params["service"]} if "service" in params else {}
+    query["scope"] = params.get("scope", f"repository:{image.repository}:pull")
+    separator = "&" if "?" in realm else "?"  # a realm may carry its own query
+    try:
+        body, _ = _get(f"{realm}{separator}{urllib.parse.urlencode(query)}", {})
+        answer = json.loads(body)
+    except urllib.error.HTTPError as error:
         raise RegistryError(
-            f"{image.registry}/{image.repository}: needs {scheme} auth; anonymous pull refused"
-        )
-    params = dict(_CHALLENGE_PARAM.findall(params_text))
-    query = {"scope": params.get("scope", f"repository:{image.repository}:pull")}
-    if "service" in params:
-        query["service"] = params["service"]
-    body, _ = _get(f"{params['realm']}?{urllib.parse.urlencode(query)}", {})
-    answer = json.loads(body)
-    token = answer.get("token") or answer.get("access_token")
+            f"{reference}: the token service {realm} answered HTTP {error.code} ({error.reason})"
+        ) from error
+    except (urllib.error.URLError, OSError) as error:
+        raise RegistryError(f"{reference}: cannot reach the token service {realm} ({error})") from error
+    except ValueError as error:
+        raise RegistryError(f"{reference}: the token service {realm} answered something not JSON") from error
+    token = (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else None
     if not token:
-        raise RegistryError(f"{image.registry}: the token service answered without a token")
-    return str(token)
+        raise RegistryError(f"{reference}: the token service {realm} answered without a token")
+    return str(token), realm
+
+
+def _http_error_message(reference: str, image: ImageReference, error: urllib.error.HTTPError, realm: str) -> str:
+    """What went wrong, for an HTTP error from the registry (`realm`: the token was from there)."""
+    if error.code == 401 and realm:
+        # The registry refused the token it sent us for; its new challenge says why (`error=`).
+        _, params = _challenge_params(error.headers.get("WWW-Authenticate", ""))
+        why = params.get("error", "no reason given")
+        return f"{reference}: HTTP 401 from {image.registry}: it rejected the token from {realm} ({why})"
+    hint = "no such image or tag" if error.code == 404 else error.reason
+    return f"{reference}: HTTP {error.code} from {image.registry} ({hint})"
 
 
 def resolve_digest(reference: str) -> str:
@@ -115,6 +141,7 @@ def resolve_digest(reference: str) -> str:
     image = parse_reference(reference)
     url = f"{image.base_url}/v2/{image.repository}/manifests/{image.tag}"
     headers = {"Accept": MANIFEST_TYPES}
+    realm = ""
     try:
         try:
             body, response_headers = _get(url, headers)
@@ -122,13 +149,11 @@ def resolve_digest(reference: str) -> str:
             challenge = error.headers.get("WWW-Authenticate", "")
             if error.code != 401 or not challenge:
                 raise
-            headers["Authorization"] = f"Bearer {_anonymous_token(challenge, image)}"
+            token, realm = _anonymous_token(challenge, image, reference)
+            headers["Authorization"] = f"Bearer {token}"
             body, response_headers = _get(url, headers)
     except urllib.error.HTTPError as error:
-        hint = "no such image or tag" if error.code == 404 else error.reason
-        raise RegistryError(
-            f"{reference}: HTTP {error.code} from {image.registry} ({hint})"
-        ) from error
+        raise RegistryError(_http_error_message(reference, image, error, realm)) from error
     except (urllib.error.URLError, OSError) as error:
         raise RegistryError(f"{reference}: cannot reach {image.registry} ({error})") from error
     digest = response_headers.get("Docker-Content-Digest")
@@ -138,23 +163,3 @@ def resolve_digest(reference: str) -> str:
 def resolve_digests(references: Iterable[str]) -> dict[str, str]:
     """Digest of every reference not already pinned, in the order given."""
     return {ref: resolve_digest(ref) for ref in dict.fromkeys(references) if "@" not in ref}
-
-
-def write_images_lock(path: Path, digests: Mapping[str, str]) -> None:
-    """Write the images lock atomically (temp file + rename), keys sorted: stable diffs."""
-    data = {"format_version": IMAGES_LOCK_FORMAT, "images": dict(sorted(digests.items()))}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def read_images_lock(path: Path) -> dict[str, str]:
-    """Tag -> digest from an images lock; empty when there is none."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format_version") != IMAGES_LOCK_FORMAT:
-        raise RegistryError(
-            f"{path}: format_version {data.get('format_version')} is not {IMAGES_LOCK_FORMAT}"
-        )
-    return dict(data["images"])

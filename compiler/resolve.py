@@ -38,7 +38,7 @@ class ResourceNames:
     """Names of the Kubernetes resources of one environment (all DNS-1123 labels <= 63 chars)."""
 
     project: str
-    training_job: str  # spec-digest suffix: Jobs are immutable, a changed spec is a new Job
+    training_job: str  # training-digest suffix: Jobs are immutable, a changed training pod is a new Job
     retraining: str
     serving: str
     drift: str
@@ -55,6 +55,7 @@ class ResolvedSpec:
     namespace: str
     spec_digest: str  # of the whole file: headers and the lock name it
     environment_digest: str  # of this environment's merged spec: names that must change with it
+    training_digest: str  # of what the training pod depends on (`training_inputs`)
     compiler_version: str
     names: ResourceNames
     train_image: str | None  # repository without tag; digests are pinned at apply time
@@ -77,6 +78,27 @@ class ResolvedSpec:
         return self.spec.metadata.name
 
 
+def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
+    """Everything the training pod depends on, as data: its digest names the training Job.
+
+    A Job's pod template is immutable, so the Job gets a new name whenever this changes, and
+    only then: a serving or monitoring edit must not start a retraining. `train.schedule` is
+    left out (it drives the CronJob, which is mutable); the compiler version is in, because a
+    new compiler may render a different pod template.
+    """
+    train = spec.train.model_dump(mode="json", by_alias=True, exclude={"schedule"}) if spec.train else None
+    return {
+        "compiler_version": __version__,
+        "train": train,
+        "code": spec.code.model_dump(mode="json", by_alias=True),
+        "images": {"registry": spec.images.registry, "train": spec.images.train.model_dump(mode="json", by_alias=True)},
+        "data": spec.data.model_dump(mode="json", by_alias=True),  # datasets and the contract
+        "registry": spec.registry.model_dump(mode="json", by_alias=True),
+        "secrets": {name: ref.model_dump(mode="json", by_alias=True) for name, ref in spec.secrets.items()},
+        "train_image": train_image,
+    }
+
+
 def resolve_environment(
     project: ValidatedProject, environment: str | None, base_image_digests: Mapping[str, str] | None = None
 ) -> ResolvedSpec:
@@ -94,7 +116,7 @@ def resolve_environment(
 
     registry = spec.images.registry
     builds_train = train is not None
-    builds_serve = serve is not None and serve.engine == "runtime"
+    builds_serve = spec.builds_serve_image
     train_gpu = spec.images.train.gpu if spec.images.train.gpu is not None else bool(train and train.resources.gpus)
     serve_gpu = spec.images.serve.gpu if spec.images.serve.gpu is not None else bool(serve and serve.resources.gpus)
 
@@ -104,6 +126,9 @@ def resolve_environment(
         autoscale_target = serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on]
         if serve.llm is not None:
             tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
+
+    train_image = f"{registry}/{name}-train" if registry and builds_train else None
+    training_digest = canonical_digest(training_inputs(spec, train_image))
 
     labels = {
         **spec.metadata.labels,
@@ -125,17 +150,18 @@ def resolve_environment(
         namespace=spec.metadata.namespace or name,
         spec_digest=spec_digest,
         environment_digest=env_digest,
+        training_digest=training_digest,
         compiler_version=__version__,
         names=ResourceNames(
             project=name,
-            training_job=f"{name}-train-{env_digest[:8]}",
+            training_job=f"{name}-train-{training_digest[:8]}",
             retraining=f"{name}-retrain",
             serving=f"{name}-serve",
             drift=f"{name}-drift",
             batch=f"{name}-batch",
             runtime_config=f"{name}-runtime-config",
         ),
-        train_image=f"{registry}/{name}-train" if registry and builds_train else None,
+        train_image=train_image,
         serve_image=f"{registry}/{name}-serve" if registry and builds_serve else None,
         train_gpu=train_gpu,
         serve_gpu=serve_gpu,

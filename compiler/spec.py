@@ -389,3 +389,9 @@ class MLProject(Section):
     ci: CI = Field(default_factory=CI)
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+    @property
+    def builds_serve_image(self) -> bool:
+        """Whether the project builds a serve image: the runtime's model server, or KServe's
+        storage initializer (`mlc-runtime fetch-model` resolves the registry alias)."""
+        return self.serve is not None and self.serve.engine in ("runtime", "kserve")

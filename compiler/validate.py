@@ -461,6 +461,15 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
                 "KServe scales its own pods; `queue_depth` (KEDA) applies to engine runtime and vllm",
                 "use `on: cpu` or `on: none` with engine kserve",
             )
+        if serve.engine == "kserve" and serve.rollout.strategy == "canary":
+            # mlc emits KServe's Standard (RawDeployment) mode, where KServe before 0.15 ignores
+            # canaryTrafficPercent: a canary would silently be a full rollout.
+            yield Finding(
+                ("serve", "rollout", "strategy"),
+                "KServe in Standard (RawDeployment) mode ignores canary traffic splitting; "
+                "a canary would silently roll out to every replica",
+                "use `rollout: {strategy: rolling}` with engine kserve, or engine runtime for a canary",
+            )
         if serve.engine != "vllm" and serve.llm is None and train is None and serve.engine == "runtime":
             yield Finding(
                 ("serve", "engine"),

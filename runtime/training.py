@@ -6,8 +6,9 @@ conventional `code.source`, and where the images copy it), else the working dire
 
 Lineage on the MLflow run: params, the entrypoint's metrics, tags `mlc.spec_digest`,
 `mlc.environment`, `mlc.project`, `mlc.data_digest` (sha256 over the training files' bytes),
-`mlflow.source.git.commit` (when the folder is a git checkout). The model is registered as a
-new version of `registered_model` with the alias `challenger`.
+`mlflow.source.git.commit` (when the folder is a git checkout), and the training data's drift
+reference profile (`reference_profile/profile.json`, what `drift --model` reads). The model is
+registered as a new version of `registered_model` with the alias `challenger`.
 
 Preemption: SIGTERM sets `ctx.should_stop`; the entrypoint saves a checkpoint and returns None;
 the runtime then exits 143 (128 + SIGTERM) without registering, and the Job's retry resumes from
@@ -242,6 +243,26 @@ def _call(function: Any, ctx: TrainingContext, entrypoint: str) -> Any:
     return model
 
 
+def _log_reference_profile(config: RuntimeConfig, uri: str) -> str:
+    """Log the training data's drift reference profile to the active run; "logged" or why not.
+
+    `drift --model models:/<name>@champion` reads it back. A training data layout the profiler
+    cannot read is reported, not fatal: the model is still good, only drift checks lack a reference.
+    """
+    from mlc.runtime.drift.config import CONTRACT_KINDS
+    from mlc.runtime.drift.mlflow_profile import log_reference_profile
+    from mlc.runtime.drift.profile import build_profile
+
+    contract = config.require_contract()
+    kinds = {name: kind for name, f in contract.features.items() if (kind := CONTRACT_KINDS.get(f.type))}
+    try:
+        log_reference_profile(build_profile(uri, kinds))
+    except Exception as error:  # the profiler raises its own error types and pyarrow's
+        print(f"warning: no drift reference profile logged: {error}", file=sys.stderr)
+        return f"missing: {str(error).splitlines()[0] if str(error) else type(error).__name__}"[:250]
+    return "logged"
+
+
 def _train_and_register(
     config: RuntimeConfig,
     function: Any,
@@ -306,6 +327,8 @@ def _train_and_register(
         _, version = log_contract_model(
             model, ctx.preprocessor, [str(package)] if package else [], config.registered_model, scratch
         )
+        tags["mlc.reference_profile"] = _log_reference_profile(config, train_data.uri)
+        mlflow.set_tag("mlc.reference_profile", tags["mlc.reference_profile"])
         client = MlflowClient()
         client.set_registered_model_alias(config.registered_model, config.aliases.challenger, version)
         for key in ("mlc.spec_digest", "mlc.data_digest", "mlc.environment", "mlc.smoke"):

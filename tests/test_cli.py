@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_validate import BASE
 
 from mlc.compiler import __version__
 from mlc.compiler.cli import main
 from spec_fixtures import REPO_ROOT
+from test_validate import BASE
 
 
 def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_validate import BASE
-
 from mlc.compiler.pipeline import resolve_spec_file
 from spec_fixtures import REPO_ROOT
+from test_validate import BASE
 
 
 def test_churn_example_resolves_every_environment() -> None:
@@ -22,7 +21,8 @@ def test_churn_example_resolves_every_environment() -> None:
     assert staging.autoscale_target == 8
     assert staging.spec_digest == production.spec_digest
     assert staging.environment_digest != production.environment_digest
-    assert staging.names.training_job == f"churn-train-{staging.environment_digest[:8]}"
+    assert staging.training_digest != production.training_digest  # staging trains on CPU
+    assert staging.names.training_job == f"churn-train-{staging.training_digest[:8]}"
     assert staging.labels["app.kubernetes.io/instance"] == "churn-staging"
     assert staging.labels["team"] == "growth"
     assert staging.annotations["mlc.dev/spec-digest"] == f"sha256:{staging.spec_digest}"

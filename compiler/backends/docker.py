@@ -114,7 +114,7 @@ def _builds(spec_env: ResolvedSpec, role: Role) -> bool:
     spec = spec_env.spec
     if role == "train":
         return spec.train is not None
-    return spec.serve is not None and spec.serve.engine == "runtime"
+    return spec.builds_serve_image
 
 
 def _image_spec(env: ResolvedSpec, role: Role) -> ImageSpec:

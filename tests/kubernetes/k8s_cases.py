@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.load import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file
@@ -20,9 +22,12 @@ SHARED = REPO / ".." / "shared"
 REFERENCE_SPEC = SHARED / "design" / "mlproject.reference.yaml"
 CHURN = REPO / "examples" / "churn"
 LLM_CHAT = REPO / "examples" / "llm-chat"
+K8S_SMALL = REPO / "tests" / "cases" / "k8s-small"  # its artifacts are also golden files
 
 
 def _reference() -> dict[str, Any]:
+    if not REFERENCE_SPEC.is_file():
+        pytest.skip(f"{REFERENCE_SPEC} is absent: ../shared is not beside the repository")
     # mlc's own loader: PyYAML would read the key `on:` as the boolean true (YAML 1.1).
     document, diagnostics = parse_spec_text(REFERENCE_SPEC.read_text(encoding="utf-8"))
     assert document is not None, diagnostics
@@ -58,11 +63,20 @@ def _kserve(spec: dict[str, Any]) -> None:
     spec["gitops"] = {"engine": "none"}
 
 
+def _kserve_cpu_gpu(spec: dict[str, Any]) -> None:
+    _kserve(spec)
+    spec["serve"]["autoscale"] = {"on": "cpu", "target": 60}
+    spec["serve"]["replicas"] = {"min": 0, "max": 4}
+    spec["serve"]["resources"] = {"cpu": 4, "memory": "16Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
+    spec.pop("environments")
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "multi-node": _multi_node,
     "jobset": _jobset,
     "cpu-autoscale-flux": _cpu_autoscale_flux,
     "kserve": _kserve,
+    "kserve-cpu-gpu": _kserve_cpu_gpu,
 }
 
 
@@ -88,6 +102,7 @@ def compiled_cases(workdir: Path) -> dict[str, list[Artifact]]:
     cases = {
         "churn": _compile(CHURN / "mlproject.yaml"),
         "llm-chat": _compile(LLM_CHAT / "mlproject.yaml"),
+        "k8s-small": _compile(K8S_SMALL / "mlproject.yaml"),
     }
     if REFERENCE_SPEC.is_file():
         cases["reference"] = _compile(_write_project(workdir / "reference", _reference()))

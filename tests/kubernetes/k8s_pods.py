@@ -7,7 +7,8 @@ from typing import Any
 
 
 def pod_specs(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The pod specs of Job, CronJob, Deployment, JobSet (and nothing for other kinds)."""
+    """The pod specs of Job, CronJob, Deployment, JobSet, Rollout and a KServe predictor (its
+    `model` is the one container; KServe builds the pod from the predictor's pod fields)."""
     kind, spec = doc.get("kind"), doc.get("spec") or {}
     if kind in ("Job", "Deployment"):
         yield spec["template"]["spec"]
@@ -18,3 +19,6 @@ def pod_specs(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield replicated["template"]["spec"]["template"]["spec"]
     elif kind == "Rollout" and "template" in spec:
         yield spec["template"]["spec"]
+    elif kind == "InferenceService":
+        predictor = spec["predictor"]
+        yield {**predictor, "containers": [{"name": "kserve-container", **predictor["model"]}]}

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 import pytest
 import yaml
+
 from k8s_validators import find_tool
 
 

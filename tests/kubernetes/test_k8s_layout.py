@@ -6,7 +6,6 @@ from collections import defaultdict
 from pathlib import PurePosixPath
 
 from k8s_cases import CHURN
-
 from mlc.compiler.artifact import generated_notice
 from mlc.compiler.pipeline import compile_spec_file
 

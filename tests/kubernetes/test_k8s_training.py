@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
+
+import yaml
+
+from k8s_cases import _compile, _reference, _write_project
 
 
 def _only(case, kind, component=None):
@@ -163,3 +168,35 @@ def test_runtime_config_is_mounted_and_describes_the_environment(rendered):
     pod = job["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if "configMap" in v)
     assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+def _training_job(tmp_path, name, change):
+    spec = copy.deepcopy(_reference())
+    spec.pop("environments")
+    change(spec)
+    artifacts = _compile(_write_project(tmp_path / name, spec))
+    (job,) = [
+        doc
+        for artifact in artifacts
+        for doc in yaml.safe_load_all(artifact.content)
+        if doc and doc.get("kind") == "Job"
+    ]
+    return job
+
+
+def test_job_name_follows_only_what_the_training_pod_depends_on(tmp_path):
+    base = _training_job(tmp_path, "base", lambda spec: None)
+
+    def more_replicas(spec):
+        spec["serve"]["replicas"] = {"min": 5, "max": 50}
+        spec["monitor"]["alerts"]["latency_p95_ms"] = 300
+
+    def other_params(spec):
+        spec["train"]["params"]["lr"] = 0.01
+
+    serving_edit = _training_job(tmp_path, "serving-edit", more_replicas)
+    training_edit = _training_job(tmp_path, "training-edit", other_params)
+    assert serving_edit["metadata"]["name"] == base["metadata"]["name"]
+    # Same name, so the immutable pod template must not change either (image tag included).
+    assert serving_edit["spec"] == base["spec"]
+    assert training_edit["metadata"]["name"] != base["metadata"]["name"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
 from k8s_validators import (
     CRD_SCHEMAS,
     KUBERNETES_VERSION,

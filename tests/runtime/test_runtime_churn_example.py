@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]
 MLC = [sys.executable, "-c", "from mlc.compiler.cli import main; main()"]
+RUNTIME = [sys.executable, "-c", "from mlc.runtime.cli import main; main()"]
 
 
 def test_mlc_run_train_then_gate_promotes_the_first_model(tmp_path: Path) -> None:
@@ -39,3 +40,15 @@ def test_mlc_run_train_then_gate_promotes_the_first_model(tmp_path: Path) -> Non
     assert "## Gate passed" in (project / "gate.md").read_text()
     assert client.get_registered_model("churn-classifier").aliases == {"challenger": 1, "champion": 1}
     assert (project / ".mlc" / "artifacts").is_dir()  # the local store keeps its artifacts under .mlc/
+
+    # Training logged the drift reference profile with the model: the champion's drift check reads it.
+    drift = subprocess.run(
+        [*RUNTIME, "drift", "--model", "models:/churn-classifier@champion", "--data", "data/live.csv"],
+        cwd=project,
+        env={**environ, "MLFLOW_TRACKING_URI": "sqlite:///.mlc/mlflow.db"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert drift.returncode in (0, 1), drift.stderr  # 0 no drift, 1 drift: either way a verdict
+    assert "1000 current rows vs 4000 reference rows" in drift.stdout  # the reference is the training data

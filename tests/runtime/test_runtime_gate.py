@@ -150,7 +150,7 @@ def test_gate_promote_fail_and_rollback(toy, run_runtime) -> None:
     assert back.returncode == 0 and back.stdout == "rolled back toy-model @champion from version 3 to version 1\n"
     assert aliases(root) == {"challenger": "3", "champion": "1"}
     again = run_runtime("rollback", "--config", config(GOOD), cwd=root)
-    assert again.returncode == 2 and again.stderr == "mlc-runtime: error: no toy-model@previous to roll back to\n"
+    assert again.returncode == 2 and again.stderr == "error: no toy-model@previous to roll back to\n"
 
     (root / "data/train.csv").unlink()
     unreadable = gate(GOOD, dataset="train")

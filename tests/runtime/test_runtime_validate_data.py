@@ -110,7 +110,7 @@ def test_exit_codes_through_the_cli(project: Path, write_config, run_runtime) ->
     assert done.returncode == 1 and "below min 0: 1 row(s), e.g. row 1: '-1'" in done.stdout
     (project / "data/train.csv").unlink()
     done = run_runtime("validate-data", "--config", config, "--dataset", "train", cwd=project)
-    assert done.returncode == 2 and done.stderr == "mlc-runtime: error: data/train.csv: no such file or directory\n"
+    assert done.returncode == 2 and done.stderr == "error: data/train.csv: no such file or directory\n"
     (project / "data/broken.parquet").write_bytes(b"not parquet at all")
     broken = write_config(data={"train": {"uri": "data/broken.parquet", "format": "parquet"}})
     done = run_runtime("validate-data", "--config", str(broken), "--dataset", "train", cwd=project)

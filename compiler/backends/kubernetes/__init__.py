@@ -8,7 +8,7 @@ Output, per environment `<env>` (`default` when the spec has none), under `gitop
     <path>/tests/<env>/alerts.test.yaml         `promtool test rules` cases for the PrometheusRule
 
 Modules: `pod` (the hardened pod template), `runtime_config` (the ConfigMap), `training`,
-`serving`, `batch`, `monitoring`, `gitops`; `objects` (metadata) and `images` (image references).
+`serving`, `kserve`, `batch`, `monitoring`, `gitops`; `objects` (metadata) and `images` (image references).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from mlc.compiler.backends.kubernetes.gitops import (
     emit_argocd_application,
     emit_flux_objects,
     emit_kustomization,
+    emit_namespace,
 )
+from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
@@ -39,9 +41,11 @@ KUSTOMIZATION = "kustomization.yaml"
 def emit_environment_resources(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every Kubernetes resource the environment's folder holds."""
     return [
+        *emit_namespace(resolved),
         emit_runtime_config_map(resolved),
         *emit_training(resolved),
         *emit_serving(resolved),
+        *emit_kserve(resolved),
         *emit_batch(resolved),
         *emit_monitoring(resolved),
     ]

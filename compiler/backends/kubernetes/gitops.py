@@ -19,6 +19,9 @@ FLUX_NAMESPACE = "flux-system"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 FLUX_SOURCE_INTERVAL = "1m"
 FLUX_SYNC_INTERVAL = "10m"
+# Flux prunes what leaves the folder; a Namespace must never go that way: deleting it deletes the
+# Secrets people created in it by hand (Argo CD's CreateNamespace never deletes it either).
+FLUX_PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
 
 
 def emit_kustomization(files: Sequence[str]) -> dict[str, Any]:
@@ -75,6 +78,24 @@ def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[s
             for group, kind, name in autoscaled
         ]
     return manifest("argoproj.io/v1alpha1", "Application", meta, spec=spec)
+
+
+def emit_namespace(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """The environment's Namespace, when the GitOps engine does not create it (Flux).
+
+    Argo CD creates it (`CreateNamespace=true`); Flux applies the folder into an existing
+    namespace, so the folder carries it, kept out of pruning.
+    """
+    if resolved.spec.gitops.engine != "flux":
+        return []
+    meta = object_meta(
+        resolved,
+        resolved.namespace,
+        "gitops",
+        annotations={FLUX_PRUNE_ANNOTATION: "disabled"},
+        namespaced=False,
+    )
+    return [manifest("v1", "Namespace", meta)]
 
 
 def emit_flux_objects(resolved: ResolvedSpec) -> list[dict[str, Any]]:

@@ -19,10 +19,12 @@ from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
+    MLSERVER_METRICS_PORT,
     drift_selector,
     error_rate_query,
     latency_histogram,
     latency_p95_ms_query,
+    requests_counter,
     serving_selector,
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
@@ -106,7 +108,7 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
             )
         )
     if serve is not None and serve.engine != "vllm" and alerts.error_rate is not None:
-        total = METRIC_NAMES["requests_total"]
+        total, status = requests_counter(resolved)
         cases.append(
             AlertCase(
                 name=f"{prefix}ErrorRateHigh",
@@ -115,12 +117,12 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
                 severity="critical",
                 summary=f"5xx share of {resolved.names.serving} above {alerts.error_rate:g}",
                 firing={
-                    _series(total, series, 'code="200"'): f"0x{TEST_MINUTES}",
-                    _series(total, series, 'code="500"'): f"0+60x{TEST_MINUTES}",
+                    _series(total, series, f'{status}="200"'): f"0x{TEST_MINUTES}",
+                    _series(total, series, f'{status}="500"'): f"0+60x{TEST_MINUTES}",
                 },
                 quiet={
-                    _series(total, series, 'code="200"'): f"0+60x{TEST_MINUTES}",
-                    _series(total, series, 'code="500"'): f"0x{TEST_MINUTES}",
+                    _series(total, series, f'{status}="200"'): f"0+60x{TEST_MINUTES}",
+                    _series(total, series, f'{status}="500"'): f"0x{TEST_MINUTES}",
                 },
                 eval_minutes=30,
             )
@@ -284,6 +286,21 @@ def emit_serving_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
     )
 
 
+def emit_kserve_pod_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
+    """PodMonitor on MLServer's metrics port of the KServe predictor pods (no Service exposes it)."""
+    return manifest(
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        object_meta(resolved, resolved.names.serving, "serving"),
+        spec={
+            "selector": {"matchLabels": selector_labels(resolved, "serving")},
+            "podMetricsEndpoints": [
+                {"portNumber": MLSERVER_METRICS_PORT, "path": "/metrics", "interval": SCRAPE_INTERVAL}
+            ],
+        },
+    )
+
+
 def pushgateway_namespace(url: str) -> str:
     """The namespace of an in-cluster Pushgateway URL (`http://<svc>.<ns>.svc:9091`)."""
     parts = (urlparse(url).hostname or "").split(".")
@@ -393,6 +410,8 @@ def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     resources: list[dict[str, Any]] = []
     if spec.serve is not None and spec.serve.engine in ("runtime", "vllm"):
         resources.append(emit_serving_monitor(resolved))
+    if spec.serve is not None and spec.serve.engine == "kserve":
+        resources.append(emit_kserve_pod_monitor(resolved))
     monitor = spec.monitor
     if monitor is not None and monitor.drift is not None:
         resources.extend([emit_drift_cronjob(resolved), emit_pushgateway_monitor(resolved)])

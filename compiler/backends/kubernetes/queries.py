@@ -18,8 +18,10 @@ from mlc.compiler.runtime_config import (
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
 RATE_WINDOW = "5m"
 VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
-VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
-SERVER_ERROR = 'code=~"5.."'
+# KServe's MLflow runtime is MLServer: its REST server exports these (prefix `rest_server`).
+MLSERVER_REQUESTS = "rest_server_requests"
+MLSERVER_LATENCY_HISTOGRAM = "rest_server_requests_duration_seconds"
+MLSERVER_METRICS_PORT = 8082
 
 
 def _labels(pairs: dict[str, str], extra: str = "") -> str:
@@ -27,9 +29,27 @@ def _labels(pairs: dict[str, str], extra: str = "") -> str:
     return "{" + body + (("," + extra) if extra else "") + "}"
 
 
+def _is_kserve(resolved: ResolvedSpec) -> bool:
+    return resolved.spec.serve is not None and resolved.spec.serve.engine == "kserve"
+
+
 def serving_selector(resolved: ResolvedSpec, extra: str = "") -> str:
-    """`{namespace="...",service="..."}` of the serving pods' metrics (plus `extra` matchers)."""
+    """The serving pods' series (plus `extra` matchers).
+
+    A ServiceMonitor labels them `service`; KServe's predictor pods are scraped by a PodMonitor,
+    whose `job` label is `<namespace>/<PodMonitor name>`.
+    """
+    if _is_kserve(resolved):
+        job = f"{resolved.namespace}/{resolved.names.serving}"
+        return _labels({"namespace": resolved.namespace, "job": job}, extra)
     return _labels({"namespace": resolved.namespace, "service": resolved.names.serving}, extra)
+
+
+def requests_counter(resolved: ResolvedSpec) -> tuple[str, str]:
+    """The request counter of the serving engine and the name of its status-code label."""
+    if _is_kserve(resolved):
+        return MLSERVER_REQUESTS, "status_code"
+    return METRIC_NAMES["requests_total"], "code"
 
 
 def drift_selector(resolved: ResolvedSpec) -> str:
@@ -44,17 +64,20 @@ def in_flight_query(resolved: ResolvedSpec) -> str:
 
 def error_rate_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:
     """Share of requests answered with a 5xx over `window`."""
-    total = METRIC_NAMES["requests_total"]
-    errors = f"sum(rate({total}{serving_selector(resolved, _join(extra, SERVER_ERROR))}[{window}]))"
+    total, status = requests_counter(resolved)
+    server_error = f'{status}=~"5.."'
+    errors = f"sum(rate({total}{serving_selector(resolved, _join(extra, server_error))}[{window}]))"
     requests = f"sum(rate({total}{serving_selector(resolved, extra)}[{window}]))"
     return f"{errors} / {requests}"
 
 
 def latency_histogram(resolved: ResolvedSpec) -> str:
-    """The request-latency histogram of the serving engine (vLLM exports its own)."""
+    """The request-latency histogram of the serving engine (vLLM and MLServer export their own)."""
     serve = resolved.spec.serve
     if serve is not None and serve.engine == "vllm":
         return VLLM_LATENCY_HISTOGRAM
+    if _is_kserve(resolved):
+        return MLSERVER_LATENCY_HISTOGRAM
     return METRIC_NAMES["request_duration_seconds"]
 
 

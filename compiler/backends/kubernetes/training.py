@@ -1,10 +1,13 @@
 """Training workloads: the training Job (or Indexed Job / JobSet), its headless Service, and the
 retraining CronJob.
 
-A Job's pod template is immutable, so the Job is named with the environment digest
-(`ResolvedSpec.names.training_job`): a changed spec is a new Job, and a GitOps sync never fails on
-an immutable field. Multi-node training runs torchrun in every pod of an Indexed Job; the node rank
-is the pod's completion index and rendezvous is on index 0's stable hostname
+A Job's pod template is immutable, so the Job is named with the training digest
+(`ResolvedSpec.names.training_job`, of what the training pod depends on; the training image's
+placeholder tag follows it too): a changed training pod is a new Job, a GitOps sync never fails on
+an immutable field, and a serving or monitoring edit does not retrain.
+
+Multi-node training runs torchrun in every pod of an Indexed Job; the node rank is the pod's
+completion index and rendezvous is on index 0's stable hostname
 (`<job>-0.<headless service>`), which exists because the pods set `subdomain`.
 """
 
@@ -196,7 +199,7 @@ def training_job_spec(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[s
 
 
 def emit_training_job(resolved: ResolvedSpec) -> dict[str, Any]:
-    """The one-off training Job of this spec version (named with the environment digest)."""
+    """The one-off training Job of this training spec (named with the training digest)."""
     train = _train(resolved)
     return manifest(
         "batch/v1",

@@ -1,0 +1,37 @@
+"""`mlc.images.lock`: base image tags pinned to registry digests, beside the spec.
+
+Written by `mlc images lock` (which asks the registries, `registry_digests`), read by the
+pipeline on every compile so the Dockerfiles say `tag@sha256:...`. Versioned JSON:
+`{"format_version": 1, "images": {"<tag>": "sha256:<hex>"}}`, keys sorted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+IMAGES_LOCK_FILENAME = "mlc.images.lock"
+IMAGES_LOCK_FORMAT = 1
+
+
+class ImagesLockError(Exception):
+    """The images lock cannot be used; the message names the file and the fix."""
+
+
+def write_images_lock(path: Path, digests: Mapping[str, str]) -> None:
+    """Write the images lock atomically (temp file + rename), keys sorted: stable diffs."""
+    data = {"format_version": IMAGES_LOCK_FORMAT, "images": dict(sorted(digests.items()))}
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_images_lock(path: Path) -> dict[str, str]:
+    """Tag -> digest from an images lock; empty when there is none."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format_version") != IMAGES_LOCK_FORMAT:
+        raise ImagesLockError(f"{path}: format_version {data.get('format_version')} is not {IMAGES_LOCK_FORMAT}")
+    return dict(data["images"])

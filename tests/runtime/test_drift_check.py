@@ -1,0 +1,296 @@
+"""The drift check end to end: library result and the `mlc-runtime` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mlc.runtime.cli import main
+from mlc.runtime.drift.check import run_check
+from mlc.runtime.drift.config import DriftConfig, SpecError, read_spec
+from mlc.runtime.drift.data import DataError
+from mlc.runtime.drift.profile import build_profile, write_profile
+
+
+@pytest.fixture
+def reference(write_parquet, columns, tmp_path):
+    """Path of a profile of 20k reference rows."""
+    path = tmp_path / "profile.json"
+    write_profile(build_profile(write_parquet(columns(20_000, seed=1))), path)
+    return path
+
+
+def _check(reference, data, **config):
+    return run_check(json.loads(reference.read_text()), data, DriftConfig(**config))
+
+
+def test_shifted_columns_and_only_those_are_flagged(reference, write_parquet, columns):
+    result = _check(reference, write_parquet(columns(5000, seed=2, shift=0.2,
+                                                     shifted=("x0", "c0"))))
+    flagged = {r.feature for r in result.features if r.drifted}
+    assert flagged == {"x0", "c0"}
+    assert result.drifted_share == pytest.approx(2 / 5)
+    assert result.drifted is False  # share 0.4 < default threshold 0.5
+    assert _check(reference, write_parquet(columns(5000, seed=2, shift=0.2,
+                                                   shifted=("x0", "c0"))),
+                  share_threshold=0.3).drifted
+
+
+def test_identical_distribution_at_small_sample_is_not_drift(reference, write_parquet, columns):
+    for method in ("auto", "psi", "chi2", "ks"):
+        result = _check(reference, write_parquet(columns(200, seed=3)), method=method)
+        assert not any(r.drifted for r in result.features), method
+
+
+def test_psi_method_uses_sample_size_aware_threshold(reference, write_parquet, columns):
+    small = _check(reference, write_parquet(columns(100, seed=4)), method="psi",
+                   psi_threshold=0.1)
+    # 100 bins at n_cur=100: the null quantile is far above the configured 0.1
+    assert all(r.threshold > 0.5 for r in small.features if r.kind == "numeric")
+    assert not any(r.drifted for r in small.features)
+    shifted = _check(reference, write_parquet(columns(20_000, seed=4, shift=1.0,
+                                                      shifted=("x1",))), method="psi")
+    assert [r.feature for r in shifted.features if r.drifted] == ["x1"]
+
+
+def test_unseen_category_gets_its_own_column(reference, write_parquet, columns):
+    result = _check(reference, write_parquet(columns(3000, seed=5, new_level=True)))
+    c0 = next(r for r in result.features if r.feature == "c0")
+    assert c0.unseen_categories == ["brand-new"]
+    assert c0.drifted and np.isfinite(c0.statistic) and np.isfinite(c0.psi)
+
+
+def test_nan_inf_and_nulls_in_current_data_are_counted(reference, write_parquet, columns):
+    data = columns(1000, seed=6)
+    data["x0"] = pa.array([np.nan, np.inf, -np.inf, None] * 10 + list(data["x0"][40:]))
+    data["c0"] = [None] * 100 + data["c0"][100:]
+    result = _check(reference, write_parquet(data))
+    by_name = {r.feature: r for r in result.features}
+    assert by_name["x0"].null_rate_current == pytest.approx(20 / 1000)  # null + NaN
+    assert by_name["x0"].n_current == 980  # infinities are in the overflow bins
+    assert by_name["c0"].null_rate_current == pytest.approx(0.1)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_all_missing_current_column_is_reported_not_tested(reference, write_parquet, columns):
+    data = columns(500, seed=7)
+    data["x2"] = pa.array([None] * 500, pa.float64())
+    result = _check(reference, write_parquet(data))
+    x2 = next(r for r in result.features if r.feature == "x2")
+    assert x2.note and not x2.drifted and x2.null_rate_current == 1.0
+    assert result.features_tested == 4
+
+
+def test_empty_current_data_is_an_error(reference, write_parquet):
+    empty = write_parquet({k: pa.array([], t) for k, t in
+                           [("x0", pa.float64()), ("x1", pa.float64()), ("x2", pa.float64()),
+                            ("c0", pa.string()), ("b0", pa.bool_())]})
+    with pytest.raises(DataError, match="empty"):
+        _check(reference, empty)
+
+
+def _spec(tmp_path, **drift):
+    spec = {
+        "metadata": {"name": "churn"},
+        "data": {"contract": {"features": [
+            {"name": "x0", "type": "float"}, {"name": "x1", "type": "float"},
+            {"name": "c0", "type": "category"}, {"name": "b0", "type": "bool"},
+            {"name": "note", "type": "string"},
+        ]}},
+        "monitor": {"drift": {"method": "auto", "threshold": {"psi": 0.15, "share": 0.25},
+                              **drift}},
+    }
+    path = tmp_path / "mlproject.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_read_spec_takes_features_method_and_thresholds(tmp_path):
+    config = read_spec(_spec(tmp_path, on_drift="retrain"))
+    assert config.features == {"x0": "numeric", "x1": "numeric", "c0": "categorical",
+                               "b0": "categorical"}
+    assert config.skipped == ("note",)
+    assert (config.method, config.psi_threshold, config.share_threshold) == ("auto", 0.15, 0.25)
+    assert (config.project, config.on_drift) == ("churn", "retrain")
+    with pytest.raises(SpecError, match="method"):
+        read_spec(_spec(tmp_path, method="wasserstein"))
+
+
+def test_cli_profile_then_drift_exit_codes(tmp_path, write_parquet, columns):
+    runner = CliRunner()
+    ref = write_parquet(columns(10_000, seed=1))
+    spec = _spec(tmp_path)
+    out = runner.invoke(main, ["profile", "--data", str(ref), "--spec", str(spec),
+                               "-o", str(tmp_path / "p.json")])
+    assert out.exit_code == 0, out.output
+    assert set(json.loads((tmp_path / "p.json").read_text())["features"]) == {
+        "x0", "x1", "c0", "b0"}
+    args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
+    same = runner.invoke(main, [*args, str(write_parquet(columns(3000, seed=3)))])
+    assert same.exit_code == 0, same.output
+    assert "no drift" in same.output
+    shifted = write_parquet(columns(3000, seed=3, shift=0.5, shifted=("x0",)))
+    drifted = runner.invoke(main, [*args, str(shifted), "--format", "json"])
+    assert drifted.exit_code == 1, drifted.output
+    document = json.loads(drifted.output)
+    assert document["dataset"]["drifted"] is True
+    assert {k for k, v in document["features"].items() if v["drifted"]} == {"x0"}
+    for field in ("method", "statistic", "p_value", "threshold", "drifted"):
+        assert field in document["features"]["x0"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "bad-profile", "columns"])
+def test_cli_user_errors_exit_2_with_one_line(problem, tmp_path, write_parquet, columns,
+                                              reference):
+    data = write_parquet(columns(100, seed=1))
+    profile = reference
+    if problem == "missing":
+        data = tmp_path / "nope.parquet"
+    elif problem == "empty":
+        data = write_parquet({k: pa.array([], pa.float64()) for k in ("x0", "x1", "x2")}
+                             | {"c0": pa.array([], pa.string()), "b0": pa.array([], pa.bool_())})
+    elif problem == "garbage":
+        data = tmp_path / "garbage.parquet"
+        data.write_bytes(b"\x00" * 100)
+    elif problem == "bad-profile":
+        profile = tmp_path / "bad.json"
+        profile.write_text("{not json")
+    elif problem == "columns":
+        data = write_parquet({"other": [1.0, 2.0]})
+    result = CliRunner().invoke(main, ["drift", "--profile", str(profile), "--data", str(data)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def test_cli_help_does_not_import_heavy_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys; from mlc.runtime.cli import main\n"
+            "heavy = {'pyarrow', 'scipy', 'matplotlib', 'mlflow', 'kubernetes', 'numpy'}\n"
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet, columns,
+                                                       monkeypatch):
+    from mlc.runtime.drift import check
+
+    monkeypatch.setattr(check, "MAX_UNSEEN_LEVELS", 5)
+    data = columns(2000, seed=8)
+    data["c0"] = [f"id-{i}" for i in range(2000)]
+    result = _check(reference, write_parquet(data))
+    c0 = next(r for r in result.features if r.feature == "c0")
+    assert len(c0.unseen_categories) == 6 and check.OTHER_UNSEEN in c0.unseen_categories
+    assert c0.drifted
+
+
+def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parquet, columns,
+                                                          monkeypatch):
+    from mlc.runtime.drift import retrain
+
+    calls = []
+    monkeypatch.setattr(retrain, "start_retraining",
+                        lambda name, namespace=None: calls.append((name, namespace)) or "job-1")
+    runner = CliRunner()
+    spec = _spec(tmp_path, on_drift="retrain")
+    write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
+    args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
+    assert runner.invoke(main, [*args, str(write_parquet(columns(2000, seed=3)))]).exit_code == 0
+    assert calls == []
+    shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1")))
+    result = runner.invoke(main, [*args, str(shifted), "--namespace", "ml"])
+    assert result.exit_code == 1, result.output
+    assert calls == [("churn-retrain", "ml")]
+    assert "started retraining job job-1" in result.output
+
+
+def test_trivial_but_significant_change_at_huge_n_needs_min_psi():
+    from mlc.runtime.drift.check import Comparison, apply_fdr, evaluate
+
+    # A tiny tilt seen with a million rows on each side: p ~ 1e-7 but PSI ~ 3e-4.
+    rng = np.random.default_rng(0)
+    p = np.full(100, 0.01)
+    q = p * (1 + 0.016 * (np.arange(100) - 49.5) / 49.5)
+    comparison = Comparison("x", "numeric", [str(i) for i in range(100)],
+                            rng.multinomial(1_000_000, p), rng.multinomial(1_000_000, q / q.sum()),
+                            0, 1_000_000, 0, 1_000_000)
+    for min_psi, drifted in ((0.0, True), (0.01, False)):
+        result = evaluate(comparison, "auto", 0.2, 0.05)
+        apply_fdr([result], 0.05, min_psi)
+        assert result.p_value < 1e-4 and result.psi < 0.01
+        assert result.drifted is drifted
+
+
+def test_a_check_never_imports_pandas_or_scipy(reference, write_parquet, columns):
+    """Both cost ~0.3-0.6 s per process: a third of a typical check."""
+    import subprocess
+    import sys
+
+    data = write_parquet(columns(500, seed=9))
+    code = ("import json, sys\n"
+            "from mlc.runtime.drift.check import run_check\n"
+            "from mlc.runtime.drift.config import DriftConfig\n"
+            f"run_check(json.load(open({str(reference)!r})), {str(data)!r}, DriftConfig())\n"
+            "print(sorted({'pandas', 'scipy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_csv_current_data_and_directories_of_files(reference, tmp_path, columns):
+    import pyarrow.csv as pacsv
+
+    folder = tmp_path / "current"
+    folder.mkdir()
+    for part in range(2):
+        table = pa.table(columns(1000, seed=10 + part, shift=1.0, shifted=("x0",)))
+        pacsv.write_csv(table, folder / f"part-{part}.csv")
+    result = _check(reference, folder)
+    assert result.rows_current == 2000
+    assert [r.feature for r in result.features if r.drifted] == ["x0"]
+
+
+def test_text_in_a_numeric_column_is_a_clear_error(reference, write_parquet, columns):
+    data = columns(100, seed=11)
+    data["x1"] = ["not a number"] * 100
+    result = CliRunner().invoke(main, ["drift", "--profile", str(reference), "--data",
+                                       str(write_parquet(data))])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: column 'x1'") and result.output.count("\n") == 1
+
+
+def test_runtime_config_supplies_features_data_and_retraining(tmp_path, write_parquet, columns,
+                                                              runtime_config, monkeypatch):
+    from mlc.runtime.drift import retrain
+    from mlc.runtime.drift.config import read_runtime_config
+
+    calls = []
+    monkeypatch.setattr(retrain, "start_retraining",
+                        lambda name, namespace=None: calls.append((name, namespace)) or "job-2")
+    write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
+    shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1", "x2")))
+    config_path = runtime_config(str(shifted), on_drift="retrain")
+    config = read_runtime_config(config_path)
+    assert config.model_uri == "models:/churn@champion"
+    assert config.grouping == {"project": "churn", "environment": "prod"}
+    result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile",
+                                       str(tmp_path / "p.json")])
+    assert result.exit_code == 1, result.output
+    assert calls == [("churn-prod-retrain", "ml-churn")]
+
+
+def test_unusable_runtime_config_exits_78(tmp_path):
+    bad = tmp_path / "runtime-config.json"
+    bad.write_text('{"format_version": 1}')
+    result = CliRunner().invoke(main, ["drift", "--config", str(bad), "--profile", "p.json"])
+    assert result.exit_code == 78
+    assert result.output.startswith("error: ") and "drift section" in result.output

@@ -22,8 +22,8 @@ def test_torchrun_two_processes_train_one_model(toy) -> None:
     assert [(r["rank"], r["world_size"], r["device"]) for r in records] == [(0, 2, "cpu"), (1, 2, "cpu")]
     # Gradients were all-reduced: both ranks end with the same weights from different shards.
     weights = [json.loads((root / f"out/weights.{rank}.json").read_text()) for rank in (0, 1)]
-    assert weights[0] == weights[1]
-    assert done.stdout.count("registered toy-model version") == 1  # only rank 0 logs and registers
+    assert weights[0] == weights[1], done.stderr[-3000:]
+    assert done.stdout.count("registered toy-model version") == 1, done.stdout  # only rank 0 logs and registers
     mlflow.set_tracking_uri(f"sqlite:///{root}/.mlc/mlflow.db")
     client = MlflowClient()
     (version,) = client.search_model_versions("name='toy-model'")

@@ -296,8 +296,12 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
+# Kept literal (importing runtime_config would load pydantic at start-up); a test pins it to RUNTIME_JOBS.
+RUN_JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "batch")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("job", type=click.Choice(["train", "gate", "serve", "drift", "batch"]))
+@click.argument("job", type=click.Choice(RUN_JOBS))
 @click.option(
     "-f",
     "--file",

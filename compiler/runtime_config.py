@@ -175,7 +175,7 @@ def runtime_config_json(resolved: ResolvedSpec) -> str:
     return json.dumps(runtime_config(resolved), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-RUNTIME_JOBS = ("train", "gate", "serve", "drift", "batch")
+RUNTIME_JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "batch")
 
 
 def runtime_arguments(job: str, resolved: ResolvedSpec, config_path: str) -> list[str]:

@@ -62,3 +62,10 @@ def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> Non
     config_map = next(a for a in compiled.artifacts if a.path.startswith("deploy/staging/configmap-"))
     in_cluster = json.loads(yaml.safe_load(config_map.content)["data"]["runtime-config.json"])
     assert {k: v for k, v in local.items() if k != "tracking_uri"} == {k: v for k, v in in_cluster.items() if k != "tracking_uri"}
+
+
+def test_run_offers_every_runtime_job() -> None:
+    from mlc.compiler.cli import RUN_JOBS
+    from mlc.compiler.runtime_config import RUNTIME_JOBS
+
+    assert RUN_JOBS == RUNTIME_JOBS

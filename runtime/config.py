@@ -80,6 +80,30 @@ class Evaluate(_Section):
     gates: list[Gate] = []
 
 
+class CurrentData(_Section):
+    uri: str
+    window_seconds: int | None = None
+
+
+class DriftThreshold(_Section):
+    psi: float = 0.2
+    share: float = 0.3
+
+
+class Drift(_Section):
+    current: CurrentData
+    method: Literal["auto", "psi", "ks", "chi2"] = "auto"
+    threshold: DriftThreshold = DriftThreshold()
+    on_drift: Literal["alert", "retrain"] = "alert"
+    retrain_cronjob: str | None = None
+
+
+class Metrics(_Section):
+    pushgateway: str | None = None
+    push_job: str = "mlc-drift"
+    grouping: dict[str, str] = {}
+
+
 class Aliases(_Section):
     challenger: str = "challenger"
     champion: str = "champion"
@@ -102,6 +126,9 @@ class RuntimeConfig(_Section):
     contract: Contract | None = None
     train: Train | None = None
     evaluate: Evaluate | None = None
+    drift: Drift | None = None
+    metrics: Metrics = Metrics()
+    namespace: str | None = None
     exit_codes: ExitCodes = ExitCodes()
 
     def dataset(self, name: str) -> Dataset:

@@ -1,9 +1,9 @@
 """Drift settings, from `mlproject.yaml` or from the compiler's runtime config.
 
 `read_spec` takes only `metadata.name`, `data.contract.features`, `monitor.drift.method`,
-`monitor.drift.threshold` and `monitor.drift.on_drift`. `read_runtime_config` reads the JSON
-the compiler ships to pods (`/etc/mlc/runtime-config.json`, format_version 1): contract,
-drift, project, namespace, tracking URI, registered model and its champion alias, and the
+`monitor.drift.threshold` and `monitor.drift.on_drift`. `read_runtime_config` maps the
+runtime config (the one reader is `mlc.runtime.config`) to drift settings: contract, drift,
+project, namespace, tracking URI, registered model and its champion alias, and the
 Pushgateway grouping labels.
 """
 
@@ -88,44 +88,33 @@ def _features(contract_features: object) -> tuple[dict[str, FeatureKind], list[s
 
 
 def read_runtime_config(path: str | Path) -> DriftConfig:
-    """Drift settings from the compiler's runtime config JSON (see module docstring)."""
-    import json
+    """Drift settings from the compiler's runtime config (read by `mlc.runtime.config`)."""
+    from mlc.runtime.config import ConfigError, load_runtime_config
 
     try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read runtime config {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise SpecError(f"runtime config {path} is not valid JSON") from exc
-    if not isinstance(doc, dict) or doc.get("format_version") != 1:
-        raise SpecError(f"runtime config {path} is not format_version 1")
-    drift = doc.get("drift")
-    if not isinstance(drift, dict):
+        config = load_runtime_config(Path(path))
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
+    drift = config.drift
+    if drift is None:
         raise SpecError(f"runtime config {path} has no drift section (monitor.drift)")
-    features, skipped = _features((doc.get("contract") or {}).get("features"))
-    threshold = drift.get("threshold") or {}
-    metrics = doc.get("metrics") or {}
-    champion = (doc.get("aliases") or {}).get("champion", "champion")
-    model = doc.get("registered_model")
-    try:
-        return DriftConfig(
-            features=features or None,
-            method=_method(drift.get("method", "auto")),
-            psi_threshold=float(threshold.get("psi", 0.2)),
-            share_threshold=float(threshold.get("share", 0.5)),
-            on_drift=drift.get("on_drift"),
-            project=doc.get("project"),
-            skipped=tuple(skipped),
-            grouping={str(k): str(v) for k, v in (metrics.get("grouping") or {}).items()}
-            or None,
-            current_uri=(drift.get("current") or {}).get("uri"),
-            model_uri=f"models:/{model}@{champion}" if model else None,
-            tracking_uri=doc.get("tracking_uri"),
-            retrain_cronjob=drift.get("retrain_cronjob"),
-            namespace=doc.get("namespace"),
-        )
-    except (TypeError, ValueError) as exc:
-        raise SpecError(f"runtime config {path}: drift.threshold must be numbers") from exc
+    contract = config.contract
+    features, skipped = _features({n: f.type for n, f in contract.features.items()} if contract else {})
+    return DriftConfig(
+        features=features or None,
+        method=drift.method,
+        psi_threshold=drift.threshold.psi,
+        share_threshold=drift.threshold.share,
+        on_drift=drift.on_drift,
+        project=config.project,
+        skipped=tuple(skipped),
+        grouping=dict(config.metrics.grouping) or None,
+        current_uri=drift.current.uri,
+        model_uri=f"models:/{config.registered_model}@{config.aliases.champion}",
+        tracking_uri=config.tracking_uri,
+        retrain_cronjob=drift.retrain_cronjob,
+        namespace=config.namespace,
+    )
 
 
 def _method(method: object) -> Method:

@@ -68,6 +68,7 @@ def runtime_config(tmp_path: Path) -> Callable[..., Path]:
 
         config = {
             "format_version": 1, "project": "churn", "environment": "prod",
+            "spec_digest": "sha256:" + "0" * 64,
             "namespace": "ml-churn", "tracking_uri": tracking_uri, "registered_model": "churn",
             "aliases": {"challenger": "challenger", "champion": "champion",
                         "previous": "previous"},

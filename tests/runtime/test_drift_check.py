@@ -288,9 +288,17 @@ def test_runtime_config_supplies_features_data_and_retraining(tmp_path, write_pa
     assert calls == [("churn-prod-retrain", "ml-churn")]
 
 
-def test_unusable_runtime_config_exits_78(tmp_path):
-    bad = tmp_path / "runtime-config.json"
+def test_unusable_runtime_config_exits_78(tmp_path, runtime_config):
+    bad = tmp_path / "bad" / "runtime-config.json"
+    bad.parent.mkdir()
     bad.write_text('{"format_version": 1}')
     result = CliRunner().invoke(main, ["drift", "--config", str(bad), "--profile", "p.json"])
+    assert result.exit_code == 78
+    assert result.output.startswith("error: ") and "project: Field required" in result.output
+    without_drift = runtime_config("live.parquet")
+    config = json.loads(without_drift.read_text())
+    del config["drift"]
+    without_drift.write_text(json.dumps(config))
+    result = CliRunner().invoke(main, ["drift", "--config", str(without_drift), "--profile", "p.json"])
     assert result.exit_code == 78
     assert result.output.startswith("error: ") and "drift section" in result.output

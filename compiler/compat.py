@@ -182,8 +182,7 @@ class TorchCompatTable(BaseModel):
             for build in release.cuda:
                 if build.version not in self.cuda.versions:
                     raise ValueError(
-                        f"torch {release.torch} has a CUDA {build.version} build "
-                        "but cuda.versions has no image for it"
+                        f"torch {release.torch} has a CUDA {build.version} build but cuda.versions has no image for it"
                     )
         return self
 
@@ -330,8 +329,7 @@ def _release(torch: str) -> TorchRelease:
             )
     if not _RELEASE_VERSION.match(torch):
         raise CompatError(
-            f"torch version {torch!r} is not a release number like 2.5.1 "
-            f"(supported: {versions[0]} to {versions[-1]})",
+            f"torch version {torch!r} is not a release number like 2.5.1 (supported: {versions[0]} to {versions[-1]})",
             "torch",
         )
     release = table.release(torch)
@@ -394,9 +392,7 @@ def _no_build_message(gpu_type: str, gpu: GpuType, release: TorchRelease) -> str
     what = f"gpu_type {gpu_type} ({gpu.capability}, {capability.architecture})"
     builds = ", ".join(b.version for b in release.cuda)
     fitting = [
-        (r.torch, fit[-1].version)
-        for r in torch_compat_table().releases.versions
-        if (fit := _builds_for(r, gpu))
+        (r.torch, fit[-1].version) for r in torch_compat_table().releases.versions if (fit := _builds_for(r, gpu))
     ]
     if not fitting:
         return f"{what} is not supported by any torch release in the compatibility table"
@@ -431,9 +427,7 @@ def check_gpu_type(gpu_type: str, torch: str) -> None:
         raise CompatError(_no_build_message(gpu_type.strip().lower(), gpu, release), "gpu_type")
 
 
-def resolve_base_image(
-    torch: str, python: str, gpu: bool, gpu_type: str | None = None
-) -> BaseImage:
+def resolve_base_image(torch: str, python: str, gpu: bool, gpu_type: str | None = None) -> BaseImage:
     """Pick the base image, wheel index and CUDA for one (torch, python, GPU?) combination.
 
     CPU: ``python:<python>-slim`` and the CPU wheel index. GPU: the newest CUDA build of the

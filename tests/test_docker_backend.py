@@ -130,12 +130,8 @@ def test_serving_image_is_cpu_and_never_carries_cuda(churn: dict[str, str]) -> N
 @pytest.mark.parametrize("role", ["train", "serve"])
 def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], role: str) -> None:
     builder = _stages(churn[f"deploy/docker/{role}.Dockerfile"])[-2]
-    torch = _index(
-        builder, "RUN --mount=type=cache,target=/root/.cache/pip pip install torch==2.13.0"
-    )
-    lock = next(
-        i for i, ins in enumerate(builder) if "pip install -r /tmp/mlc/requirements.lock" in ins
-    )
+    torch = _index(builder, "RUN --mount=type=cache,target=/root/.cache/pip pip install torch==2.13.0")
+    lock = next(i for i, ins in enumerate(builder) if "pip install -r /tmp/mlc/requirements.lock" in ins)
     assert torch < lock
     install = builder[lock]
     # The runtime after the user's lock, pinned to the compiler version, in the same venv.
@@ -144,9 +140,7 @@ def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], ro
 
 
 @pytest.mark.parametrize("role", ["train", "serve"])
-def test_final_stage_copies_only_venv_and_code_in_change_rate_order(
-    churn: dict[str, str], role: str
-) -> None:
+def test_final_stage_copies_only_venv_and_code_in_change_rate_order(churn: dict[str, str], role: str) -> None:
     final = _stages(churn[f"deploy/docker/{role}.Dockerfile"])[-1]
     copies = [ins for ins in final if ins.startswith("COPY")]
     assert all("--from=builder" in c or c == 'COPY ["src/", "/opt/mlc/src/"]' for c in copies)
@@ -294,11 +288,7 @@ def _hadolint_cases(tmp_path: Path) -> list[tuple[str, Artifact]]:
     for spec in specs:
         compiled = compile_spec_file(spec)
         assert compiled.ok, [str(d) for d in compiled.result.diagnostics]
-        cases += [
-            (f"{spec.parent.name}/{a.path}", a)
-            for a in compiled.artifacts
-            if a.path.endswith("Dockerfile")
-        ]
+        cases += [(f"{spec.parent.name}/{a.path}", a) for a in compiled.artifacts if a.path.endswith("Dockerfile")]
     return cases
 
 
@@ -374,9 +364,7 @@ def _source_copy(target: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_serve_builder_pip_commands_install_the_churn_lock(
-    tmp_path: Path, churn: dict[str, str]
-) -> None:
+def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn: dict[str, str]) -> None:
     """Run the serve builder's own pip commands in a temp venv (CPU image: the CPU index).
 
     Substitutions, each because this machine has no network beyond its package mirrors:
@@ -396,10 +384,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(
             at = args.index("--index-url")
             assert args[at + 1] == "https://download.pytorch.org/whl/cpu"
             del args[at : at + 2]
-        args = [
-            str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a
-            for a in args
-        ]
+        args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
         if args == ["mlc[runtime]==0.1.0"]:
             args = ["--no-deps", str(_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
@@ -413,8 +398,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(
         [
             python,
             "-c",
-            "import torch, numpy as np; print(torch.__version__, np.__version__, "
-            "torch.cuda.is_available())",
+            "import torch, numpy as np; print(torch.__version__, np.__version__, torch.cuda.is_available())",
         ],
         capture_output=True,
         text=True,
@@ -445,7 +429,9 @@ def test_images_lock_and_hashed_lock_reach_the_dockerfile(tmp_path: Path) -> Non
     if HADOLINT.exists():
         path = tmp_path / "serve.Dockerfile"
         path.write_text(serve)
-        run = subprocess.run([str(HADOLINT), "--no-color", "--failure-threshold", "info", str(path)], capture_output=True, text=True)
+        run = subprocess.run(
+            [str(HADOLINT), "--no-color", "--failure-threshold", "info", str(path)], capture_output=True, text=True
+        )
         assert (run.returncode, run.stdout) == (0, "")
 
 

@@ -29,7 +29,9 @@ def test_print_config_uses_a_local_store_without_a_tracking_server(tmp_path: Pat
     config = json.loads(done.stdout)
     assert config["tracking_uri"] == "sqlite:///.mlc/mlflow.db"
     assert (config["environment"], config["train"]["gpus_per_node"]) == ("production", 1)
-    overridden = run_mlc("run", "train", "--print-config", cwd=tmp_path / "churn", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})
+    overridden = run_mlc(
+        "run", "train", "--print-config", cwd=tmp_path / "churn", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    )
     assert json.loads(overridden.stdout)["tracking_uri"] == "http://127.0.0.1:5000"
 
 
@@ -45,7 +47,9 @@ def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> Non
     stub_dir.mkdir()
     record = tmp_path / "args.json"
     stub = stub_dir / "mlc-runtime"  # stands in for the runtime: records what it was given
-    stub.write_text(f"#!{sys.executable}\nimport json, os, sys\njson.dump({{'argv': sys.argv[1:], 'cwd': os.getcwd()}}, open({str(record)!r}, 'w'))\nsys.exit(3)\n")
+    stub.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\njson.dump({{'argv': sys.argv[1:], 'cwd': os.getcwd()}}, open({str(record)!r}, 'w'))\nsys.exit(3)\n"
+    )
     stub.chmod(0o755)
     env = {"PATH": f"{stub_dir}{os.pathsep}{os.environ['PATH']}"}
     done = run_mlc("run", "serve", "--env", "staging", cwd=project, env=env)
@@ -61,7 +65,9 @@ def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> Non
     assert pod["command"][1:] == ["serve", "--config", "/etc/mlc/runtime-config.json", "--port", "8080"]
     config_map = next(a for a in compiled.artifacts if a.path.startswith("deploy/staging/configmap-"))
     in_cluster = json.loads(yaml.safe_load(config_map.content)["data"]["runtime-config.json"])
-    assert {k: v for k, v in local.items() if k != "tracking_uri"} == {k: v for k, v in in_cluster.items() if k != "tracking_uri"}
+    assert {k: v for k, v in local.items() if k != "tracking_uri"} == {
+        k: v for k, v in in_cluster.items() if k != "tracking_uri"
+    }
 
 
 def test_run_offers_every_runtime_job() -> None:

@@ -147,9 +147,7 @@ def pin_image(reference: str, digests: Mapping[str, str]) -> str:
     return f"{reference}@{digests[reference]}"
 
 
-def _pinned_packages(
-    requested: list[str], distro: str | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _pinned_packages(requested: list[str], distro: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Add the pin table's version to each package written without one."""
     table = docker_build_table().apt.distros.get(distro or "", {})
     pinned: list[str] = []
@@ -201,9 +199,7 @@ def _choose_base(environments: Sequence[ResolvedSpec], role: Role, gpu: bool) ->
         choices = [resolve_base_image(torch, code.python, True, t) for t in gpu_types]
         chosen = min(choices, key=lambda b: version_key(b.cuda or "0"))
         cuda, index_url = chosen.cuda or "", chosen.torch_index_url
-        reason = (
-            f"GPU image: CUDA {cuda} runtime + cuDNN, newest CUDA of torch {torch} for its GPUs"
-        )
+        reason = f"GPU image: CUDA {cuda} runtime + cuDNN, newest CUDA of torch {torch} for its GPUs"
     else:
         cuda = max(torch_compat_table().cuda.versions, key=version_key)
         reason = f"GPU image without framework.torch: the newest CUDA runtime in the table ({cuda})"
@@ -330,9 +326,7 @@ def render_dockerignore(plan: ImagePlan, version: str, spec_digest: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def emit_dockerfiles(
-    environments: Sequence[ResolvedSpec], digests: Mapping[str, str] | None = None
-) -> list[Artifact]:
+def emit_dockerfiles(environments: Sequence[ResolvedSpec], digests: Mapping[str, str] | None = None) -> list[Artifact]:
     """Both Dockerfiles (where the project builds them) and their ignore files."""
     if not environments:
         return []

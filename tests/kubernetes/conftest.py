@@ -47,8 +47,6 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
     result = RenderedCases()
     for name, artifacts in compiled_cases(projects).items():
         write_artifacts(out / name, artifacts)
-        documents = {
-            a.path: [d for d in yaml.safe_load_all(a.content) if d is not None] for a in artifacts
-        }
+        documents = {a.path: [d for d in yaml.safe_load_all(a.content) if d is not None] for a in artifacts}
         result[name] = Rendered(name, out / name, artifacts, documents)
     return result

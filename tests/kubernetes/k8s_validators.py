@@ -39,19 +39,13 @@ def crd_schema_path(doc: dict[str, Any]) -> Path:
 
 @cache
 def _crd_groups() -> frozenset[str]:
-    return (
-        frozenset(p.name for p in CRD_SCHEMAS.iterdir() if p.is_dir())
-        if CRD_SCHEMAS.is_dir()
-        else frozenset()
-    )
+    return frozenset(p.name for p in CRD_SCHEMAS.iterdir() if p.is_dir()) if CRD_SCHEMAS.is_dir() else frozenset()
 
 
 def is_custom_resource(doc: dict[str, Any]) -> bool:
     """Whether a document is a custom resource (its group has a folder of shared schemas)."""
     group = api_group(doc["apiVersion"])
-    return group in _crd_groups() or (
-        bool(group) and "." in group and not group.endswith(".k8s.io")
-    )
+    return group in _crd_groups() or (bool(group) and "." in group and not group.endswith(".k8s.io"))
 
 
 @cache
@@ -68,6 +62,4 @@ def crd_errors(doc: dict[str, Any]) -> list[str]:
         return [f"no shared schema {path.relative_to(CRD_SCHEMAS)} for {doc['kind']}"]
     schema = _schema(path)
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
-    ]
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]

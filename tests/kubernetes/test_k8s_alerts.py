@@ -43,9 +43,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
         for path, rule, tests in _rule_and_tests(case):
             alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
             firing = {
-                t["alert_rule_test"][0]["alertname"]
-                for t in tests["tests"]
-                if t["alert_rule_test"][0]["exp_alerts"]
+                t["alert_rule_test"][0]["alertname"] for t in tests["tests"] if t["alert_rule_test"][0]["exp_alerts"]
             }
             quiet = {
                 t["alert_rule_test"][0]["alertname"]
@@ -59,15 +57,9 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
 
 def test_churn_alerts_cover_latency_errors_drift_and_the_drift_job(rendered):
     (rule,) = [
-        doc
-        for path, doc in rendered["churn"].resources()
-        if doc["kind"] == "PrometheusRule" and "/production/" in path
+        doc for path, doc in rendered["churn"].resources() if doc["kind"] == "PrometheusRule" and "/production/" in path
     ]
-    names = {
-        r["alert"].removeprefix("ChurnProduction")
-        for g in rule["spec"]["groups"]
-        for r in g["rules"]
-    }
+    names = {r["alert"].removeprefix("ChurnProduction") for g in rule["spec"]["groups"] for r in g["rules"]}
     assert names == {
         "LatencyP95High",
         "ErrorRateHigh",

@@ -218,4 +218,4 @@ def test_kserve_is_monitored_on_mlserver_metrics(rendered):
     errors = next(e for name, e in exprs.items() if name.endswith("ErrorRateHigh"))
     job = f'job="{monitor["metadata"]["namespace"]}/{monitor["metadata"]["name"]}"'
     assert "rest_server_requests_duration_seconds_bucket" in latency and job in latency
-    assert 'rest_server_requests{' in errors and 'status_code=~"5.."' in errors and job in errors
+    assert "rest_server_requests{" in errors and 'status_code=~"5.."' in errors and job in errors

@@ -62,10 +62,7 @@ def test_every_environment_gets_its_folder(rendered):
     for env in ("staging", "production"):
         assert f"deploy/{env}/kustomization.yaml" in paths
         assert f"deploy/clusters/{env}.yaml" in paths
-    assert any(
-        p.startswith("deploy/default/")
-        for p in (a.path for a in rendered["cpu-autoscale-flux"].artifacts)
-    )
+    assert any(p.startswith("deploy/default/") for p in (a.path for a in rendered["cpu-autoscale-flux"].artifacts))
 
 
 def test_header_names_the_spec_digest(rendered):

@@ -17,9 +17,7 @@ def _policy_problems(pod: dict) -> list[str]:
         problems.append("pod seccompProfile must be RuntimeDefault")
     token = pod.get("automountServiceAccountToken")
     if token is not False and not (token is True and pod.get("serviceAccountName")):
-        problems.append(
-            "automountServiceAccountToken must be false unless a dedicated service account is named"
-        )
+        problems.append("automountServiceAccountToken must be false unless a dedicated service account is named")
     mounted = {}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     for container in pod.get("initContainers", []) + pod["containers"]:
@@ -42,9 +40,7 @@ def _policy_problems(pod: dict) -> list[str]:
             problems.append(f"{name}: GPU requests must equal limits")
         if POLICY_GPU in requests or POLICY_GPU in limits:
             tolerations = pod.get("tolerations", [])
-            if not any(
-                t.get("key") == POLICY_GPU and t.get("operator") == "Exists" for t in tolerations
-            ):
+            if not any(t.get("key") == POLICY_GPU and t.get("operator") == "Exists" for t in tolerations):
                 problems.append(f"{name}: GPU pods tolerate the nvidia.com/gpu taint")
         for mount in container.get("volumeMounts", []):
             mounted[mount["mountPath"]] = volumes.get(mount["name"], {})
@@ -67,15 +63,8 @@ def test_every_pod_follows_the_policy(rendered):
 def test_only_pods_with_a_role_mount_a_token(rendered):
     for case in rendered.values():
         resources = case.resources()
-        bound = {
-            subject["name"]
-            for _, doc in resources
-            if doc["kind"] == "RoleBinding"
-            for subject in doc["subjects"]
-        }
+        bound = {subject["name"] for _, doc in resources if doc["kind"] == "RoleBinding" for subject in doc["subjects"]}
         for path, doc in resources:
             for pod in pod_specs(doc):
                 if pod.get("automountServiceAccountToken"):
-                    assert pod["serviceAccountName"] in bound, (
-                        f"{case.name}:{path}: token without a Role"
-                    )
+                    assert pod["serviceAccountName"] in bound, f"{case.name}:{path}: token without a Role"

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 
 def _docs(case, kind, env=None):
-    return [
-        doc
-        for path, doc in case.resources()
-        if doc["kind"] == kind and (env is None or f"/{env}/" in path)
-    ]
+    return [doc for path, doc in case.resources() if doc["kind"] == kind and (env is None or f"/{env}/" in path)]
 
 
 def test_autoscaled_deployment_has_no_replicas_and_probes(rendered):
@@ -62,10 +58,7 @@ def test_canary_rollout_references_the_deployment_and_analyses(rendered):
     conditions = {m["name"]: m["successCondition"] for m in template["spec"]["metrics"]}
     assert conditions["error-rate"].endswith("<= 0.02")
     assert conditions["latency-p95-ms"].endswith("<= 120")
-    assert all(
-        "{{args.canary-hash}}" in m["provider"]["prometheus"]["query"]
-        for m in template["spec"]["metrics"]
-    )
+    assert all("{{args.canary-hash}}" in m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"])
     assert not _docs(rendered["churn"], "Rollout", "staging")  # staging rolls
 
 
@@ -98,9 +91,7 @@ def test_argocd_ignores_replicas_only_where_autoscaled(rendered):
     (application,) = rendered["churn"].documents["deploy/clusters/production.yaml"]
     ignored = {(d["kind"], d["name"]) for d in application["spec"]["ignoreDifferences"]}
     assert ignored == {("Rollout", "churn-serve"), ("Deployment", "churn-serve")}
-    assert all(
-        d["jsonPointers"] == ["/spec/replicas"] for d in application["spec"]["ignoreDifferences"]
-    )
+    assert all(d["jsonPointers"] == ["/spec/replicas"] for d in application["spec"]["ignoreDifferences"])
     sync = application["spec"]["syncPolicy"]
     assert sync["automated"] == {"prune": True, "selfHeal": True}
     assert {"ServerSideApply=true", "CreateNamespace=true"} <= set(sync["syncOptions"])
@@ -119,9 +110,7 @@ def test_flux_syncs_each_environment_folder(rendered):
 
 def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rendered):
     (cronjob,) = [
-        c
-        for c in _docs(rendered["reference"], "CronJob", "production")
-        if c["metadata"]["name"] == "churn-batch"
+        c for c in _docs(rendered["reference"], "CronJob", "production") if c["metadata"]["name"] == "churn-batch"
     ]
     job = cronjob["spec"]["jobTemplate"]["spec"]
     assert job["completionMode"] == "Indexed" and job["parallelism"] == job["completions"] == 8

@@ -15,10 +15,7 @@ def _only(case, kind, component=None):
         doc
         for path, doc in case.resources()
         if doc["kind"] == kind
-        and (
-            component is None
-            or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
-        )
+        and (component is None or doc["metadata"]["labels"]["app.kubernetes.io/component"] == component)
     ]
     return found
 
@@ -38,9 +35,7 @@ def test_gpu_job_limits_selects_and_tolerates_the_gpu(rendered):
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
-        "tolerations"
-    ]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert job["spec"]["activeDeadlineSeconds"] == 7200
     assert job["spec"]["ttlSecondsAfterFinished"] > 0 and job["spec"]["backoffLimit"] >= 1
     assert container["command"] == [
@@ -54,9 +49,7 @@ def test_gpu_job_limits_selects_and_tolerates_the_gpu(rendered):
 def test_gpu_type_with_several_products_uses_node_affinity(rendered):
     (job,) = _only(rendered["multi-node"], "Job")
     pod = job["spec"]["template"]["spec"]
-    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"
-    ]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms[0]["matchExpressions"][0]["key"] == "nvidia.com/gpu.product"
     assert "NVIDIA-H100-80GB-HBM3" in terms[0]["matchExpressions"][0]["values"]
 
@@ -78,24 +71,17 @@ def test_spot_job_ignores_disruptions_and_fails_fast_on_a_bad_config(rendered):
         "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
     } in rules
     fail = next(r for r in rules if r["action"] == "FailJob")
-    config = json.loads(
-        _only(_env(rendered["churn"], "production"), "ConfigMap")[0]["data"]["runtime-config.json"]
-    )
+    config = json.loads(_only(_env(rendered["churn"], "production"), "ConfigMap")[0]["data"]["runtime-config.json"])
     assert fail["onExitCodes"]["values"] == [config["exit_codes"]["config_error"]]
-    assert any(
-        t.get("key") == "cloud.google.com/gke-spot" for t in spec["template"]["spec"]["tolerations"]
-    )
-    assert (
-        config["train"]["spot"] is True and config["train"]["checkpoint"]["uri"] == "checkpoints/"
-    )
+    assert any(t.get("key") == "cloud.google.com/gke-spot" for t in spec["template"]["spec"]["tolerations"])
+    assert config["train"]["spot"] is True and config["train"]["checkpoint"]["uri"] == "checkpoints/"
     (staging_job,) = _only(_env(rendered["churn"], "staging"), "Job")
     assert "podReplacementPolicy" not in staging_job["spec"]
 
 
 def test_job_name_changes_with_the_training_spec(rendered):
     names = {
-        env: _only(_env(rendered["churn"], env), "Job")[0]["metadata"]["name"]
-        for env in ("staging", "production")
+        env: _only(_env(rendered["churn"], env), "Job")[0]["metadata"]["name"] for env in ("staging", "production")
     }
     assert names["staging"] != names["production"]
     assert all(name.startswith("churn-train-") for name in names.values())
@@ -144,9 +130,7 @@ def test_queue_label_goes_on_the_job(rendered):
 
 def test_retraining_cronjob_runs_the_training_job_without_overlap(rendered):
     (cronjob,) = [
-        c
-        for c in _only(_env(rendered["churn"], "production"), "CronJob")
-        if c["metadata"]["name"] == "churn-retrain"
+        c for c in _only(_env(rendered["churn"], "production"), "CronJob") if c["metadata"]["name"] == "churn-retrain"
     ]
     (job,) = _only(_env(rendered["churn"], "production"), "Job")
     assert cronjob["spec"]["schedule"] == "0 3 * * 1"

@@ -37,14 +37,10 @@ def test_every_core_manifest_passes_kubernetes_validate_strict(rendered):
         check=False,
     )
     problems = [
-        line
-        for line in run.stdout.splitlines() + run.stderr.splitlines()
-        if not line.startswith(("INFO", "WARN"))
+        line for line in run.stdout.splitlines() + run.stderr.splitlines() if not line.startswith(("INFO", "WARN"))
     ]
     assert run.returncode == 0 and not problems, "\n".join(problems) or run.stdout
-    passed = sum(
-        1 for line in run.stdout.splitlines() if line.startswith("INFO") and " passed " in line
-    )
+    passed = sum(1 for line in run.stdout.splitlines() if line.startswith("INFO") and " passed " in line)
     core_docs = sum(
         1
         for case in rendered.values()

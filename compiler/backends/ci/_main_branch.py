@@ -65,9 +65,7 @@ def _release_job(resolved: ResolvedSpec) -> Job:
         registry_host = next(iter(images.values())).split("/", 1)[0]
         if registry_host == GITHUB_REGISTRY:
             permissions["packages"] = documented("write", "push the images to ghcr.io")
-        steps.append(
-            {"name": "Set up Docker Buildx", "uses": pinned_action("docker/setup-buildx-action")}
-        )
+        steps.append({"name": "Set up Docker Buildx", "uses": pinned_action("docker/setup-buildx-action")})
         login = _login_step(resolved, registry_host)
         if login is not None:
             steps.append(login)
@@ -92,11 +90,7 @@ def _login_step(resolved: ResolvedSpec, registry_host: str) -> Step | None:
             secrets.get(REGISTRY_USERNAME_SECRET),
             secrets.get(REGISTRY_PASSWORD_SECRET),
         )
-        if (
-            user_ref is None
-            or password_ref is None
-            or not (user_ref.github and password_ref.github)
-        ):
+        if user_ref is None or password_ref is None or not (user_ref.github and password_ref.github):
             return None  # nothing to log in with: the runner's own credentials, if any
         username = f"${{{{ secrets.{user_ref.github} }}}}"
         password = f"${{{{ secrets.{password_ref.github} }}}}"

@@ -97,9 +97,7 @@ def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -
         if name == "validate":
             jobs[name] = _validate_job(resolved)
         elif name == "plan":
-            jobs[name] = _plan_job(
-                resolved, needs, comment=spec.ci.bot.comment and not spec.ci.bot.commit
-            )
+            jobs[name] = _plan_job(resolved, needs, comment=spec.ci.bot.comment and not spec.ci.bot.commit)
         elif name == "data_tests":
             jobs[name] = _data_tests_job(resolved, needs, smoke_environment)
         elif name == "smoke_train":
@@ -165,9 +163,7 @@ def _validate_job(resolved: ResolvedSpec) -> Job:
         "env": {"MLC_SPEC": SPEC_FILE},
         "run": 'mlc validate -f "$MLC_SPEC"\n',
     }
-    return build_job(
-        "validate", {"contents": "read"}, [*_compiler_steps(resolved), validate], timeout_minutes=10
-    )
+    return build_job("validate", {"contents": "read"}, [*_compiler_steps(resolved), validate], timeout_minutes=10)
 
 
 def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job:
@@ -179,9 +175,7 @@ def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job
     permissions: dict[str, object] = {"contents": "read"}
     steps = [*_compiler_steps(resolved), plan]
     if comment:
-        permissions["pull-requests"] = documented(
-            "write", "post the plan as a comment, updated in place"
-        )
+        permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
         # Forks get a read-only token: their plan stays in the step summary.
         steps.append({**upsert_plan_comment_step(), "if": SAME_REPOSITORY})
     return build_job("plan", permissions, steps, needs=needs, timeout_minutes=10)  # type: ignore[arg-type]
@@ -214,9 +208,7 @@ def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         },
     ]
     if resolved.spec.ci.bot.comment:
-        permissions["pull-requests"] = documented(
-            "write", "post the plan as a comment, updated in place"
-        )
+        permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
         steps.append(upsert_plan_comment_step())
     # Only branches of this repository: a fork's code never runs with a token that can push.
     return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY)  # type: ignore[arg-type]

@@ -80,6 +80,22 @@ class Evaluate(_Section):
     gates: list[Gate] = []
 
 
+class ServeBatch(_Section):
+    input: str
+    output: str
+    parallelism: int = 1
+
+
+class Serve(_Section):
+    engine: str = "runtime"
+    port: int = 8080
+    batch: ServeBatch | None = None
+
+
+class Metrics(_Section):
+    names: dict[str, str] = {}  # role -> metric name; alerts, KEDA and analyses query these
+
+
 class Aliases(_Section):
     challenger: str = "challenger"
     champion: str = "champion"
@@ -102,6 +118,8 @@ class RuntimeConfig(_Section):
     contract: Contract | None = None
     train: Train | None = None
     evaluate: Evaluate | None = None
+    serve: Serve | None = None
+    metrics: Metrics = Metrics()
     exit_codes: ExitCodes = ExitCodes()
 
     def dataset(self, name: str) -> Dataset:
@@ -120,6 +138,11 @@ class RuntimeConfig(_Section):
         if self.train is None:
             raise ConfigError("the runtime config has no train section (train: in mlproject.yaml)")
         return self.train
+
+    def require_batch(self) -> ServeBatch:
+        if self.serve is None or self.serve.batch is None:
+            raise ConfigError("the runtime config has no serve.batch section (serve.batch: in mlproject.yaml)")
+        return self.serve.batch
 
     def require_evaluate(self) -> Evaluate:
         if self.evaluate is None:

@@ -341,7 +341,8 @@ def serve(
 ) -> None:
     """Serve the model: /invocations (MLflow formats), /ping, /ready, /metrics.
 
-    Exit 0 after SIGTERM (in-flight requests answered), 1 when the model cannot be loaded.
+    SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
+    exit 1 when the model cannot be loaded.
     """
     from mlc.runtime.serve.app import ServeSettings, run_server
 

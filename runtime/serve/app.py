@@ -11,7 +11,8 @@
 The model loads on the model thread after the server starts listening, so probes answer at once.
 A model that fails to load stops the server with exit 1 (the pod restarts and its log says why).
 SIGTERM: uvicorn stops accepting connections and waits (up to `graceful_timeout_seconds`) for
-in-flight requests, whose queued frames the batcher still predicts; then the process exits 0.
+in-flight requests, whose queued frames the batcher still predicts; then uvicorn re-raises the
+signal, so the process ends as killed by SIGTERM (143), like any process asked to stop.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def create_app(settings: ServeSettings) -> Starlette:
 
 
 def run_server(settings: ServeSettings, host: str, port: int, graceful_timeout_seconds: int) -> int:
-    """Serve until SIGTERM/SIGINT; the exit code: 0 after a graceful stop, 1 if the model did not load."""
+    """Serve until SIGTERM/SIGINT (then ended by that signal); 1 if the model did not load."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,7 +4,8 @@ Each feature column goes through `feature_values.coerce_column`, the parser trai
 `validate-data` use, so a value means the same thing in a request as in the training data.
 Rules: the feature is present; each value reads as its type; null only where `nullable`; within
 `min`/`max`; in `values` when the category set is closed. Rows are 0-based indexes into the
-request's rows. Columns outside the contract are dropped.
+request's rows. A nullable feature may be left out (all null); columns outside the contract
+are dropped.
 """
 
 from __future__ import annotations
@@ -136,6 +137,10 @@ def validate_rows(table: pa.Table, contract: Contract) -> pa.Table:
     total = 0
     typed: dict[str, pa.Array] = {}
     for name, feature in contract.features.items():
+        if name not in table.column_names and feature.nullable:
+            # A nullable feature may be left out: all null, as a missing key in a row is.
+            typed[name] = coerce_column(pa.nulls(table.num_rows), feature.type).values
+            continue
         if name not in table.column_names:
             total += 1
             violations.append(Violation(None, name, "missing feature", valid_values(feature)))

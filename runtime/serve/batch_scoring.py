@@ -55,6 +55,15 @@ def common_base(paths: Sequence[str]) -> str:
     return posixpath.commonpath([posixpath.dirname(path) for path in paths])
 
 
+def file_format(path: str, default: str) -> str:
+    """parquet or csv by the file's suffix (the dataset's format when the suffix says neither)."""
+    if path.endswith((".parquet", ".pq")):
+        return "parquet"
+    if path.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return default
+
+
 def _output_location(uri: str) -> tuple[pafs.FileSystem, str]:
     import pyarrow.fs as pafs
 
@@ -66,7 +75,8 @@ def _output_location(uri: str) -> tuple[pafs.FileSystem, str]:
 def _scored_batches(model: Any, files: DataFiles, path: str, text_columns: list[str]) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
 
-    one_file = DataFiles(files.uri, files.format, files.filesystem, (path,))
+    # A folder may mix CSV and parquet files: each file is read by its own suffix.
+    one_file = DataFiles(files.uri, file_format(path, files.format), files.filesystem, (path,))
     start = 0
     for batch in read_record_batches(one_file, text_columns):
         output = model.predict(batch.to_pandas())

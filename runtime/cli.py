@@ -294,5 +294,139 @@ def _gate_error_line(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+# --- serve, batch, fetch-model (branch serve) ----------------------------------------------------
+# The serving side: the model server, the sharded batch scorer, the KServe storage initializer.
+
+
+def _champion_uri(config: RuntimeConfig) -> str:
+    return f"models:/{config.registered_model}@{config.aliases.champion}"
+
+
+@main.command()
+@config_option
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: the config's serve.port).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind (127.0.0.1 for local use).")
+@click.option("--model-uri", help="The model to serve (default: models:/<registered_model>@champion; or a directory).")
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    envvar="MLC_SERVE_MAX_BATCH_SIZE",
+    help="Most rows one model call predicts (micro-batching).",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    envvar="MLC_SERVE_MAX_WAIT_MS",
+    help="Longest a request waits for others to share its batch.",
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.IntRange(min=0),
+    default=25,
+    show_default=True,
+    help="Seconds SIGTERM waits for in-flight requests (below the pod's terminationGracePeriodSeconds).",
+)
+def serve(
+    config_path: Path,
+    port: int | None,
+    host: str,
+    model_uri: str | None,
+    max_batch_size: int,
+    max_wait_ms: float,
+    graceful_timeout: int,
+) -> None:
+    """Serve the model: /invocations (MLflow formats), /ping, /ready, /metrics.
+
+    SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
+    exit 1 when the model cannot be loaded.
+    """
+    from mlc.runtime.serve.app import ServeSettings, run_server
+
+    config = load_config(config_path)
+    settings = ServeSettings(
+        model_uri=model_uri or _champion_uri(config),
+        tracking_uri=config.tracking_uri,
+        contract=config.contract,
+        metric_names=config.metrics.names,
+        max_batch_rows=max_batch_size,
+        max_wait_ms=max_wait_ms,
+    )
+    listen = port if port is not None else (config.serve.port if config.serve else 8080)
+    sys.exit(run_server(settings, host, listen, graceful_timeout))
+
+
+@main.command()
+@config_option
+@click.option(
+    "--shard",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    envvar="JOB_COMPLETION_INDEX",
+    help="This pod's shard (default: $JOB_COMPLETION_INDEX of an Indexed Job).",
+)
+@click.option(
+    "--shards", type=click.IntRange(min=1), default=None, help="Number of shards (default: serve.batch.parallelism)."
+)
+@click.option("--model-uri", help="The model (default: models:/<registered_model>@champion).")
+def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | None) -> None:
+    """Score files shard, shard+shards, ... of serve.batch.input into serve.batch.output.
+
+    Exit 0 all scored, 1 a file or the model failed, config_error (78) unusable config.
+    """
+    from mlc.runtime.config import ConfigError
+    from mlc.runtime.datasets import DataError
+    from mlc.runtime.serve.batch_scoring import run_batch
+    from mlc.runtime.serve.served_model import ModelError, load_model, resolve_model
+
+    config = load_config(config_path)
+    try:
+        section = config.require_batch()
+    except ConfigError as error:
+        _fail(str(error), config.exit_codes.config_error)
+    shards = shards or section.parallelism
+    if shard >= shards:
+        _fail(f"--shard {shard} is not below --shards {shards}", 1)
+    uri = model_uri or _champion_uri(config)
+    contract = config.contract
+    text_columns = list(contract.features) if contract is not None else []
+    try:
+        info = resolve_model(uri, config.tracking_uri)
+        model = load_model(info)
+        scored = 0
+        for result in run_batch(model, section.input, section.output, shard, shards, text_columns):
+            click.echo(f"{result.input}: {result.rows} rows -> {result.output}")
+            scored += 1
+    except (DataError, ModelError) as error:
+        _fail(str(error), 1)
+    click.echo(f"shard {shard} of {shards}: scored {scored} file(s) with {info.model} version {info.version}")
+
+
+@main.command("fetch-model")
+@click.option("--uri", required=True, help="models:/<name>@<alias> or models:/<name>/<version>.")
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write the MLflow model into (KServe: /mnt/models).",
+)
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (env MLFLOW_TRACKING_URI).")
+def fetch_model(uri: str, dest: Path, tracking_uri: str | None) -> None:
+    """Download a registered model version into DEST (the KServe storage initializer). Exit 0, or 1."""
+    from mlc.runtime.serve.model_fetch import fetch_model as fetch
+    from mlc.runtime.serve.served_model import ModelError
+
+    if not tracking_uri:
+        _fail("set MLFLOW_TRACKING_URI (or --tracking-uri): where the model registry is", 1)
+    try:
+        info = fetch(uri, dest, tracking_uri)
+    except ModelError as error:
+        _fail(str(error), 1)
+    click.echo(f"fetched {info.model} version {info.version} ({uri}) into {dest}")
+
 if __name__ == "__main__":  # `torchrun -m mlc.runtime.cli train ...` (multi-node training pods)
     main()

@@ -98,10 +98,23 @@ class Drift(_Section):
     retrain_cronjob: str | None = None
 
 
+class ServeBatch(_Section):
+    input: str
+    output: str
+    parallelism: int = 1
+
+
+class Serve(_Section):
+    engine: str = "runtime"
+    port: int = 8080
+    batch: ServeBatch | None = None
+
+
 class Metrics(_Section):
     pushgateway: str | None = None
     push_job: str = "mlc-drift"
     grouping: dict[str, str] = {}
+    names: dict[str, str] = {}  # role -> metric name; alerts, KEDA and analyses query these
 
 
 class Aliases(_Section):
@@ -127,6 +140,7 @@ class RuntimeConfig(_Section):
     train: Train | None = None
     evaluate: Evaluate | None = None
     drift: Drift | None = None
+    serve: Serve | None = None
     metrics: Metrics = Metrics()
     namespace: str | None = None
     exit_codes: ExitCodes = ExitCodes()
@@ -147,6 +161,11 @@ class RuntimeConfig(_Section):
         if self.train is None:
             raise ConfigError("the runtime config has no train section (train: in mlproject.yaml)")
         return self.train
+
+    def require_batch(self) -> ServeBatch:
+        if self.serve is None or self.serve.batch is None:
+            raise ConfigError("the runtime config has no serve.batch section (serve.batch: in mlproject.yaml)")
+        return self.serve.batch
 
     def require_evaluate(self) -> Evaluate:
         if self.evaluate is None:

@@ -66,3 +66,26 @@ mlc run drift --env staging --on-drift none --report .mlc/drift.html 2>&1 | tail
 echo "(drift exit code: $?)"
 set -e
 echo "report: ${work#"$root"/}/.mlc/drift.html"
+
+step "mlc run serve: the champion behind /invocations on 127.0.0.1 (contract-checked, metrics at /metrics)"
+port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mlc run serve --env staging --host 127.0.0.1 --port "$port" > .mlc/serve.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+row='{"dataframe_records": [{"tenure_months": 3, "monthly_charges": 95.5, "support_calls": 4, "plan": "basic", "region": "north"}]}'
+echo "POST /invocations $row"
+curl -fsS -H 'Content-Type: application/json' -d "$row" "http://127.0.0.1:$port/invocations"; echo
+bad='{"dataframe_records": [{"tenure_months": -3, "monthly_charges": 95.5, "support_calls": 4, "plan": "gold", "region": "north"}]}'
+echo "POST /invocations (breaks the contract) -> $(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$bad" "http://127.0.0.1:$port/invocations")"
+curl -s -H 'Content-Type: application/json' -d "$bad" "http://127.0.0.1:$port/invocations" | head -c 400; echo
+curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^mlc_requests_total' | sed 's/^/  /'
+kill "$server"
+wait "$server" 2>/dev/null || true
+trap - EXIT
+
+step "done: compiled, applied, trained, gated, drift-checked and served on embedded defaults"
+

@@ -90,8 +90,15 @@ def column_names(numeric: int, categorical: int) -> tuple[list[str], list[str]]:
     return [f"num{i:02d}" for i in range(numeric)], [f"cat{i:02d}" for i in range(categorical)]
 
 
-def make_batch(rng: np.random.Generator, rows: int, numeric: int, categorical: int,
-               shifted_num: int, shifted_cat: int, shift: float) -> pa.Table:
+def make_batch(
+    rng: np.random.Generator,
+    rows: int,
+    numeric: int,
+    categorical: int,
+    shifted_num: int,
+    shifted_cat: int,
+    shift: float,
+) -> pa.Table:
     """Mixed-shape columns; the first `shifted_*` columns get a shift of `shift` std."""
     nums, cats = column_names(numeric, categorical)
     columns = {}
@@ -114,8 +121,16 @@ def make_batch(rng: np.random.Generator, rows: int, numeric: int, categorical: i
     return pa.table(columns)
 
 
-def write_dataset(path: Path, rows: int, numeric: int, categorical: int, seed: int,
-                  shifted_num: int = 0, shifted_cat: int = 0, shift: float = 0.0) -> Path:
+def write_dataset(
+    path: Path,
+    rows: int,
+    numeric: int,
+    categorical: int,
+    seed: int,
+    shifted_num: int = 0,
+    shifted_cat: int = 0,
+    shift: float = 0.0,
+) -> Path:
     """Write in 500k-row chunks so 10M-row files never sit in memory."""
     if path.exists():
         return path
@@ -123,8 +138,7 @@ def write_dataset(path: Path, rows: int, numeric: int, categorical: int, seed: i
     writer = None
     tmp = path.with_suffix(".tmp")
     for start in range(0, rows, 500_000):
-        table = make_batch(rng, min(500_000, rows - start), numeric, categorical,
-                           shifted_num, shifted_cat, shift)
+        table = make_batch(rng, min(500_000, rows - start), numeric, categorical, shifted_num, shifted_cat, shift)
         writer = writer or pq.ParquetWriter(tmp, table.schema)
         writer.write_table(table)
     writer.close()
@@ -142,34 +156,42 @@ def run_measured(argv: list[str]) -> tuple[float, float, int, str, str]:
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return (elapsed, usage.ru_maxrss / 1024, process.returncode, out.read().decode(),
-                err.read().decode())
+        return (elapsed, usage.ru_maxrss / 1024, process.returncode, out.read().decode(), err.read().decode())
 
 
 def mlc_best(ref: Path, cur: Path, work: Path, runs: int) -> dict:
     """Best of `runs` (this machine is shared, so noise only ever adds time)."""
     results = [mlc_whole(ref, cur, work) for _ in range(runs)]
     best = min(results, key=lambda r: r["seconds"])
-    return {**best, "rss_mb": max(r["rss_mb"] for r in results),
-            "drift_rss_mb": max(r["drift_rss_mb"] for r in results),
-            "all_seconds": [round(r["seconds"], 2) for r in results]}
+    return {
+        **best,
+        "rss_mb": max(r["rss_mb"] for r in results),
+        "drift_rss_mb": max(r["drift_rss_mb"] for r in results),
+        "all_seconds": [round(r["seconds"], 2) for r in results],
+    }
 
 
 def mlc_whole(ref: Path, cur: Path, work: Path) -> dict:
     """Time `mlc-runtime profile` then `mlc-runtime drift` as separate processes."""
     cli = shutil.which("mlc-runtime", path=str(Path(sys.executable).parent)) or "mlc-runtime"
     profile = work / f"{ref.stem}.profile.json"
-    t1, rss1, code1, _, err1 = run_measured([cli, "profile", "--data", str(ref), "-o",
-                                             str(profile)])
+    t1, rss1, code1, _, err1 = run_measured([cli, "profile", "--data", str(ref), "-o", str(profile)])
     if code1 != 0:
         raise SystemExit(f"mlc profile failed: {err1}")
-    t2, rss2, code2, out2, err2 = run_measured([cli, "drift", "--profile", str(profile),
-                                                "--data", str(cur), "--format", "json"])
+    t2, rss2, code2, out2, err2 = run_measured(
+        [cli, "drift", "--profile", str(profile), "--data", str(cur), "--format", "json"]
+    )
     if code2 not in (0, 1):
         raise SystemExit(f"mlc drift failed: {err2}")
     flagged = sorted(k for k, v in json.loads(out2)["features"].items() if v["drifted"])
-    return {"profile_s": t1, "drift_s": t2, "seconds": t1 + t2, "rss_mb": max(rss1, rss2),
-            "drift_rss_mb": rss2, "flagged": flagged}
+    return {
+        "profile_s": t1,
+        "drift_s": t2,
+        "seconds": t1 + t2,
+        "rss_mb": max(rss1, rss2),
+        "drift_rss_mb": rss2,
+        "flagged": flagged,
+    }
 
 
 def evidently_whole(python: str | None, ref: Path, cur: Path, work: Path) -> dict | None:
@@ -177,8 +199,7 @@ def evidently_whole(python: str | None, ref: Path, cur: Path, work: Path) -> dic
         return None
     script = work / "evidently_run.py"
     script.write_text(EVIDENTLY_SCRIPT)
-    seconds, rss, code, out, err = run_measured(
-        [python, str(script), json.dumps([[str(ref), str(cur)]])])
+    seconds, rss, code, out, err = run_measured([python, str(script), json.dumps([[str(ref), str(cur)]])])
     if code != 0:
         print(f"Evidently failed: {err.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
@@ -188,42 +209,53 @@ def evidently_whole(python: str | None, ref: Path, cur: Path, work: Path) -> dic
 def evidently_python(candidate: str) -> str | None:
     """The Evidently interpreter if it can import Evidently, else None (and say why)."""
     if not Path(candidate).exists():
-        print(f"NOTE: Evidently not measured: {candidate} not found (see the module docstring"
-              " for the setup).", file=sys.stderr)
+        print(
+            f"NOTE: Evidently not measured: {candidate} not found (see the module docstring for the setup).",
+            file=sys.stderr,
+        )
         return None
-    probe = subprocess.run([candidate, "-c", "import evidently; print(evidently.__version__)"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [candidate, "-c", "import evidently; print(evidently.__version__)"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
-        print(f"NOTE: Evidently not measured: cannot import it with {candidate}: "
-              f"{probe.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        print(
+            f"NOTE: Evidently not measured: cannot import it with {candidate}: "
+            f"{probe.stderr.strip().splitlines()[-1:]}",
+            file=sys.stderr,
+        )
         return None
     print(f"Evidently {probe.stdout.strip()} via {candidate}")
     return candidate
 
 
 def speed(scenarios: list[str], ev_python: str | None, work: Path, runs: int) -> None:
-    print(f"\n## Whole processes on the same Parquet files (mlc: best of {runs} runs, peak RSS"
-          " the max over them; Evidently: one run)\n")
+    print(
+        f"\n## Whole processes on the same Parquet files (mlc: best of {runs} runs, peak RSS"
+        " the max over them; Evidently: one run)\n"
+    )
     print("| scenario | tool | time s | peak RSS MB | speed-up | flagged == shifted |")
     print("|---|---|---|---|---|---|")
     for name in scenarios:
         n_ref, n_cur, numeric, categorical, s_num, s_cat = SCENARIOS[name]
         ref = write_dataset(work / f"{name}_ref.parquet", n_ref, numeric, categorical, 1)
-        cur = write_dataset(work / f"{name}_cur.parquet", n_cur, numeric, categorical, 2,
-                            s_num, s_cat, shift=0.5)
+        cur = write_dataset(work / f"{name}_cur.parquet", n_cur, numeric, categorical, 2, s_num, s_cat, shift=0.5)
         nums, cats = column_names(numeric, categorical)
         expected = sorted(nums[:s_num] + cats[:s_cat])
         mlc = mlc_best(ref, cur, work, runs)
         ev = evidently_whole(ev_python, ref, cur, work) if name != "huge" else None
         label = f"{name} ({n_ref:,} ref / {n_cur:,} cur rows, {numeric}+{categorical} cols)"
         ratio = f"{ev['seconds'] / mlc['seconds']:.0f}x" if ev else "-"
-        print(f"| {label} | mlc (profile {mlc['profile_s']:.2f}s + drift {mlc['drift_s']:.2f}s)"
-              f" | {mlc['seconds']:.2f} (runs {mlc['all_seconds']}) | {mlc['rss_mb']:.0f}"
-              f" (drift {mlc['drift_rss_mb']:.0f})"
-              f" | {ratio} | {mlc['flagged'] == expected} |")
+        print(
+            f"| {label} | mlc (profile {mlc['profile_s']:.2f}s + drift {mlc['drift_s']:.2f}s)"
+            f" | {mlc['seconds']:.2f} (runs {mlc['all_seconds']}) | {mlc['rss_mb']:.0f}"
+            f" (drift {mlc['drift_rss_mb']:.0f})"
+            f" | {ratio} | {mlc['flagged'] == expected} |"
+        )
         if ev:
-            print(f"| {label} | Evidently DataDriftPreset | {ev['seconds']:.2f} | "
-                  f"{ev['rss_mb']:.0f} | 1x | {ev['flagged'] == expected} |")
+            print(
+                f"| {label} | Evidently DataDriftPreset | {ev['seconds']:.2f} | "
+                f"{ev['rss_mb']:.0f} | 1x | {ev['flagged'] == expected} |"
+            )
         elif name != "huge":
             print(f"| {label} | Evidently | not measured | | | |")
         for tool, result in (("mlc", mlc), ("evidently", ev)):
@@ -238,24 +270,39 @@ def rates(ev_python: str | None, work: Path, reps: int) -> None:
     nums, cats = column_names(numeric, categorical)
     # (label, reference rows, current rows, shift in std). Evidently switches from per-column
     # KS/chi-square p-values (reference <= 1000 rows) to fixed distance thresholds above it.
-    settings = [("no drift", 1000, 500, 0.0), ("no drift", 2000, 200, 0.0),
-                ("no drift", 20_000, 5000, 0.0), ("shift 0.05 std", 20_000, 5000, 0.05),
-                ("shift 0.1 std", 20_000, 5000, 0.1), ("shift 0.2 std", 20_000, 5000, 0.2)]
-    print(f"\n## Repeated samples ({reps} reps each; fresh reference and current each rep; "
-          f"{numeric}+{categorical} columns; shifted ones: {nums[0]}, {cats[0]})\n")
-    print("| setting | reference / current rows | tool | false-alarm rate per unshifted column"
-          " | samples with any false alarm | power on shifted columns |")
+    settings = [
+        ("no drift", 1000, 500, 0.0),
+        ("no drift", 2000, 200, 0.0),
+        ("no drift", 20_000, 5000, 0.0),
+        ("shift 0.05 std", 20_000, 5000, 0.05),
+        ("shift 0.1 std", 20_000, 5000, 0.1),
+        ("shift 0.2 std", 20_000, 5000, 0.2),
+    ]
+    print(
+        f"\n## Repeated samples ({reps} reps each; fresh reference and current each rep; "
+        f"{numeric}+{categorical} columns; shifted ones: {nums[0]}, {cats[0]})\n"
+    )
+    print(
+        "| setting | reference / current rows | tool | false-alarm rate per unshifted column"
+        " | samples with any false alarm | power on shifted columns |"
+    )
     print("|---|---|---|---|---|---|")
-    scripts = {"mlc": (sys.executable, MLC_LOOP_SCRIPT), "evidently": (ev_python,
-                                                                     EVIDENTLY_SCRIPT)}
+    scripts = {"mlc": (sys.executable, MLC_LOOP_SCRIPT), "evidently": (ev_python, EVIDENTLY_SCRIPT)}
     for label, n_ref, n_cur, shift in settings:
         pairs = []
         for rep in range(reps):
             tag = f"rate_{n_ref}_{n_cur}_{shift}_{rep}"
-            ref = write_dataset(work / f"{tag}_ref.parquet", n_ref, numeric, categorical,
-                                1000 + rep)
-            cur = write_dataset(work / f"{tag}_cur.parquet", n_cur, numeric, categorical,
-                                5000 + rep, 1 if shift else 0, 1 if shift else 0, shift)
+            ref = write_dataset(work / f"{tag}_ref.parquet", n_ref, numeric, categorical, 1000 + rep)
+            cur = write_dataset(
+                work / f"{tag}_cur.parquet",
+                n_cur,
+                numeric,
+                categorical,
+                5000 + rep,
+                1 if shift else 0,
+                1 if shift else 0,
+                shift,
+            )
             pairs.append([str(ref), str(cur)])
         shifted = {nums[0], cats[0]} if shift else set()
         for tool, (python, code) in scripts.items():
@@ -263,20 +310,19 @@ def rates(ev_python: str | None, work: Path, reps: int) -> None:
                 continue
             script = work / f"{tool}_loop.py"
             script.write_text(code)
-            out = subprocess.run([python, str(script), json.dumps(pairs)], capture_output=True,
-                                 text=True)
+            out = subprocess.run([python, str(script), json.dumps(pairs)], capture_output=True, text=True)
             if out.returncode != 0:
-                print(f"| {label} | {n_ref} / {n_cur} | {tool} | failed: "
-                      f"{out.stderr.strip().splitlines()[-1:]} | | |")
+                print(f"| {label} | {n_ref} / {n_cur} | {tool} | failed: {out.stderr.strip().splitlines()[-1:]} | | |")
                 continue
             flagged = [set(f) for f in json.loads(out.stdout)]
             unshifted = numeric + categorical - len(shifted)
             false = sum(len(f - shifted) for f in flagged)
             any_false = sum(bool(f - shifted) for f in flagged)
-            power = (sum(len(f & shifted) for f in flagged) / (len(shifted) * reps)
-                     if shifted else None)
-            print(f"| {label} | {n_ref} / {n_cur} | {tool} | {false / (unshifted * reps):.3f} | "
-                  f"{any_false}/{reps} | {'-' if power is None else f'{power:.2f}'} |")
+            power = sum(len(f & shifted) for f in flagged) / (len(shifted) * reps) if shifted else None
+            print(
+                f"| {label} | {n_ref} / {n_cur} | {tool} | {false / (unshifted * reps):.3f} | "
+                f"{any_false}/{reps} | {'-' if power is None else f'{power:.2f}'} |"
+            )
             sys.stdout.flush()
 
 

@@ -26,12 +26,16 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 @main.command()
 @click.option("--data", type=click.Path(), help="Reference Parquet/CSV file or directory.")
 @click.option("--spec", type=click.Path(), help="mlproject.yaml (feature types from its contract).")
-@click.option("--merge", "shards", multiple=True, type=click.Path(),
-              help="Merge these profile shards instead of reading --data (repeatable).")
+@click.option(
+    "--merge",
+    "shards",
+    multiple=True,
+    type=click.Path(),
+    help="Merge these profile shards instead of reading --data (repeatable).",
+)
 @click.option("-o", "--output", required=True, type=click.Path(), help="Profile JSON to write.")
 @click.option("--bins", default=100, show_default=True, help="Reference-quantile bins.")
-def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output: str,
-            bins: int) -> None:
+def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output: str, bins: int) -> None:
     """Build a reference profile (or merge profile shards) for drift checks."""
     from mlc.runtime.drift.config import SpecError, read_spec
     from mlc.runtime.drift.data import DataError
@@ -56,35 +60,59 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror or exc}")
-    click.echo(f"profiled {result['rows']} rows, {len(result['features'])} features -> {output}",
-               err=True)
+    click.echo(f"profiled {result['rows']} rows, {len(result['features'])} features -> {output}", err=True)
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(), envvar="MLC_RUNTIME_CONFIG",
-              help="The compiler's runtime config JSON (env MLC_RUNTIME_CONFIG): features, "
-                   "method, thresholds, current data, champion model, metric grouping.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(),
+    envvar="MLC_RUNTIME_CONFIG",
+    help="The compiler's runtime config JSON (env MLC_RUNTIME_CONFIG): features, "
+    "method, thresholds, current data, champion model, metric grouping.",
+)
 @click.option("--profile", "profile_path", type=click.Path(), help="Reference profile JSON.")
 @click.option("--model", help="models:/<name>@<alias> (or /<version>): use its logged profile.")
 @click.option("--data", type=click.Path(), help="Current Parquet/CSV data.")
 @click.option("--spec", type=click.Path(), help="mlproject.yaml (features, method, threshold).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--report", type=click.Path(), help="Write an HTML report here.")
 @click.option("--push", help="Pushgateway URL to push drift metrics to.")
 @click.option("--project", help="Project label for pushed metrics (default: spec metadata.name).")
-@click.option("--fdr", type=float, default=0.05, show_default=True,
-              help="False discovery rate for the per-feature tests.")
-@click.option("--min-psi", type=float, default=0.01, show_default=True,
-              help="Smallest PSI a significant feature needs to count as drifted.")
-@click.option("--on-drift", type=click.Choice(["none", "retrain"]),
-              help="What to do on dataset drift (default: spec monitor.drift.on_drift).")
+@click.option(
+    "--fdr", type=float, default=0.05, show_default=True, help="False discovery rate for the per-feature tests."
+)
+@click.option(
+    "--min-psi",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Smallest PSI a significant feature needs to count as drifted.",
+)
+@click.option(
+    "--on-drift",
+    type=click.Choice(["none", "retrain"]),
+    help="What to do on dataset drift (default: spec monitor.drift.on_drift).",
+)
 @click.option("--retrain-cronjob", help="Retraining CronJob name (default: <project>-retrain).")
 @click.option("--namespace", help="Kubernetes namespace of the CronJob (default: in-cluster).")
-def drift(config_path: str | None, profile_path: str | None, model: str | None,
-          data: str | None, spec: str | None, fmt: str, report: str | None, push: str | None,
-          project: str | None, fdr: float, min_psi: float, on_drift: str | None,
-          retrain_cronjob: str | None, namespace: str | None) -> None:
+def drift(
+    config_path: str | None,
+    profile_path: str | None,
+    model: str | None,
+    data: str | None,
+    spec: str | None,
+    fmt: str,
+    report: str | None,
+    push: str | None,
+    project: str | None,
+    fdr: float,
+    min_psi: float,
+    on_drift: str | None,
+    retrain_cronjob: str | None,
+    namespace: str | None,
+) -> None:
     """Compare current data with the reference profile. Exit 0 no drift, 1 drift, 2 error
     (78 when the runtime config is unusable)."""
     import dataclasses
@@ -100,8 +128,7 @@ def drift(config_path: str | None, profile_path: str | None, model: str | None,
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
     try:
-        base = (read_runtime_config(config_path) if config_path
-                else read_spec(spec) if spec else DriftConfig())
+        base = read_runtime_config(config_path) if config_path else read_spec(spec) if spec else DriftConfig()
     except SpecError as exc:
         _fail(str(exc), EXIT_CONFIG if config_path else EXIT_ERROR)
     config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi)
@@ -121,8 +148,7 @@ def drift(config_path: str | None, profile_path: str | None, model: str | None,
         result = run_check(reference, data, config)
     except (DataError, ProfileError, SpecError) as exc:
         _fail(str(exc))
-    click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True) if fmt == "json"
-               else render_text(result))
+    click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True) if fmt == "json" else render_text(result))
     if report:
         from mlc.runtime.drift.report import write_report
 
@@ -427,6 +453,7 @@ def fetch_model(uri: str, dest: Path, tracking_uri: str | None) -> None:
     except ModelError as error:
         _fail(str(error), 1)
     click.echo(f"fetched {info.model} version {info.version} ({uri}) into {dest}")
+
 
 if __name__ == "__main__":  # `torchrun -m mlc.runtime.cli train ...` (multi-node training pods)
     main()

@@ -111,18 +111,23 @@ class DriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN/inf become None); the raw counts are left out."""
-        return _clean({
-            "dataset": {
-                "drifted": self.drifted, "drifted_share": self.drifted_share,
-                "drifted_features": self.drifted_features,
-                "features_tested": self.features_tested,
-                "share_threshold": self.share_threshold, "method": self.method,
-                "fdr": self.fdr, "min_psi": self.min_psi,
-                "rows_reference": self.rows_reference,
-                "rows_current": self.rows_current,
-            },
-            "features": {f.feature: asdict(f) for f in self.features},
-        })
+        return _clean(
+            {
+                "dataset": {
+                    "drifted": self.drifted,
+                    "drifted_share": self.drifted_share,
+                    "drifted_features": self.drifted_features,
+                    "features_tested": self.features_tested,
+                    "share_threshold": self.share_threshold,
+                    "method": self.method,
+                    "fdr": self.fdr,
+                    "min_psi": self.min_psi,
+                    "rows_reference": self.rows_reference,
+                    "rows_current": self.rows_current,
+                },
+                "features": {f.feature: asdict(f) for f in self.features},
+            }
+        )
 
 
 def _clean(value: Any) -> Any:
@@ -168,8 +173,7 @@ class _CategoryCurrent:
                 self.categories[OTHER_UNSEEN] = self.categories.get(OTHER_UNSEEN, 0) + n
 
 
-def summarize_current(profile: Mapping[str, Any], data: str | Path,
-                      features: list[str]) -> tuple[int, dict[str, Any]]:
+def summarize_current(profile: Mapping[str, Any], data: str | Path, features: list[str]) -> tuple[int, dict[str, Any]]:
     """Read current data in batches into per-feature counts on the profile's bins/levels."""
     settings = profile["settings"]
     summaries: dict[str, _NumericCurrent | _CategoryCurrent] = {}
@@ -177,8 +181,8 @@ def summarize_current(profile: Mapping[str, Any], data: str | Path,
         entry = profile["features"][name]
         if entry["kind"] == "numeric":
             summaries[name] = _NumericCurrent(
-                np.asarray(entry["bins"]["edge_keys"], dtype=np.int64),
-                int(settings["resolution_bits"]))
+                np.asarray(entry["bins"]["edge_keys"], dtype=np.int64), int(settings["resolution_bits"])
+            )
         else:
             summaries[name] = _CategoryCurrent(frozenset(entry["categories"]))
     rows = feed_batches(open_dataset(data), summaries)
@@ -188,8 +192,7 @@ def summarize_current(profile: Mapping[str, Any], data: str | Path,
 
 
 # ---------------------------------------------------------------- comparisons (pure)
-def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCurrent
-                       ) -> Comparison:
+def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCurrent) -> Comparison:
     """Reference vs current counts on the reference bins [underflow, bins..., overflow]."""
     edges = [_short(edge) for edge in entry["bins"]["edges"]]
     labels = ["< " + edges[0]] if edges else []
@@ -200,8 +203,13 @@ def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCur
     if len(ref) == 0:  # reference had no non-missing values: everything is "unseen"
         ref, cur, labels = np.zeros(1, np.int64), np.array([cur.sum()]), ["all"]
     return Comparison(
-        name=name, kind="numeric", labels=labels, ref_counts=ref, cur_counts=cur,
-        ref_missing=int(entry["null"]) + int(entry["nan"]), ref_rows=int(entry["count"]),
+        name=name,
+        kind="numeric",
+        labels=labels,
+        ref_counts=ref,
+        cur_counts=cur,
+        ref_missing=int(entry["null"]) + int(entry["nan"]),
+        ref_rows=int(entry["count"]),
         cur_missing=current.missing.null + current.missing.nan,
         cur_rows=current.missing.count,
     )
@@ -211,8 +219,7 @@ def _short(edge: float | str) -> str:
     return edge if isinstance(edge, str) else format(edge, ".4g")
 
 
-def categorical_comparison(name: str, entry: Mapping[str, Any], current: _CategoryCurrent
-                           ) -> Comparison:
+def categorical_comparison(name: str, entry: Mapping[str, Any], current: _CategoryCurrent) -> Comparison:
     """Counts over the union of levels: reference levels, `other`, then unseen levels."""
     ref_levels = dict(entry["categories"])
     labels = sorted(ref_levels)
@@ -232,10 +239,16 @@ def categorical_comparison(name: str, entry: Mapping[str, Any], current: _Catego
         ref += [0] * len(extra)
         cur += [current.categories[level] for level in extra]
     return Comparison(
-        name=name, kind="categorical", labels=labels,
-        ref_counts=np.asarray(ref, dtype=np.int64), cur_counts=np.asarray(cur, dtype=np.int64),
-        ref_missing=int(entry["null"]), ref_rows=int(entry["count"]),
-        cur_missing=current.missing.null, cur_rows=current.missing.count, unseen=unseen,
+        name=name,
+        kind="categorical",
+        labels=labels,
+        ref_counts=np.asarray(ref, dtype=np.int64),
+        cur_counts=np.asarray(cur, dtype=np.int64),
+        ref_missing=int(entry["null"]),
+        ref_rows=int(entry["count"]),
+        cur_missing=current.missing.null,
+        cur_rows=current.missing.count,
+        unseen=unseen,
     )
 
 
@@ -252,24 +265,37 @@ def _rate(part: int, whole: int) -> float:
     return part / whole if whole else math.nan
 
 
-def evaluate(comparison: Comparison, method: str, psi_floor: float, psi_alpha: float
-             ) -> FeatureResult:
+def evaluate(comparison: Comparison, method: str, psi_floor: float, psi_alpha: float) -> FeatureResult:
     """All statistics of one feature, computed once; BH decisions are applied afterwards."""
     ref, cur = comparison.ref_counts, comparison.cur_counts
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
     chosen = decision_method(method, comparison.kind)
     base = {
-        "feature": comparison.name, "kind": comparison.kind, "method": chosen,
+        "feature": comparison.name,
+        "kind": comparison.kind,
+        "method": chosen,
         "null_rate_reference": _rate(comparison.ref_missing, comparison.ref_rows),
         "null_rate_current": _rate(comparison.cur_missing, comparison.cur_rows),
-        "n_reference": n_ref, "n_current": n_cur, "unseen_categories": comparison.unseen,
+        "n_reference": n_ref,
+        "n_current": n_cur,
+        "unseen_categories": comparison.unseen,
     }
     if n_ref == 0 or n_cur == 0:
         side = "reference" if n_ref == 0 else "current data"
-        return FeatureResult(**base, statistic=None, p_value=None, threshold=None,
-                             drifted=False, psi=None, psi_threshold=None, ks_distance=None,
-                             ks_bound=None, chi2=None, chi2_dof=None,
-                             note=f"not tested: no non-missing values in {side}")
+        return FeatureResult(
+            **base,
+            statistic=None,
+            p_value=None,
+            threshold=None,
+            drifted=False,
+            psi=None,
+            psi_threshold=None,
+            ks_distance=None,
+            ks_bound=None,
+            chi2=None,
+            chi2_dof=None,
+            note=f"not tested: no non-missing values in {side}",
+        )
     occupied = int(((ref + cur) > 0).sum())
     psi_value = st.psi(ref, cur)
     psi_threshold = max(psi_floor, st.psi_null_threshold(n_ref, n_cur, occupied, psi_alpha))
@@ -282,11 +308,17 @@ def evaluate(comparison: Comparison, method: str, psi_floor: float, psi_alpha: f
     else:
         statistic, p_value, threshold = chi2.statistic, chi2.p_value, None
     return FeatureResult(
-        **base, statistic=statistic, p_value=p_value, threshold=threshold,
+        **base,
+        statistic=statistic,
+        p_value=p_value,
+        threshold=threshold,
         drifted=chosen == "psi" and psi_value > psi_threshold,
-        psi=psi_value, psi_threshold=psi_threshold,
-        ks_distance=ks.statistic if ks else None, ks_bound=ks.bound if ks else None,
-        chi2=chi2.statistic if chi2 else None, chi2_dof=chi2.dof if chi2 else None,
+        psi=psi_value,
+        psi_threshold=psi_threshold,
+        ks_distance=ks.statistic if ks else None,
+        ks_bound=ks.bound if ks else None,
+        chi2=chi2.statistic if chi2 else None,
+        chi2_dof=chi2.dof if chi2 else None,
     )
 
 
@@ -307,29 +339,36 @@ def apply_fdr(results: list[FeatureResult], fdr: float, min_psi: float) -> None:
         result.threshold = cutoff
 
 
-def compare(profile: Mapping[str, Any], rows_current: int, summaries: Mapping[str, Any],
-            config: DriftConfig) -> DriftResult:
+def compare(
+    profile: Mapping[str, Any], rows_current: int, summaries: Mapping[str, Any], config: DriftConfig
+) -> DriftResult:
     """Pure part of the check: counts in, decisions out."""
     comparisons = {
-        name: (numeric_comparison if profile["features"][name]["kind"] == "numeric"
-               else categorical_comparison)(name, profile["features"][name], summary)
+        name: (numeric_comparison if profile["features"][name]["kind"] == "numeric" else categorical_comparison)(
+            name, profile["features"][name], summary
+        )
         for name, summary in summaries.items()
     }
     testable = [c for c in comparisons.values() if c.ref_counts.sum() and c.cur_counts.sum()]
     psi_alpha = config.fdr / max(len(testable), 1)  # Bonferroni: PSI has no p-values to pool
-    results = [evaluate(c, config.method, config.psi_threshold, psi_alpha)
-               for c in comparisons.values()]
+    results = [evaluate(c, config.method, config.psi_threshold, psi_alpha) for c in comparisons.values()]
     apply_fdr(results, config.fdr, config.min_psi)
     tested = [r for r in results if r.note is None]
     drifted = sum(r.drifted for r in tested)
     share = drifted / len(tested) if tested else 0.0
     return DriftResult(
         drifted=drifted > 0 and share >= config.share_threshold,
-        drifted_share=share, drifted_features=drifted, features_tested=len(tested),
-        share_threshold=config.share_threshold, method=config.method, fdr=config.fdr,
+        drifted_share=share,
+        drifted_features=drifted,
+        features_tested=len(tested),
+        share_threshold=config.share_threshold,
+        method=config.method,
+        fdr=config.fdr,
         min_psi=config.min_psi,
-        rows_reference=int(profile["rows"]), rows_current=rows_current,
-        features=results, comparisons=comparisons,
+        rows_reference=int(profile["rows"]),
+        rows_current=rows_current,
+        features=results,
+        comparisons=comparisons,
     )
 
 
@@ -343,13 +382,11 @@ def select_features(profile: Mapping[str, Any], config: DriftConfig) -> list[str
         raise ProfileError(f"profile lacks contract features: {', '.join(missing)}")
     for name, kind in config.features.items():
         if profiled[name]["kind"] != kind:
-            raise ProfileError(f"feature {name!r} is {kind} in the spec but "
-                               f"{profiled[name]['kind']} in the profile")
+            raise ProfileError(f"feature {name!r} is {kind} in the spec but {profiled[name]['kind']} in the profile")
     return sorted(config.features)
 
 
-def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig
-              ) -> DriftResult:
+def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig) -> DriftResult:
     """Check `data` (Parquet/CSV path) for drift against `profile`."""
     check_format(profile)
     features = select_features(profile, config)
@@ -359,8 +396,9 @@ def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig
 
 def render_text(result: DriftResult) -> str:
     """A fixed-width table, one row per feature, then the dataset verdict."""
-    header = (f"{'feature':<24} {'kind':<11} {'method':<6} {'statistic':>10} {'p-value':>9} "
-              f"{'psi':>8} {'null Δ':>8}  drifted")
+    header = (
+        f"{'feature':<24} {'kind':<11} {'method':<6} {'statistic':>10} {'p-value':>9} {'psi':>8} {'null Δ':>8}  drifted"
+    )
     lines = [header, "-" * len(header)]
     for r in result.features:
         null_change = r.null_rate_current - r.null_rate_reference
@@ -371,10 +409,12 @@ def render_text(result: DriftResult) -> str:
         )
     verdict = "DRIFT" if result.drifted else "no drift"
     lines.append("")
-    lines.append(f"dataset: {verdict}: {result.drifted_features}/{result.features_tested} "
-                 f"features drifted (share {result.drifted_share:.2f}, threshold "
-                 f"{result.share_threshold:.2f}); {result.rows_current} current rows vs "
-                 f"{result.rows_reference} reference rows")
+    lines.append(
+        f"dataset: {verdict}: {result.drifted_features}/{result.features_tested} "
+        f"features drifted (share {result.drifted_share:.2f}, threshold "
+        f"{result.share_threshold:.2f}); {result.rows_current} current rows vs "
+        f"{result.rows_reference} reference rows"
+    )
     return "\n".join(lines)
 
 

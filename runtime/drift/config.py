@@ -60,8 +60,7 @@ def _contract_entries(features: object) -> list[tuple[str, str]]:
     """Accept `[{name, type}]`, `{name: type}` or `{name: {type: ...}}` contract shapes."""
     if isinstance(features, dict):
         return [
-            (str(name), str(spec.get("type") if isinstance(spec, dict) else spec))
-            for name, spec in features.items()
+            (str(name), str(spec.get("type") if isinstance(spec, dict) else spec)) for name, spec in features.items()
         ]
     if isinstance(features, list):
         entries = []

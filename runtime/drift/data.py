@@ -61,8 +61,7 @@ def open_dataset(path: str | Path) -> Source:
     if not path.exists():
         raise DataError(f"data not found: {path}")
     if path.is_dir():
-        files = tuple(sorted(p for p in path.rglob("*") if p.suffix.lower() in
-                             PARQUET_SUFFIXES + CSV_SUFFIXES))
+        files = tuple(sorted(p for p in path.rglob("*") if p.suffix.lower() in PARQUET_SUFFIXES + CSV_SUFFIXES))
         if not files:
             raise DataError(f"no .parquet or .csv files in {path}")
     else:
@@ -103,8 +102,7 @@ def schema_kinds(source: Source) -> dict[str, FeatureKind]:
     return kinds
 
 
-def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str]
-                 ) -> Iterator[pa.RecordBatch]:
+def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str]) -> Iterator[pa.RecordBatch]:
     """Yield record batches of the requested columns; errors become :class:`DataError`."""
     names = list(columns)
     missing = [name for name in names if name not in source.schema.names]
@@ -122,8 +120,7 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str]
                 # single-threaded decoding is faster here since columns are already processed
                 # in parallel.
                 with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as parquet:
-                    yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=names,
-                                                    use_threads=False)
+                    yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=False)
         except _ARROW_ERRORS as exc:
             raise DataError(f"cannot read data {path}: {_first_line(exc)}") from exc
 
@@ -166,8 +163,9 @@ def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in prefetch(iter_batches(source, list(accumulators))):
             rows += batch.num_rows
-            futures = {name: pool.submit(accumulator.add, batch.column(name))
-                       for name, accumulator in accumulators.items()}
+            futures = {
+                name: pool.submit(accumulator.add, batch.column(name)) for name, accumulator in accumulators.items()
+            }
             for name, future in futures.items():
                 try:
                     future.result()  # re-raises a worker's exception here

@@ -47,8 +47,9 @@ def load_model_profile(uri: str, tracking_uri: str | None = None) -> dict[str, A
     name, alias, version = parse_model_uri(uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     try:
-        model_version = (client.get_model_version_by_alias(name, alias) if alias
-                         else client.get_model_version(name, version))
+        model_version = (
+            client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        )
         with tempfile.TemporaryDirectory() as tmp:
             local = client.download_artifacts(model_version.run_id, ARTIFACT_PATH, tmp)
             return read_profile(local)

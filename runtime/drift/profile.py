@@ -98,8 +98,7 @@ def quantile_edge_keys(keys: np.ndarray, counts: np.ndarray, bins: int) -> np.nd
     return np.unique(np.concatenate([keys[:1], inner, keys[-1:] + 1]))
 
 
-def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | None = None
-               ) -> np.ndarray:
+def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
     """Counts per bin [underflow, inner bins..., overflow] of grid keys.
 
     Without `counts`, `keys` are raw per-value keys; with it, sorted unique keys and their
@@ -116,8 +115,7 @@ def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | Non
     return np.diff(below).astype(np.int64)
 
 
-def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Exact sum of (keys, counts) sketches, as sorted unique keys with counts."""
     parts = list(parts)
     if not parts:
@@ -183,8 +181,7 @@ def numeric_values(array: pa.Array, counts: MissingCounts) -> np.ndarray:
     if array.type != pa.float64():  # ints, float32, decimals
         array = pc.cast(array, pa.float64(), safe=False)
     # Straight from the Arrow buffer: Array.to_numpy would import pandas (~0.6 s).
-    values = np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array),
-                           offset=array.offset * 8)
+    values = np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
     nan = np.isnan(values)
     n_nan = int(nan.sum())
     if n_nan:
@@ -227,8 +224,7 @@ class NumericProfiler:
         if len(values) == 0:
             return
         # int32 sorts ~2x faster than int64 and keys fit (MAX_RESOLUTION_BITS)
-        keys, counts = np.unique(grid_keys(values, self.resolution_bits).astype(np.int32),
-                                 return_counts=True)
+        keys, counts = np.unique(grid_keys(values, self.resolution_bits).astype(np.int32), return_counts=True)
         self.parts.append((keys.astype(np.int64), counts))
         self._size += len(keys)
         # Compact once the pending parts outgrow the compacted sketch: memory stays
@@ -260,8 +256,7 @@ class CategoryProfiler:
             self.exact = False
 
 
-def cap_categories(categories: Mapping[str, int], max_categories: int
-                   ) -> tuple[dict[str, int], int]:
+def cap_categories(categories: Mapping[str, int], max_categories: int) -> tuple[dict[str, int], int]:
     """Keep the `max_categories` most frequent levels (ties by name); return the rest's sum."""
     if len(categories) <= max_categories:
         return dict(categories), 0
@@ -272,8 +267,13 @@ def cap_categories(categories: Mapping[str, int], max_categories: int
 
 # ---------------------------------------------------------------- profile documents
 def _missing_dict(missing: MissingCounts) -> dict[str, int]:
-    return {"count": missing.count, "null": missing.null, "nan": missing.nan,
-            "pos_inf": missing.pos_inf, "neg_inf": missing.neg_inf}
+    return {
+        "count": missing.count,
+        "null": missing.null,
+        "nan": missing.nan,
+        "pos_inf": missing.pos_inf,
+        "neg_inf": missing.neg_inf,
+    }
 
 
 def _json_float(value: float) -> float | str:
@@ -283,8 +283,9 @@ def _json_float(value: float) -> float | str:
     return "inf" if value > 0 else "-inf"
 
 
-def numeric_feature(missing: MissingCounts, keys: np.ndarray, counts: np.ndarray,
-                    bins: int, resolution_bits: int) -> dict[str, Any]:
+def numeric_feature(
+    missing: MissingCounts, keys: np.ndarray, counts: np.ndarray, bins: int, resolution_bits: int
+) -> dict[str, Any]:
     """Numeric feature entry: counters, sketch, and reference-quantile bins derived from it."""
     edge_keys = quantile_edge_keys(keys, counts, bins)
     return {
@@ -299,8 +300,9 @@ def numeric_feature(missing: MissingCounts, keys: np.ndarray, counts: np.ndarray
     }
 
 
-def categorical_feature(missing: MissingCounts, categories: Mapping[str, int], other: int,
-                        exact: bool, max_categories: int) -> dict[str, Any]:
+def categorical_feature(
+    missing: MissingCounts, categories: Mapping[str, int], other: int, exact: bool, max_categories: int
+) -> dict[str, Any]:
     """Categorical feature entry: counters and level counts (rarest beyond the cap pooled)."""
     kept, dropped = cap_categories(categories, max_categories)
     return {
@@ -334,34 +336,33 @@ def build_profile(
     if not kinds:
         raise DataError("no numeric or categorical columns to profile")
     profilers: dict[str, NumericProfiler | CategoryProfiler] = {
-        name: NumericProfiler(resolution_bits) if kind == "numeric"
-        else CategoryProfiler(max_categories)
+        name: NumericProfiler(resolution_bits) if kind == "numeric" else CategoryProfiler(max_categories)
         for name, kind in kinds.items()
     }
     rows = feed_batches(dataset, profilers)
     if rows == 0:
         raise DataError(f"reference data is empty: {data}")
+
     def finish(profiler: NumericProfiler | CategoryProfiler) -> dict[str, Any]:
         if isinstance(profiler, NumericProfiler):
             keys, counts = profiler.sketch()
             return numeric_feature(profiler.missing, keys, counts, bins, resolution_bits)
-        return categorical_feature(profiler.missing, profiler.categories, profiler.other,
-                                   profiler.exact, max_categories)
+        return categorical_feature(
+            profiler.missing, profiler.categories, profiler.other, profiler.exact, max_categories
+        )
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # sorts release the GIL
         result = dict(zip(profilers, pool.map(finish, profilers.values()), strict=True))
     return {
         "format_version": FORMAT_VERSION,
         "rows": rows,
-        "settings": {"bins": bins, "resolution_bits": resolution_bits,
-                     "max_categories": max_categories},
+        "settings": {"bins": bins, "resolution_bits": resolution_bits, "max_categories": max_categories},
         "features": result,
     }
 
 
 def _missing_of(entry: Mapping[str, Any]) -> MissingCounts:
-    return MissingCounts(**{k: int(entry.get(k, 0)) for k in
-                            ("count", "null", "nan", "pos_inf", "neg_inf")})
+    return MissingCounts(**{k: int(entry.get(k, 0)) for k in ("count", "null", "nan", "pos_inf", "neg_inf")})
 
 
 def _sum_missing(entries: list[Mapping[str, Any]]) -> MissingCounts:
@@ -396,19 +397,20 @@ def merge_profiles(profiles: list[Mapping[str, Any]]) -> dict[str, Any]:
         entries = [p["features"][name] for p in profiles]
         missing = _sum_missing(entries)
         if entries[0]["kind"] == "numeric":
-            keys, counts = merge_sketches(
-                decode_sketch(e["sketch"]) for e in entries
-            )
-            merged[name] = numeric_feature(missing, keys, counts, settings["bins"],
-                                           settings["resolution_bits"])
+            keys, counts = merge_sketches(decode_sketch(e["sketch"]) for e in entries)
+            merged[name] = numeric_feature(missing, keys, counts, settings["bins"], settings["resolution_bits"])
         else:
             categories: dict[str, int] = {}
             for entry in entries:
                 for level, n in entry["categories"].items():
                     categories[level] = categories.get(level, 0) + int(n)
             merged[name] = categorical_feature(
-                missing, categories, sum(int(e["other"]) for e in entries),
-                all(e["exact"] for e in entries), settings["max_categories"])
+                missing,
+                categories,
+                sum(int(e["other"]) for e in entries),
+                all(e["exact"] for e in entries),
+                settings["max_categories"],
+            )
     return {
         "format_version": FORMAT_VERSION,
         "rows": sum(int(p["rows"]) for p in profiles),
@@ -422,8 +424,9 @@ def check_format(profile: Mapping[str, Any]) -> None:
     if not isinstance(profile, Mapping) or "format_version" not in profile:
         raise ProfileError("not a drift profile (no format_version)")
     if profile["format_version"] != FORMAT_VERSION:
-        raise ProfileError(f"unsupported profile format_version {profile['format_version']}"
-                           f" (this runtime reads {FORMAT_VERSION})")
+        raise ProfileError(
+            f"unsupported profile format_version {profile['format_version']} (this runtime reads {FORMAT_VERSION})"
+        )
     if not isinstance(profile.get("features"), Mapping) or "settings" not in profile:
         raise ProfileError("malformed profile: missing features or settings")
 

@@ -43,20 +43,21 @@ def exposition(result: DriftResult, now: float | None = None) -> str:
         "# HELP mlc_drift_feature_psi Population stability index of a feature.",
         "# TYPE mlc_drift_feature_psi gauge",
     ]
-    lines += [f'mlc_drift_feature_psi{{feature="{_label(r.feature)}"}} {r.psi!r}'
-              for r in result.features if r.psi is not None]
+    lines += [
+        f'mlc_drift_feature_psi{{feature="{_label(r.feature)}"}} {r.psi!r}'
+        for r in result.features
+        if r.psi is not None
+    ]
     lines += [
         "# HELP mlc_drift_feature_drifted 1 if the feature drifted.",
         "# TYPE mlc_drift_feature_drifted gauge",
     ]
-    lines += [f'mlc_drift_feature_drifted{{feature="{_label(r.feature)}"}} {int(r.drifted)}'
-              for r in result.features]
+    lines += [f'mlc_drift_feature_drifted{{feature="{_label(r.feature)}"}} {int(r.drifted)}' for r in result.features]
     gauges = [
         ("mlc_drift_dataset_drifted", "1 if the dataset drifted.", int(result.drifted)),
         ("mlc_drift_share", "Share of tested features that drifted.", result.drifted_share),
         ("mlc_drift_rows", "Rows of current data checked.", result.rows_current),
-        ("mlc_drift_last_success_timestamp_seconds",
-         "Unix time of the last successful drift check.", now),
+        ("mlc_drift_last_success_timestamp_seconds", "Unix time of the last successful drift check.", now),
     ]
     for name, help_text, value in gauges:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value!r}"]
@@ -65,24 +66,26 @@ def exposition(result: DriftResult, now: float | None = None) -> str:
 
 def push_url(base_url: str, grouping: Mapping[str, str]) -> str:
     """Grouping-key URL: the job label, then each grouping label in order."""
-    path = "".join(f"/{urllib.parse.quote(k, safe='')}/{urllib.parse.quote(v, safe='')}"
-                   for k, v in grouping.items())
+    path = "".join(f"/{urllib.parse.quote(k, safe='')}/{urllib.parse.quote(v, safe='')}" for k, v in grouping.items())
     return f"{base_url.rstrip('/')}/metrics/job/{JOB}{path}"
 
 
-def push_metrics(base_url: str, grouping: Mapping[str, str], result: DriftResult,
-                 timeout: float = 10.0) -> None:
+def push_metrics(base_url: str, grouping: Mapping[str, str], result: DriftResult, timeout: float = 10.0) -> None:
     """PUT the check's metrics to the Pushgateway, replacing this group's previous push."""
     request = urllib.request.Request(
-        push_url(base_url, grouping), data=exposition(result).encode(), method="PUT",
+        push_url(base_url, grouping),
+        data=exposition(result).encode(),
+        method="PUT",
         headers={"Content-Type": "text/plain; version=0.0.4"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
-        raise PushError(f"pushgateway {base_url} refused metrics: HTTP {exc.code} "
-                        f"{exc.read().decode(errors='replace').strip()[:200]}") from exc
+        raise PushError(
+            f"pushgateway {base_url} refused metrics: HTTP {exc.code} "
+            f"{exc.read().decode(errors='replace').strip()[:200]}"
+        ) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PushError(f"cannot push metrics to {base_url}: {reason}") from exc

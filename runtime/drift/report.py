@@ -33,8 +33,7 @@ def _figure_png(comparison: Comparison, result: FeatureResult) -> str:
         ax.bar(x, ref, width=1.0, alpha=0.5, label="reference", color="tab:blue")
         ax.step(x, cur, where="mid", label="current", color="tab:orange")
         ticks = x[:: max(len(x) // 6, 1)]
-        ax.set_xticks(ticks, [labels[i].split(",")[0].strip("[<>= ") for i in ticks],
-                      fontsize=7)
+        ax.set_xticks(ticks, [labels[i].split(",")[0].strip("[<>= ") for i in ticks], fontsize=7)
         ax.set_xlabel("reference-quantile bin (lower edge)")
     else:
         order = np.argsort(-(ref + cur), kind="stable")[:MAX_LEVELS_SHOWN]

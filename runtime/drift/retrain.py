@@ -35,22 +35,28 @@ def job_from_cronjob(cronjob: Any, name: str) -> Any:
     annotations = dict(template_meta.annotations or {})
     annotations[INSTANTIATE_ANNOTATION] = "manual"
     owner = client.V1OwnerReference(
-        api_version="batch/v1", kind="CronJob", name=cronjob.metadata.name,
-        uid=cronjob.metadata.uid, controller=True, block_owner_deletion=True,
+        api_version="batch/v1",
+        kind="CronJob",
+        name=cronjob.metadata.name,
+        uid=cronjob.metadata.uid,
+        controller=True,
+        block_owner_deletion=True,
     )
     return client.V1Job(
-        api_version="batch/v1", kind="Job",
+        api_version="batch/v1",
+        kind="Job",
         metadata=client.V1ObjectMeta(
-            name=name, namespace=cronjob.metadata.namespace,
-            labels=dict(template_meta.labels or {}) or None, annotations=annotations,
+            name=name,
+            namespace=cronjob.metadata.namespace,
+            labels=dict(template_meta.labels or {}) or None,
+            annotations=annotations,
             owner_references=[owner],
         ),
         spec=template.spec,
     )
 
 
-def create_job_from_cronjob(batch_api: Any, namespace: str, cronjob_name: str,
-                            now: float | None = None) -> Any:
+def create_job_from_cronjob(batch_api: Any, namespace: str, cronjob_name: str, now: float | None = None) -> Any:
     """Read the CronJob and create a manual Job from it; returns the created V1Job."""
     from kubernetes.client.exceptions import ApiException
 
@@ -59,8 +65,9 @@ def create_job_from_cronjob(batch_api: Any, namespace: str, cronjob_name: str,
         job = job_from_cronjob(cronjob, job_name(cronjob_name, now))
         return batch_api.create_namespaced_job(namespace, job)
     except ApiException as exc:
-        raise RetrainError(f"cannot create job from cronjob/{cronjob_name} in {namespace}: "
-                           f"HTTP {exc.status} {exc.reason}") from exc
+        raise RetrainError(
+            f"cannot create job from cronjob/{cronjob_name} in {namespace}: HTTP {exc.status} {exc.reason}"
+        ) from exc
 
 
 def start_retraining(cronjob_name: str, namespace: str | None = None) -> str:
@@ -77,7 +84,6 @@ def start_retraining(cronjob_name: str, namespace: str | None = None) -> str:
         except (ConfigException, OSError) as exc:
             raise RetrainError(f"no Kubernetes credentials to start retraining: {exc}") from exc
     if namespace is None:
-        namespace = (_NAMESPACE_FILE.read_text().strip() if _NAMESPACE_FILE.exists()
-                     else "default")
+        namespace = _NAMESPACE_FILE.read_text().strip() if _NAMESPACE_FILE.exists() else "default"
     job = create_job_from_cronjob(client.BatchV1Api(), namespace, cronjob_name)
     return job.metadata.name

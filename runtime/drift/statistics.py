@@ -148,8 +148,7 @@ def ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> KSResult:
     d = float(np.max(np.abs(np.cumsum(p) - np.cumsum(q))))
     n_eff = n_ref * n_cur / (n_ref + n_cur)
     p_value = kolmogorov_sf(math.sqrt(n_eff) * d) if d > 0 else 1.0
-    return KSResult(statistic=d, bound=float(max(p.max(), q.max())), p_value=p_value,
-                    n_effective=float(n_eff))
+    return KSResult(statistic=d, bound=float(max(p.max(), q.max())), p_value=p_value, n_effective=float(n_eff))
 
 
 def pool_sparse_columns(table: np.ndarray, min_expected: float = MIN_EXPECTED) -> np.ndarray:
@@ -199,8 +198,7 @@ def chi2_independence(ref_counts: np.ndarray, cur_counts: np.ndarray) -> Chi2Res
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
-    return Chi2Result(statistic=statistic, p_value=chi2_sf(statistic, dof),
-                      dof=dof, table=table)
+    return Chi2Result(statistic=statistic, p_value=chi2_sf(statistic, dof), dof=dof, table=table)
 
 
 def benjamini_hochberg(p_values: list[float], fdr: float) -> list[bool]:

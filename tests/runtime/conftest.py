@@ -35,8 +35,7 @@ def write_parquet(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def make_columns(n: int, seed: int, shift: float = 0.0, shifted: tuple[str, ...] = (),
-                 new_level: bool = False) -> dict:
+def make_columns(n: int, seed: int, shift: float = 0.0, shifted: tuple[str, ...] = (), new_level: bool = False) -> dict:
     """3 numeric + 2 categorical columns; `shifted` columns get a mean shift / level swap."""
     rng = np.random.default_rng(seed)
     columns = {}
@@ -62,24 +61,40 @@ def columns() -> Callable[..., dict]:
 def runtime_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a compiler runtime config (format_version 1, the fields drift reads)."""
 
-    def write(current_uri: str, tracking_uri: str = "http://127.0.0.1:1",
-              on_drift: str = "alert") -> Path:
+    def write(current_uri: str, tracking_uri: str = "http://127.0.0.1:1", on_drift: str = "alert") -> Path:
         import json
 
         config = {
-            "format_version": 1, "project": "churn", "environment": "prod",
+            "format_version": 1,
+            "project": "churn",
+            "environment": "prod",
             "spec_digest": "sha256:" + "0" * 64,
-            "namespace": "ml-churn", "tracking_uri": tracking_uri, "registered_model": "churn",
-            "aliases": {"challenger": "challenger", "champion": "champion",
-                        "previous": "previous"},
-            "contract": {"target": "label", "features": {
-                "x0": {"type": "float"}, "x1": {"type": "float"}, "x2": {"type": "float"},
-                "c0": {"type": "category"}, "b0": {"type": "bool"}}},
-            "drift": {"current": {"uri": current_uri, "window_seconds": 86400},
-                      "method": "auto", "threshold": {"psi": 0.2, "share": 0.5},
-                      "on_drift": on_drift, "retrain_cronjob": "churn-prod-retrain"},
-            "metrics": {"pushgateway": "http://pushgateway:9091", "push_job": "mlc-drift",
-                        "grouping": {"project": "churn", "environment": "prod"}},
+            "namespace": "ml-churn",
+            "tracking_uri": tracking_uri,
+            "registered_model": "churn",
+            "aliases": {"challenger": "challenger", "champion": "champion", "previous": "previous"},
+            "contract": {
+                "target": "label",
+                "features": {
+                    "x0": {"type": "float"},
+                    "x1": {"type": "float"},
+                    "x2": {"type": "float"},
+                    "c0": {"type": "category"},
+                    "b0": {"type": "bool"},
+                },
+            },
+            "drift": {
+                "current": {"uri": current_uri, "window_seconds": 86400},
+                "method": "auto",
+                "threshold": {"psi": 0.2, "share": 0.5},
+                "on_drift": on_drift,
+                "retrain_cronjob": "churn-prod-retrain",
+            },
+            "metrics": {
+                "pushgateway": "http://pushgateway:9091",
+                "push_job": "mlc-drift",
+                "grouping": {"project": "churn", "environment": "prod"},
+            },
             "exit_codes": {"config_error": 78},
         }
         path = tmp_path / "runtime-config.json"

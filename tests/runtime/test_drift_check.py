@@ -30,15 +30,14 @@ def _check(reference, data, **config):
 
 
 def test_shifted_columns_and_only_those_are_flagged(reference, write_parquet, columns):
-    result = _check(reference, write_parquet(columns(5000, seed=2, shift=0.2,
-                                                     shifted=("x0", "c0"))))
+    result = _check(reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))))
     flagged = {r.feature for r in result.features if r.drifted}
     assert flagged == {"x0", "c0"}
     assert result.drifted_share == pytest.approx(2 / 5)
     assert result.drifted is False  # share 0.4 < default threshold 0.5
-    assert _check(reference, write_parquet(columns(5000, seed=2, shift=0.2,
-                                                   shifted=("x0", "c0"))),
-                  share_threshold=0.3).drifted
+    assert _check(
+        reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))), share_threshold=0.3
+    ).drifted
 
 
 def test_identical_distribution_at_small_sample_is_not_drift(reference, write_parquet, columns):
@@ -48,13 +47,11 @@ def test_identical_distribution_at_small_sample_is_not_drift(reference, write_pa
 
 
 def test_psi_method_uses_sample_size_aware_threshold(reference, write_parquet, columns):
-    small = _check(reference, write_parquet(columns(100, seed=4)), method="psi",
-                   psi_threshold=0.1)
+    small = _check(reference, write_parquet(columns(100, seed=4)), method="psi", psi_threshold=0.1)
     # 100 bins at n_cur=100: the null quantile is far above the configured 0.1
     assert all(r.threshold > 0.5 for r in small.features if r.kind == "numeric")
     assert not any(r.drifted for r in small.features)
-    shifted = _check(reference, write_parquet(columns(20_000, seed=4, shift=1.0,
-                                                      shifted=("x1",))), method="psi")
+    shifted = _check(reference, write_parquet(columns(20_000, seed=4, shift=1.0, shifted=("x1",))), method="psi")
     assert [r.feature for r in shifted.features if r.drifted] == ["x1"]
 
 
@@ -87,9 +84,18 @@ def test_all_missing_current_column_is_reported_not_tested(reference, write_parq
 
 
 def test_empty_current_data_is_an_error(reference, write_parquet):
-    empty = write_parquet({k: pa.array([], t) for k, t in
-                           [("x0", pa.float64()), ("x1", pa.float64()), ("x2", pa.float64()),
-                            ("c0", pa.string()), ("b0", pa.bool_())]})
+    empty = write_parquet(
+        {
+            k: pa.array([], t)
+            for k, t in [
+                ("x0", pa.float64()),
+                ("x1", pa.float64()),
+                ("x2", pa.float64()),
+                ("c0", pa.string()),
+                ("b0", pa.bool_()),
+            ]
+        }
+    )
     with pytest.raises(DataError, match="empty"):
         _check(reference, empty)
 
@@ -97,13 +103,18 @@ def test_empty_current_data_is_an_error(reference, write_parquet):
 def _spec(tmp_path, **drift):
     spec = {
         "metadata": {"name": "churn"},
-        "data": {"contract": {"features": [
-            {"name": "x0", "type": "float"}, {"name": "x1", "type": "float"},
-            {"name": "c0", "type": "category"}, {"name": "b0", "type": "bool"},
-            {"name": "note", "type": "string"},
-        ]}},
-        "monitor": {"drift": {"method": "auto", "threshold": {"psi": 0.15, "share": 0.25},
-                              **drift}},
+        "data": {
+            "contract": {
+                "features": [
+                    {"name": "x0", "type": "float"},
+                    {"name": "x1", "type": "float"},
+                    {"name": "c0", "type": "category"},
+                    {"name": "b0", "type": "bool"},
+                    {"name": "note", "type": "string"},
+                ]
+            }
+        },
+        "monitor": {"drift": {"method": "auto", "threshold": {"psi": 0.15, "share": 0.25}, **drift}},
     }
     path = tmp_path / "mlproject.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -112,8 +123,7 @@ def _spec(tmp_path, **drift):
 
 def test_read_spec_takes_features_method_and_thresholds(tmp_path):
     config = read_spec(_spec(tmp_path, on_drift="retrain"))
-    assert config.features == {"x0": "numeric", "x1": "numeric", "c0": "categorical",
-                               "b0": "categorical"}
+    assert config.features == {"x0": "numeric", "x1": "numeric", "c0": "categorical", "b0": "categorical"}
     assert config.skipped == ("note",)
     assert (config.method, config.psi_threshold, config.share_threshold) == ("auto", 0.15, 0.25)
     assert (config.project, config.on_drift) == ("churn", "retrain")
@@ -125,11 +135,9 @@ def test_cli_profile_then_drift_exit_codes(tmp_path, write_parquet, columns):
     runner = CliRunner()
     ref = write_parquet(columns(10_000, seed=1))
     spec = _spec(tmp_path)
-    out = runner.invoke(main, ["profile", "--data", str(ref), "--spec", str(spec),
-                               "-o", str(tmp_path / "p.json")])
+    out = runner.invoke(main, ["profile", "--data", str(ref), "--spec", str(spec), "-o", str(tmp_path / "p.json")])
     assert out.exit_code == 0, out.output
-    assert set(json.loads((tmp_path / "p.json").read_text())["features"]) == {
-        "x0", "x1", "c0", "b0"}
+    assert set(json.loads((tmp_path / "p.json").read_text())["features"]) == {"x0", "x1", "c0", "b0"}
     args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
     same = runner.invoke(main, [*args, str(write_parquet(columns(3000, seed=3)))])
     assert same.exit_code == 0, same.output
@@ -145,15 +153,16 @@ def test_cli_profile_then_drift_exit_codes(tmp_path, write_parquet, columns):
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "bad-profile", "columns"])
-def test_cli_user_errors_exit_2_with_one_line(problem, tmp_path, write_parquet, columns,
-                                              reference):
+def test_cli_user_errors_exit_2_with_one_line(problem, tmp_path, write_parquet, columns, reference):
     data = write_parquet(columns(100, seed=1))
     profile = reference
     if problem == "missing":
         data = tmp_path / "nope.parquet"
     elif problem == "empty":
-        data = write_parquet({k: pa.array([], pa.float64()) for k in ("x0", "x1", "x2")}
-                             | {"c0": pa.array([], pa.string()), "b0": pa.array([], pa.bool_())})
+        data = write_parquet(
+            {k: pa.array([], pa.float64()) for k in ("x0", "x1", "x2")}
+            | {"c0": pa.array([], pa.string()), "b0": pa.array([], pa.bool_())}
+        )
     elif problem == "garbage":
         data = tmp_path / "garbage.parquet"
         data.write_bytes(b"\x00" * 100)
@@ -172,16 +181,16 @@ def test_cli_help_does_not_import_heavy_modules():
     import subprocess
     import sys
 
-    code = ("import sys; from mlc.runtime.cli import main\n"
-            "heavy = {'pyarrow', 'scipy', 'matplotlib', 'mlflow', 'kubernetes', 'numpy'}\n"
-            "print(sorted(heavy & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; from mlc.runtime.cli import main\n"
+        "heavy = {'pyarrow', 'scipy', 'matplotlib', 'mlflow', 'kubernetes', 'numpy'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet, columns,
-                                                       monkeypatch):
+def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet, columns, monkeypatch):
     from mlc.runtime.drift import check
 
     monkeypatch.setattr(check, "MAX_UNSEEN_LEVELS", 5)
@@ -193,13 +202,13 @@ def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet,
     assert c0.drifted
 
 
-def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parquet, columns,
-                                                          monkeypatch):
+def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parquet, columns, monkeypatch):
     from mlc.runtime.drift import retrain
 
     calls = []
-    monkeypatch.setattr(retrain, "start_retraining",
-                        lambda name, namespace=None: calls.append((name, namespace)) or "job-1")
+    monkeypatch.setattr(
+        retrain, "start_retraining", lambda name, namespace=None: calls.append((name, namespace)) or "job-1"
+    )
     runner = CliRunner()
     spec = _spec(tmp_path, on_drift="retrain")
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
@@ -220,9 +229,17 @@ def test_trivial_but_significant_change_at_huge_n_needs_min_psi():
     rng = np.random.default_rng(0)
     p = np.full(100, 0.01)
     q = p * (1 + 0.016 * (np.arange(100) - 49.5) / 49.5)
-    comparison = Comparison("x", "numeric", [str(i) for i in range(100)],
-                            rng.multinomial(1_000_000, p), rng.multinomial(1_000_000, q / q.sum()),
-                            0, 1_000_000, 0, 1_000_000)
+    comparison = Comparison(
+        "x",
+        "numeric",
+        [str(i) for i in range(100)],
+        rng.multinomial(1_000_000, p),
+        rng.multinomial(1_000_000, q / q.sum()),
+        0,
+        1_000_000,
+        0,
+        1_000_000,
+    )
     for min_psi, drifted in ((0.0, True), (0.01, False)):
         result = evaluate(comparison, "auto", 0.2, 0.05)
         apply_fdr([result], 0.05, min_psi)
@@ -236,13 +253,14 @@ def test_a_check_never_imports_pandas_or_scipy(reference, write_parquet, columns
     import sys
 
     data = write_parquet(columns(500, seed=9))
-    code = ("import json, sys\n"
-            "from mlc.runtime.drift.check import run_check\n"
-            "from mlc.runtime.drift.config import DriftConfig\n"
-            f"run_check(json.load(open({str(reference)!r})), {str(data)!r}, DriftConfig())\n"
-            "print(sorted({'pandas', 'scipy'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import json, sys\n"
+        "from mlc.runtime.drift.check import run_check\n"
+        "from mlc.runtime.drift.config import DriftConfig\n"
+        f"run_check(json.load(open({str(reference)!r})), {str(data)!r}, DriftConfig())\n"
+        "print(sorted({'pandas', 'scipy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -262,28 +280,28 @@ def test_csv_current_data_and_directories_of_files(reference, tmp_path, columns)
 def test_text_in_a_numeric_column_is_a_clear_error(reference, write_parquet, columns):
     data = columns(100, seed=11)
     data["x1"] = ["not a number"] * 100
-    result = CliRunner().invoke(main, ["drift", "--profile", str(reference), "--data",
-                                       str(write_parquet(data))])
+    result = CliRunner().invoke(main, ["drift", "--profile", str(reference), "--data", str(write_parquet(data))])
     assert result.exit_code == 2
     assert result.output.startswith("error: column 'x1'") and result.output.count("\n") == 1
 
 
-def test_runtime_config_supplies_features_data_and_retraining(tmp_path, write_parquet, columns,
-                                                              runtime_config, monkeypatch):
+def test_runtime_config_supplies_features_data_and_retraining(
+    tmp_path, write_parquet, columns, runtime_config, monkeypatch
+):
     from mlc.runtime.drift import retrain
     from mlc.runtime.drift.config import read_runtime_config
 
     calls = []
-    monkeypatch.setattr(retrain, "start_retraining",
-                        lambda name, namespace=None: calls.append((name, namespace)) or "job-2")
+    monkeypatch.setattr(
+        retrain, "start_retraining", lambda name, namespace=None: calls.append((name, namespace)) or "job-2"
+    )
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
     shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1", "x2")))
     config_path = runtime_config(str(shifted), on_drift="retrain")
     config = read_runtime_config(config_path)
     assert config.model_uri == "models:/churn@champion"
     assert config.grouping == {"project": "churn", "environment": "prod"}
-    result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile",
-                                       str(tmp_path / "p.json")])
+    result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile", str(tmp_path / "p.json")])
     assert result.exit_code == 1, result.output
     assert calls == [("churn-prod-retrain", "ml-churn")]
 

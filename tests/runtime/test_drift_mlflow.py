@@ -38,10 +38,22 @@ def tracking_uri(tmp_path_factory):
     port = _free_port()
     executable = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     process = subprocess.Popen(
-        [executable, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"),
+        [
+            executable,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(tmp / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "server.log").open("w"),
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -52,8 +64,7 @@ def tracking_uri(tmp_path_factory):
                 break
             except OSError:
                 if time.time() > deadline or process.poll() is not None:
-                    pytest.fail("mlflow server did not start: "
-                                + (tmp / "server.log").read_text()[-2000:])
+                    pytest.fail("mlflow server did not start: " + (tmp / "server.log").read_text()[-2000:])
                 time.sleep(0.2)
         yield uri
     finally:
@@ -73,29 +84,35 @@ def champion(tracking_uri, monkeypatch, write_parquet, columns):
     client = mlflow.MlflowClient(tracking_uri)
     if not client.search_registered_models("name = 'churn'"):  # the server is per module
         client.create_registered_model("churn")
-    version = client.create_model_version("churn", f"runs:/{run.info.run_id}/model",
-                                          run_id=run.info.run_id)
+    version = client.create_model_version("churn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     client.set_registered_model_alias("churn", "champion", version.version)
     return profile
 
 
-def test_profile_is_read_from_the_champion_model_version(champion, tracking_uri,
-                                                         write_parquet, columns):
+def test_profile_is_read_from_the_champion_model_version(champion, tracking_uri, write_parquet, columns):
     assert load_model_profile("models:/churn@champion", tracking_uri) == champion
     version = mlflow.MlflowClient(tracking_uri).get_model_version_by_alias("churn", "champion")
     assert load_model_profile(f"models:/churn/{version.version}", tracking_uri) == champion
-    result = CliRunner().invoke(main, [
-        "drift", "--model", "models:/churn@champion", "--format", "json",
-        "--data", str(write_parquet(columns(2000, seed=2, shift=1.0,
-                                            shifted=("x0", "x1", "x2"))))])
+    result = CliRunner().invoke(
+        main,
+        [
+            "drift",
+            "--model",
+            "models:/churn@champion",
+            "--format",
+            "json",
+            "--data",
+            str(write_parquet(columns(2000, seed=2, shift=1.0, shifted=("x0", "x1", "x2")))),
+        ],
+    )
     assert result.exit_code == 1, result.output
     with pytest.raises(ProfileError, match="cannot load reference profile"):
         load_model_profile("models:/churn@nope", tracking_uri)
 
 
-def test_runtime_config_names_the_champion_and_tracking_server(champion, tracking_uri,
-                                                               monkeypatch, write_parquet,
-                                                               columns, runtime_config):
+def test_runtime_config_names_the_champion_and_tracking_server(
+    champion, tracking_uri, monkeypatch, write_parquet, columns, runtime_config
+):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the runtime config alone says where
     config = runtime_config(str(write_parquet(columns(2000, seed=3))), tracking_uri)
     result = CliRunner().invoke(main, ["drift", "--config", str(config)])

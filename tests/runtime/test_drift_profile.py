@@ -24,16 +24,15 @@ from mlc.runtime.drift.profile import (
 )
 
 FEATURES = {"x": "numeric", "c": "categorical"}
-values = hs.one_of(hs.floats(allow_nan=True, allow_infinity=True), hs.none(),
-                   hs.integers(-3, 3).map(float))
-rows = hs.lists(hs.tuples(values, hs.one_of(hs.none(), hs.sampled_from("abcde"))),
-                min_size=1, max_size=60)
+values = hs.one_of(hs.floats(allow_nan=True, allow_infinity=True), hs.none(), hs.integers(-3, 3).map(float))
+rows = hs.lists(hs.tuples(values, hs.one_of(hs.none(), hs.sampled_from("abcde"))), min_size=1, max_size=60)
 
 
 def _write(tmp_path, name, part):
     path = tmp_path / name
-    table = pa.table({"x": pa.array([r[0] for r in part], pa.float64()),
-                      "c": pa.array([r[1] for r in part], pa.string())})
+    table = pa.table(
+        {"x": pa.array([r[0] for r in part], pa.float64()), "c": pa.array([r[1] for r in part], pa.string())}
+    )
     import pyarrow.parquet as pq
 
     pq.write_table(table, path)
@@ -46,8 +45,11 @@ def test_merged_shards_equal_the_profile_of_all_rows(tmp_path_factory, data, cut
     tmp = tmp_path_factory.mktemp("merge")
     cut = min(cut, len(data) - 1) if len(data) > 1 else 1
     whole = build_profile(_write(tmp, "all.parquet", data), FEATURES, bins=bins)
-    shards = [build_profile(_write(tmp, f"s{i}.parquet", part), FEATURES, bins=bins)
-              for i, part in enumerate([data[:cut], data[cut:]]) if part]
+    shards = [
+        build_profile(_write(tmp, f"s{i}.parquet", part), FEATURES, bins=bins)
+        for i, part in enumerate([data[:cut], data[cut:]])
+        if part
+    ]
     assert dumps_profile(merge_profiles(shards)) == dumps_profile(whole)
 
 
@@ -80,8 +82,9 @@ def test_profile_is_deterministic_and_round_trips(write_parquet, columns, tmp_pa
 
 
 def test_kinds_come_from_the_schema_without_a_spec(write_parquet):
-    path = write_parquet({"f": [1.5, 2.5], "i": [1, 2], "s": ["a", "b"], "b": [True, False],
-                          "raw": pa.array([b"x", b"y"], pa.binary())})
+    path = write_parquet(
+        {"f": [1.5, 2.5], "i": [1, 2], "s": ["a", "b"], "b": [True, False], "raw": pa.array([b"x", b"y"], pa.binary())}
+    )
     kinds = {k: v["kind"] for k, v in build_profile(path)["features"].items()}
     assert kinds == {"f": "numeric", "i": "numeric", "s": "categorical", "b": "categorical"}
 

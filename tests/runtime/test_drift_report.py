@@ -15,10 +15,10 @@ def test_report_has_verdict_table_and_a_png_per_feature(tmp_path, write_parquet,
     profile = tmp_path / "p.json"
     write_profile(build_profile(write_parquet(columns(3000, seed=1))), profile)
     report = tmp_path / "drift.html"
-    data = write_parquet(columns(1000, seed=2, shift=1.0, shifted=("x0", "x1", "x2"),
-                                 new_level=True))
-    result = CliRunner().invoke(main, ["drift", "--profile", str(profile), "--data", str(data),
-                                       "--report", str(report)])
+    data = write_parquet(columns(1000, seed=2, shift=1.0, shifted=("x0", "x1", "x2"), new_level=True))
+    result = CliRunner().invoke(
+        main, ["drift", "--profile", str(profile), "--data", str(data), "--report", str(report)]
+    )
     assert result.exit_code == 1, result.output
     page = report.read_text()
     assert "<h1>Drift detected</h1>" in page

@@ -12,17 +12,22 @@ from kubernetes import client
 from mlc.runtime.drift.retrain import RetrainError, create_job_from_cronjob, job_name
 
 CRONJOB = {
-    "apiVersion": "batch/v1", "kind": "CronJob",
+    "apiVersion": "batch/v1",
+    "kind": "CronJob",
     "metadata": {"name": "churn-retrain", "namespace": "ml", "uid": "1234-abcd"},
     "spec": {
         "schedule": "0 3 * * 0",
         "jobTemplate": {
             "metadata": {"labels": {"app": "churn"}, "annotations": {"team": "ml"}},
-            "spec": {"backoffLimit": 1, "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "train", "image": "churn:1",
-                                "args": ["mlc-runtime", "train"]}],
-            }}},
+            "spec": {
+                "backoffLimit": 1,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "train", "image": "churn:1", "args": ["mlc-runtime", "train"]}],
+                    }
+                },
+            },
         },
     },
 }
@@ -46,9 +51,13 @@ class FakePoolManager:
             status, answer = 201, {**payload, "metadata": {**payload["metadata"], "uid": "j1"}}
         else:
             status, answer = 404, {"kind": "Status", "code": 404}
-        return urllib3.HTTPResponse(body=io.BytesIO(json.dumps(answer).encode()), status=status,
-                                    headers={"Content-Type": "application/json"},
-                                    preload_content=False, reason="x")
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(json.dumps(answer).encode()),
+            status=status,
+            headers={"Content-Type": "application/json"},
+            preload_content=False,
+            reason="x",
+        )
 
     def clear(self) -> None:
         pass
@@ -71,20 +80,25 @@ def test_job_is_created_from_the_cronjob_template_like_kubectl():
     posted = pool.requests[1][2]
     assert posted["kind"] == "Job" and posted["apiVersion"] == "batch/v1"
     assert posted["metadata"]["name"] == "churn-retrain-drift-1700000000"
-    assert posted["metadata"]["annotations"] == {
-        "team": "ml", "cronjob.kubernetes.io/instantiate": "manual"}
+    assert posted["metadata"]["annotations"] == {"team": "ml", "cronjob.kubernetes.io/instantiate": "manual"}
     assert posted["metadata"]["labels"] == {"app": "churn"}
-    assert posted["metadata"]["ownerReferences"] == [{
-        "apiVersion": "batch/v1", "kind": "CronJob", "name": "churn-retrain",
-        "uid": "1234-abcd", "controller": True, "blockOwnerDeletion": True}]
+    assert posted["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "churn-retrain",
+            "uid": "1234-abcd",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert posted["spec"] == CRONJOB["spec"]["jobTemplate"]["spec"]
     assert job.metadata.uid == "j1"
 
 
 def test_missing_cronjob_is_a_retrain_error():
     with pytest.raises(RetrainError, match="404"):
-        create_job_from_cronjob(_batch_api(FakePoolManager(cronjob_status=404)), "ml",
-                                "churn-retrain")
+        create_job_from_cronjob(_batch_api(FakePoolManager(cronjob_status=404)), "ml", "churn-retrain")
 
 
 def test_job_name_stays_a_valid_label():

@@ -27,8 +27,7 @@ int_samples = hs.lists(hs.integers(-5, 5).map(float), min_size=1, max_size=200)
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own asymp branch, n=1
 @settings(max_examples=150, deadline=None)
-@given(ref=hs.one_of(samples, int_samples), cur=hs.one_of(samples, int_samples),
-       bins=hs.integers(2, 30))
+@given(ref=hs.one_of(samples, int_samples), cur=hs.one_of(samples, int_samples), bins=hs.integers(2, 30))
 def test_binned_ks_is_within_one_bin_mass_of_scipy(ref, cur, bins):
     ref, cur = np.array(ref), np.array(cur)
     ref_counts, cur_counts = binned(ref, cur, bins)
@@ -133,12 +132,9 @@ def test_distribution_functions_match_scipy():
     from scipy import special
 
     for x in [0.0, 0.01, 0.2, 0.5, 0.83, 0.99, 1.0, 1.36, 2.0, 4.0, 8.0]:
-        assert st.kolmogorov_sf(x) == pytest.approx(special.kolmogorov(x), rel=1e-10,
-                                                    abs=1e-300)
+        assert st.kolmogorov_sf(x) == pytest.approx(special.kolmogorov(x), rel=1e-10, abs=1e-300)
     for dof in [1, 2, 3, 7, 19, 99, 101, 1000]:
         for x in [0.0, 0.001, 0.5, 1.0, dof * 0.5, dof, dof + 10, dof * 3.0 + 50]:
-            assert st.chi2_sf(x, dof) == pytest.approx(special.chdtrc(dof, x), rel=1e-9,
-                                                       abs=1e-300)
+            assert st.chi2_sf(x, dof) == pytest.approx(special.chdtrc(dof, x), rel=1e-9, abs=1e-300)
         for alpha in [0.5, 0.05, 1e-3, 1e-6]:
-            assert st.chi2_isf(alpha, dof) == pytest.approx(special.chdtri(dof, alpha),
-                                                            rel=1e-9)
+            assert st.chi2_isf(alpha, dof) == pytest.approx(special.chdtri(dof, alpha), rel=1e-9)

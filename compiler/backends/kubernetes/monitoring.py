@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlc.compiler.backends.kubernetes.images import image_reference
+from mlc.compiler.backends.kubernetes.kserve import MLSERVER_METRICS_PORT
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
-    MLSERVER_METRICS_PORT,
     drift_selector,
     error_rate_query,
     latency_histogram,

@@ -21,7 +21,6 @@ VLLM_LATENCY_HISTOGRAM = "vllm:e2e_request_latency_seconds"
 # KServe's MLflow runtime is MLServer: its REST server exports these (prefix `rest_server`).
 MLSERVER_REQUESTS = "rest_server_requests"
 MLSERVER_LATENCY_HISTOGRAM = "rest_server_requests_duration_seconds"
-MLSERVER_METRICS_PORT = 8082
 
 
 def _labels(pairs: dict[str, str], extra: str = "") -> str:
@@ -30,6 +29,7 @@ def _labels(pairs: dict[str, str], extra: str = "") -> str:
 
 
 def _is_kserve(resolved: ResolvedSpec) -> bool:
+    # Not kserve.is_kserve: the kserve module builds on serving, which builds on these queries.
     return resolved.spec.serve is not None and resolved.spec.serve.engine == "kserve"
 
 

@@ -6,6 +6,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.mlc/demo/churn"
 
+# MLflow's usage telemetry would call out from this machine; the demo talks to 127.0.0.1 only.
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+
 step() { printf '\n==> %s\n' "$*"; }
 git_demo() { git -c user.name=demo -c user.email=demo@example.com "$@"; }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -15,6 +16,9 @@ EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 78
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Run a step of an mlc project: train, gate, drift, serve."""
+    # MLflow's usage telemetry would call out of every training pod and CI job (and its thread
+    # rewrites os.environ while requests reads it). Off unless the user turns it on.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from spec_fixtures import REFERENCE_SPEC, make_project
+
+# No test talks to anything but 127.0.0.1: MLflow's usage telemetry stays off here and in every
+# process the tests start (they inherit this environment).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
 
 
 @pytest.fixture

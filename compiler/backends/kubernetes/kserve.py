@@ -31,7 +31,7 @@ from mlc.compiler.backends.kubernetes.pod import (
     resource_requirements,
     secret_env,
 )
-from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget
+from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget, serve_section
 from mlc.compiler.resolve import ResolvedSpec
 from mlc.compiler.spec import Serve
 
@@ -52,11 +52,6 @@ MLSERVER_METRICS_PORT = 8082
 # KServe appends [source URI, destination folder] to the initializer's command: under `sh -c`
 # they arrive as $0 and $1, quoted, so a model name never becomes shell syntax.
 FETCH_MODEL_SCRIPT = 'exec mlc-runtime fetch-model --uri "$0" --dest "$1"'
-
-
-def _serve(resolved: ResolvedSpec) -> Serve:
-    assert resolved.spec.serve is not None  # callers check
-    return resolved.spec.serve
 
 
 def is_kserve(resolved: ResolvedSpec) -> bool:
@@ -122,7 +117,7 @@ def emit_storage_container(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def _scaling(resolved: ResolvedSpec) -> tuple[dict[str, str], dict[str, Any]]:
     """(annotations, predictor fields): KServe's HPA on CPU, or a fixed replica count."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     minimum = max(serve.replicas.min, 1)  # RawDeployment does not scale to zero
     if serve.autoscale.on == "cpu":
         return (
@@ -139,7 +134,7 @@ def _scaling(resolved: ResolvedSpec) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _predictor(resolved: ResolvedSpec, scaling: dict[str, Any]) -> dict[str, Any]:
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     resources = _resources(serve)
     predictor: dict[str, Any] = {**scaling}
     # The serving selector labels on KServe's pods: the PDB and NetworkPolicy select them.

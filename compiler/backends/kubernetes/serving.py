@@ -52,7 +52,8 @@ ANALYSIS_FAILURE_LIMIT = 2
 VLLM_WAITING_METRIC = "vllm:num_requests_waiting"
 
 
-def _serve(resolved: ResolvedSpec) -> Serve:
+def serve_section(resolved: ResolvedSpec) -> Serve:
+    """The environment's `serve` section (callers emit serving resources only when there is one)."""
     assert resolved.spec.serve is not None  # callers check
     return resolved.spec.serve
 
@@ -83,7 +84,7 @@ def autoscaled_workloads(resolved: ResolvedSpec) -> list[tuple[str, str, str]]:
     if is_canary(resolved):
         # Argo Rollouts scales the referenced Deployment down as the Rollout takes over.
         workloads.append(("apps", "Deployment", resolved.names.serving))
-    if _serve(resolved).autoscale.on != "none":
+    if serve_section(resolved).autoscale.on != "none":
         api_version, kind, name = scale_target(resolved)
         workloads.append((api_version.rpartition("/")[0], kind, name))
     return sorted(set(workloads))
@@ -104,7 +105,7 @@ def _lifecycle() -> dict[str, Any]:
 
 def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
     """`mlc-runtime serve`: model API, metrics, liveness and readiness on one port."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     return ContainerSpec(
         name="serve",
         image=image_reference(resolved, "serve"),
@@ -122,7 +123,7 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
 
 def vllm_container(resolved: ResolvedSpec) -> ContainerSpec:
     """vLLM's OpenAI-compatible server for `serve.llm`, the model revision pinned."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     llm = serve.llm
     assert llm is not None  # validate requires it for engine vllm
     command = [
@@ -170,7 +171,7 @@ def _resources(serve: Serve) -> Resources:
 
 def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
     """The serving Deployment; no `replicas` when an autoscaler owns it."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     container = vllm_container(resolved) if serve.engine == "vllm" else runtime_container(resolved)
     spec: dict[str, Any] = {}
     if serve.autoscale.on == "none" and not is_canary(resolved):
@@ -195,7 +196,7 @@ def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
     """ClusterIP Service in front of the serving pods (also the ServiceMonitor's target)."""
-    port = _serve(resolved).port
+    port = serve_section(resolved).port
     return manifest(
         "v1",
         "Service",
@@ -231,7 +232,7 @@ def emit_network_policy(resolved: ResolvedSpec) -> dict[str, Any]:
         spec={
             "podSelector": {"matchLabels": selector_labels(resolved, COMPONENT)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"port": _serve(resolved).port, "protocol": "TCP"}]}],
+            "ingress": [{"ports": [{"port": serve_section(resolved).port, "protocol": "TCP"}]}],
         },
     )
 
@@ -247,7 +248,7 @@ def emit_scaled_object(resolved: ResolvedSpec) -> dict[str, Any]:
     `ignoreNullValues: "false"` makes an empty Prometheus answer an error, and the `fallback`
     then holds a safe replica count: a Prometheus outage never scales to the minimum.
     """
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     api_version, kind, name = scale_target(resolved)
     if serve.engine == "vllm":
         query = f"sum({VLLM_WAITING_METRIC}{serving_selector(resolved)})"
@@ -285,7 +286,7 @@ def emit_scaled_object(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def emit_cpu_autoscaler(resolved: ResolvedSpec) -> dict[str, Any]:
     """HPA (autoscaling/v2) on CPU utilisation."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     api_version, kind, name = scale_target(resolved)
     return manifest(
         "autoscaling/v2",
@@ -333,7 +334,7 @@ def canary_steps(serve: Serve) -> list[dict[str, Any]]:
 
 def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
     """Argo Rollout: the Deployment's pods as a canary, analysed in the background."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     spec: dict[str, Any] = {}
     if serve.autoscale.on == "none":
         spec["replicas"] = serve.replicas.min
@@ -378,7 +379,7 @@ def _analysis_metric(name: str, query: str, limit: float) -> dict[str, Any]:
 
 def emit_analysis_template(resolved: ResolvedSpec) -> dict[str, Any]:
     """The canary's analysis: abort when its error rate or p95 latency passes `abort_if`."""
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     abort_if = serve.rollout.abort_if
     canary = f'{CANARY_HASH_LABEL.replace("-", "_")}="{{{{args.{CANARY_HASH_ARG}}}}}"'
     metrics = []
@@ -413,7 +414,7 @@ def emit_serving(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every serving resource of one environment (none without `serve`; KServe: its own module)."""
     if not _has_deployment(resolved):
         return []
-    serve = _serve(resolved)
+    serve = serve_section(resolved)
     resources = [
         emit_deployment(resolved),
         emit_service(resolved),

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from served_project import RUNTIME_CLI
 
 
 @pytest.fixture
@@ -103,8 +103,6 @@ def runtime_config(tmp_path: Path) -> Callable[..., Path]:
 
     return write
 
-
-RUNTIME_CLI = [sys.executable, "-c", "from mlc.runtime.cli import main; main()"]
 
 BASE_CONFIG: dict[str, Any] = {
     "format_version": 1,

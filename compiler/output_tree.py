@@ -66,30 +66,29 @@ def output_tree_for(spec_path: Path) -> OutputTree:
     return OutputTree(root, root)
 
 
-def check_confined(tree: OutputTree, path: str, checked: set[Path] | None = None) -> Path:
+def check_confined(tree: OutputTree, path: str, checked: set[str] | None = None) -> Path:
     """The disk path of `path`, after checking no directory below its root is a link
     (`checked`: directories already found not to be links, shared across calls)."""
-    base = tree.base_of(path)
-    target = tree.locate(path)
-    current = base
-    for part in target.relative_to(base).parts[:-1]:
-        current = current / part
-        if checked is not None and current in checked:
-            continue
+    # Plain strings, not Path objects: plan runs this for every file of every spec.
+    current = str(tree.base_of(path))
+    for part in PurePosixPath(path).parts[:-1]:
+        current = os.path.join(current, part)
         if checked is not None:
+            if current in checked:
+                continue
             checked.add(current)
-        if current.is_symlink():
+        if os.path.islink(current):
             raise UnsafePathError(
-                f"{target}: {current} is a symbolic link; mlc does not write through links "
+                f"{tree.locate(path)}: {current} is a symbolic link; mlc does not write through links "
                 "(replace it with a directory)"
             )
-    return target
+    return tree.locate(path)
 
 
 def read_disk_files(tree: OutputTree, paths: Iterable[str]) -> dict[str, DiskFile]:
     """What is on disk at each path (confinement checked); missing files read as absent."""
     found: dict[str, DiskFile] = {}
-    checked: set[Path] = set()
+    checked: set[str] = set()
     for path in paths:
         found[path] = _read_file(check_confined(tree, path, checked))
     return found

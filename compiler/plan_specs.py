@@ -1,8 +1,8 @@
 """The plan edge: compile every spec in memory, read each output tree and lock, build the plans.
 
-Shared by `mlc plan`, `mlc apply` and `mlc bot`. Everything runs in one process (stages are
-imported once), so planning many specs of a monorepo costs little more than planning one.
-Nothing is written here.
+Shared by `mlc plan`, `mlc apply` and `mlc bot`. Stages are imported once, and the specs of a
+monorepo are planned by workers forked from this process (`forked_map`), so planning many
+specs costs little more than planning one. Nothing is written here.
 
 Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data
 + compiler build, `build_fingerprint`) and pins match, no apply was interrupted, and every
@@ -20,6 +20,7 @@ from pathlib import Path
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.build_fingerprint import inputs_digest
 from mlc.compiler.diagnostics import Diagnostic, error
+from mlc.compiler.forked_map import map_forked
 from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
 from mlc.compiler.lock import (
     INTENT_FILENAME,
@@ -72,18 +73,11 @@ def plan_specs(
     specs: list[SpecPlan] = []
     diagnostics: list[Diagnostic] = []
     used_pins: set[ImagePin] = set()
-    for spec_path in spec_paths:
-        result = resolve_spec_file(spec_path, display(spec_path))
-        if not result.ok:
-            diagnostics.extend(result.diagnostics)
-            continue
-        try:
-            spec_plan, used = _plan_resolved(result, display, pins)
-        except (LockError, UnsafePathError) as exc:
-            diagnostics.append(error(str(exc)))
-            continue
-        specs.append(spec_plan)
-        used_pins.update(used)
+    for outcome in map_forked(lambda path: _plan_spec(path, display, pins), spec_paths):
+        diagnostics.extend(outcome.diagnostics)
+        if outcome.spec is not None:
+            specs.append(outcome.spec)
+            used_pins.update(outcome.used_pins)
     diagnostics.extend(_shared_paths(specs))
     for pin in pins:
         if pin not in used_pins:
@@ -94,6 +88,26 @@ def plan_specs(
                 )
             )
     return PlanRun(specs, diagnostics)
+
+
+@dataclass(frozen=True)
+class _SpecOutcome:
+    """What planning one spec gave: its plan and the pins it used, or its diagnostics."""
+
+    spec: SpecPlan | None
+    used_pins: tuple[ImagePin, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+def _plan_spec(spec_path: Path, display: Callable[[Path], str], pins: Sequence[ImagePin]) -> _SpecOutcome:
+    result = resolve_spec_file(spec_path, display(spec_path))
+    if not result.ok:
+        return _SpecOutcome(None, diagnostics=tuple(result.diagnostics))
+    try:
+        spec_plan, used = _plan_resolved(result, display, pins)
+    except (LockError, UnsafePathError) as exc:
+        return _SpecOutcome(None, diagnostics=(error(str(exc)),))
+    return _SpecOutcome(spec_plan, tuple(used))
 
 
 def _plan_resolved(

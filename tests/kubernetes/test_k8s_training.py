@@ -37,7 +37,9 @@ def test_gpu_job_limits_selects_and_tolerates_the_gpu(rendered):
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert job["spec"]["activeDeadlineSeconds"] == 7200
-    assert job["spec"]["ttlSecondsAfterFinished"] > 0 and job["spec"]["backoffLimit"] >= 1
+    assert job["spec"]["backoffLimit"] >= 1
+    # git holds the Job: a TTL would delete it, the GitOps engine recreate it, and training rerun
+    assert "ttlSecondsAfterFinished" not in job["spec"]
     assert container["command"] == [
         "mlc-runtime",
         "train",
@@ -135,7 +137,29 @@ def test_retraining_cronjob_runs_the_training_job_without_overlap(rendered):
     (job,) = _only(_env(rendered["churn"], "production"), "Job")
     assert cronjob["spec"]["schedule"] == "0 3 * * 1"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
-    assert cronjob["spec"]["jobTemplate"]["spec"] == job["spec"]
+    template = dict(cronjob["spec"]["jobTemplate"]["spec"])
+    # the CronJob's Jobs are not in git: they may expire
+    assert template.pop("ttlSecondsAfterFinished") > 0
+    assert template == job["spec"]
+
+
+def test_training_jobs_in_git_are_recreated_by_the_gitops_engine_and_never_expire(rendered):
+    argo = {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
+    flux = {"kustomize.toolkit.fluxcd.io/force": "enabled"}
+    cases = {
+        "churn": ("Job", argo),
+        "jobset": ("JobSet", argo),
+        "cpu-autoscale-flux": ("Job", flux),
+        "kserve": ("Job", {}),
+    }
+    for case, (kind, expected) in cases.items():
+        workloads = _only(rendered[case], kind)
+        assert workloads, case
+        for workload in workloads:
+            annotations = workload["metadata"]["annotations"]
+            engine_annotations = {k: v for k, v in annotations.items() if "argoproj" in k or "fluxcd" in k}
+            assert engine_annotations == expected, case
+            assert "ttlSecondsAfterFinished" not in workload["spec"], case
 
 
 def test_runtime_config_is_mounted_and_describes_the_environment(rendered):

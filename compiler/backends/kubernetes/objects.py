@@ -14,6 +14,17 @@ from mlc.compiler.resolve import ResolvedSpec
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 _SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+# How each GitOps engine is told to delete and recreate an object whose immutable fields changed
+# (a Job's pod template), where patching it would fail the sync.
+_RECREATE_ON_CHANGE = {
+    "argocd": {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"},
+    "flux": {"kustomize.toolkit.fluxcd.io/force": "enabled"},
+}
+
+
+def recreate_on_change(resolved: ResolvedSpec) -> dict[str, str]:
+    """Annotations that make the spec's GitOps engine recreate, not patch, the object."""
+    return dict(_RECREATE_ON_CHANGE.get(resolved.spec.gitops.engine, {}))
 
 
 def component_labels(resolved: ResolvedSpec, component: str) -> dict[str, str]:

@@ -3,8 +3,14 @@ retraining CronJob.
 
 A Job's pod template is immutable, so the Job is named with the training digest
 (`ResolvedSpec.names.training_job`, of what the training pod depends on; the training image's
-placeholder tag follows it too): a changed training pod is a new Job, a GitOps sync never fails on
-an immutable field, and a serving or monitoring edit does not retrain.
+placeholder tag follows it too): a changed training pod is a new Job, and a serving or monitoring
+edit does not retrain. One change keeps the name: `mlc apply --image` pinning a newly built
+training image (new code). The Job carries the GitOps engine's recreate annotation for it, so
+the sync replaces the Job (and trains the new code) instead of failing on an immutable field.
+
+The one-off Job has no `ttlSecondsAfterFinished`: the TTL controller would delete it, the GitOps
+engine would find it missing and create it again, and the model would retrain every week. Old
+Jobs go when their manifest leaves git (prune). Jobs the retraining CronJob starts do expire.
 
 Multi-node training runs torchrun in every pod of an Indexed Job; the node rank is the pod's
 completion index and rendezvous is on index 0's stable hostname
@@ -16,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.images import image_reference
-from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
 from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
 from mlc.compiler.resolve import ResolvedSpec
 from mlc.compiler.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled, runtime_arguments
@@ -177,8 +183,11 @@ def pod_failure_policy() -> dict[str, Any]:
     }
 
 
-def training_job_spec(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[str, Any]:
-    """The `spec` of a training Job (also the CronJob's jobTemplate and JobSet's replicated job)."""
+def training_job_spec(
+    resolved: ResolvedSpec, *, jobset: bool = False, ttl_seconds: int | None = None
+) -> dict[str, Any]:
+    """The `spec` of a training Job (also the CronJob's jobTemplate and JobSet's replicated job);
+    `ttl_seconds` only for Jobs that git does not hold (see the module docstring)."""
     train = _train(resolved)
     nodes = train.distributed.nodes
     spec: dict[str, Any] = {}
@@ -189,7 +198,8 @@ def training_job_spec(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[s
     else:
         spec["backoffLimit"] = BACKOFF_LIMIT * nodes if nodes > 1 else BACKOFF_LIMIT
         spec["activeDeadlineSeconds"] = duration_seconds(train.timeout)
-        spec["ttlSecondsAfterFinished"] = TTL_AFTER_FINISHED_SECONDS
+        if ttl_seconds is not None:
+            spec["ttlSecondsAfterFinished"] = ttl_seconds
     if train.spot or not jobset:
         spec["podFailurePolicy"] = pod_failure_policy()
     if train.spot:
@@ -204,7 +214,13 @@ def emit_training_job(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "batch/v1",
         "Job",
-        object_meta(resolved, resolved.names.training_job, COMPONENT, labels=_queue_label(train)),
+        object_meta(
+            resolved,
+            resolved.names.training_job,
+            COMPONENT,
+            labels=_queue_label(train),
+            annotations=recreate_on_change(resolved),
+        ),
         spec=training_job_spec(resolved),
     )
 
@@ -215,11 +231,16 @@ def emit_training_jobset(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "jobset.x-k8s.io/v1alpha2",
         "JobSet",
-        object_meta(resolved, resolved.names.training_job, COMPONENT, labels=_queue_label(train)),
+        object_meta(
+            resolved,
+            resolved.names.training_job,
+            COMPONENT,
+            labels=_queue_label(train),
+            annotations=recreate_on_change(resolved),
+        ),
         spec={
             "failurePolicy": {"maxRestarts": JOBSET_MAX_RESTARTS},
             "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},
-            "ttlSecondsAfterFinished": TTL_AFTER_FINISHED_SECONDS,
             "replicatedJobs": [
                 {
                     "name": JOBSET_REPLICATED_JOB,
@@ -269,7 +290,7 @@ def emit_retraining_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         spec["suspend"] = True
     spec["jobTemplate"] = {
         "metadata": {"labels": selector_labels(resolved, COMPONENT) | _queue_label(train)},
-        "spec": training_job_spec(resolved),
+        "spec": training_job_spec(resolved, ttl_seconds=TTL_AFTER_FINISHED_SECONDS),
     }
     return manifest(
         "batch/v1",

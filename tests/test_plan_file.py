@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -284,6 +288,18 @@ def test_conflicts_are_saved_only_with_force_and_then_overwritten(applied: Path)
     result = mlc("apply", str(plan_path))
     assert result.exit_code == 0, result.output + result.stderr
     assert "# my tweak" not in edited.read_text()
+    assert mlc("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_forced_plan_replaces_a_link_never_its_target(clean: Path, tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep\n")
+    (clean / "train.Dockerfile").unlink()
+    os.symlink(target, clean / "train.Dockerfile")
+    plan_path = save("saved.plan", "--force")
+    assert mlc("apply", str(plan_path)).exit_code == 0
+    assert target.read_text() == "keep\n"
+    assert not (clean / "train.Dockerfile").is_symlink()
     assert mlc("plan", "--detailed-exitcode").exit_code == 0
 
 
@@ -588,3 +604,33 @@ def test_commit_records_deletions_with_the_default_message(applied: Path) -> Non
     assert "D\tdeploy/staging/serve.yaml" in show and "D\tdeploy/production/serve.yaml" in show
     assert "M\tmlc.lock" in show and len(show) == 9
     assert git(applied, "status", "--porcelain") == "?? saved.plan\n"
+
+
+# --- interrupted ----------------------------------------------------------------------------
+
+RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli import main; main()"
+
+
+def test_killed_apply_of_a_saved_plan_leaves_its_journal_and_recovers(applied: Path) -> None:
+    # Subprocesses for both plan and apply: they compute the same build fingerprint.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MLC_APPLY_TEST_DELAY": "0.3"}
+    command = [sys.executable, "-c", RUNNER]
+    subprocess.run([*command, "plan", "--out", "saved.plan"], cwd=applied, env=env, check=True, capture_output=True)
+    first = applied / ".github/workflows/demo-pr.yml"  # the first path apply writes
+    old, lock = first.read_bytes(), (applied / LOCK_FILENAME).read_bytes()
+    process = subprocess.Popen([*command, "apply", "saved.plan"], cwd=applied, env=env)
+    deadline = time.monotonic() + 30
+    while first.read_bytes() == old:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # 0.3 s after each file: the lock is seconds away
+    process.wait()
+    assert (applied / LOCK_FILENAME).read_bytes() == lock
+    assert (applied / INTENT_FILENAME).exists()  # cut midway: the saved plan's journal is there
+
+    plan = mlc("plan", "--detailed-exitcode")
+    assert plan.exit_code == 2 and "!" not in plan.output, plan.output  # mlc's own writes, not hand edits
+    refused = mlc("apply", "saved.plan")
+    assert refused.exit_code == 1 and refused.stderr.startswith(STALE)
+    assert mlc("apply").exit_code == 0
+    assert mlc("plan", "--detailed-exitcode").exit_code == 0

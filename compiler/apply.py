@@ -2,6 +2,8 @@
 
 Safety, in order:
 - A plan with a conflict is refused whole (naming every path) unless `force`.
+- A saved plan (`mlc apply PLANFILE`) is first checked whole, `check_plan_current`: every path
+  it covers, unchanged ones included, must still hold what was planned, or nothing is written.
 - Each path is re-read just before it is touched; if it no longer matches the plan's `before`,
   apply stops (the tree changed since the plan) instead of clobbering it.
 - Each file is written atomically: a temp file in the same directory, fsync, `os.replace`,
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
-from mlc.compiler.output_tree import OutputTree, check_confined
+from mlc.compiler.output_tree import OutputTree, check_confined, relative_to_cwd
 from mlc.compiler.plan import Action, Change, Plan
 
 TEMP_SUFFIX = ".mlc-tmp"
@@ -80,12 +82,12 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
     journal = check_confined(tree, INTENT_FILENAME)
     files = [c for c in plan.pending if c.path not in (LOCK_FILENAME, INTENT_FILENAME)]
     if files:
-        _write_atomically(journal, plan.intent)
+        write_atomically(journal, plan.intent)
     for change in [*files, *(c for c in plan.pending if c.path == LOCK_FILENAME)]:
         target = check_confined(tree, change.path)
         _check_not_stale(target, change)
         if change.after is not None:
-            _write_atomically(target, change.after)
+            write_atomically(target, change.after)
             written.append(change.path)
         else:
             target.unlink()
@@ -99,19 +101,63 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
     return ApplyResult(plan, tuple(written), tuple(deleted))
 
 
+def check_plan_current(plan: Plan, tree: OutputTree) -> None:
+    """Raise `StalePlanError` naming the first path of `plan` whose content is no longer what
+    was planned: every path, the unchanged ones included, and the journal (which must stay
+    absent unless the plan removes a left-over one). Reads only; used before a saved plan
+    writes anything."""
+    checked: set[Path] = set()
+    changes = list(plan.changes)
+    if not any(c.path == INTENT_FILENAME for c in changes):
+        changes.append(Change(Action.UNCHANGED, INTENT_FILENAME, None, None))
+    for change in changes:
+        target = check_confined(tree, change.path, checked)
+        now = _current_sha(target, change)
+        if now != change.before_sha:
+            raise StalePlanError(
+                f"{relative_to_cwd(target)}: changed since the plan was made "
+                f"(planned: {_describe(change.before_sha)}, now: {_describe(now)})"
+            )
+
+
+def plan_is_applied(plan: Plan, tree: OutputTree) -> bool:
+    """True when every path of `plan` already holds its planned new content (and no journal
+    is left): applying it again would change nothing."""
+    for change in plan.changes:
+        if change.path == INTENT_FILENAME:
+            continue
+        target = check_confined(tree, change.path)
+        if target.is_symlink() or _current_sha(target, change) != change.after_sha:
+            return False
+    return not check_confined(tree, INTENT_FILENAME).exists()
+
+
 def _check_not_stale(target: Path, change: Change) -> None:
-    if target.is_symlink():
-        current = None if change.action is Action.CONFLICT else "link"
-    else:
-        try:
-            current = sha256_hex(target.read_bytes())
-        except FileNotFoundError:
-            current = None
-    if current != change.before_sha:
+    if _current_sha(target, change) != change.before_sha:
         raise StalePlanError(f"{target}: changed since it was planned; run `mlc plan` again")
 
 
-def _write_atomically(target: Path, content: bytes) -> None:
+def _current_sha(target: Path, change: Change) -> str | None:
+    """The sha256 at `target` now, as the plan names it: None for absent, and for a link
+    where the plan has a conflict (a link is planned as a conflict with no `before`)."""
+    if target.is_symlink():
+        return None if change.action is Action.CONFLICT else "link"
+    try:
+        return sha256_hex(target.read_bytes())
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return "directory"
+
+
+def _describe(sha: str | None) -> str:
+    named = {None: "absent", "link": "a symbolic link", "directory": "a directory"}
+    return named[sha] if sha in named else f"sha256:{sha[:12]}"
+
+
+def write_atomically(target: Path, content: bytes) -> None:
+    """Write `content` to `target` so that it holds the old bytes or the new, never a part:
+    a temp file in the same directory, fsync, `os.replace`, fsync of the directory."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
     try:

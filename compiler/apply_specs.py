@@ -2,17 +2,39 @@
 
 Conflicts are checked across all specs before anything is written, so a conflict in one spec
 of a monorepo leaves every tree untouched.
+
+Two ways in, one way to write: `mlc apply` plans now (`plan_specs`) and `mlc apply PLANFILE`
+reads a saved plan (`plan_file`); both end in `apply_specs`. A saved plan is first checked
+whole, every spec before any write (`apply_saved_plan`): its inputs, its repository top and
+every path it covers must be as when it was made, otherwise `StalePlanError` and nothing
+changes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlc.compiler.apply import ApplyError, ApplyResult, apply_plan, check_conflicts
+from mlc.compiler.apply import (
+    ApplyError,
+    ApplyResult,
+    StalePlanError,
+    apply_plan,
+    check_conflicts,
+    check_plan_current,
+    plan_is_applied,
+)
+from mlc.compiler.output_tree import OutputTree, UnsafePathError, output_tree_for, relative_to_cwd
 from mlc.compiler.plan import Action, Plan
-from mlc.compiler.plan_specs import PlanRun
+from mlc.compiler.plan_specs import PlanRun, SpecPlan, input_sha256
+
+if TYPE_CHECKING:
+    from mlc.compiler.plan_file import SavedPlan, SavedSpec
+
+STALE = "Saved plan is stale"
 
 
 @dataclass(frozen=True)
@@ -76,3 +98,56 @@ def apply_specs(
     except CommitError as exc:
         raise ApplyError(f"files were written but not committed: {exc}") from None
     return ApplyOutcome(results, changed, sha)
+
+
+def apply_saved_plan(
+    saved: SavedPlan,
+    commit: bool = False,
+    message: str | None = None,
+    identity: object | None = None,
+) -> ApplyOutcome:
+    """Apply exactly a saved plan (no compiling), after checking every spec's inputs and
+    paths are as when it was made; `force` is the plan's own. Raises `ApplyError`
+    (`StalePlanError` naming the first difference, before anything is written)."""
+    try:
+        specs = [SpecPlan(s.plan, _saved_tree(s), ()) for s in saved.specs]
+        try:
+            for spec, saved_spec in zip(specs, saved.specs, strict=True):
+                _check_inputs(saved_spec, spec.tree)
+                check_plan_current(spec.plan, spec.tree)
+        except StalePlanError as exc:
+            pending = any(spec.plan.pending for spec in specs)
+            if pending and all(plan_is_applied(spec.plan, spec.tree) for spec in specs):
+                raise StalePlanError(
+                    f"{STALE}: it was applied already (every file it writes has its new content); "
+                    "run `mlc plan` to see what remains"
+                ) from None
+            raise StalePlanError(f"{STALE}: {exc}; run `mlc plan --out` again and review it") from None
+    except UnsafePathError as exc:
+        raise StalePlanError(f"{STALE}: {exc}") from None
+    return apply_specs(PlanRun(specs), force=saved.force, commit=commit, message=message, identity=identity)
+
+
+def _saved_tree(saved: SavedSpec) -> OutputTree:
+    spec_path = Path(saved.plan.spec)
+    if not spec_path.is_file():
+        raise StalePlanError(
+            f"{STALE}: {saved.plan.spec}: no such spec file here; run `mlc apply PLANFILE` "
+            "in the directory `mlc plan --out` ran in"
+        )
+    tree = output_tree_for(spec_path)
+    if Path(os.path.relpath(tree.repo_root, tree.root)).as_posix() != saved.repository_top:
+        raise StalePlanError(
+            f"{STALE}: {saved.plan.spec}: the git repository around it is not the one planned "
+            f"(its top level is now {relative_to_cwd(tree.repo_root)}); run `mlc plan --out` again"
+        )
+    return tree
+
+
+def _check_inputs(saved: SavedSpec, tree: OutputTree) -> None:
+    for name, sha in sorted(saved.inputs.items()):
+        path = tree.root / name
+        now = input_sha256(path)
+        if now != sha:
+            state = "absent now" if now is None else "was absent" if sha is None else "other bytes"
+            raise StalePlanError(f"{relative_to_cwd(path)}: changed since the plan was made ({state})")

@@ -17,6 +17,8 @@ import click
 from mlc.compiler import __version__
 
 if TYPE_CHECKING:
+    from mlc.compiler.apply_specs import ApplyOutcome
+    from mlc.compiler.plan import Plan
     from mlc.compiler.plan_specs import PlanRun
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -136,7 +138,7 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
 
 @main.command()
 @spec_option
-@click.option("--env", "environment", help="Only the files of this environment's folder.")
+@click.option("--env", "environment", help="Only the files of this environment's folder (not with --out).")
 @click.option("--diff", is_flag=True, help="Show a unified diff under each update.")
 @click.option(
     "--format",
@@ -147,6 +149,14 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
 @image_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PLANFILE",
+    help="Also save the plan, contents included, for `mlc apply PLANFILE` (not saved on error).",
+)
+@click.option("--force", is_flag=True, help="With --out: save a plan with conflicts; applying it overwrites them.")
 def plan(
     spec_paths: tuple[Path, ...],
     environment: str | None,
@@ -154,6 +164,8 @@ def plan(
     output_format: str,
     detailed_exitcode: bool,
     images: tuple[str, ...],
+    out: Path | None,
+    force: bool,
 ) -> None:
     """Show what `mlc apply` would change: + create, ~ update, - delete, ! conflict."""
     from mlc.compiler.plan import restrict_to_environment
@@ -164,6 +176,10 @@ def plan(
         render_plan_text,
     )
 
+    if force and out is None:
+        raise click.UsageError("--force only applies to a saved plan: give --out PLANFILE")
+    if environment is not None and out is not None:
+        raise click.UsageError("--env cannot be used with --out: a saved plan holds every file of the spec")
     run = _plan_run(spec_paths, images)
     plans = run.plans
     if environment is not None:
@@ -177,37 +193,91 @@ def plan(
         click.echo(render_plan_markdown(plans, diff=diff), nl=False)
     else:
         click.echo(render_plan_text(plans, diff=diff), nl=False)
+    if out is not None:
+        _save_plan(run, images, force, out)
     sys.exit(EXIT_CHANGES if detailed_exitcode and has_changes(plans) else EXIT_OK)
 
 
+def _save_plan(run: PlanRun, images: tuple[str, ...], force: bool, out: Path) -> None:
+    """Write the saved plan to `out` (a note on stderr), or exit 1 saying why it is not saved."""
+    from mlc.compiler.plan_file import PlanFileError, save_plan_run, write_saved_plan
+
+    try:
+        write_saved_plan(out, save_plan_run(run, images, force))
+    except PlanFileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(f"Saved the plan to {_display(out)}. To apply exactly it: mlc apply {_display(out)}", err=True)
+
+
 @main.command()
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @spec_option
 @click.option("--force", is_flag=True, help="Overwrite (or delete) generated files edited by hand.")
 @click.option("--commit", is_flag=True, help="Commit exactly the changed generated files and mlc.lock.")
 @click.option("-m", "--message", help="Commit message (default: names the spec digest).")
 @image_option
+@click.pass_context
 def apply(
+    ctx: click.Context,
+    plan_file: Path | None,
     spec_paths: tuple[Path, ...],
     force: bool,
     commit: bool,
     message: str | None,
     images: tuple[str, ...],
 ) -> None:
-    """Write the planned changes atomically, prune deleted files, then write mlc.lock."""
+    """Write the planned changes atomically, prune deleted files, then write mlc.lock.
+
+    Without PLANFILE: plan the specs now (as `mlc plan`) and apply that plan.
+
+    With PLANFILE, saved by `mlc plan --out PLANFILE`: apply exactly that plan, compiling
+    nothing. Run it where `mlc plan` ran. It is refused, writing nothing, when the plan is
+    stale (the spec, mlc.images.lock, mlc.lock or any file it covers changed since, or it
+    was applied already), when another mlc build wrote it, or when the file is corrupt.
+    -f, --image and --force are fixed by the plan: give them to `mlc plan --out`.
+    """
     from mlc.compiler.apply import ApplyError
     from mlc.compiler.apply_specs import apply_specs
     from mlc.compiler.plan_views import render_apply_result, render_plan_text
 
-    run = _plan_run(spec_paths, images)
+    if plan_file is not None:
+        fixed = [
+            flag
+            for flag, name in (("-f/--file", "spec_paths"), ("--image", "images"), ("--force", "force"))
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if fixed:
+            raise click.UsageError(
+                f"{', '.join(fixed)} cannot be used with PLANFILE: the saved plan fixed them "
+                "(give them to `mlc plan --out`)"
+            )
     try:
-        outcome = apply_specs(run, force=force, commit=commit, message=message)
+        if plan_file is None:
+            run = _plan_run(spec_paths, images)
+            plans, outcome = run.plans, apply_specs(run, force=force, commit=commit, message=message)
+        else:
+            plans, outcome = _apply_saved_plan(plan_file, commit, message)
     except ApplyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
-    click.echo(render_plan_text(run.plans, summary=False), nl=False)
+    click.echo(render_plan_text(plans, summary=False), nl=False)
     click.echo(render_apply_result(outcome.written, outcome.deleted, outcome.unchanged), nl=False)
     if outcome.commit:
         click.echo(f"committed {outcome.commit[:12]}")
+
+
+def _apply_saved_plan(plan_file: Path, commit: bool, message: str | None) -> tuple[list[Plan], ApplyOutcome]:
+    """Read and apply a saved plan; exit 1 with one line when the file cannot be used."""
+    from mlc.compiler.apply_specs import apply_saved_plan
+    from mlc.compiler.plan_file import PlanFileError, read_saved_plan
+
+    try:
+        saved = read_saved_plan(plan_file, _display(plan_file))
+    except PlanFileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    return saved.plans, apply_saved_plan(saved, commit=commit, message=message)
 
 
 @main.command()

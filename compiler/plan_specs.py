@@ -9,12 +9,17 @@ Emit is skipped for a spec that is provably up to date: its lock's `inputs_diges
 locked file on disk has its locked sha256. Emit being deterministic, it would reproduce those
 very bytes, so the files on disk stand in for the artifacts. Any difference (a hand edit, a
 deleted file, a changed spec or compiler) compiles the spec in full.
+
+Each spec plan also records the sha256 of the files compilation reads that decide the output
+(`read_inputs`: the spec's bytes and `mlc.images.lock`), hashed *before* compiling: a saved
+plan (`plan_file`) is stale once they differ, and a file edited during planning can only make
+it stale, never make a stale plan look current.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
@@ -22,6 +27,7 @@ from mlc.compiler.build_fingerprint import inputs_digest
 from mlc.compiler.diagnostics import Diagnostic, error
 from mlc.compiler.forked_map import map_forked
 from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
+from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME
 from mlc.compiler.lock import (
     INTENT_FILENAME,
     LOCK_FILENAME,
@@ -44,6 +50,7 @@ class SpecPlan:
     plan: Plan
     tree: OutputTree
     environments: tuple[str, ...]
+    inputs: Mapping[str, str | None] = field(default_factory=dict)  # `read_inputs` before compiling
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class _SpecOutcome:
 
 
 def _plan_spec(spec_path: Path, display: Callable[[Path], str], pins: Sequence[ImagePin]) -> _SpecOutcome:
+    inputs = read_inputs(spec_path)  # before compiling: a saved plan must not outlive them
     result = resolve_spec_file(spec_path, display(spec_path))
     if not result.ok:
         return _SpecOutcome(None, diagnostics=tuple(result.diagnostics))
@@ -107,7 +115,22 @@ def _plan_spec(spec_path: Path, display: Callable[[Path], str], pins: Sequence[I
         spec_plan, used = _plan_resolved(result, display, pins)
     except (LockError, UnsafePathError) as exc:
         return _SpecOutcome(None, diagnostics=(error(str(exc)),))
-    return _SpecOutcome(spec_plan, tuple(used))
+    return _SpecOutcome(replace(spec_plan, inputs=inputs), tuple(used))
+
+
+def read_inputs(spec_path: Path) -> dict[str, str | None]:
+    """sha256 hex of the files beside the spec that decide what it compiles to, by name
+    relative to its folder: the spec itself and `mlc.images.lock` (None: absent)."""
+    return {path.name: input_sha256(path) for path in (spec_path, spec_path.parent / IMAGES_LOCK_FILENAME)}
+
+
+def input_sha256(path: Path) -> str | None:
+    """sha256 hex of an input file's bytes; None when absent or not a readable file (which
+    compiling reads as absent too)."""
+    try:
+        return sha256_hex(path.read_bytes())
+    except OSError:
+        return None
 
 
 def _plan_resolved(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
-from mlc.compiler.output_tree import OutputTree, check_confined, relative_to_cwd
+from mlc.compiler.output_tree import OutputTree, UnsafePathError, check_confined, relative_to_cwd
 from mlc.compiler.plan import Action, Change, Plan
 
 TEMP_SUFFIX = ".mlc-tmp"
@@ -79,20 +79,29 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
     written: list[str] = []
     deleted: list[str] = []
     _remove_stale_temp_files(tree, plan.changes)
-    journal = check_confined(tree, INTENT_FILENAME)
     files = [c for c in plan.pending if c.path not in (LOCK_FILENAME, INTENT_FILENAME)]
-    if files:
-        write_atomically(journal, plan.intent)
+    try:
+        journal = check_confined(tree, INTENT_FILENAME)
+        if files:
+            write_atomically(journal, plan.intent)
+    except (UnsafePathError, OSError) as exc:
+        raise ApplyError(f"{INTENT_FILENAME}: {exc}; nothing was written") from None
     for change in [*files, *(c for c in plan.pending if c.path == LOCK_FILENAME)]:
-        target = check_confined(tree, change.path)
-        _check_not_stale(target, change)
-        if change.after is not None:
-            write_atomically(target, change.after)
-            written.append(change.path)
-        else:
-            target.unlink()
-            _remove_empty_parents(target.parent, tree.base_of(change.path))
-            deleted.append(change.path)
+        try:
+            target = check_confined(tree, change.path)
+            _check_not_stale(target, change)
+            if change.after is not None:
+                write_atomically(target, change.after)
+                written.append(change.path)
+            else:
+                target.unlink()
+                _remove_empty_parents(target.parent, tree.base_of(change.path))
+                deleted.append(change.path)
+        except (UnsafePathError, OSError) as exc:
+            # The tree changed under us (a link, a permission): stop; each file is old or new.
+            raise ApplyError(
+                f"{change.path}: {exc}; apply stopped there, every file is old or new, `mlc plan` shows the rest"
+            ) from None
         if delay:
             time.sleep(delay)
     if journal.exists():

@@ -202,6 +202,12 @@ def _save_plan(run: PlanRun, images: tuple[str, ...], force: bool, out: Path) ->
     """Write the saved plan to `out` (a note on stderr), or exit 1 saying why it is not saved."""
     from mlc.compiler.plan_file import PlanFileError, save_plan_run, write_saved_plan
 
+    target = out.resolve()
+    for spec in run.specs:
+        for change in spec.plan.changes:
+            if spec.tree.locate(change.path).resolve() == target:
+                click.echo(f"error: --out {_display(out)} is a file mlc generates; save the plan elsewhere", err=True)
+                sys.exit(EXIT_USAGE)
     try:
         write_saved_plan(out, save_plan_run(run, images, force))
     except PlanFileError as exc:

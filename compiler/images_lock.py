@@ -21,10 +21,10 @@ class ImagesLockError(Exception):
 
 def write_images_lock(path: Path, digests: Mapping[str, str]) -> None:
     """Write the images lock atomically (temp file + rename), keys sorted: stable diffs."""
+    from mlc.compiler.apply import write_atomically  # apply's imports are not needed to read
+
     data = {"format_version": IMAGES_LOCK_FORMAT, "images": dict(sorted(digests.items()))}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def read_images_lock(path: Path) -> dict[str, str]:
@@ -32,6 +32,8 @@ def read_images_lock(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
+        raise ImagesLockError(f"{path}: not an images lock (a JSON object with 'images')")
     if data.get("format_version") != IMAGES_LOCK_FORMAT:
         raise ImagesLockError(f"{path}: format_version {data.get('format_version')} is not {IMAGES_LOCK_FORMAT}")
     return dict(data["images"])

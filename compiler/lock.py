@@ -123,7 +123,7 @@ def read_intent(root: Path) -> dict[str, frozenset[str]]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise LockError(f"{path}: not valid JSON; delete it and review `mlc plan`") from None
     files = data.get("files") if isinstance(data, dict) else None
-    if data.get("format_version") != LOCK_FORMAT_VERSION or not isinstance(files, dict):
+    if not isinstance(files, dict) or data.get("format_version") != LOCK_FORMAT_VERSION:
         raise LockError(f"{path}: not an intent file this mlc reads; delete it and review `mlc plan`")
     return {str(k): frozenset(map(str, v)) for k, v in files.items() if isinstance(v, list)}
 

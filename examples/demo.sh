@@ -24,15 +24,15 @@ git_demo commit -qm "churn example"
 step "mlc validate: load, validate and resolve every environment"
 mlc validate
 
-step "mlc plan: what apply would write (exit 2 = changes, with --detailed-exitcode)"
+step "mlc plan --out: what apply would write, saved for review (exit 2 = changes, with --detailed-exitcode)"
 set +e
-mlc plan --detailed-exitcode | tail -n 12
-code=$?
+mlc plan --detailed-exitcode --out .mlc/churn.plan | tail -n 12
+code=${PIPESTATUS[0]}
 set -e
 echo "(plan exit code: $code)"
 
-step "mlc apply --commit: write every artifact atomically, then commit exactly those files"
-mlc apply --commit | tail -n 3
+step "mlc apply .mlc/churn.plan --commit: write exactly the reviewed plan atomically, commit those files"
+mlc apply .mlc/churn.plan --commit | tail -n 3
 git log --oneline -n 2
 echo "files in the commit: $(git show --name-only --format= HEAD | wc -l)"
 

@@ -438,7 +438,8 @@ def test_images_lock_and_hashed_lock_reach_the_dockerfile(tmp_path: Path) -> Non
 def test_unreadable_images_lock_is_a_diagnostic(tmp_path: Path) -> None:
     root = tmp_path / "churn"
     shutil.copytree(CHURN, root)
-    (root / "mlc.images.lock").write_text('{"format_version": 99, "images": {}}')
-    compiled = compile_spec_file(root / "mlproject.yaml")
-    assert not compiled.ok
-    assert "unreadable images lock" in compiled.result.diagnostics[0].message
+    for text in ('{"format_version": 99, "images": {}}', "[]", '{"format_version": 1}', "{"):
+        (root / "mlc.images.lock").write_text(text)
+        compiled = compile_spec_file(root / "mlproject.yaml")
+        assert not compiled.ok, text
+        assert "unreadable images lock" in compiled.result.diagnostics[0].message, text

@@ -133,3 +133,12 @@ def test_intent_makes_a_half_applied_file_an_update_not_a_conflict() -> None:
     intent = {"f.yaml": {sha256_hex(b"v2")}}
     with_intent = build_plan(**common, artifacts=artifacts, lock=lock, new_lock=new_lock, intent=intent)
     assert with_intent.changes[0].action is Action.UPDATE
+
+
+@pytest.mark.parametrize("text", ["[]", '"text"', "3", "{}", '{"format_version": 1, "files": []}', "{"])
+def test_an_unusable_intent_file_is_a_lock_error(tmp_path, text: str) -> None:
+    from mlc.compiler.lock import INTENT_FILENAME, read_intent
+
+    (tmp_path / INTENT_FILENAME).write_text(text)
+    with pytest.raises(LockError, match=INTENT_FILENAME):
+        read_intent(tmp_path)

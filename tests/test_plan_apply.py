@@ -348,6 +348,22 @@ def test_symlinked_directory_is_refused(repo: Path, tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
+def test_link_appearing_between_plan_and_apply_stops_apply_with_an_error(repo: Path, tmp_path: Path) -> None:
+    from mlc.compiler.apply import ApplyError
+    from mlc.compiler.apply_specs import apply_specs
+    from mlc.compiler.plan_specs import plan_specs
+
+    run = plan_specs([repo / "mlproject.yaml"], str)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (repo / "deploy").mkdir()
+    os.symlink(outside, repo / "deploy" / "staging")  # after planning, before writing
+    with pytest.raises(ApplyError, match=r"symbolic link.*`mlc plan` shows the rest"):
+        apply_specs(run)
+    assert list(outside.iterdir()) == []
+    assert not (repo / LOCK_FILENAME).exists()  # the lock is written last
+
+
 def test_symlinked_file_is_a_conflict_and_force_replaces_the_link(repo: Path, tmp_path: Path) -> None:
     target = tmp_path / "precious.txt"
     target.write_text("keep\n")

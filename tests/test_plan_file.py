@@ -277,6 +277,10 @@ def test_conflicts_are_saved_only_with_force_and_then_overwritten(applied: Path)
     assert "plan not saved: 1 conflict (mlproject.yaml: deploy/staging/config.yaml)" in refused.stderr
     assert "--force" in refused.stderr
     assert not (applied / "saved.plan").exists()
+    before = snapshot(applied)
+    onto_lock = mlc("plan", "--out", "mlc.lock")
+    assert onto_lock.exit_code == 2 and "is a file mlc generates" in onto_lock.stderr
+    assert snapshot(applied) == before
 
     plan_path = save("saved.plan", "--force")
     data = json.loads(plan_path.read_text())

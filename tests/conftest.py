@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,18 @@ def project(tmp_path: Path):
         return make_project(tmp_path / f"p{next(counter)}", spec_text, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def stand_in_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tests/plan_backend.py` is the only backend, for this test (plan/apply/bot tests use it
+    with `pytestmark = pytest.mark.usefixtures("stand_in_backend")`)."""
+    import plan_backend
+    from mlc.compiler import emit
+
+    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
+    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
+    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
 
 
 @pytest.fixture

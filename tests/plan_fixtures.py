@@ -82,3 +82,12 @@ def init_repo(directory: Path) -> Path:
     git(directory, "add", "README.md")
     git(directory, "commit", "-q", "-m", "initial")
     return directory
+
+
+def committed_project_repo(directory: Path) -> Path:
+    """A git repository holding one project whose files are committed."""
+    root = init_repo(directory)
+    write_project(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "project")
+    return root

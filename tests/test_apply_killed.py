@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import plan_backend
-from mlc.compiler import emit
 from mlc.compiler.cli import main
 from mlc.compiler.lock import INTENT_FILENAME
 from plan_fixtures import init_repo, write_project
@@ -31,12 +29,7 @@ RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli imp
 VERSIONS = [(3, True), (5, True), (4, False), (9, True)]
 
 
-@pytest.fixture(autouse=True)
-def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stand-in backend is the only one, for this test (the subprocess installs its own)."""
-    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
-    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
+pytestmark = pytest.mark.usefixtures("stand_in_backend")
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

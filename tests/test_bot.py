@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-import plan_backend
-from mlc.compiler import emit
 from mlc.compiler.bot import pull_request_from_event
 from mlc.compiler.cli import main
 from plan_fixtures import git, init_repo, write_project
@@ -18,12 +15,7 @@ from plan_fixtures import git, init_repo, write_project
 BRANCH = "feature/retrain"
 
 
-@pytest.fixture(autouse=True)
-def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stand-in backend is the only one, for this test."""
-    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
-    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
+pytestmark = pytest.mark.usefixtures("stand_in_backend")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 import plan_backend
-from mlc.compiler import emit
 from mlc.compiler.cli import main
 from mlc.compiler.lock import LOCK_FILENAME, parse_lock, sha256_hex
 from plan_fixtures import git, init_repo, write_project
@@ -20,12 +19,7 @@ DIGEST = "a" * 64
 OTHER_DIGEST = "b" * 64
 
 
-@pytest.fixture(autouse=True)
-def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stand-in backend is the only one, for this test."""
-    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
-    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
+pytestmark = pytest.mark.usefixtures("stand_in_backend")
 
 
 @pytest.fixture

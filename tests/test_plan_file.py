@@ -22,32 +22,24 @@ import pytest
 from click.testing import CliRunner, Result
 
 import plan_backend
-from mlc.compiler import emit, plan_file, plan_views
+from mlc.compiler import plan_file, plan_views
 from mlc.compiler.build_fingerprint import compiler_fingerprint
 from mlc.compiler.cli import main
 from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
-from plan_fixtures import git, init_repo, write_project
+from plan_fixtures import committed_project_repo, git, init_repo, write_project
 
 DIGEST = "a" * 64
 PIN = f"train=ghcr.io/acme/demo-train@sha256:{DIGEST}"
 STALE = "error: Saved plan is stale: "
 
 
-@pytest.fixture(autouse=True)
-def test_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stand-in backend is the only one, for this test."""
-    monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
-    monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)
-    monkeypatch.setattr(emit, "BACKEND_MODULES", (plan_backend.MODULE_NAME,))
+pytestmark = pytest.mark.usefixtures("stand_in_backend")
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository whose project files are committed; the working directory."""
-    root = init_repo(tmp_path / "repo")
-    write_project(root)
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "project")
+    root = committed_project_repo(tmp_path / "repo")
     monkeypatch.chdir(root)
     return root
 

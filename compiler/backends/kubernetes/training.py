@@ -208,19 +208,24 @@ def training_job_spec(
     return spec
 
 
+def _training_job_meta(resolved: ResolvedSpec, train: Train) -> dict[str, Any]:
+    """The one-off Job's (or JobSet's) metadata: digest name, queue, recreate on an image pin."""
+    return object_meta(
+        resolved,
+        resolved.names.training_job,
+        COMPONENT,
+        labels=_queue_label(train),
+        annotations=recreate_on_change(resolved),
+    )
+
+
 def emit_training_job(resolved: ResolvedSpec) -> dict[str, Any]:
     """The one-off training Job of this training spec (named with the training digest)."""
     train = _train(resolved)
     return manifest(
         "batch/v1",
         "Job",
-        object_meta(
-            resolved,
-            resolved.names.training_job,
-            COMPONENT,
-            labels=_queue_label(train),
-            annotations=recreate_on_change(resolved),
-        ),
+        _training_job_meta(resolved, train),
         spec=training_job_spec(resolved),
     )
 
@@ -231,13 +236,7 @@ def emit_training_jobset(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "jobset.x-k8s.io/v1alpha2",
         "JobSet",
-        object_meta(
-            resolved,
-            resolved.names.training_job,
-            COMPONENT,
-            labels=_queue_label(train),
-            annotations=recreate_on_change(resolved),
-        ),
+        _training_job_meta(resolved, train),
         spec={
             "failurePolicy": {"maxRestarts": JOBSET_MAX_RESTARTS},
             "network": {"enableDNSHostnames": True, "publishNotReadyAddresses": True},

@@ -207,6 +207,36 @@ def config_option(command: _Command) -> _Command:
     )(command)
 
 
+def challenger_alias_option(command: _Command) -> _Command:
+    """`--challenger-alias ALIAS` of `train` and `gate`."""
+    return click.option(
+        "--challenger-alias",
+        metavar="ALIAS",
+        help="Register/evaluate the challenger under ALIAS instead of the config's (e.g. pr-42: "
+        "a pull request's smoke model never moves the shared @challenger).",
+    )(command)
+
+
+def _with_challenger_alias(config: RuntimeConfig, alias: str | None) -> RuntimeConfig:
+    """`config` whose challenger alias is `alias`; usage error for a name MLflow or mlc reserves."""
+    if alias is None:
+        return config
+    aliases = config.aliases
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", alias) or re.fullmatch(r"latest|v\d+", alias, re.IGNORECASE):
+        raise click.BadParameter(
+            "letters, digits, '_' and '-', and not 'latest' or 'v<number>' (MLflow reserves them)",
+            param_hint="--challenger-alias",
+        )
+    if alias in (aliases.champion, aliases.previous):
+        role = "champion" if alias == aliases.champion else "previous"
+        raise click.BadParameter(
+            f"{alias!r} is the {role} alias; a challenger needs its own", param_hint="--challenger-alias"
+        )
+    return config.model_copy(update={"aliases": aliases.model_copy(update={"challenger": alias})})
+
+
 def load_config(path: Path) -> RuntimeConfig:
     from mlc.runtime.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_runtime_config
 
@@ -240,7 +270,8 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
 @main.command()
 @config_option
 @click.option("--smoke", is_flag=True, help="A quick check: at most a few hundred rows, 1 epoch, CPU is fine.")
-def train(config_path: Path, smoke: bool) -> None:
+@challenger_alias_option
+def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
 
     Exit 0 trained and registered, 1 training failed (an entrypoint's own error shows its
@@ -251,7 +282,7 @@ def train(config_path: Path, smoke: bool) -> None:
     from mlc.runtime.preprocessor import PreprocessError
     from mlc.runtime.training import PREEMPTED_EXIT_CODE, Preempted, TrainingError, run_training
 
-    config = load_config(config_path)
+    config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
         result = run_training(config, smoke=smoke)
     except ConfigError as error:
@@ -274,7 +305,10 @@ def train(config_path: Path, smoke: bool) -> None:
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as JSON.")
 @click.option("--promote", is_flag=True, help="On pass: challenger -> @champion, the old champion -> @previous.")
-def gate(config_path: Path, markdown_path: Path | None, json_path: Path | None, promote: bool) -> None:
+@challenger_alias_option
+def gate(
+    config_path: Path, markdown_path: Path | None, json_path: Path | None, promote: bool, challenger_alias: str | None
+) -> None:
     """Evaluate @challenger against @champion on the eval set and apply the gates.
 
     Exit 0 pass, 1 fail, 2 error: anything that prevents a verdict fails closed (config_error,
@@ -284,7 +318,7 @@ def gate(config_path: Path, markdown_path: Path | None, json_path: Path | None, 
     from mlc.runtime.promotion import promote as promote_challenger
     from mlc.runtime.promotion import run_gate
 
-    config = load_config(config_path)
+    config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
         report = run_gate(config)
         markdown = render_gate_markdown(report)

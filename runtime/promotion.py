@@ -155,6 +155,10 @@ def promote(config: RuntimeConfig, report: GateReport) -> str:
     """Move the passing challenger to champion (the old champion to previous); what was done."""
     client = _client(config)
     aliases, model = config.aliases, config.registered_model
+    tags = client.get_model_version(model, report.challenger_version).tags
+    if tags.get("mlc.smoke") == "true":
+        # Trained by `train --smoke` on a few hundred rows to test the pipeline, not to serve.
+        raise GateError(f"{model} version {report.challenger_version} is a smoke-test model; it is never promoted")
     if report.champion_version == report.challenger_version:
         return f"version {report.challenger_version} is already @{aliases.champion}; nothing to promote"
     if report.champion_version is not None:

@@ -157,3 +157,28 @@ def test_gate_promote_fail_and_rollback(toy, run_runtime) -> None:
     assert unreadable.returncode == 2 and "data/train.csv: no such file or directory" in unreadable.stderr
     unknown = gate(GOOD, metrics=["rmse"], gates=[])
     assert unknown.returncode == 2 and "rmse does not apply to a binary target" in unknown.stderr
+
+
+def test_a_pull_requests_smoke_model_stays_under_its_own_alias_and_is_never_promoted(toy, run_runtime) -> None:
+    root, toy_config = toy
+    config = str(toy_config(evaluate=EVALUATE, params=GOOD))
+    assert run_runtime("train", "--config", config, cwd=root).returncode == 0  # version 1
+    assert run_runtime("gate", "--config", config, "--promote", cwd=root).returncode == 0
+
+    smoke = run_runtime("train", "--config", config, "--smoke", "--challenger-alias", "pr-42", cwd=root)
+    assert smoke.returncode == 0, smoke.stderr
+    assert "as @pr-42" in smoke.stdout
+    assert aliases(root) == {"challenger": "1", "champion": "1", "pr-42": "2"}  # the shared aliases did not move
+
+    checked = run_runtime("gate", "--config", config, "--challenger-alias", "pr-42", "--json", "gate.json", cwd=root)
+    assert checked.returncode in (0, 1), checked.stderr
+    assert json.loads((root / "gate.json").read_text())["challenger_version"] == "2"
+    lenient = str(toy_config(evaluate={**EVALUATE, "gates": [{"metric": "accuracy", "min": 0.0}]}, params=GOOD))
+    promoted = run_runtime("gate", "--config", lenient, "--challenger-alias", "pr-42", "--promote", cwd=root)
+    assert promoted.returncode == 2  # it passes the gates, and is still refused
+    assert "version 2 is a smoke-test model; it is never promoted" in promoted.stderr
+    assert aliases(root)["champion"] == "1"
+
+    for reserved in ("champion", "previous", "latest", "v3", "no spaces"):
+        refused = run_runtime("train", "--config", config, "--challenger-alias", reserved, cwd=root)
+        assert refused.returncode == 2 and "--challenger-alias" in refused.stderr, reserved

@@ -6,14 +6,18 @@ data files of `mlc.compiler` and `mlc.templates`, the registered backends, and t
 the libraries that format text (PyYAML, Jinja2). It changes whenever any of them does, also
 for an unreleased compiler run from a checkout, whose version string does not change.
 
-`inputs_digest(spec_digest)` combines it with the spec. `mlc.lock` records it, so planning an
-already-applied spec can skip emit when nothing that feeds emit has changed (see `plan_specs`).
+`inputs_digest(spec_digest, edge_inputs)` combines it with the spec and with what the pipeline
+read besides it (`resolve.edge_inputs`: `mlc.images.lock`, ...). `mlc.lock` records it, so
+planning an already-applied spec can skip emit when nothing that feeds emit has changed (see
+`plan_specs`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -39,9 +43,11 @@ def compiler_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def inputs_digest(spec_digest: str) -> str:
-    """sha256 hex of everything emit's output depends on: the spec's data and the compiler."""
-    return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}".encode()).hexdigest()
+def inputs_digest(spec_digest: str, edge_inputs: Mapping[str, object]) -> str:
+    """sha256 hex of everything emit's output depends on: the compiler, the spec's data, and
+    the facts read beside the spec (`resolve.edge_inputs`, any JSON data)."""
+    edge = json.dumps(edge_inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}:{edge}".encode()).hexdigest()
 
 
 def _version(distribution: str) -> str:

@@ -78,6 +78,21 @@ class ResolvedSpec:
         return self.spec.metadata.name
 
 
+def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
+    """What a resolved spec was given besides the spec's data: facts the pipeline read at the
+    edge (`mlc.images.lock`, whether the requirements lock pins hashes). The same for every
+    environment of a project.
+
+    Emit's output is a function of the spec's data, these and the compiler build, so plan's
+    skip-emit key (`build_fingerprint.inputs_digest`) digests all three. A new field of
+    `ResolvedSpec` that does not derive from the spec's data belongs here.
+    """
+    return {
+        "base_image_digests": dict(resolved.base_image_digests),
+        "requirements_hashed": resolved.requirements_hashed,
+    }
+
+
 def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
     """Everything the training pod depends on, as data: its digest names the training Job.
 

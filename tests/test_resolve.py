@@ -53,3 +53,35 @@ def test_digest_independent_of_location(tmp_path: Path, project) -> None:
     first = resolve_spec_file(project(BASE)).resolved[0]
     second = resolve_spec_file(project(BASE)).resolved[0]
     assert first == second
+
+
+def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> None:
+    """Plan skips emit when the spec's data, the edge inputs and the compiler are unchanged:
+    a field read from anywhere else would go stale unseen (e.g. `mlc.images.lock` did)."""
+    from dataclasses import fields
+
+    from mlc.compiler.resolve import ResolvedSpec, edge_inputs
+
+    from_spec_or_compiler = {
+        "spec",
+        "environment",
+        "namespace",
+        "spec_digest",
+        "environment_digest",
+        "training_digest",
+        "compiler_version",
+        "names",
+        "train_image",
+        "serve_image",
+        "train_gpu",
+        "serve_gpu",
+        "registered_model",
+        "tracking_uri",
+        "pushgateway",
+        "autoscale_target",
+        "tensor_parallel",
+        "labels",
+        "annotations",
+    }
+    resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
+    assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))

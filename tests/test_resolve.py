@@ -85,3 +85,25 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
     assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))
+
+
+def test_the_repository_folder_is_where_the_spec_sits_in_its_git_repository(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    churn = REPO_ROOT / "examples" / "churn"
+    outside, top = tmp_path / "plain" / "churn", tmp_path / "repo"
+    shutil.copytree(churn, outside)
+    shutil.copytree(churn, top / "models" / "churn")
+    shutil.copytree(churn, top, dirs_exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+
+    def folder(spec: Path) -> str:
+        result = resolve_spec_file(spec)
+        assert result.ok, [d.render() for d in result.diagnostics]
+        return result.resolved[0].repository_folder
+
+    assert folder(outside / "mlproject.yaml") == "."
+    assert folder(top / "mlproject.yaml") == "."
+    assert folder(top / "models" / "churn" / "mlproject.yaml") == "models/churn"
+    assert folder(top / "models" / ".." / "models" / "churn" / "mlproject.yaml") == "models/churn"

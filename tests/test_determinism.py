@@ -49,6 +49,18 @@ def test_compiling_twice_from_another_place_gives_the_same_bytes(example: Path, 
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_only_the_workflows_depend_on_the_place_in_the_repository(example: Path, tmp_path: Path) -> None:
+    # The CI workflows run in the spec's folder; nothing else names it.
+    top = snapshot(copy_into_a_repository(example, tmp_path / "top", "."))
+    nested = snapshot(copy_into_a_repository(example, tmp_path / "nested", "models/a"))
+    assert {path for path in top if not path.startswith(".github/")} == {
+        path for path in nested if not path.startswith(".github/")
+    }
+    assert all(top[path] == nested[path] for path in top if not path.startswith(".github/"))
+    assert {path for path in nested if path.startswith(".github/")}.isdisjoint(top)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
 def test_every_generated_file_says_it_is_generated(example: Path) -> None:
     for path, content in snapshot(example).items():
         head = content[:400].decode("utf-8", "replace")

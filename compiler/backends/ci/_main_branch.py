@@ -4,10 +4,14 @@ Builds and pushes the training and serving images from the Docker backend's Dock
 registry cache and provenance), then `mlc apply --image NAME=REF@sha256:... --commit` pins their
 digests into the rendered manifests and the commit is pushed; Argo CD or Flux deploy from there.
 A push made with the workflow's own token starts no new run, so this does not loop.
+
+For a spec in a subfolder (`_location`), only a push that changes the project's folder (or
+this workflow) releases it, and the images are built with the folder as their context.
 """
 
 from __future__ import annotations
 
+from mlc.compiler.backends.ci._location import ProjectLocation
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.ci._steps import (
     BOT_IDENTITY,
@@ -22,7 +26,8 @@ from mlc.compiler.backends.ci._steps import (
 )
 from mlc.compiler.resolve import ResolvedSpec
 
-PATH = ".github/workflows/mlc-main.yaml"
+KIND = "main"
+PATH = ".github/workflows/mlc-main.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
 WORKFLOW_NAME = "mlc main"
 GITHUB_REGISTRY = "ghcr.io"
 # A registry other than ghcr.io logs in with these entries of the spec's `secrets` (their
@@ -34,14 +39,16 @@ CACHE_TAG = "buildcache"
 
 def emit_main_workflow(resolved: ResolvedSpec) -> dict[str, object]:
     """The main-branch workflow as data: one job that builds, pins and commits."""
+    location = ProjectLocation.of(resolved)
+    push = {"branches": [resolved.spec.gitops.branch]}
     return {
-        "name": WORKFLOW_NAME,
-        "on": {"push": {"branches": [resolved.spec.gitops.branch]}},
+        "name": location.title(WORKFLOW_NAME),
+        "on": location.trigger("push", push, [location.workflow_path(KIND)]),
         "permissions": {},
         # Queued, never cancelled: a half-done release would leave images without manifests.
-        "concurrency": {"group": "mlc-main-${{ github.ref }}", "cancel-in-progress": False},
+        "concurrency": {"group": location.concurrency_group(KIND), "cancel-in-progress": False},
         "defaults": {"run": {"shell": "bash"}},
-        "jobs": {"release": _release_job(resolved)},
+        "jobs": {"release": location.place_job(_release_job(resolved))},
     }
 
 
@@ -107,6 +114,9 @@ def _login_step(resolved: ResolvedSpec, registry_host: str) -> Step | None:
 
 def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
     cache = guard_expression(f"type=registry,ref={image}:{CACHE_TAG}")
+    location = ProjectLocation.of(resolved)
+    # The Dockerfiles' build context is the spec's folder (the docker backend's paths are
+    # relative to it); `uses:` steps run at the top, so both name the folder.
     dockerfile = f"{resolved.spec.gitops.path.rstrip('/')}/docker/{role}.Dockerfile"
     return [
         {
@@ -120,8 +130,8 @@ def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
             "id": f"build-{role}",
             "uses": pinned_action("docker/build-push-action"),
             "with": {
-                "context": ".",
-                "file": guard_expression(dockerfile),
+                "context": location.file("."),
+                "file": location.file(dockerfile),
                 "push": True,
                 "tags": f"${{{{ steps.meta-{role}.outputs.tags }}}}",
                 "labels": f"${{{{ steps.meta-{role}.outputs.labels }}}}",

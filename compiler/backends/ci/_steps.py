@@ -13,7 +13,9 @@ from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.yaml_writer import Commented
 
 RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
-SPEC_FILE = "mlproject.yaml"  # the workflows run at the spec's directory, as `mlc` does locally
+# `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the
+# job's `defaults.run.working-directory` for a spec in a subfolder (`_location`).
+SPEC_FILE = "mlproject.yaml"
 
 # Where the jobs that run `mlc-runtime` keep the resolved runtime config, and the command that
 # writes it. The only assumption about the runtime config in this package: change it here.

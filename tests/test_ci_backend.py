@@ -430,10 +430,13 @@ def test_main_builds_both_images_and_pins_their_digests(
     top_builds = {step["id"]: step["with"] for step in top if step.get("id", "").startswith("build-")}
     assert top_builds["build-train"]["context"] == "."
     apply = next(step for step in job["steps"] if "mlc apply" in step.get("run", ""))
+    assert apply is job["steps"][-1]
     assert apply["env"]["MLC_TRAIN_DIGEST"] == "${{ steps.build-train.outputs.digest }}"
     assert apply["env"]["MLC_SERVE_IMAGE"] == "ghcr.io/acme/churn-serve"
-    assert apply["run"].startswith('mlc apply --image "train=$MLC_TRAIN_IMAGE@$MLC_TRAIN_DIGEST"')
-    assert apply["run"].rstrip().endswith("--commit")
+    command = next(line.strip() for line in apply["run"].splitlines() if "mlc apply" in line)
+    assert command.startswith('mlc apply --image "train=$MLC_TRAIN_IMAGE@$MLC_TRAIN_DIGEST"')
+    assert command.endswith("--commit")
+    assert 'git push origin "HEAD:$GITHUB_REF"' in apply["run"]
 
 
 def test_main_without_images_only_applies(projects: dict[str, CompiledWorkflows]) -> None:
@@ -557,7 +560,7 @@ def test_run_scripts_execute_nothing_from_their_values(
         assert set(recorded_arguments(log, "cwd")) <= {str(cwd.resolve())}
         whole += any(HOSTILE in argument for argument in arguments)
         ran += 1
-    assert ran >= 3 and whole >= 2
+    assert ran >= 2 and whole >= 2
 
 
 # --- where the project sits in its repository ----------------------------------------------

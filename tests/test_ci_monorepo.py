@@ -258,23 +258,36 @@ def test_every_job_runs_in_its_projects_folder_and_commits_only_its_files(mono: 
     assert any(path.startswith("models/churn/deploy/") for path in pushed)
     assert all(path.startswith("models/churn/") or path in churn_workflows for path in pushed), pushed
 
-    # Merged: each project's release pins its images and commits only its own files.
+    # Merged, the push starts both projects' releases at once, each in its own checkout (a
+    # shallow one, as actions/checkout makes). Churn pushes first; fraud's push is then
+    # refused, and fraud pins again on the new tip. Each commit holds only its project's files.
     git(mono, "checkout", "-q", "main")
     git(mono, "merge", "-q", "--ff-only", BRANCH)
     git(mono, "push", "-q", "origin", "main")
+    merged = git(mono, "rev-parse", "HEAD").strip()
     main_environ = github_environ(tmp_path, bin_dir, GITHUB_REF="refs/heads/main")
-    for name, folder in PROJECTS.items():
-        release = workflow(mono, name, "main")
-        assert run_job(mono, release, "release", main_environ)[-2:] == [
-            "Pin the image digests and commit",
-            "Push the commit",
-        ]
-        committed = last_commit_paths(origin, "main")
+    checkouts = {}
+    for name in PROJECTS:
+        checkouts[name] = tmp_path / f"runner-{name}"
+        git(tmp_path, "clone", "-q", "--depth", "1", f"file://{origin}", str(checkouts[name]))
+    for name in PROJECTS:
+        release = workflow(checkouts[name], name, "main")
+        assert (
+            run_job(checkouts[name], release, "release", main_environ)[-1] == "Pin the image digests, commit and push"
+        )
+    pins = git(origin, "log", "--format=%H", f"{merged}..main").split()
+    assert len(pins) == 2
+    assert git(origin, "rev-parse", f"{pins[0]}^").strip() == pins[1]  # fraud's, pinned again on churn's
+    for commit, (name, folder) in zip(pins, reversed(PROJECTS.items()), strict=True):
+        committed = last_commit_paths(origin, commit)
         own = {f".github/workflows/mlc-{name}-pr.yaml", f".github/workflows/mlc-{name}-main.yaml"}
+        assert any(path.startswith(f"{folder}/deploy/") for path in committed)
         assert all(path.startswith(f"{folder}/") or path in own for path in committed), committed
+    git(mono, "pull", "-q", "origin", "main")
+    for name, folder in PROJECTS.items():
         pinned = (mono / folder / "deploy" / "production").glob("*.yaml")
         assert any(f"{name}-serve@{DIGEST}" in path.read_text(encoding="utf-8") for path in pinned)
-    assert git(mono, "status", "--porcelain", "--untracked-files=no") == ""
+    assert mlc("plan", "-f", ".", "--detailed-exitcode").exit_code == 0
 
 
 # --- moving, naming, mixing ----------------------------------------------------------------

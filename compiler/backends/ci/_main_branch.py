@@ -2,8 +2,9 @@
 
 Builds and pushes the training and serving images from the Docker backend's Dockerfiles (with a
 registry cache and provenance), then `mlc apply --image NAME=REF@sha256:... --commit` pins their
-digests into the rendered manifests and the commit is pushed; Argo CD or Flux deploy from there.
-A push made with the workflow's own token starts no new run, so this does not loop.
+digests into the rendered manifests and the commit is pushed (pinned again on the branch's new
+tip when it moved meanwhile); Argo CD or Flux deploy from there. A push made with the
+workflow's own token starts no new run, so this does not loop.
 
 For a spec in a subfolder (`_location`), only a push that changes the project's folder (or
 this workflow) releases it, and the images are built with the folder as their context.
@@ -35,6 +36,27 @@ GITHUB_REGISTRY = "ghcr.io"
 REGISTRY_USERNAME_SECRET = "REGISTRY_USERNAME"
 REGISTRY_PASSWORD_SECRET = "REGISTRY_PASSWORD"
 CACHE_TAG = "buildcache"
+PUSH_ATTEMPTS = 3
+
+# The branch may have moved since the checkout: another project's release in a monorepo (each
+# runs in its own concurrency group), or a later merge. The pins are then applied again on
+# its new tip rather than rebased (a later release of this project changes the same lines).
+# `{apply}` is the `mlc apply` command, which reads its values as "$VAR" like the rest.
+PIN_AND_PUSH_SCRIPT = (
+    "for attempt in "
+    + " ".join(str(n) for n in range(1, PUSH_ATTEMPTS + 1))
+    + """; do
+  {apply}
+  if git push origin "HEAD:$GITHUB_REF"; then
+    exit 0
+  fi
+  echo "attempt $attempt: the branch moved since the checkout; pinning again on its new tip" >&2
+  git fetch --depth 1 origin "$GITHUB_REF"
+  git reset --hard FETCH_HEAD
+done
+exit 1
+"""
+)
 
 
 def emit_main_workflow(resolved: ResolvedSpec) -> dict[str, object]:
@@ -78,13 +100,7 @@ def _release_job(resolved: ResolvedSpec) -> Job:
             steps.append(login)
         for role, image in images.items():
             steps.extend(_build_steps(resolved, role, image))
-    steps.append(_apply_step(images))
-    steps.append(
-        {
-            "name": "Push the commit",
-            "run": 'git push origin "HEAD:$GITHUB_REF"\n',
-        }
-    )
+    steps.append(_pin_and_push_step(images))
     return build_job("release", permissions, steps, timeout_minutes=60)  # type: ignore[arg-type]
 
 
@@ -143,7 +159,7 @@ def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
     ]
 
 
-def _apply_step(images: dict[str, str]) -> Step:
+def _pin_and_push_step(images: dict[str, str]) -> Step:
     env = dict(BOT_IDENTITY)
     arguments = []
     for role, image in images.items():
@@ -152,7 +168,7 @@ def _apply_step(images: dict[str, str]) -> Step:
         env[f"MLC_{variable}_DIGEST"] = f"${{{{ steps.build-{role}.outputs.digest }}}}"
         arguments.append(f'--image "{role}=$MLC_{variable}_IMAGE@$MLC_{variable}_DIGEST"')
     return {
-        "name": "Pin the image digests and commit",
+        "name": "Pin the image digests, commit and push",
         "env": env,
-        "run": " ".join(["mlc apply", *arguments, "--commit"]) + "\n",
+        "run": PIN_AND_PUSH_SCRIPT.format(apply=" ".join(["mlc apply", *arguments, "--commit"])),
     }

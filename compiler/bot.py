@@ -127,11 +127,12 @@ def run_bot(
         outcome = apply_specs(run, commit=True, message=message, identity=Identity(*identity))
         if outcome.commit is None:
             return BotReport(BotOutcome.UP_TO_DATE, "Generated files are up to date.")
-        push_head(repo, remote, pull.branch)
+        # Rebased first when the branch moved (another project's bot in a monorepo).
+        pushed = push_head(repo, remote, pull.branch, Identity(*identity))
     except (ApplyError, CommitError) as exc:
         return BotReport(BotOutcome.ERROR, f"Failed: {exc}")
     return BotReport(
         BotOutcome.PUSHED,
-        f"Committed the generated files as `{outcome.commit[:12]}` and pushed to `{pull.branch}`.",
-        outcome.commit,
+        f"Committed the generated files as `{pushed[:12]}` and pushed to `{pull.branch}`.",
+        pushed,
     )

@@ -17,9 +17,11 @@ The pull request is read from the GitHub event (`$GITHUB_EVENT_PATH`): the head 
 head commit, and whether head and base are the same repository. Fork branches are never
 pushed to. The checkout must be the PR's head branch (`actions/checkout` with
 `ref: ${{ github.head_ref }}` or the head sha), not the merge commit: HEAD must equal the
-event's head sha. Commits are by the workflow's `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set,
-else `mlc-bot <mlc-bot@users.noreply.github.com>`. The comment body starts with
-`<!-- mlc-plan -->` so the workflow can update one comment in place.
+event's head sha. When the branch moved since (in a monorepo, another project's bot pushed to
+the same pull request), the commit is rebased onto it before pushing (`git_commit.push_head`).
+Commits are by the workflow's `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set, else
+`mlc-bot <mlc-bot@users.noreply.github.com>`. The comment body starts with `<!-- mlc-plan -->`;
+the workflow updates one comment per project in place (its marker line goes first).
 """
 
 from __future__ import annotations

@@ -24,11 +24,18 @@ from pathlib import Path
 _FINGERPRINTED_SUFFIXES = (".py", ".json", ".j2")
 
 
-@functools.cache
 def compiler_fingerprint() -> str:
-    """sha256 hex over the compiler's own files and formatting libraries (once per process)."""
-    from mlc import compiler, templates
+    """sha256 hex over the compiler's own files, formatting libraries and registered backends."""
     from mlc.compiler import emit
+
+    return _fingerprint(emit.BACKEND_MODULES)
+
+
+@functools.cache
+def _fingerprint(backends: tuple[str, ...]) -> str:
+    # Files are read once per process; cached per backend list, so a process that registers
+    # other backends (the tests' stand-in) never reuses the fingerprint of the real ones.
+    from mlc import compiler, templates
 
     digest = hashlib.sha256()
     for package in (compiler, templates):
@@ -39,7 +46,7 @@ def compiler_fingerprint() -> str:
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     for distribution in ("PyYAML", "Jinja2"):
         digest.update(f"{distribution}=={_version(distribution)}\0".encode())
-    digest.update(repr(emit.BACKEND_MODULES).encode())
+    digest.update(repr(backends).encode())
     return digest.hexdigest()
 
 

@@ -287,7 +287,8 @@ def test_every_job_runs_in_its_projects_folder_and_commits_only_its_files(mono: 
     for name, folder in PROJECTS.items():
         pinned = (mono / folder / "deploy" / "production").glob("*.yaml")
         assert any(f"{name}-serve@{DIGEST}" in path.read_text(encoding="utf-8") for path in pinned)
-    assert mlc("plan", "-f", ".", "--detailed-exitcode").exit_code == 0
+    final = mlc("plan", "-f", ".", "--detailed-exitcode")
+    assert final.exit_code == 0, final.output
 
 
 # --- moving, naming, mixing ----------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The CI backend: GitHub Actions workflows for pull requests and for the main branch.
 
 `emit(environments)` returns the project's two workflows, which `plan`/`apply` place at the git
-repository's top level (the only place GitHub reads them). CI is per project, not per environment: the `ci`, `code`,
-`gitops` and `secrets` sections are read from the first environment in file order, which is
-also the one the pull request's data tests and smoke training resolve their runtime config for.
+repository's top level (the only place GitHub reads them). CI is per project, not per
+environment: the `ci`, `code`, `gitops` and `secrets` sections are read from the first
+environment in file order, which is also the one the pull request's data tests and smoke
+training resolve their runtime config for.
 
 Secure by construction: `permissions: {}` at the top and least privilege per job (write
 permissions carry their reason as a comment); every action pinned to a commit SHA with its tag
@@ -15,9 +16,9 @@ Where the spec sits in its repository (`ResolvedSpec.repository_folder`, `_locat
 
 - At the top: `.github/workflows/mlc-pr.yaml` and `mlc-main.yaml`, triggered by every pull
   request and every push to `gitops.branch`, steps at the top. This is the single-project
-  repository, by far the common case; its workflows are what they were before monorepos were
-  supported, so no existing project sees its files renamed (a renamed workflow file starts a
-  new workflow history on GitHub) or its checks renamed.
+  repository, by far the common case; its workflows keep the names, triggers and layout they
+  had before monorepos were supported, so no existing project sees its files renamed (a
+  renamed workflow file starts a new workflow history on GitHub) or its checks renamed.
 - In a subfolder (a monorepo, one spec per folder): `.github/workflows/mlc-<name>-pr.yaml` and
   `mlc-<name>-main.yaml` (`metadata.name`, a DNS label; two specs of one repository with one
   name collide, which `plan` reports), workflow, job and concurrency names carrying the name,

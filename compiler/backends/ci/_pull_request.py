@@ -16,6 +16,7 @@ triggered by changes to its folder, with its own plan comment (a marker per proj
 from __future__ import annotations
 
 from mlc.compiler.backends.ci._location import ProjectLocation
+from mlc.compiler.backends.ci._main_branch import KIND as MAIN_KIND
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.ci._steps import (
     BOT_IDENTITY,
@@ -115,7 +116,7 @@ def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -
     if spec.ci.bot.commit:
         jobs["bot"] = _bot_job(resolved, ["validate"] if "validate" in listed else [])
     # A pull request that edits the project's generated workflows by hand is planned too.
-    own_workflows = [location.workflow_path(KIND), location.workflow_path("main")]
+    own_workflows = [location.workflow_path(KIND), location.workflow_path(MAIN_KIND)]
     return {
         "name": location.title(WORKFLOW_NAME),
         "on": location.trigger("pull_request", {}, own_workflows),

@@ -1,8 +1,11 @@
 """Steps and job parts both workflows share, and the rules that keep them safe.
 
-Every spec-derived string reaches a workflow only as a plain value (an `env:` or `with:` entry,
-never inside `run:`), and `guard_expression` neutralises `${{` in it so GitHub cannot evaluate
-it as an expression either. Shell scripts are constants of this package that read `"$VAR"`.
+Every spec-derived string, and the spec's folder (a name from the filesystem), reaches a
+workflow only as a plain value (an `env:` or `with:` entry, a job's `working-directory`, a path
+filter; never inside `run:`), and `guard_expression` neutralises `${{` in it so GitHub cannot
+evaluate it as an expression either (path filters, where no expression is allowed, have their
+own escaping: `_location.path_filter_literal`). Shell scripts are constants of this package
+that read `"$VAR"`.
 """
 
 from __future__ import annotations

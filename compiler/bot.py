@@ -17,9 +17,11 @@ The pull request is read from the GitHub event (`$GITHUB_EVENT_PATH`): the head 
 head commit, and whether head and base are the same repository. Fork branches are never
 pushed to. The checkout must be the PR's head branch (`actions/checkout` with
 `ref: ${{ github.head_ref }}` or the head sha), not the merge commit: HEAD must equal the
-event's head sha. Commits are by the workflow's `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set,
-else `mlc-bot <mlc-bot@users.noreply.github.com>`. The comment body starts with
-`<!-- mlc-plan -->` so the workflow can update one comment in place.
+event's head sha. When the branch moved since (in a monorepo, another project's bot pushed to
+the same pull request), the commit is rebased onto it before pushing (`git_commit.push_head`).
+Commits are by the workflow's `GIT_AUTHOR_NAME`/`GIT_AUTHOR_EMAIL` when set, else
+`mlc-bot <mlc-bot@users.noreply.github.com>`. The comment body starts with `<!-- mlc-plan -->`;
+the workflow updates one comment per project in place (its marker line goes first).
 """
 
 from __future__ import annotations
@@ -127,11 +129,12 @@ def run_bot(
         outcome = apply_specs(run, commit=True, message=message, identity=Identity(*identity))
         if outcome.commit is None:
             return BotReport(BotOutcome.UP_TO_DATE, "Generated files are up to date.")
-        push_head(repo, remote, pull.branch)
+        # Rebased first when the branch moved (another project's bot in a monorepo).
+        pushed = push_head(repo, remote, pull.branch, Identity(*identity))
     except (ApplyError, CommitError) as exc:
         return BotReport(BotOutcome.ERROR, f"Failed: {exc}")
     return BotReport(
         BotOutcome.PUSHED,
-        f"Committed the generated files as `{outcome.commit[:12]}` and pushed to `{pull.branch}`.",
-        outcome.commit,
+        f"Committed the generated files as `{pushed[:12]}` and pushed to `{pull.branch}`.",
+        pushed,
     )

@@ -6,25 +6,36 @@ data files of `mlc.compiler` and `mlc.templates`, the registered backends, and t
 the libraries that format text (PyYAML, Jinja2). It changes whenever any of them does, also
 for an unreleased compiler run from a checkout, whose version string does not change.
 
-`inputs_digest(spec_digest)` combines it with the spec. `mlc.lock` records it, so planning an
-already-applied spec can skip emit when nothing that feeds emit has changed (see `plan_specs`).
+`inputs_digest(spec_digest, edge_inputs)` combines it with the spec and with what the pipeline
+read besides it (`resolve.edge_inputs`: `mlc.images.lock`, ...). `mlc.lock` records it, so
+planning an already-applied spec can skip emit when nothing that feeds emit has changed (see
+`plan_specs`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
 _FINGERPRINTED_SUFFIXES = (".py", ".json", ".j2")
 
 
-@functools.cache
 def compiler_fingerprint() -> str:
-    """sha256 hex over the compiler's own files and formatting libraries (once per process)."""
-    from mlc import compiler, templates
+    """sha256 hex over the compiler's own files, formatting libraries and registered backends."""
     from mlc.compiler import emit
+
+    return _fingerprint(emit.BACKEND_MODULES)
+
+
+@functools.cache
+def _fingerprint(backends: tuple[str, ...]) -> str:
+    # Files are read once per process; cached per backend list, so a process that registers
+    # other backends (the tests' stand-in) never reuses the fingerprint of the real ones.
+    from mlc import compiler, templates
 
     digest = hashlib.sha256()
     for package in (compiler, templates):
@@ -35,13 +46,15 @@ def compiler_fingerprint() -> str:
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     for distribution in ("PyYAML", "Jinja2"):
         digest.update(f"{distribution}=={_version(distribution)}\0".encode())
-    digest.update(repr(emit.BACKEND_MODULES).encode())
+    digest.update(repr(backends).encode())
     return digest.hexdigest()
 
 
-def inputs_digest(spec_digest: str) -> str:
-    """sha256 hex of everything emit's output depends on: the spec's data and the compiler."""
-    return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}".encode()).hexdigest()
+def inputs_digest(spec_digest: str, edge_inputs: Mapping[str, object]) -> str:
+    """sha256 hex of everything emit's output depends on: the compiler, the spec's data, and
+    the facts read beside the spec (`resolve.edge_inputs`, any JSON data)."""
+    edge = json.dumps(edge_inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}:{edge}".encode()).hexdigest()
 
 
 def _version(distribution: str) -> str:

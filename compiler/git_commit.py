@@ -70,10 +70,43 @@ def _identity_env(identity: Identity | None) -> dict[str, str]:
     }
 
 
-def push_head(repo: git.Repo, remote: str, branch: str) -> None:
-    """Push HEAD to `branch` on `remote` (fast-forward only); raises `CommitError`."""
+PUSH_ATTEMPTS = 3
+_REFUSED = ("[rejected]", "non-fast-forward", "fetch first")
+
+
+def push_head(repo: git.Repo, remote: str, branch: str, identity: Identity | None = None) -> str:
+    """Push HEAD to `branch` on `remote` (fast-forward only); returns the sha pushed, raises
+    `CommitError`.
+
+    When the push is refused because the branch moved since HEAD's base was checked out (in a
+    monorepo, another project's bot pushed to the same pull request), HEAD's own commits are
+    rebased onto the branch's new tip (as `identity`) and pushed again, up to `PUSH_ATTEMPTS`
+    times. They hold only generated files of their spec, so a rebase that stops on a conflict
+    means someone else changed them: it is aborted and reported.
+    """
     try:
         repo.git.check_ref_format("--branch", branch)
-        repo.git.push(remote, f"HEAD:refs/heads/{branch}")
-    except git.GitCommandError as exc:
-        raise CommitError(f"git push to {remote} {branch} failed: {exc.stderr.strip() or exc}") from None
+    except git.GitCommandError:
+        raise CommitError(f"{branch!r} is not a valid branch name") from None
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            repo.git.push(remote, f"HEAD:refs/heads/{branch}")
+            return repo.head.commit.hexsha
+        except git.GitCommandError as exc:
+            reason = str(exc.stderr).strip() or str(exc)
+            if attempt == PUSH_ATTEMPTS or not any(marker in reason for marker in _REFUSED):
+                raise CommitError(f"git push to {remote} {branch} failed: {reason}") from None
+        try:
+            repo.git.fetch(remote, f"refs/heads/{branch}")
+            repo.git.rebase("FETCH_HEAD", env=_identity_env(identity))
+        except git.GitCommandError as exc:
+            reason = str(exc.stderr).strip() or str(exc)
+            if _rebasing(repo):
+                repo.git.rebase("--abort")
+            raise CommitError(f"{branch} on {remote} moved, and the commit does not rebase onto it: {reason}") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _rebasing(repo: git.Repo) -> bool:
+    git_dir = Path(repo.git_dir)
+    return (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists()

@@ -43,6 +43,13 @@ class OutputTree:
         """The root a path is confined to."""
         return self.repo_root if path.startswith(REPO_LEVEL_PREFIX) else self.root
 
+    @property
+    def folder(self) -> str:
+        """The output root relative to the repository top: POSIX, "." at the top (and outside
+        git). Compiling takes it as an input (`ResolvedSpec.repository_folder`): the CI
+        workflows, read at the top, run there."""
+        return PurePosixPath(*self.root.relative_to(self.repo_root).parts).as_posix()
+
 
 @dataclass(frozen=True)
 class DiskFile:

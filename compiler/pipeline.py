@@ -5,6 +5,7 @@ Library entry points used by the CLI and by tests; they return diagnostics, neve
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,22 @@ def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectRes
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
     digests, lock_problems = _read_images_lock(spec_path.parent)
-    if lock_problems:
-        return ProjectResult(spec_path, None, [], sorted_unique([*diagnostics, *lock_problems]))
-    return ProjectResult(spec_path, project, resolve_project(project, digests), diagnostics)
+    folder, folder_problems = _repository_folder(spec_path)
+    if lock_problems or folder_problems:
+        return ProjectResult(spec_path, None, [], sorted_unique([*diagnostics, *lock_problems, *folder_problems]))
+    return ProjectResult(spec_path, project, resolve_project(project, digests, folder), diagnostics)
+
+
+def _repository_folder(spec_path: Path) -> tuple[str, list[Diagnostic]]:
+    """The spec's folder relative to its git top level ("." at the top or outside git): the CI
+    workflows GitHub reads at the top run their steps there."""
+    from mlc.compiler.output_tree import output_tree_for
+
+    folder = output_tree_for(spec_path).folder
+    if any(unicodedata.category(character) == "Cc" for character in folder):
+        message = f"{folder!r}: the spec's folder has a control character in its path in the repository"
+        return ".", [error(message, hint="rename the folder: CI workflows cannot run in it or filter on it")]
+    return folder, []
 
 
 def _read_images_lock(root: Path) -> tuple[dict[str, str], list[Diagnostic]]:

@@ -4,11 +4,12 @@ Shared by `mlc plan`, `mlc apply` and `mlc bot`. Stages are imported once, and t
 monorepo are planned by workers forked from this process (`forked_map`), so planning many
 specs costs little more than planning one. Nothing is written here.
 
-Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data
-+ compiler build, `build_fingerprint`) and pins match, no apply was interrupted, and every
-locked file on disk has its locked sha256. Emit being deterministic, it would reproduce those
-very bytes, so the files on disk stand in for the artifacts. Any difference (a hand edit, a
-deleted file, a changed spec or compiler) compiles the spec in full.
+Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data,
+what was read beside it, and the compiler build: `build_fingerprint`) and pins match, no apply
+was interrupted, and every locked file on disk has its locked sha256. Emit being
+deterministic, it would reproduce those very bytes, so the files on disk stand in for the
+artifacts. Any difference (a hand edit, a deleted file, a changed spec, images lock or
+compiler) compiles the spec in full.
 
 Each spec plan also records the sha256 of the files compilation reads that decide the output
 (`read_inputs`: the spec's bytes and `mlc.images.lock`), hashed *before* compiling: a saved
@@ -40,7 +41,7 @@ from mlc.compiler.lock import (
 from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
 from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
 from mlc.compiler.plan import Plan, build_plan
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve import ResolvedSpec, edge_inputs
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _plan_resolved(
     first: ResolvedSpec = result.resolved[0]
     repositories = _image_repositories(result.resolved)
     image_pins = effective_pins(repositories, lock.images if lock else {}, pins)
-    inputs = inputs_digest(first.spec_digest)
+    inputs = inputs_digest(first.spec_digest, edge_inputs(first))
     paths = set(lock.files if lock else ()) | set(intent) | {LOCK_FILENAME, INTENT_FILENAME}
     on_disk = read_disk_files(tree, sorted(paths))
     artifacts = _files_known_up_to_date(lock, intent, inputs, image_pins, on_disk)

@@ -71,11 +71,29 @@ class ResolvedSpec:
     annotations: dict[str, str]
     requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
+    # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
+    repository_folder: str = "."
 
     @property
     def name(self) -> str:
         """The project name."""
         return self.spec.metadata.name
+
+
+def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
+    """What a resolved spec was given besides the spec's data: facts the pipeline read at the
+    edge (`mlc.images.lock`, whether the requirements lock pins hashes, where the spec sits in
+    its git repository). The same for every environment of a project.
+
+    Emit's output is a function of the spec's data, these and the compiler build, so plan's
+    skip-emit key (`build_fingerprint.inputs_digest`) digests all three. A new field of
+    `ResolvedSpec` that does not derive from the spec's data belongs here.
+    """
+    return {
+        "base_image_digests": dict(resolved.base_image_digests),
+        "requirements_hashed": resolved.requirements_hashed,
+        "repository_folder": resolved.repository_folder,
+    }
 
 
 def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
@@ -100,12 +118,16 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
 
 
 def resolve_environment(
-    project: ValidatedProject, environment: str | None, base_image_digests: Mapping[str, str] | None = None
+    project: ValidatedProject,
+    environment: str | None,
+    base_image_digests: Mapping[str, str] | None = None,
+    repository_folder: str = ".",
 ) -> ResolvedSpec:
     """Resolve one environment (`None`: the base, used when the spec defines no environments).
 
     `base_image_digests` (tag -> sha256 digest, read from `mlc.images.lock` by the caller) pins
-    base images; resolution itself reads no file.
+    base images; `repository_folder` is the spec's folder relative to its git top level (POSIX,
+    "." at the top), found by the caller; resolution itself reads no file.
     """
     spec = project.environments[environment] if environment is not None else project.base
     env_name = environment or DEFAULT_ENVIRONMENT
@@ -174,12 +196,15 @@ def resolve_environment(
         annotations=annotations,
         requirements_hashed=project.requirements_hashed,
         base_image_digests=dict(sorted((base_image_digests or {}).items())),
+        repository_folder=repository_folder,
     )
 
 
 def resolve_project(
-    project: ValidatedProject, base_image_digests: Mapping[str, str] | None = None
+    project: ValidatedProject,
+    base_image_digests: Mapping[str, str] | None = None,
+    repository_folder: str = ".",
 ) -> list[ResolvedSpec]:
     """One `ResolvedSpec` per environment, in file order (the base alone when there are none)."""
     names = list(project.environments) or [None]
-    return [resolve_environment(project, name, base_image_digests) for name in names]
+    return [resolve_environment(project, name, base_image_digests, repository_folder) for name in names]

@@ -145,6 +145,45 @@ def test_bot_commits_as_the_workflows_identity_when_set(
     assert author == "github-actions[bot]"
 
 
+def push_from_another_clone(tmp_path: Path, name: str, path: str, text: str) -> str:
+    """Another pusher (in a monorepo: another project's bot) commits `path` to the PR branch."""
+    other = tmp_path / name
+    git(tmp_path, "clone", "-q", "--branch", BRANCH, str(tmp_path / "origin.git"), str(other))
+    (other / path).parent.mkdir(parents=True, exist_ok=True)
+    (other / path).write_text(text)
+    git(other, "add", path)
+    git(other, "-c", "user.name=Other", "-c", "user.email=other@example.com", "commit", "-q", "-m", "other")
+    git(other, "push", "-q", "origin", BRANCH)
+    return git(other, "rev-parse", "HEAD").strip()
+
+
+def test_bot_rebases_onto_a_branch_that_moved_and_pushes(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(write_event(tmp_path / "event.json", checkout)))
+    other = push_from_another_clone(tmp_path, "other", "other/mlc.lock", "another project's files\n")
+    result = mlc("bot", "--comment-file", str(tmp_path / "comment.md"))
+    assert result.exit_code == 2, result.output
+    origin = tmp_path / "origin.git"
+    pushed = git(origin, "rev-parse", BRANCH).strip()
+    assert git(origin, "rev-parse", f"{BRANCH}^").strip() == other
+    assert "other/mlc.lock" not in git(origin, "show", "--name-only", "--format=", BRANCH).split()
+    assert f"`{pushed[:12]}`" in (tmp_path / "comment.md").read_text()
+    assert git(origin, "log", "-1", "--format=%cn", BRANCH).strip() == "mlc-bot"
+
+
+def test_bot_does_not_overwrite_a_conflicting_push(
+    checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(write_event(tmp_path / "event.json", checkout)))
+    other = push_from_another_clone(tmp_path, "other", "mlc.lock", "someone else's lock\n")
+    result = mlc("bot", "--comment-file", str(tmp_path / "comment.md"))
+    assert result.exit_code == 1
+    assert git(tmp_path / "origin.git", "rev-parse", BRANCH).strip() == other
+    assert "does not rebase onto it" in (tmp_path / "comment.md").read_text()
+    assert not (checkout / ".git" / "rebase-merge").exists() and not (checkout / ".git" / "rebase-apply").exists()
+
+
 def test_fork_detection_from_event() -> None:
     def event(head: str | None) -> dict[str, object]:
         repo = {"full_name": head} if head else None

@@ -1,8 +1,10 @@
 """The CI backend: GitHub Actions workflows that are secure by construction.
 
-Each compiled workflow (reference spec, every example, and a spec full of hostile strings) must
-pass actionlint, zizmor (pedantic) and GitHub's workflow schema with zero findings; the structure
-tests pin down the security rules; the shell test runs every `run:` script with hostile values.
+Each compiled workflow (reference spec, every example, a spec full of hostile strings, at the
+top of its repository or in a subfolder, the latter also one with a hostile name) must pass
+actionlint, zizmor (pedantic) and GitHub's workflow schema with zero findings; the structure
+tests pin down the security rules; the shell test runs every `run:` script with hostile values,
+in the folder GitHub would run it in. Monorepos end to end: `test_ci_monorepo.py`.
 """
 
 from __future__ import annotations
@@ -28,34 +30,59 @@ from mlc.compiler.pipeline import compile_spec_file
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 SHARED_DESIGN = REPO.parent / "shared" / "design"
-WORKFLOWS = (ci.PULL_REQUEST_WORKFLOW_PATH, ci.MAIN_WORKFLOW_PATH)
 
 # A string that does something if any shell or GitHub expression ever evaluates it.
 HOSTILE = 'x"; touch PWNED; echo "$(touch PWNED)`touch PWNED`\'${{ toJSON(secrets) }}\nnext line $HOME'
+# A folder of a monorepo named with everything a path filter, a shell or an expression reads.
+HOSTILE_FOLDER = "!neg/*st?r+[ab]]\\back {x}/${{ toJSON(secrets) }} $(touch PWNED) `touch PWNED` \"q\" 'q'"
+GUARDED = "${{ '${{' }}"  # how a literal `${{` is written where GitHub evaluates expressions
 
 
 @dataclass(frozen=True)
 class CompiledWorkflows:
-    """The two workflows of one project, as text and as data."""
+    """The two workflows of one project, as text and as data, and where its spec sits."""
 
     name: str
     spec: Path
     text: dict[str, str]
+    folder: str  # in its git repository
+    pr: str  # the workflows' paths
+    main: str
 
     def data(self, path: str) -> dict[str, Any]:
         return yaml.safe_load(self.text[path])
+
+    @property
+    def workflows(self) -> tuple[str, str]:
+        return self.pr, self.main
 
 
 def compile_workflows(spec: Path, name: str) -> CompiledWorkflows:
     compiled = compile_spec_file(spec)
     assert compiled.ok, [d.message for d in compiled.result.diagnostics]
     text = {a.path: a.content.decode() for a in compiled.artifacts if a.backend == "ci"}
-    assert sorted(text) == sorted(WORKFLOWS)
-    return CompiledWorkflows(name, spec, text)
+    first = compiled.result.resolved[0]
+    pr, main = ci.workflow_paths(first)
+    assert sorted(text) == sorted([pr, main])
+    return CompiledWorkflows(name, spec, text, first.repository_folder, pr, main)
+
+
+def new_repository(top: Path) -> Path:
+    top.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    return top
+
+
+def copy_example(name: str, top: Path, folder: str = ".") -> Path:
+    """An example copied to `folder` of a new git repository at `top`; its spec."""
+    destination = new_repository(top) / folder
+    shutil.copytree(EXAMPLES / name, destination, dirs_exist_ok=True)
+    return destination / "mlproject.yaml"
 
 
 def copy_churn_project(destination: Path, spec_text: str) -> Path:
     """A project folder with churn's files (the file checks of validation need them)."""
+    destination.mkdir(parents=True, exist_ok=True)
     for item in ("requirements.lock", "src", "data"):
         source = EXAMPLES / "churn" / item
         if source.is_dir():
@@ -81,12 +108,19 @@ def hostile_spec_text() -> str:
 
 
 def project_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    specs = {path.parent.name: path for path in sorted(EXAMPLES.glob("*/mlproject.yaml"))}
+    """The projects compiled here: in a subfolder of a monorepo, or at the top of a repository
+    or of a folder outside git (both the single-project layout)."""
+    specs = {
+        "churn": copy_example("churn", tmp_path_factory.mktemp("mono"), "models/churn"),
+        "llm-chat": copy_example("llm-chat", tmp_path_factory.mktemp("single")),
+    }
     reference = SHARED_DESIGN / "mlproject.reference.yaml"
     if reference.exists():
         folder = tmp_path_factory.mktemp("reference")
         specs["reference"] = copy_churn_project(folder, reference.read_text(encoding="utf-8"))
     specs["hostile"] = copy_churn_project(tmp_path_factory.mktemp("hostile"), hostile_spec_text())
+    repository = new_repository(tmp_path_factory.mktemp("hostile-mono"))
+    specs["hostile-folder"] = copy_churn_project(repository / HOSTILE_FOLDER, hostile_spec_text())
     return specs
 
 
@@ -95,7 +129,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CompiledWork
     return {name: compile_workflows(spec, name) for name, spec in project_specs(tmp_path_factory).items()}
 
 
-PROJECTS = ["churn", "llm-chat", "reference", "hostile"]
+PROJECTS = ["churn", "llm-chat", "reference", "hostile", "hostile-folder"]
 
 
 @pytest.fixture(params=PROJECTS)
@@ -106,7 +140,10 @@ def project(request: pytest.FixtureRequest, projects: dict[str, CompiledWorkflow
 
 
 def test_reference_and_examples_are_all_compiled(projects: dict[str, CompiledWorkflows]) -> None:
-    assert {"churn", "llm-chat", "hostile"} <= set(projects)
+    assert {"churn", "llm-chat", "hostile", "hostile-folder"} <= set(projects)
+    assert projects["churn"].folder == "models/churn"
+    assert projects["hostile-folder"].folder == HOSTILE_FOLDER
+    assert projects["llm-chat"].folder == projects["hostile"].folder == "."
 
 
 # --- the ecosystem's validators ------------------------------------------------------------
@@ -192,14 +229,14 @@ def test_no_permissions_at_the_top_and_writes_are_explained(project: CompiledWor
 
 
 def test_only_safe_triggers(project: CompiledWorkflows) -> None:
-    assert set(project.data(ci.PULL_REQUEST_WORKFLOW_PATH)["on"]) == {"pull_request"}
-    assert set(project.data(ci.MAIN_WORKFLOW_PATH)["on"]) == {"push"}
+    assert set(project.data(project.pr)["on"]) == {"pull_request"}
+    assert set(project.data(project.main)["on"]) == {"push"}
     for text in project.text.values():
         assert "pull_request_target" not in text and "workflow_run" not in text
 
 
 def test_concurrency_per_ref(project: CompiledWorkflows) -> None:
-    for path in WORKFLOWS:
+    for path in project.workflows:
         assert "${{ github.ref }}" in project.data(path)["concurrency"]["group"]
 
 
@@ -217,7 +254,7 @@ def test_every_action_is_pinned_to_a_recorded_sha_with_its_tag(project: Compiled
 
 
 def test_credentials_persist_only_in_jobs_that_push(project: CompiledWorkflows) -> None:
-    for path in WORKFLOWS:
+    for path in project.workflows:
         workflow = project.data(path)
         for job_id, step in all_steps(workflow):
             if not str(step.get("uses", "")).startswith("actions/checkout@"):
@@ -227,7 +264,7 @@ def test_credentials_persist_only_in_jobs_that_push(project: CompiledWorkflows) 
 
 
 def test_no_expression_in_any_run_script(project: CompiledWorkflows) -> None:
-    for path in WORKFLOWS:
+    for path in project.workflows:
         for job_id, step in all_steps(project.data(path)):
             assert "${{" not in step.get("run", ""), f"{path}:{job_id}: {step['run']}"
             assert "${{" not in step.get("with", {}).get("script", "")
@@ -246,10 +283,20 @@ ALLOWED_EXPRESSION = re.compile(
 )
 
 
+def strings(data: object) -> list[str]:
+    """Every string of a workflow's data, keys included (as GitHub reads them, unquoted)."""
+    if isinstance(data, dict):
+        return [text for key, value in data.items() for text in (*strings(key), *strings(value))]
+    if isinstance(data, list):
+        return [text for item in data for text in strings(item)]
+    return [data] if isinstance(data, str) else []
+
+
 def test_expressions_are_only_the_compilers_own(project: CompiledWorkflows) -> None:
-    for path, text in project.text.items():
-        leftover = ALLOWED_EXPRESSION.sub("", text)
-        assert "${{" not in leftover, f"{path}: {leftover[leftover.index('${{') - 80 :][:200]}"
+    for path in project.workflows:
+        for value in strings(project.data(path)):
+            leftover = ALLOWED_EXPRESSION.sub("", value)
+            assert "${{" not in leftover, f"{path}: {value}"
 
 
 def test_secrets_are_only_those_the_spec_names_for_github(project: CompiledWorkflows) -> None:
@@ -263,8 +310,8 @@ def test_secrets_are_only_those_the_spec_names_for_github(project: CompiledWorkf
 def test_spec_strings_reach_scripts_only_through_env(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
-    workflow = projects["hostile"].data(ci.PULL_REQUEST_WORKFLOW_PATH)
-    neutralised = HOSTILE.replace("${{", "${{ '${{' }}")
+    workflow = projects["hostile"].data(projects["hostile"].pr)
+    neutralised = HOSTILE.replace("${{", GUARDED)
     env_values = [value for _, step in all_steps(workflow) for value in step.get("env", {}).values()]
     assert neutralised in env_values
     for _, step in all_steps(workflow):
@@ -277,12 +324,12 @@ def test_spec_strings_reach_scripts_only_through_env(
 def test_pull_request_jobs_are_the_listed_ones_plus_the_bot(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
-    churn = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    churn = projects["churn"].data(projects["churn"].pr)["jobs"]
     assert list(churn) == ["validate", "plan", "data_tests", "smoke_train", "gate", "bot"]
     assert churn["gate"]["needs"] == ["smoke_train"]
     assert churn["smoke_train"]["needs"] == ["data_tests"]
     # Without a ci section: validate and plan, no bot, no comment.
-    chat = projects["llm-chat"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    chat = projects["llm-chat"].data(projects["llm-chat"].pr)["jobs"]
     assert list(chat) == ["validate", "plan"]
     assert "pull-requests" not in chat["plan"]["permissions"]
 
@@ -290,7 +337,7 @@ def test_pull_request_jobs_are_the_listed_ones_plus_the_bot(
 def test_only_the_bot_writes_contents_and_never_for_forks(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
-    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    jobs = projects["churn"].data(projects["churn"].pr)["jobs"]
     writers = [job_id for job_id, job in jobs.items() if job["permissions"].get("contents") == "write"]
     assert writers == ["bot"]
     assert jobs["bot"]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
@@ -301,20 +348,29 @@ def test_only_the_bot_writes_contents_and_never_for_forks(
 def test_plan_comment_is_updated_in_place_from_a_file(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
-    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
-    comment = next(step for step in jobs["bot"]["steps"] if "github-script" in step.get("uses", ""))
-    script = comment["with"]["script"]
-    assert comment["env"]["MLC_COMMENT_MARKER"] == "<!-- mlc-plan -->"
-    assert comment["env"]["MLC_COMMENT_FILE"] == "mlc-plan-comment.md"
+    def comment_step(name: str) -> dict[str, Any]:
+        jobs = projects[name].data(projects[name].pr)["jobs"]
+        return next(step for step in jobs["bot"]["steps"] if "github-script" in step.get("uses", ""))
+
+    top = comment_step("hostile")
+    script = top["with"]["script"]
+    assert top["env"]["MLC_COMMENT_MARKER"] == "<!-- mlc-plan -->"
+    assert top["env"]["MLC_COMMENT_FILE"] == "mlc-plan-comment.md"
     assert "readFileSync(process.env.MLC_COMMENT_FILE" in script
     assert "updateComment" in script and "createComment" in script
+    # Each project of a monorepo has its comment, found by its own first line; the file
+    # `mlc bot` writes in the spec's folder is read from the top.
+    folder = comment_step("churn")
+    assert folder["env"]["MLC_COMMENT_MARKER"] == "<!-- mlc-plan:churn -->"
+    assert folder["env"]["MLC_COMMENT_FILE"] == "models/churn/mlc-plan-comment.md"
+    assert "firstLine(comment.body || '') === marker" in folder["with"]["script"]
 
 
 def test_smoke_training_uses_the_tracking_server_only_with_its_secret(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
     def tracking_uris(project: CompiledWorkflows) -> set[str]:
-        steps = all_steps(project.data(ci.PULL_REQUEST_WORKFLOW_PATH))
+        steps = all_steps(project.data(project.pr))
         return {step["env"]["MLFLOW_TRACKING_URI"] for _, step in steps if "MLFLOW_TRACKING_URI" in step.get("env", {})}
 
     assert tracking_uris(projects["churn"]) == {"http://mlflow.mlflow.svc:5000"}  # has MLFLOW_TRACKING_TOKEN
@@ -329,11 +385,11 @@ def test_smoke_training_uses_the_tracking_server_only_with_its_secret(
     folder.mkdir(exist_ok=True)
     local = compile_workflows(copy_churn_project(folder, without_secret), "no-secret")
     assert tracking_uris(local) == {"sqlite:///.mlc/mlflow.db"}
-    assert "secrets." not in local.text[ci.PULL_REQUEST_WORKFLOW_PATH]
+    assert "secrets." not in local.text[local.pr]
 
 
 def test_data_tests_check_every_data_set(projects: dict[str, CompiledWorkflows]) -> None:
-    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    jobs = projects["churn"].data(projects["churn"].pr)["jobs"]
     datasets = [
         step["env"]["MLC_DATASET"] for step in jobs["data_tests"]["steps"] if "MLC_DATASET" in step.get("env", {})
     ]
@@ -345,7 +401,7 @@ def test_runtime_jobs_install_the_runtime_pinned_to_the_compiler(
 ) -> None:
     from mlc.compiler import __version__
 
-    jobs = projects["churn"].data(ci.PULL_REQUEST_WORKFLOW_PATH)["jobs"]
+    jobs = projects["churn"].data(projects["churn"].pr)["jobs"]
     for job_id, job in jobs.items():
         install = next(step for step in job["steps"] if step.get("name") == "Install mlc")
         runtime = job_id in {"data_tests", "smoke_train", "gate"}
@@ -361,23 +417,30 @@ def test_runtime_jobs_install_the_runtime_pinned_to_the_compiler(
 def test_main_builds_both_images_and_pins_their_digests(
     projects: dict[str, CompiledWorkflows],
 ) -> None:
-    workflow = projects["churn"].data(ci.MAIN_WORKFLOW_PATH)
-    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    workflow = projects["churn"].data(projects["churn"].main)
+    assert workflow["on"]["push"]["branches"] == ["main"]
     job = workflow["jobs"]["release"]
     assert job["permissions"] == {"contents": "write", "packages": "write"}
     builds = {step["id"]: step["with"] for step in job["steps"] if step.get("id", "").startswith("build-")}
-    assert builds["build-train"]["file"] == "deploy/docker/train.Dockerfile"
+    # `uses:` steps run at the top: the build context is the spec's folder.
+    assert builds["build-train"]["file"] == "models/churn/deploy/docker/train.Dockerfile"
     assert builds["build-serve"]["cache-from"] == "type=registry,ref=ghcr.io/acme/churn-serve:buildcache"
-    assert builds["build-train"]["context"] == "."
+    assert builds["build-train"]["context"] == "models/churn"
+    top = projects["hostile"].data(projects["hostile"].main)["jobs"]["release"]["steps"]
+    top_builds = {step["id"]: step["with"] for step in top if step.get("id", "").startswith("build-")}
+    assert top_builds["build-train"]["context"] == "."
     apply = next(step for step in job["steps"] if "mlc apply" in step.get("run", ""))
+    assert apply is job["steps"][-1]
     assert apply["env"]["MLC_TRAIN_DIGEST"] == "${{ steps.build-train.outputs.digest }}"
     assert apply["env"]["MLC_SERVE_IMAGE"] == "ghcr.io/acme/churn-serve"
-    assert apply["run"].startswith('mlc apply --image "train=$MLC_TRAIN_IMAGE@$MLC_TRAIN_DIGEST"')
-    assert apply["run"].rstrip().endswith("--commit")
+    command = next(line.strip() for line in apply["run"].splitlines() if "mlc apply" in line)
+    assert command.startswith('mlc apply --image "train=$MLC_TRAIN_IMAGE@$MLC_TRAIN_DIGEST"')
+    assert command.endswith("--commit")
+    assert 'git push origin "HEAD:$GITHUB_REF"' in apply["run"]
 
 
 def test_main_without_images_only_applies(projects: dict[str, CompiledWorkflows]) -> None:
-    job = projects["llm-chat"].data(ci.MAIN_WORKFLOW_PATH)["jobs"]["release"]
+    job = projects["llm-chat"].data(projects["llm-chat"].main)["jobs"]["release"]
     assert job["permissions"] == {"contents": "write"}
     assert not any("docker/" in step.get("uses", "") for step in job["steps"])
 
@@ -413,8 +476,10 @@ def test_pins_reject_what_is_not_a_release_pinned_to_a_commit(pin: dict[str, obj
 # --- the run scripts, executed with hostile values -----------------------------------------
 
 STUBBED_COMMANDS = ("mlc", "mlc-runtime", "python", "gh", "git")
+# Each stub records its arguments, and the directory it ran in.
 STUB = """#!/bin/sh
 for argument in "$@"; do printf '%s\\0' "$argument"; done >> "$STUB_LOG.$(basename "$0")"
+printf '%s\\0' "$(pwd -P)" >> "$STUB_LOG.cwd"
 """
 
 
@@ -431,22 +496,40 @@ def recorded_arguments(log_prefix: Path, command: str) -> list[str]:
     return log.read_text(encoding="utf-8").split("\0")[:-1] if log.exists() else []
 
 
-@pytest.mark.parametrize("path", WORKFLOWS)
+def github_value(text: str) -> str:
+    """A value as GitHub evaluates it, for values whose only expression is a guarded `${{`."""
+    return text.replace(GUARDED, "${{")
+
+
+def run_directory(workspace: Path, job: dict[str, Any]) -> Path:
+    """Where GitHub runs a job's `run:` steps: the workspace, or its `working-directory`."""
+    folder = job.get("defaults", {}).get("run", {}).get("working-directory")
+    return workspace / github_value(folder) if folder is not None else workspace
+
+
+@pytest.mark.parametrize("kind", ["pr", "main"])
+@pytest.mark.parametrize("name", ["hostile", "hostile-folder"])
 def test_run_scripts_execute_nothing_from_their_values(
-    projects: dict[str, CompiledWorkflows], path: str, tmp_path: Path
+    projects: dict[str, CompiledWorkflows], name: str, kind: str, tmp_path: Path
 ) -> None:
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("bash is not installed")
+    project = projects[name]
     stubs = tmp_path / "bin"
     stub_commands(stubs)
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     summary = tmp_path / 'step summary $(touch PWNED) "quoted"'
+    workflow = project.data(project.pr if kind == "pr" else project.main)
     ran = whole = 0
-    for job_id, step in all_steps(projects["hostile"].data(path)):
+    for job_id, step in all_steps(workflow):
         if "run" not in step:
             continue
+        # In a monorepo, in the spec's folder (hostile-folder: a name full of syntax).
+        cwd = run_directory(workspace, workflow["jobs"][job_id])
+        cwd.mkdir(parents=True, exist_ok=True)
+        assert cwd == workspace / project.folder
         log = tmp_path / f"log-{ran}"
         # Every value is hostile, also those GitHub fills in (secrets, digests, refs).
         env = {name: HOSTILE for name in step.get("env", {})}
@@ -454,13 +537,13 @@ def test_run_scripts_execute_nothing_from_their_values(
         env |= {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log)}
         env |= {"GITHUB_STEP_SUMMARY": str(summary), "HOME": str(tmp_path)}
         if "MLC_GATE_REPORT" in env:  # a report must be a file the step can read
-            (workspace / HOSTILE).write_text("report\n", encoding="utf-8")
+            (cwd / HOSTILE).write_text("report\n", encoding="utf-8")
         if "MLC_RUNTIME_CONFIG" in env and "MLC_ENVIRONMENT" in env:
             env["MLC_RUNTIME_CONFIG"] = str(workspace / "config" / HOSTILE)
         # GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
         result = subprocess.run(
             [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=workspace,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
@@ -474,6 +557,104 @@ def test_run_scripts_execute_nothing_from_their_values(
             # A hostile value arrives whole inside one argument, never split into several.
             split = "PWNED" in argument or "next line" in argument
             assert HOSTILE in argument or not split, f"{job_id}/{step['name']}: {arguments}"
+        assert set(recorded_arguments(log, "cwd")) <= {str(cwd.resolve())}
         whole += any(HOSTILE in argument for argument in arguments)
         ran += 1
-    assert ran >= 3 and whole >= 2
+    assert ran >= 2 and whole >= 2
+
+
+# --- where the project sits in its repository ----------------------------------------------
+
+
+def test_a_project_at_the_top_keeps_the_single_project_layout(projects: dict[str, CompiledWorkflows]) -> None:
+    for name in ("hostile", "llm-chat"):
+        project = projects[name]
+        assert project.workflows == (".github/workflows/mlc-pr.yaml", ".github/workflows/mlc-main.yaml")
+        assert project.workflows == (ci.PULL_REQUEST_WORKFLOW_PATH, ci.MAIN_WORKFLOW_PATH)
+        pr, main = project.data(project.pr), project.data(project.main)
+        assert pr["on"] == {"pull_request": {}}  # every pull request, every path
+        assert main["on"] == {"push": {"branches": ["main"]}}
+        assert (pr["name"], main["name"]) == ("mlc pull request", "mlc main")
+        assert pr["concurrency"]["group"] == "mlc-pr-${{ github.ref }}"
+        assert main["concurrency"]["group"] == "mlc-main-${{ github.ref }}"
+        for workflow in (pr, main):
+            for job_id, job in workflow["jobs"].items():
+                assert "defaults" not in job and job["name"] == job_id
+
+
+def test_a_project_in_a_folder_runs_there_and_only_for_its_changes(projects: dict[str, CompiledWorkflows]) -> None:
+    project = projects["churn"]
+    assert project.workflows == (".github/workflows/mlc-churn-pr.yaml", ".github/workflows/mlc-churn-main.yaml")
+    pr, main = project.data(project.pr), project.data(project.main)
+    assert pr["on"] == {"pull_request": {"paths": ["models/churn/**", project.pr, project.main]}}
+    assert main["on"] == {"push": {"branches": ["main"], "paths": ["models/churn/**", project.main]}}
+    assert (pr["name"], main["name"]) == ("mlc pull request (churn)", "mlc main (churn)")
+    assert pr["concurrency"]["group"] == "mlc-pr-churn-${{ github.ref }}"
+    assert main["concurrency"]["group"] == "mlc-main-churn-${{ github.ref }}"
+    for workflow in (pr, main):
+        for job_id, job in workflow["jobs"].items():
+            assert job["defaults"] == {"run": {"working-directory": "models/churn"}}
+            assert job["name"] == f"{job_id} (churn)"
+    upload = next(step for _, step in all_steps(pr) if "upload-artifact" in step.get("uses", ""))
+    assert upload["with"]["path"] == "models/churn/.mlc/"
+
+
+def test_a_hostile_folder_is_guarded_and_escaped(projects: dict[str, CompiledWorkflows]) -> None:
+    project = projects["hostile-folder"]
+    pr = project.data(project.pr)
+    guarded = HOSTILE_FOLDER.replace("${{", GUARDED)
+    for job in pr["jobs"].values():
+        assert job["defaults"]["run"]["working-directory"] == guarded
+    folder_filter = pr["on"]["pull_request"]["paths"][0]
+    assert "${{" not in folder_filter
+    assert folder_filter == (
+        "\\!neg/\\*st\\?r\\+\\[ab]]\\\\back {x}/$+{{ toJSON(secrets) }} $(touch PWNED) `touch PWNED` \"q\" 'q'/**"
+    )
+    assert github_filter_matches(folder_filter, f"{HOSTILE_FOLDER}/mlproject.yaml")
+    assert github_filter_matches(folder_filter, f"{HOSTILE_FOLDER}/src/pkg/deep/model.py")
+    for sibling in ("!neg/*str+[ab]]\\back {x}", "neg/*st?r+[ab]]\\back {x}", "!neg/xstar+a]\\back {x}"):
+        assert not github_filter_matches(folder_filter, f"{sibling}/x/mlproject.yaml")
+    assert not github_filter_matches(folder_filter, HOSTILE_FOLDER.replace("${{", "{{") + "/mlproject.yaml")
+
+
+def github_filter_matches(pattern: str, path: str) -> bool:
+    """GitHub's path filter syntax, as documented in its filter pattern cheat sheet: `*` any
+    characters but `/`, `**` any characters, `?` and `+` zero-or-one and one-or-more of the
+    preceding character, `[...]` a character class, `\\` escapes the next character."""
+    regex, position = "", 0
+    while position < len(pattern):
+        character = pattern[position]
+        if pattern.startswith("**", position):
+            regex, position = regex + ".*", position + 2
+            continue
+        if character == "*":
+            regex += "[^/]*"
+        elif character in "?+" and position > 0:
+            regex += character
+        elif character == "[":
+            end = pattern.index("]", position + 1)
+            regex += "[" + re.escape(pattern[position + 1 : end]) + "]"
+            position = end
+        elif character == "\\":
+            position += 1
+            regex += re.escape(pattern[position])
+        else:
+            regex += re.escape(character)
+        position += 1
+    return re.fullmatch(regex, path) is not None
+
+
+@pytest.mark.parametrize(
+    ("folder", "pattern"),
+    [
+        ("models/churn", "models/churn"),
+        ("a*b/c?d", "a\\*b/c\\?d"),
+        ("x+y/[z]", "x\\+y/\\[z]"),
+        ("!first/not!", "\\!first/not\\!"),
+        ("back\\slash", "back\\\\slash"),
+        ("a${{ b }}/${{", "a$+{{ b }}/$+{{"),
+    ],
+)
+def test_path_filter_literals(folder: str, pattern: str) -> None:
+    assert ci.path_filter_literal(folder) == pattern
+    assert github_filter_matches(pattern, folder)

@@ -1,13 +1,16 @@
-"""Same spec + same compiler version -> byte-identical output, from anywhere."""
+"""Same spec + same compiler version + same place in its git repository -> byte-identical
+output, from any working directory and any clone."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from mlc.compiler.output_tree import output_tree_for
 from mlc.compiler.pipeline import compile_spec_file
 from spec_fixtures import REPO_ROOT
 
@@ -21,18 +24,40 @@ def snapshot(spec: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def copy_into_a_repository(example: Path, top: Path, folder: str) -> Path:
+    """The example's folder copied to `folder` of a new git repository at `top`; the spec."""
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    copy = top / folder
+    shutil.copytree(example.parent, copy, dirs_exist_ok=True)
+    return copy / "mlproject.yaml"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
 def test_compiling_twice_from_another_place_gives_the_same_bytes(example: Path, tmp_path: Path) -> None:
     first = snapshot(example)
     assert first, "the example compiles to no artifact at all"
-    copy = tmp_path / "elsewhere" / example.parent.name
-    shutil.copytree(example.parent, copy)
+    # Another clone: the same folder in its repository (examples/<name> in this checkout).
+    folder = output_tree_for(example).folder
+    copy_into_a_repository(example, tmp_path / "elsewhere", folder)
     old = os.getcwd()
     try:
         os.chdir(tmp_path)  # a different working directory, and a relative spec path
-        second = snapshot(Path("elsewhere") / example.parent.name / "mlproject.yaml")
+        second = snapshot(Path("elsewhere") / folder / "mlproject.yaml")
     finally:
         os.chdir(old)
     assert second == first
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
+def test_only_the_workflows_depend_on_the_place_in_the_repository(example: Path, tmp_path: Path) -> None:
+    # The CI workflows run in the spec's folder; nothing else names it.
+    top = snapshot(copy_into_a_repository(example, tmp_path / "top", "."))
+    nested = snapshot(copy_into_a_repository(example, tmp_path / "nested", "models/a"))
+    assert {path for path in top if not path.startswith(".github/")} == {
+        path for path in nested if not path.startswith(".github/")
+    }
+    assert all(top[path] == nested[path] for path in top if not path.startswith(".github/"))
+    assert {path for path in nested if path.startswith(".github/")}.isdisjoint(top)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)

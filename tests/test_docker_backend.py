@@ -443,3 +443,29 @@ def test_unreadable_images_lock_is_a_diagnostic(tmp_path: Path) -> None:
         compiled = compile_spec_file(root / "mlproject.yaml")
         assert not compiled.ok, text
         assert "unreadable images lock" in compiled.result.diagnostics[0].message, text
+
+
+def test_an_applied_spec_is_recompiled_when_a_fact_read_beside_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlc.images.lock` and the requirements lock's hashes are in the plan's skip-emit key."""
+    from click.testing import CliRunner
+
+    from mlc.compiler.cli import main
+
+    root = tmp_path / "churn"
+    shutil.copytree(CHURN, root)
+    monkeypatch.chdir(root)
+    assert CliRunner().invoke(main, ["apply"]).exit_code == 0
+    assert CliRunner().invoke(main, ["plan", "--detailed-exitcode"]).exit_code == 0
+
+    serve = (root / "deploy" / "docker" / "serve.Dockerfile").read_text()
+    base = next(line.split()[1] for line in serve.splitlines() if line.startswith("FROM ") and " AS " not in line)
+    (root / "mlc.images.lock").write_text(json.dumps({"format_version": 1, "images": {base: "sha256:" + "b" * 64}}))
+    plan = CliRunner().invoke(main, ["plan"])
+    assert "~ deploy/docker/serve.Dockerfile" in plan.output, plan.output
+    assert CliRunner().invoke(main, ["apply"]).exit_code == 0
+
+    (root / "requirements.lock").write_text("numpy==2.4.6 \\\n    --hash=sha256:" + "a" * 64 + "\n")
+    plan = CliRunner().invoke(main, ["plan"])
+    assert "~ deploy/docker/serve.Dockerfile" in plan.output, plan.output

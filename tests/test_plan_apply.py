@@ -90,6 +90,37 @@ def test_up_to_date_spec_is_planned_without_emitting(repo: Path, monkeypatch: py
     assert len(calls) == 2
 
 
+def test_a_spec_moved_in_its_repository_is_compiled_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The spec's folder in the repository is an input (the CI workflows run there): moving an
+    # applied project keeps its files and lock beside it, yet must not be planned from them.
+    root = init_repo(tmp_path / "mono")
+    write_project(root / "models" / "alpha", name="alpha")
+    monkeypatch.chdir(root)
+    assert mlc("apply", "-f", "models/alpha").exit_code == 0
+    folders: list[str] = []
+
+    def recording_emit(environments):  # type: ignore[no-untyped-def]
+        folders.append(environments[0].repository_folder)
+        return plan_backend.emit_artifacts(environments)
+
+    monkeypatch.setattr(plan_backend, "emit", recording_emit)
+    assert mlc("plan", "-f", "models/alpha", "--detailed-exitcode").exit_code == 0
+    assert folders == []
+    (root / "models" / "alpha").rename(root / "alpha")
+    moved = mlc("plan", "-f", "alpha", "--detailed-exitcode")
+    assert folders == ["alpha"]
+    assert moved.exit_code == 2 and "~ mlc.lock" in moved.output  # its inputs digest names the folder
+
+
+def test_a_folder_with_a_control_character_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = init_repo(tmp_path / "mono")
+    write_project(root / "bad\nname", name="alpha")
+    monkeypatch.chdir(root)
+    result = mlc("plan", "-f", ".")
+    assert result.exit_code == 1
+    assert "'bad\\nname': the spec's folder has a control character" in result.stderr
+
+
 def test_spec_change_is_an_update_with_a_diff(repo: Path) -> None:
     mlc("apply")
     write_project(repo, replicas=5)

@@ -53,3 +53,57 @@ def test_digest_independent_of_location(tmp_path: Path, project) -> None:
     first = resolve_spec_file(project(BASE)).resolved[0]
     second = resolve_spec_file(project(BASE)).resolved[0]
     assert first == second
+
+
+def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> None:
+    """Plan skips emit when the spec's data, the edge inputs and the compiler are unchanged:
+    a field read from anywhere else would go stale unseen (e.g. `mlc.images.lock` did)."""
+    from dataclasses import fields
+
+    from mlc.compiler.resolve import ResolvedSpec, edge_inputs
+
+    from_spec_or_compiler = {
+        "spec",
+        "environment",
+        "namespace",
+        "spec_digest",
+        "environment_digest",
+        "training_digest",
+        "compiler_version",
+        "names",
+        "train_image",
+        "serve_image",
+        "train_gpu",
+        "serve_gpu",
+        "registered_model",
+        "tracking_uri",
+        "pushgateway",
+        "autoscale_target",
+        "tensor_parallel",
+        "labels",
+        "annotations",
+    }
+    resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
+    assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))
+
+
+def test_the_repository_folder_is_where_the_spec_sits_in_its_git_repository(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    churn = REPO_ROOT / "examples" / "churn"
+    outside, top = tmp_path / "plain" / "churn", tmp_path / "repo"
+    shutil.copytree(churn, outside)
+    shutil.copytree(churn, top / "models" / "churn")
+    shutil.copytree(churn, top, dirs_exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+
+    def folder(spec: Path) -> str:
+        result = resolve_spec_file(spec)
+        assert result.ok, [d.render() for d in result.diagnostics]
+        return result.resolved[0].repository_folder
+
+    assert folder(outside / "mlproject.yaml") == "."
+    assert folder(top / "mlproject.yaml") == "."
+    assert folder(top / "models" / "churn" / "mlproject.yaml") == "models/churn"
+    assert folder(top / "models" / ".." / "models" / "churn" / "mlproject.yaml") == "models/churn"

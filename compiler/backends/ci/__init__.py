@@ -1,15 +1,35 @@
 """The CI backend: GitHub Actions workflows for pull requests and for the main branch.
 
-`emit(environments)` returns `.github/workflows/mlc-pr.yaml` and `.github/workflows/mlc-main.yaml`
-(relative to the spec's directory). CI is per project, not per environment: the `ci`, `code`,
-`gitops` and `secrets` sections are read from the first environment in file order, which is
-also the one the pull request's data tests and smoke training resolve their runtime config for.
+`emit(environments)` returns the project's two workflows, which `plan`/`apply` place at the git
+repository's top level (the only place GitHub reads them). CI is per project, not per
+environment: the `ci`, `code`, `gitops` and `secrets` sections are read from the first
+environment in file order, which is also the one the pull request's data tests and smoke
+training resolve their runtime config for.
 
 Secure by construction: `permissions: {}` at the top and least privilege per job (write
 permissions carry their reason as a comment); every action pinned to a commit SHA with its tag
 as a comment; credentials persisted only in jobs that push; `concurrency` per ref; only the
 `pull_request` and `push` triggers; spec-derived strings only in `env:`/`with:` values, read by
 constant scripts as `"$VAR"`; secrets only those named in `secrets.*.github`.
+
+Where the spec sits in its repository (`ResolvedSpec.repository_folder`, `_location`):
+
+- At the top: `.github/workflows/mlc-pr.yaml` and `mlc-main.yaml`, triggered by every pull
+  request and every push to `gitops.branch`, steps at the top. This is the single-project
+  repository, by far the common case; its workflows keep the names, triggers and layout they
+  had before monorepos were supported, so no existing project sees its files renamed (a
+  renamed workflow file starts a new workflow history on GitHub) or its checks renamed.
+- In a subfolder (a monorepo, one spec per folder): `.github/workflows/mlc-<name>-pr.yaml` and
+  `mlc-<name>-main.yaml` (`metadata.name`, a DNS label; two specs of one repository with one
+  name collide, which `plan` reports), workflow, job and concurrency names carrying the name,
+  `on.<event>.paths` filters for the folder and the project's workflow files, every job's `run:`
+  steps in the folder (`defaults.run.working-directory`), and `uses:` inputs that name files
+  (build context, Dockerfile, smoke-model upload, plan comment file) prefixed with it. A spec
+  at the top may share its repository with specs in subfolders: its names never collide with
+  theirs, and its plan comment has a marker of its own.
+
+One scheme for both was considered: it would rename every existing project's workflows for
+no gain to a repository that holds one project, and a filter on "." filters nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +37,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.backends.ci._location import ProjectLocation, path_filter_literal
+from mlc.compiler.backends.ci._main_branch import KIND as MAIN_KIND
 from mlc.compiler.backends.ci._main_branch import PATH as MAIN_WORKFLOW_PATH
 from mlc.compiler.backends.ci._main_branch import emit_main_workflow
 from mlc.compiler.backends.ci._pins import ActionPin, action_pins
+from mlc.compiler.backends.ci._pull_request import KIND as PULL_REQUEST_KIND
 from mlc.compiler.backends.ci._pull_request import PATH as PULL_REQUEST_WORKFLOW_PATH
 from mlc.compiler.backends.ci._pull_request import emit_pull_request_workflow
 from mlc.compiler.resolve import ResolvedSpec
@@ -31,9 +54,17 @@ __all__ = [
     "ActionPin",
     "action_pins",
     "emit",
+    "path_filter_literal",
+    "workflow_paths",
 ]
 
 BACKEND = "ci"
+
+
+def workflow_paths(project: ResolvedSpec) -> tuple[str, str]:
+    """The paths of the project's pull request and main-branch workflows (at the repo top)."""
+    location = ProjectLocation.of(project)
+    return location.workflow_path(PULL_REQUEST_KIND), location.workflow_path(MAIN_KIND)
 
 
 def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
@@ -42,15 +73,16 @@ def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     header = generated_notice(project.compiler_version, project.spec_digest)
     pull_request = emit_pull_request_workflow(project, smoke_environment=project.environment)
     main = emit_main_workflow(project)
+    pull_request_path, main_path = workflow_paths(project)
     return [
         Artifact(
-            PULL_REQUEST_WORKFLOW_PATH,
+            pull_request_path,
             dump_yaml([pull_request], header=header),
             BACKEND,
             ("ci", "code", "data", "secrets", "registry"),
         ),
         Artifact(
-            MAIN_WORKFLOW_PATH,
+            main_path,
             dump_yaml([main], header=header),
             BACKEND,
             ("ci", "images", "gitops", "code"),

@@ -2,12 +2,17 @@
 
 Builds and pushes the training and serving images from the Docker backend's Dockerfiles (with a
 registry cache and provenance), then `mlc apply --image NAME=REF@sha256:... --commit` pins their
-digests into the rendered manifests and the commit is pushed; Argo CD or Flux deploy from there.
-A push made with the workflow's own token starts no new run, so this does not loop.
+digests into the rendered manifests and the commit is pushed (pinned again on the branch's new
+tip when it moved meanwhile); Argo CD or Flux deploy from there. A push made with the
+workflow's own token starts no new run, so this does not loop.
+
+For a spec in a subfolder (`_location`), only a push that changes the project's folder (or
+this workflow) releases it, and the images are built with the folder as their context.
 """
 
 from __future__ import annotations
 
+from mlc.compiler.backends.ci._location import ProjectLocation
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.ci._steps import (
     BOT_IDENTITY,
@@ -22,7 +27,8 @@ from mlc.compiler.backends.ci._steps import (
 )
 from mlc.compiler.resolve import ResolvedSpec
 
-PATH = ".github/workflows/mlc-main.yaml"
+KIND = "main"
+PATH = ".github/workflows/mlc-main.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
 WORKFLOW_NAME = "mlc main"
 GITHUB_REGISTRY = "ghcr.io"
 # A registry other than ghcr.io logs in with these entries of the spec's `secrets` (their
@@ -30,18 +36,41 @@ GITHUB_REGISTRY = "ghcr.io"
 REGISTRY_USERNAME_SECRET = "REGISTRY_USERNAME"
 REGISTRY_PASSWORD_SECRET = "REGISTRY_PASSWORD"
 CACHE_TAG = "buildcache"
+PUSH_ATTEMPTS = 3
+
+# The branch may have moved since the checkout: another project's release in a monorepo (each
+# runs in its own concurrency group), or a later merge. The pins are then applied again on
+# its new tip rather than rebased (a later release of this project changes the same lines).
+# `{apply}` is the `mlc apply` command, which reads its values as "$VAR" like the rest.
+PIN_AND_PUSH_SCRIPT = (
+    "for attempt in "
+    + " ".join(str(n) for n in range(1, PUSH_ATTEMPTS + 1))
+    + """; do
+  {apply}
+  if git push origin "HEAD:$GITHUB_REF"; then
+    exit 0
+  fi
+  echo "attempt $attempt: the branch moved since the checkout; pinning again on its new tip" >&2
+  git fetch --depth 1 origin "$GITHUB_REF"
+  git reset --hard FETCH_HEAD
+done
+exit 1
+"""
+)
 
 
 def emit_main_workflow(resolved: ResolvedSpec) -> dict[str, object]:
     """The main-branch workflow as data: one job that builds, pins and commits."""
+    location = ProjectLocation.of(resolved)
+    push = {"branches": [resolved.spec.gitops.branch]}
     return {
-        "name": WORKFLOW_NAME,
-        "on": {"push": {"branches": [resolved.spec.gitops.branch]}},
+        "name": location.title(WORKFLOW_NAME),
+        "on": location.trigger("push", push, [location.workflow_path(KIND)]),
         "permissions": {},
         # Queued, never cancelled: a half-done release would leave images without manifests.
-        "concurrency": {"group": "mlc-main-${{ github.ref }}", "cancel-in-progress": False},
+        "concurrency": {"group": location.concurrency_group(KIND), "cancel-in-progress": False},
         "defaults": {"run": {"shell": "bash"}},
-        "jobs": {"release": _release_job(resolved)},
+        "jobs": {"release": location.place_job(_release_job(resolved))},
     }
 
 
@@ -71,13 +100,7 @@ def _release_job(resolved: ResolvedSpec) -> Job:
             steps.append(login)
         for role, image in images.items():
             steps.extend(_build_steps(resolved, role, image))
-    steps.append(_apply_step(images))
-    steps.append(
-        {
-            "name": "Push the commit",
-            "run": 'git push origin "HEAD:$GITHUB_REF"\n',
-        }
-    )
+    steps.append(_pin_and_push_step(images))
     return build_job("release", permissions, steps, timeout_minutes=60)  # type: ignore[arg-type]
 
 
@@ -107,6 +130,9 @@ def _login_step(resolved: ResolvedSpec, registry_host: str) -> Step | None:
 
 def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
     cache = guard_expression(f"type=registry,ref={image}:{CACHE_TAG}")
+    location = ProjectLocation.of(resolved)
+    # The Dockerfiles' build context is the spec's folder (the docker backend's paths are
+    # relative to it); `uses:` steps run at the top, so both name the folder.
     dockerfile = f"{resolved.spec.gitops.path.rstrip('/')}/docker/{role}.Dockerfile"
     return [
         {
@@ -120,8 +146,8 @@ def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
             "id": f"build-{role}",
             "uses": pinned_action("docker/build-push-action"),
             "with": {
-                "context": ".",
-                "file": guard_expression(dockerfile),
+                "context": location.file("."),
+                "file": location.file(dockerfile),
                 "push": True,
                 "tags": f"${{{{ steps.meta-{role}.outputs.tags }}}}",
                 "labels": f"${{{{ steps.meta-{role}.outputs.labels }}}}",
@@ -133,7 +159,7 @@ def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
     ]
 
 
-def _apply_step(images: dict[str, str]) -> Step:
+def _pin_and_push_step(images: dict[str, str]) -> Step:
     env = dict(BOT_IDENTITY)
     arguments = []
     for role, image in images.items():
@@ -142,7 +168,7 @@ def _apply_step(images: dict[str, str]) -> Step:
         env[f"MLC_{variable}_DIGEST"] = f"${{{{ steps.build-{role}.outputs.digest }}}}"
         arguments.append(f'--image "{role}=$MLC_{variable}_IMAGE@$MLC_{variable}_DIGEST"')
     return {
-        "name": "Pin the image digests and commit",
+        "name": "Pin the image digests, commit and push",
         "env": env,
-        "run": " ".join(["mlc apply", *arguments, "--commit"]) + "\n",
+        "run": PIN_AND_PUSH_SCRIPT.format(apply=" ".join(["mlc apply", *arguments, "--commit"])),
     }

@@ -8,10 +8,15 @@ that branch protection turns into a blocked merge.
 Jobs share no disk. `smoke_train` uploads `.mlc/` (runtime config, local MLflow store and the smoke
 model) as an artifact of the run, and `gate` fetches it with `gh run download` (no third action to
 pin), so both stores work: the real tracking server when the spec names its secret, else local.
+
+For a spec in a subfolder (`_location`), each project of the repository has its own workflow,
+triggered by changes to its folder, with its own plan comment (a marker per project).
 """
 
 from __future__ import annotations
 
+from mlc.compiler.backends.ci._location import ProjectLocation
+from mlc.compiler.backends.ci._main_branch import KIND as MAIN_KIND
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.ci._steps import (
     BOT_IDENTITY,
@@ -30,11 +35,11 @@ from mlc.compiler.backends.ci._steps import (
 )
 from mlc.compiler.resolve import ResolvedSpec
 
-PATH = ".github/workflows/mlc-pr.yaml"
+KIND = "pr"
+PATH = ".github/workflows/mlc-pr.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
 WORKFLOW_NAME = "mlc pull request"
 
 SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
-COMMENT_MARKER = "<!-- mlc-plan -->"
 COMMENT_FILE = "mlc-plan-comment.md"  # written by `mlc bot`, or by the plan job
 GATE_REPORT = "gate.md"
 SMOKE_ARTIFACT = "mlc-smoke-model"
@@ -58,14 +63,17 @@ if [ -f "$MLC_GATE_REPORT" ]; then
 fi
 """
 
-# Finds the bot's previous plan comment by its hidden marker and updates it, else creates one.
+# Finds the bot's previous plan comment by its hidden marker, its first line, and updates it,
+# else creates one. The first line, not anywhere: every project of a monorepo comments on the
+# pull request, and `mlc bot` starts each body with the generic `<!-- mlc-plan -->` too.
 # The body is read from a file: no expression or PR-controlled text is spliced into the script.
 UPSERT_COMMENT_SCRIPT = """\
 const fs = require('fs');
 const marker = process.env.MLC_COMMENT_MARKER;
 const limit = 65000; // GitHub rejects comment bodies over 65536 characters
+const firstLine = (text) => text.split(/\\r?\\n/, 1)[0];
 let body = fs.readFileSync(process.env.MLC_COMMENT_FILE, 'utf8');
-if (!body.includes(marker)) {
+if (firstLine(body) !== marker) {
   body = `${marker}\\n${body}`;
 }
 if (body.length > limit) {
@@ -77,7 +85,7 @@ const comments = await github.paginate(github.rest.issues.listComments, {
   owner, repo, issue_number, per_page: 100,
 });
 const previous = comments.find(
-  (comment) => comment.user && comment.user.type === 'Bot' && comment.body.includes(marker),
+  (comment) => comment.user && comment.user.type === 'Bot' && firstLine(comment.body || '') === marker,
 );
 if (previous) {
   await github.rest.issues.updateComment({ owner, repo, comment_id: previous.id, body });
@@ -90,6 +98,7 @@ if (previous) {
 def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -> dict[str, object]:
     """The PR workflow as data: the jobs listed in `ci.pull_request`, plus the bot job."""
     spec = resolved.spec
+    location = ProjectLocation.of(resolved)
     listed = spec.ci.pull_request
     jobs: dict[str, Job] = {}
     for name in listed:
@@ -106,13 +115,15 @@ def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -
             jobs[name] = _gate_job(resolved, needs)
     if spec.ci.bot.commit:
         jobs["bot"] = _bot_job(resolved, ["validate"] if "validate" in listed else [])
+    # A pull request that edits the project's generated workflows by hand is planned too.
+    own_workflows = [location.workflow_path(KIND), location.workflow_path(MAIN_KIND)]
     return {
-        "name": WORKFLOW_NAME,
-        "on": {"pull_request": {}},
+        "name": location.title(WORKFLOW_NAME),
+        "on": location.trigger("pull_request", {}, own_workflows),
         "permissions": {},
-        "concurrency": {"group": "mlc-pr-${{ github.ref }}", "cancel-in-progress": True},
+        "concurrency": {"group": location.concurrency_group(KIND), "cancel-in-progress": True},
         "defaults": {"run": {"shell": "bash"}},
-        "jobs": jobs,
+        "jobs": {job_id: location.place_job(job) for job_id, job in jobs.items()},
     }
 
 
@@ -177,16 +188,17 @@ def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job
     if comment:
         permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
         # Forks get a read-only token: their plan stays in the step summary.
-        steps.append({**upsert_plan_comment_step(), "if": SAME_REPOSITORY})
+        steps.append({**upsert_plan_comment_step(ProjectLocation.of(resolved)), "if": SAME_REPOSITORY})
     return build_job("plan", permissions, steps, needs=needs, timeout_minutes=10)  # type: ignore[arg-type]
 
 
-def upsert_plan_comment_step() -> Step:
-    """Post the plan comment, or update the one a previous push posted."""
+def upsert_plan_comment_step(location: ProjectLocation) -> Step:
+    """Post the project's plan comment, or update the one a previous push posted. The file is
+    written by a `run:` step in the spec's folder and read here at the top."""
     return {
         "name": "Comment the plan",
         "uses": pinned_action("actions/github-script"),
-        "env": {"MLC_COMMENT_FILE": COMMENT_FILE, "MLC_COMMENT_MARKER": COMMENT_MARKER},
+        "env": {"MLC_COMMENT_FILE": location.file(COMMENT_FILE), "MLC_COMMENT_MARKER": location.comment_marker()},
         "with": {"script": UPSERT_COMMENT_SCRIPT},
     }
 
@@ -209,7 +221,7 @@ def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
     ]
     if resolved.spec.ci.bot.comment:
         permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
-        steps.append(upsert_plan_comment_step())
+        steps.append(upsert_plan_comment_step(ProjectLocation.of(resolved)))
     # Only branches of this repository: a fork's code never runs with a token that can push.
     return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY)  # type: ignore[arg-type]
 
@@ -250,7 +262,7 @@ def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str)
         "uses": pinned_action("actions/upload-artifact"),
         "with": {
             "name": SMOKE_ARTIFACT,
-            "path": SMOKE_STORE,
+            "path": ProjectLocation.of(resolved).file(SMOKE_STORE),
             "include-hidden-files": True,
             "if-no-files-found": "error",
             "retention-days": 1,

@@ -1,8 +1,11 @@
 """Steps and job parts both workflows share, and the rules that keep them safe.
 
-Every spec-derived string reaches a workflow only as a plain value (an `env:` or `with:` entry,
-never inside `run:`), and `guard_expression` neutralises `${{` in it so GitHub cannot evaluate
-it as an expression either. Shell scripts are constants of this package that read `"$VAR"`.
+Every spec-derived string, and the spec's folder (a name from the filesystem), reaches a
+workflow only as a plain value (an `env:` or `with:` entry, a job's `working-directory`, a path
+filter; never inside `run:`), and `guard_expression` neutralises `${{` in it so GitHub cannot
+evaluate it as an expression either (path filters, where no expression is allowed, have their
+own escaping: `_location.path_filter_literal`). Shell scripts are constants of this package
+that read `"$VAR"`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.yaml_writer import Commented
 
 RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
-SPEC_FILE = "mlproject.yaml"  # the workflows run at the spec's directory, as `mlc` does locally
+# `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the
+# job's `defaults.run.working-directory` for a spec in a subfolder (`_location`).
+SPEC_FILE = "mlproject.yaml"
 
 # Where the jobs that run `mlc-runtime` keep the resolved runtime config, and the command that
 # writes it. The only assumption about the runtime config in this package: change it here.

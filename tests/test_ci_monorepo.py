@@ -149,6 +149,7 @@ def evaluate(value: object) -> str:
         "${{ github.repository }}": "acme/mono",
         "${{ steps.build-train.outputs.digest }}": DIGEST,
         "${{ steps.build-serve.outputs.digest }}": DIGEST,
+        "pr-${{ github.event.pull_request.number }}": "pr-7",
     }
     if text in stand_ins:
         return stand_ins[text]

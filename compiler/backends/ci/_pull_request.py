@@ -49,6 +49,7 @@ DATA_SAMPLE_ROWS = 1000
 # MLflow artifacts under `.mlc/` too, as it does locally.
 LOCAL_TRACKING_URI = "sqlite:///.mlc/mlflow.db"
 TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
+BOT_TOKEN_SECRET = "MLC_BOT_TOKEN"  # the spec's secret the bot pushes with, when given
 
 PLAN_SCRIPT = """\
 mlc plan --format markdown > "$MLC_PLAN_FILE"
@@ -57,6 +58,22 @@ cat "$MLC_PLAN_FILE" >> "$GITHUB_STEP_SUMMARY"
 DOWNLOAD_SMOKE_MODEL_SCRIPT = """\
 gh run download "$GITHUB_RUN_ID" --name "$MLC_SMOKE_ARTIFACT" --dir "$MLC_SMOKE_STORE"
 """
+# `mlc bot`'s exit code (compiler/bot.py) as a job result: pushed or up to date pass; a change
+# it could not push fails the check (the PR's generated files are stale), and so does an error.
+# The comment step after it runs either way.
+BOT_SCRIPT = """\
+status=0
+mlc bot || status=$?
+case "$status" in
+  0) echo "Generated files are up to date." ;;
+  2) echo "::notice::mlc committed the compiled artifacts to this branch." ;;
+  3) echo "::error::Generated files are out of date and were not pushed: run mlc apply and commit."; exit 1 ;;
+  *) exit "$status" ;;
+esac
+"""
+# The smoke model of pull request N is registered as @pr-N: never the shared @challenger that a
+# cluster's gate promotes from, whatever tracking server CI talks to.
+PR_CHALLENGER_ALIAS = "pr-${{ github.event.pull_request.number }}"
 REPORT_GATE_SCRIPT = """\
 if [ -f "$MLC_GATE_REPORT" ]; then
   cat "$MLC_GATE_REPORT" >> "$GITHUB_STEP_SUMMARY"
@@ -210,20 +227,30 @@ def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
     steps: list[Step] = [
         # The PR head, not the merge commit: the bot pushes onto the branch. A push that raced
         # ahead of this run makes the push fail instead of overwriting it.
-        checkout_step(persist_credentials=True, ref="${{ github.event.pull_request.head.sha }}"),
+        checkout_step(
+            persist_credentials=True, ref="${{ github.event.pull_request.head.sha }}", token=_bot_token(resolved)
+        ),
         setup_python_step(resolved.spec.code.python),
         install_mlc_step(resolved.compiler_version),
         {
             "name": "Compile and commit to the PR branch",
             "env": dict(BOT_IDENTITY),
-            "run": "mlc bot\n",
+            "run": BOT_SCRIPT,
         },
     ]
     if resolved.spec.ci.bot.comment:
         permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
-        steps.append(upsert_plan_comment_step(ProjectLocation.of(resolved)))
+        # Also when the bot failed: its comment says why (a conflict, an invalid spec).
+        steps.append({**upsert_plan_comment_step(ProjectLocation.of(resolved)), "if": "${{ !cancelled() }}"})
     # Only branches of this repository: a fork's code never runs with a token that can push.
     return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY)  # type: ignore[arg-type]
+
+
+def _bot_token(resolved: ResolvedSpec) -> str | None:
+    """`secrets.MLC_BOT_TOKEN` (a PAT or GitHub App token): GitHub starts no workflow run for a
+    push made with the workflow's own token, so without it the bot's commit gets no checks."""
+    ref = resolved.spec.secrets.get(BOT_TOKEN_SECRET)
+    return f"${{{{ secrets.{ref.github} }}}}" if ref is not None and ref.github is not None else None
 
 
 def _runtime_env(resolved: ResolvedSpec) -> dict[str, str]:
@@ -254,8 +281,12 @@ def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) 
 def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
     train: Step = {
         "name": "Train on a small sample on the CPU",
-        "env": {"MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH, **_runtime_env(resolved)},
-        "run": 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke\n',
+        "env": {
+            "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
+            "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
+            **_runtime_env(resolved),
+        },
+        "run": 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke --challenger-alias "$MLC_CHALLENGER_ALIAS"\n',
     }
     upload: Step = {
         "name": "Keep the smoke model for the gate",
@@ -294,9 +325,13 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         "env": {
             "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
             "MLC_GATE_REPORT": GATE_REPORT,
+            "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
             **_runtime_env(resolved),
         },
-        "run": 'mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT"\n',
+        "run": (
+            'mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT" '
+            '--challenger-alias "$MLC_CHALLENGER_ALIAS"\n'
+        ),
     }
     report: Step = {
         "name": "Report the gate",

@@ -72,11 +72,14 @@ def build_job(
     return job
 
 
-def checkout_step(*, persist_credentials: bool = False, ref: str | None = None) -> Step:
-    """Check out the repository; credentials stay on disk only for a job that pushes."""
+def checkout_step(*, persist_credentials: bool = False, ref: str | None = None, token: str | None = None) -> Step:
+    """Check out the repository; credentials stay on disk only for a job that pushes (with
+    `token`, an expression, instead of the workflow's own)."""
     with_: dict[str, Any] = {}
     if ref is not None:
         with_["ref"] = ref
+    if token is not None:
+        with_["token"] = token
     with_["persist-credentials"] = persist_credentials
     return {"name": "Check out", "uses": pinned_action("actions/checkout"), "with": with_}
 

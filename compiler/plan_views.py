@@ -101,7 +101,9 @@ def render_plan_text(plans: Sequence[Plan], diff: bool = False, summary: bool = 
 
 def render_plan_markdown(plans: Sequence[Plan], diff: bool = True) -> str:
     """The markdown the bot posts: a summary line, a table per spec, diffs folded away."""
-    out = ["### mlc plan", "", f"**{render_summary(plans)}**", ""]
+    # Several projects of a monorepo each comment on one pull request: the heading names them.
+    projects = ", ".join(dict.fromkeys(f"`{plan.project}`" for plan in plans))
+    out = [f"### mlc plan: {projects}" if projects else "### mlc plan", "", f"**{render_summary(plans)}**", ""]
     budget = MARKDOWN_DIFF_LIMIT
     for plan in plans:
         if not plan.pending:

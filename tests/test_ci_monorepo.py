@@ -244,7 +244,7 @@ def test_every_job_runs_in_its_projects_folder_and_commits_only_its_files(mono: 
     fraud = workflow(mono, "fraud", "pr")
     for job_id in fraud["jobs"]:
         run_job(mono, fraud, job_id, pr_environ)
-    assert "### mlc plan" in (mono / "teams/fraud/mlc-plan-comment.md").read_text(encoding="utf-8")
+    assert "### mlc plan: `fraud`" in (mono / "teams/fraud/mlc-plan-comment.md").read_text(encoding="utf-8")
 
     churn = workflow(mono, "churn", "pr")
     assert list(churn["jobs"]) == ["validate", "plan", "data_tests", "smoke_train", "gate", "bot"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_unique
+from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.load import read_spec
 from mlc.compiler.resolve import ResolvedSpec, resolve_project
 from mlc.compiler.validate import ValidatedProject, validate_document
@@ -34,28 +35,38 @@ class ProjectResult:
         return self.project is not None and not has_errors(self.diagnostics)
 
 
-def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectResult:
-    """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder."""
+def resolve_spec_file(spec_path: Path, display: str | None = None, files: FileProbes | None = None) -> ProjectResult:
+    """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder.
+
+    Every file around the spec is read through `files` (see `file_probes`): after the call it
+    holds each filesystem fact the result depended on, apart from the spec's own bytes.
+    """
+    files = files if files is not None else FileProbes()
     document, diagnostics = read_spec(spec_path, display)
     if document is None:
         return ProjectResult(spec_path, None, [], sorted_unique(diagnostics))
-    project, more = validate_document(document, root=spec_path.parent)
+    project, more = validate_document(document, root=spec_path.parent, files=files)
     diagnostics = sorted_unique([*diagnostics, *more])
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
-    digests, lock_problems = _read_images_lock(spec_path.parent)
+    digests, lock_problems = _read_images_lock(spec_path.parent, files)
     if lock_problems:
         return ProjectResult(spec_path, None, [], sorted_unique([*diagnostics, *lock_problems]))
     return ProjectResult(spec_path, project, resolve_project(project, digests), diagnostics)
 
 
-def _read_images_lock(root: Path) -> tuple[dict[str, str], list[Diagnostic]]:
+def _read_images_lock(root: Path, files: FileProbes) -> tuple[dict[str, str], list[Diagnostic]]:
     """Base image digests pinned by `mlc images lock` (none when there is no lock)."""
-    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, read_images_lock
+    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, parse_images_lock
 
     path = root / IMAGES_LOCK_FILENAME
+    if not files.is_file(path):
+        return {}, []
+    contents = files.read_bytes(path)
     try:
-        return read_images_lock(path), []
+        if contents is None:
+            raise ImagesLockError("cannot read it")
+        return parse_images_lock(contents.decode("utf-8"), path), []
     except (ImagesLockError, ValueError, KeyError, TypeError) as exc:
         return {}, [error(f"{path.name}: unreadable images lock ({exc})", hint="re-create it with `mlc images lock`")]
 

@@ -53,7 +53,8 @@ def main() -> None:
 @spec_option
 def validate(spec_paths: tuple[Path, ...]) -> None:
     """Load, validate and resolve every environment of each spec; exit 1 on any error."""
-    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
+    from mlc.compiler.pipeline import resolve_spec_file
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics, render_validation
 
     specs = discover_specs(spec_paths)
@@ -116,8 +117,8 @@ image_option = click.option(
 def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
     from mlc.compiler.image_pins import ImagePinError, parse_image_pin
-    from mlc.compiler.pipeline import discover_specs
     from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     specs = discover_specs(spec_paths)
@@ -227,9 +228,9 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
     Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
     """
     from mlc.compiler.bot import BotOutcome, bot_identity, read_pull_request, run_bot
-    from mlc.compiler.pipeline import discover_specs
     from mlc.compiler.plan_specs import plan_specs
     from mlc.compiler.plan_views import render_bot_comment, render_bot_failure
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     specs = discover_specs(spec_paths)
@@ -272,8 +273,9 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
     """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
     from mlc.compiler.backends.docker import base_images
     from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, write_images_lock
-    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
+    from mlc.compiler.pipeline import resolve_spec_file
     from mlc.compiler.registry_digests import RegistryError, resolve_digests
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     failed = False

@@ -5,7 +5,6 @@ Library entry points used by the CLI and by tests; they return diagnostics, neve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +13,11 @@ from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_uniqu
 from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.load import read_spec
 from mlc.compiler.resolve import ResolvedSpec, resolve_project
-from mlc.compiler.validate import ValidatedProject, validate_document
 
-SPEC_FILENAME = "mlproject.yaml"
-_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mlc", ".tox"}
+# Re-exported: spec discovery lives in a module of its own, cheap to import (see spec_discovery).
+from mlc.compiler.spec_discovery import SPEC_FILENAME as SPEC_FILENAME
+from mlc.compiler.spec_discovery import discover_specs as discover_specs
+from mlc.compiler.validate import ValidatedProject, validate_document
 
 
 @dataclass(frozen=True)
@@ -92,20 +92,3 @@ def compile_spec_file(spec_path: Path, display: str | None = None) -> CompiledPr
     if not result.ok:
         return CompiledProject(result)
     return CompiledProject(result, emit_project(result.resolved))
-
-
-def discover_specs(paths: Iterable[Path]) -> list[Path]:
-    """Spec files named by `paths`: files as given, directories searched for mlproject.yaml."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob(SPEC_FILENAME)
-                    if not _SKIPPED_DIRS.intersection(p.relative_to(path).parts[:-1])
-                )
-            )
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))

@@ -14,25 +14,25 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from importlib import metadata
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 _FINGERPRINTED_SUFFIXES = (".py", ".json", ".j2")
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
 
 
 @functools.cache
 def compiler_fingerprint() -> str:
     """sha256 hex over the compiler's own files and formatting libraries (once per process)."""
-    from mlc import compiler, templates
     from mlc.compiler import emit
 
     digest = hashlib.sha256()
-    for package in (compiler, templates):
-        root = Path(next(iter(package.__path__)))
-        for path in sorted(root.rglob("*")):
-            if path.suffix in _FINGERPRINTED_SUFFIXES and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    hash_compiler_sources(digest)
     for distribution in ("PyYAML", "Jinja2"):
         digest.update(f"{distribution}=={_version(distribution)}\0".encode())
     digest.update(repr(emit.BACKEND_MODULES).encode())
@@ -44,7 +44,32 @@ def inputs_digest(spec_digest: str) -> str:
     return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}".encode()).hexdigest()
 
 
+def hash_compiler_sources(digest: _Hash) -> None:
+    """Feed the path and content of every source and data file of `mlc.compiler` and
+    `mlc.templates` into `digest`. Cheap (no imports beyond the two packages, a few ms of
+    reading), so the validation cache can use it on every `mlc validate`.
+    """
+    from mlc import compiler, templates
+
+    for package in (compiler, templates):
+        root = next(iter(package.__path__))
+        for parts in sorted(_source_files(root)):
+            digest.update("/".join(parts).encode() + b"\0")
+            digest.update(hashlib.sha256(Path(root, *parts).read_bytes()).digest())
+
+
+def _source_files(root: str) -> Iterator[tuple[str, ...]]:
+    """The path parts (relative to `root`) of its fingerprinted files, caches skipped."""
+    for folder, folders, names in os.walk(root):
+        folders[:] = [name for name in folders if name != "__pycache__"]
+        relative = os.path.relpath(folder, root)
+        prefix = () if relative == "." else tuple(relative.split(os.sep))
+        yield from ((*prefix, name) for name in names if name.endswith(_FINGERPRINTED_SUFFIXES))
+
+
 def _version(distribution: str) -> str:
+    from importlib import metadata
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -51,22 +51,27 @@ def main() -> None:
 
 @main.command()
 @spec_option
-def validate(spec_paths: tuple[Path, ...]) -> None:
-    """Load, validate and resolve every environment of each spec; exit 1 on any error."""
-    from mlc.compiler.pipeline import resolve_spec_file
+@click.option("--no-cache", is_flag=True, help="Validate from scratch; neither read nor write the validation cache.")
+def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
+    """Load, validate and resolve every environment of each spec; exit 1 on any error.
+
+    A spec validated before, unchanged and with unchanged files around it, is answered from the
+    cache (see `validation_cache`) without loading the validator.
+    """
+    # Both modules are cheap to import: a cache hit never loads pydantic or PyYAML.
     from mlc.compiler.spec_discovery import discover_specs
-    from mlc.compiler.views import render_diagnostics, render_validation
+    from mlc.compiler.validation_cache import cache_directory, validate_spec_file
 
     specs = discover_specs(spec_paths)
     if not specs:
         raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    directory = None if no_cache else cache_directory(os.environ)
     failed = False
     for spec in specs:
-        result = resolve_spec_file(spec, _display(spec))
-        click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
-        if result.ok:
-            click.echo(render_validation(result, _display(spec)), nl=False)
-        failed = failed or not result.ok
+        output = validate_spec_file(spec, _display(spec), directory)
+        click.echo(output.stderr, err=True, nl=False)
+        click.echo(output.stdout, nl=False)
+        failed = failed or not output.ok
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 

@@ -138,7 +138,10 @@ def library_identity() -> str:
     facts: list[object] = []
     sites: set[str] = set()
     for name in VALIDATION_LIBRARIES:
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # a broken install; validating will say more
+            spec = None
         if spec is None or spec.origin is None:
             facts.append([name, None])
             continue

@@ -543,9 +543,19 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
 
 def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
     """torch/Python/GPU combinations that no base image or wheel can satisfy."""
+    torch = spec.code.framework.torch
+    placements = []
+    if spec.train is not None and spec.train.resources.gpus:
+        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
+    if spec.serve is not None and spec.serve.resources.gpus:
+        # vLLM images bring their own torch build: only the GPU name is checked for them.
+        serve_torch = torch if spec.serve.engine != "vllm" else None
+        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
+    placements = [p for p in placements if p[1] is not None]
+    if torch is None and not placements:
+        return  # nothing to check: the tables (and their models) are not even loaded
     from mlc.compiler.compat import CompatError, check_gpu_type, known_gpu_types, resolve_base_image
 
-    torch = spec.code.framework.torch
     if torch is not None:
         try:
             resolve_base_image(torch, spec.code.python, gpu=False)
@@ -554,16 +564,7 @@ def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
             path = ("code", "framework", "torch") if key == "torch" else ("code", "python")
             yield Finding(path, exc.message)
             return
-    placements = []
-    if spec.train is not None and spec.train.resources.gpus:
-        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
-    if spec.serve is not None and spec.serve.resources.gpus:
-        # vLLM images bring their own torch build: only the GPU name is checked for them.
-        serve_torch = torch if spec.serve.engine != "vllm" else None
-        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
     for path, gpu_type, torch_version in placements:
-        if gpu_type is None:
-            continue
         if torch_version is None:
             if gpu_type not in known_gpu_types():
                 close = difflib.get_close_matches(gpu_type, known_gpu_types(), n=2)

@@ -17,11 +17,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
-from importlib import metadata
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 _FINGERPRINTED_SUFFIXES = (".py", ".json", ".j2")
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
 
 
 def compiler_fingerprint() -> str:
@@ -35,15 +40,9 @@ def compiler_fingerprint() -> str:
 def _fingerprint(backends: tuple[str, ...]) -> str:
     # Files are read once per process; cached per backend list, so a process that registers
     # other backends (the tests' stand-in) never reuses the fingerprint of the real ones.
-    from mlc import compiler, templates
 
     digest = hashlib.sha256()
-    for package in (compiler, templates):
-        root = Path(next(iter(package.__path__)))
-        for path in sorted(root.rglob("*")):
-            if path.suffix in _FINGERPRINTED_SUFFIXES and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    hash_compiler_sources(digest)
     for distribution in ("PyYAML", "Jinja2"):
         digest.update(f"{distribution}=={_version(distribution)}\0".encode())
     digest.update(repr(backends).encode())
@@ -57,7 +56,32 @@ def inputs_digest(spec_digest: str, edge_inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}:{edge}".encode()).hexdigest()
 
 
+def hash_compiler_sources(digest: _Hash) -> None:
+    """Feed the path and content of every source and data file of `mlc.compiler` and
+    `mlc.templates` into `digest`. Cheap (no imports beyond the two packages, a few ms of
+    reading), so the validation cache can use it on every `mlc validate`.
+    """
+    from mlc import compiler, templates
+
+    for package in (compiler, templates):
+        root = next(iter(package.__path__))
+        for parts in sorted(_source_files(root)):
+            digest.update("/".join(parts).encode() + b"\0")
+            digest.update(hashlib.sha256(Path(root, *parts).read_bytes()).digest())
+
+
+def _source_files(root: str) -> Iterator[tuple[str, ...]]:
+    """The path parts (relative to `root`) of its fingerprinted files, caches skipped."""
+    for folder, folders, names in os.walk(root):
+        folders[:] = [name for name in folders if name != "__pycache__"]
+        relative = os.path.relpath(folder, root)
+        prefix = () if relative == "." else tuple(relative.split(os.sep))
+        yield from ((*prefix, name) for name in names if name.endswith(_FINGERPRINTED_SUFFIXES))
+
+
 def _version(distribution: str) -> str:
+    from importlib import metadata
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

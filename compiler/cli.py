@@ -53,21 +53,27 @@ def main() -> None:
 
 @main.command()
 @spec_option
-def validate(spec_paths: tuple[Path, ...]) -> None:
-    """Load, validate and resolve every environment of each spec; exit 1 on any error."""
-    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
-    from mlc.compiler.views import render_diagnostics, render_validation
+@click.option("--no-cache", is_flag=True, help="Validate from scratch; neither read nor write the validation cache.")
+def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
+    """Load, validate and resolve every environment of each spec; exit 1 on any error.
+
+    A spec validated before, unchanged and with unchanged files around it, is answered from the
+    cache (see `validation_cache`) without loading the validator.
+    """
+    # Both modules are cheap to import: a cache hit never loads pydantic or PyYAML.
+    from mlc.compiler.spec_discovery import discover_specs
+    from mlc.compiler.validation_cache import cache_directory, validate_spec_file
 
     specs = discover_specs(spec_paths)
     if not specs:
         raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    directory = None if no_cache else cache_directory(os.environ)
     failed = False
     for spec in specs:
-        result = resolve_spec_file(spec, _display(spec))
-        click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
-        if result.ok:
-            click.echo(render_validation(result, _display(spec)), nl=False)
-        failed = failed or not result.ok
+        output = validate_spec_file(spec, _display(spec), directory)
+        click.echo(output.stderr, err=True, nl=False)
+        click.echo(output.stdout, nl=False)
+        failed = failed or not output.ok
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -118,8 +124,8 @@ image_option = click.option(
 def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
     from mlc.compiler.image_pins import ImagePinError, parse_image_pin
-    from mlc.compiler.pipeline import discover_specs
     from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     specs = discover_specs(spec_paths)
@@ -303,9 +309,9 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
     Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
     """
     from mlc.compiler.bot import BotOutcome, bot_identity, read_pull_request, run_bot
-    from mlc.compiler.pipeline import discover_specs
     from mlc.compiler.plan_specs import plan_specs
     from mlc.compiler.plan_views import render_bot_comment, render_bot_failure
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     specs = discover_specs(spec_paths)
@@ -348,8 +354,9 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
     """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
     from mlc.compiler.backends.docker import base_images
     from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, write_images_lock
-    from mlc.compiler.pipeline import discover_specs, resolve_spec_file
+    from mlc.compiler.pipeline import resolve_spec_file
     from mlc.compiler.registry_digests import RegistryError, resolve_digests
+    from mlc.compiler.spec_discovery import discover_specs
     from mlc.compiler.views import render_diagnostics
 
     failed = False

@@ -8,7 +8,8 @@ Errors are raised as :class:`CompatError`, whose message is one line with no pos
 the caller knows which ``mlproject.yaml`` key the value came from and prefixes
 ``mlproject.yaml:LINE:COL: `` itself (``CompatError.field`` says which key is at fault).
 
-Only the standard library and pydantic are imported: this runs at every compiler start.
+Only the standard library and pydantic are imported: validation loads this for every spec that
+names a torch version or a GPU.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _check_sorted(versions: list[str], what: str) -> None:
 
 # --- table models ---------------------------------------------------------------------------
 
-_STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+# defer_build: a table's validator is built when that table is first loaded, not at import
+# (a spec with a torch version needs the torch table, one with a GPU the GPU table too).
+_STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class CudaImage(BaseModel):

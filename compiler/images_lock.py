@@ -31,7 +31,12 @@ def read_images_lock(path: Path) -> dict[str, str]:
     """Tag -> digest from an images lock; empty when there is none."""
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
+    return parse_images_lock(path.read_text(encoding="utf-8"), path)
+
+
+def parse_images_lock(text: str, path: Path) -> dict[str, str]:
+    """Tag -> digest from the text of the images lock at `path` (named in errors)."""
+    data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
         raise ImagesLockError(f"{path}: not an images lock (a JSON object with 'images')")
     if data.get("format_version") != IMAGES_LOCK_FORMAT:

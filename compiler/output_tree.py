@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mlc.compiler.file_probes import FileProbes
+
 REPO_LEVEL_PREFIX = ".github/"
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: checked with is_symlink there
 
@@ -64,11 +66,13 @@ class DiskFile:
         return hashlib.sha256(self.content).hexdigest() if self.content is not None else None
 
 
-def output_tree_for(spec_path: Path) -> OutputTree:
-    """The output tree of a spec: its directory, and the git top level above it if any."""
-    root = spec_path.resolve().parent
+def output_tree_for(spec_path: Path, files: FileProbes | None = None) -> OutputTree:
+    """The output tree of a spec: its directory, and the git top level above it if any
+    (asked through `files` when validation records what it read, see `file_probes`)."""
+    files = files if files is not None else FileProbes()
+    root = Path(files.realpath(spec_path)).parent
     for candidate in (root, *root.parents):
-        if (candidate / ".git").exists():
+        if files.exists(candidate / ".git"):
             return OutputTree(root, candidate)
     return OutputTree(root, root)
 

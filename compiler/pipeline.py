@@ -6,18 +6,19 @@ Library entry points used by the CLI and by tests; they return diagnostics, neve
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_unique
+from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.load import read_spec
 from mlc.compiler.resolve import ResolvedSpec, resolve_project
-from mlc.compiler.validate import ValidatedProject, validate_document
 
-SPEC_FILENAME = "mlproject.yaml"
-_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mlc", ".tox"}
+# Re-exported: spec discovery lives in a module of its own, cheap to import (see spec_discovery).
+from mlc.compiler.spec_discovery import SPEC_FILENAME as SPEC_FILENAME
+from mlc.compiler.spec_discovery import discover_specs as discover_specs
+from mlc.compiler.validate import ValidatedProject, validate_document
 
 
 @dataclass(frozen=True)
@@ -35,41 +36,51 @@ class ProjectResult:
         return self.project is not None and not has_errors(self.diagnostics)
 
 
-def resolve_spec_file(spec_path: Path, display: str | None = None) -> ProjectResult:
-    """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder."""
+def resolve_spec_file(spec_path: Path, display: str | None = None, files: FileProbes | None = None) -> ProjectResult:
+    """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder.
+
+    Every file around the spec is read through `files` (see `file_probes`): after the call it
+    holds each filesystem fact the result depended on, apart from the spec's own bytes.
+    """
+    files = files if files is not None else FileProbes()
     document, diagnostics = read_spec(spec_path, display)
     if document is None:
         return ProjectResult(spec_path, None, [], sorted_unique(diagnostics))
-    project, more = validate_document(document, root=spec_path.parent)
+    project, more = validate_document(document, root=spec_path.parent, files=files)
     diagnostics = sorted_unique([*diagnostics, *more])
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
-    digests, lock_problems = _read_images_lock(spec_path.parent)
-    folder, folder_problems = _repository_folder(spec_path)
+    digests, lock_problems = _read_images_lock(spec_path.parent, files)
+    folder, folder_problems = _repository_folder(spec_path, files)
     if lock_problems or folder_problems:
         return ProjectResult(spec_path, None, [], sorted_unique([*diagnostics, *lock_problems, *folder_problems]))
     return ProjectResult(spec_path, project, resolve_project(project, digests, folder), diagnostics)
 
 
-def _repository_folder(spec_path: Path) -> tuple[str, list[Diagnostic]]:
+def _repository_folder(spec_path: Path, files: FileProbes) -> tuple[str, list[Diagnostic]]:
     """The spec's folder relative to its git top level ("." at the top or outside git): the CI
     workflows GitHub reads at the top run their steps there."""
     from mlc.compiler.output_tree import output_tree_for
 
-    folder = output_tree_for(spec_path).folder
+    folder = output_tree_for(spec_path, files).folder
     if any(unicodedata.category(character) == "Cc" for character in folder):
         message = f"{folder!r}: the spec's folder has a control character in its path in the repository"
         return ".", [error(message, hint="rename the folder: CI workflows cannot run in it or filter on it")]
     return folder, []
 
 
-def _read_images_lock(root: Path) -> tuple[dict[str, str], list[Diagnostic]]:
+def _read_images_lock(root: Path, files: FileProbes) -> tuple[dict[str, str], list[Diagnostic]]:
     """Base image digests pinned by `mlc images lock` (none when there is no lock)."""
-    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, read_images_lock
+    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, parse_images_lock
 
     path = root / IMAGES_LOCK_FILENAME
+    if not files.is_file(path):
+        return {}, []
+    contents = files.read_bytes(path)
     try:
-        return read_images_lock(path), []
+        if contents is None:
+            raise ImagesLockError("cannot read it")
+        return parse_images_lock(contents.decode("utf-8"), path), []
     except (ImagesLockError, ValueError, KeyError, TypeError) as exc:
         return {}, [error(f"{path.name}: unreadable images lock ({exc})", hint="re-create it with `mlc images lock`")]
 
@@ -95,20 +106,3 @@ def compile_spec_file(spec_path: Path, display: str | None = None) -> CompiledPr
     if not result.ok:
         return CompiledProject(result)
     return CompiledProject(result, emit_project(result.resolved))
-
-
-def discover_specs(paths: Iterable[Path]) -> list[Path]:
-    """Spec files named by `paths`: files as given, directories searched for mlproject.yaml."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob(SPEC_FILENAME)
-                    if not _SKIPPED_DIRS.intersection(p.relative_to(path).parts[:-1])
-                )
-            )
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))

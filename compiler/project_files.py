@@ -1,8 +1,9 @@
 """Checks of the files a spec points at: the requirements lock, code, and path confinement.
 
-Read-only I/O at the validation edge. Spec-side problems come back as `Finding`s (positioned in
-mlproject.yaml by the validator); problems inside the requirements lock come back as
-`Diagnostic`s positioned in that file (`requirements.lock:LINE:COL`).
+Read-only I/O at the validation edge, every read and stat asked through a `FileProbes` (so the
+validation cache knows what an outcome depended on). Spec-side problems come back as `Finding`s
+(positioned in mlproject.yaml by the validator); problems inside the requirements lock come back
+as `Diagnostic`s positioned in that file (`requirements.lock:LINE:COL`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
+from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.spec import MLProject
 from mlc.compiler.values import is_remote_uri
 
@@ -37,23 +39,43 @@ _CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 _GLOB = re.compile(r"[*?\[]")
 
 
-def check_project_files(spec: MLProject, root: Path, spec_file: str) -> list[Finding | Diagnostic]:
+def check_project_files(
+    spec: MLProject, root: Path, spec_file: str, files: FileProbes | None = None
+) -> list[Finding | Diagnostic]:
     """Everything wrong with the files `spec` points at under `root` (the spec's directory)."""
+    files = files if files is not None else FileProbes()
     problems: list[Finding | Diagnostic] = []
-    problems.extend(_confinement(spec, root))
+    problems.extend(_confinement(spec, root, files))
     builds_images = spec.train is not None or spec.builds_serve_image
     if builds_images:
-        problems.extend(_code_files(spec, root))
+        problems.extend(_code_files(spec, root, files))
         lock = root / spec.code.requirements
-        if lock.is_file():
-            display = str(PurePosixPath(spec_file).parent / spec.code.requirements).removeprefix("./")
-            problems.extend(check_requirements_lock(lock.read_text(encoding="utf-8", errors="replace"), display))
+        if files.is_file(lock):
+            text = _text(files.read_bytes(lock))
+            if text is None:
+                problems.append(
+                    Finding(
+                        ("code", "requirements"),
+                        f"'{spec.code.requirements}' cannot be read",
+                        "check the file's permissions",
+                    )
+                )
+            else:
+                display = str(PurePosixPath(spec_file).parent / spec.code.requirements).removeprefix("./")
+                problems.extend(check_requirements_lock(text, display))
     return problems
 
 
-def _inside(root: Path, relative: str) -> bool:
-    real_root = os.path.realpath(root)
-    target = os.path.realpath(root / relative)
+def _text(contents: bytes | None) -> str | None:
+    """A text file's contents as `open(..., errors="replace")` reads them (universal newlines)."""
+    if contents is None:
+        return None
+    return contents.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _inside(root: Path, relative: str, files: FileProbes) -> bool:
+    real_root = files.realpath(root)
+    target = files.realpath(root / relative)
     return target == real_root or target.startswith(real_root + os.sep)
 
 
@@ -72,12 +94,12 @@ def _local_paths(spec: MLProject) -> Iterator[tuple[tuple[str | int, ...], str]]
         yield ("monitor", "drift", "current", "uri"), spec.monitor.drift.current.uri
 
 
-def _confinement(spec: MLProject, root: Path) -> Iterator[Finding]:
+def _confinement(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:
     for path, value in _local_paths(spec):
         if is_remote_uri(value):
             continue
         fixed = _GLOB.split(value, 1)[0]  # a glob is confined when its fixed prefix is
-        if not _inside(root, fixed or "."):
+        if not _inside(root, fixed or ".", files):
             yield Finding(
                 path,
                 f"'{value}' leads outside the repository through a symlink",
@@ -85,16 +107,16 @@ def _confinement(spec: MLProject, root: Path) -> Iterator[Finding]:
             )
 
 
-def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
+def _code_files(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:
     code = spec.code
-    if not (root / code.requirements).is_file():
+    if not files.is_file(root / code.requirements):
         yield Finding(
             ("code", "requirements"),
             f"'{code.requirements}' does not exist",
             "create it with fully pinned requirements, e.g. `pip freeze > requirements.lock`",
         )
     source = root / code.source
-    if not source.is_dir():
+    if not files.is_dir(source):
         yield Finding(
             ("code", "source"),
             f"'{code.source}' is not a directory",
@@ -104,7 +126,7 @@ def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
     if spec.train is not None:
         module = spec.train.entrypoint.split(":", 1)[0].replace(".", "/")
         candidates = [source / f"{module}.py", source / module / "__init__.py"]
-        if not any(c.is_file() for c in candidates):
+        if not any(files.is_file(c) for c in candidates):
             shown = (PurePosixPath(code.source) / f"{module}.py").as_posix()
             yield Finding(
                 ("train", "entrypoint"),
@@ -113,11 +135,10 @@ def _code_files(spec: MLProject, root: Path) -> Iterator[Finding]:
             )
 
 
-def requirements_use_hashes(lock: Path) -> bool:
+def requirements_use_hashes(lock: Path, files: FileProbes | None = None) -> bool:
     """True when the lock file pins `--hash` entries (the image build then requires hashes)."""
-    try:
-        text = lock.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    text = _text((files if files is not None else FileProbes()).read_bytes(lock))
+    if text is None:
         return False
     return any(_HASH.search(" " + line) for _, _, line in _logical_lines(text))
 

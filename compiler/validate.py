@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlc.compiler.diagnostics import Diagnostic, Finding, Severity, error
+from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.load import FieldPath, LoadedDocument, SourceMap
 from mlc.compiler.project_files import check_project_files, requirements_use_hashes
 from mlc.compiler.spec import (
@@ -55,10 +56,15 @@ class ValidatedProject:
 
 
 def validate_document(
-    document: LoadedDocument, root: Path | None = None
+    document: LoadedDocument, root: Path | None = None, files: FileProbes | None = None
 ) -> tuple[ValidatedProject | None, list[Diagnostic]]:
-    """Validate a loaded spec and every environment overlay; `root` enables file checks."""
-    base, diagnostics = _validate_view(document.data, document.source, None, root)
+    """Validate a loaded spec and every environment overlay; `root` enables file checks.
+
+    Files under `root` are read and stat-ed through `files` (a fresh `FileProbes` when None);
+    pass one to learn afterwards which filesystem facts the outcome depended on.
+    """
+    files = files if files is not None else FileProbes()
+    base, diagnostics = _validate_view(document.data, document.source, None, root, files)
     base_seen = {(d.position, d.field, d.message) for d in diagnostics}
     environments: dict[str, MLProject] = {}
     raw_envs = document.data.get("environments")
@@ -82,7 +88,7 @@ def validate_document(
             if fixed:
                 continue
             merged, source, origin = merge_overlay(document, name)
-            spec, env_diagnostics = _validate_view(merged, source, (name, origin), root)
+            spec, env_diagnostics = _validate_view(merged, source, (name, origin), root, files)
             for d in env_diagnostics:
                 if (d.position, d.field, d.message) in base_seen:
                     continue  # the base has this problem; report it once, there
@@ -93,7 +99,7 @@ def validate_document(
                 environments[name] = spec
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
-    hashed = root is not None and requirements_use_hashes(root / base.code.requirements)
+    hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
     return ValidatedProject(document, base, environments, root, hashed), diagnostics
 
 
@@ -145,6 +151,7 @@ def _validate_view(
     source: SourceMap,
     environment: tuple[str, set[FieldPath]] | None,
     root: Path | None,
+    files: FileProbes,
 ) -> tuple[MLProject | None, list[Diagnostic]]:
     findings: list[Finding] = []
     spec: MLProject | None = None
@@ -157,7 +164,7 @@ def _validate_view(
         findings.extend(_section_rules(spec, env_name))
     diagnostics = [_position(f, source, environment) for f in findings]
     if spec is not None and root is not None:
-        for item in check_project_files(spec, root, source.file):
+        for item in check_project_files(spec, root, source.file, files):
             diagnostics.append(item if isinstance(item, Diagnostic) else _position(item, source, environment))
     return spec, diagnostics
 
@@ -536,9 +543,19 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
 
 def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
     """torch/Python/GPU combinations that no base image or wheel can satisfy."""
+    torch = spec.code.framework.torch
+    placements = []
+    if spec.train is not None and spec.train.resources.gpus:
+        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
+    if spec.serve is not None and spec.serve.resources.gpus:
+        # vLLM images bring their own torch build: only the GPU name is checked for them.
+        serve_torch = torch if spec.serve.engine != "vllm" else None
+        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
+    placements = [p for p in placements if p[1] is not None]
+    if torch is None and not placements:
+        return  # nothing to check: the tables (and their models) are not even loaded
     from mlc.compiler.compat import CompatError, check_gpu_type, known_gpu_types, resolve_base_image
 
-    torch = spec.code.framework.torch
     if torch is not None:
         try:
             resolve_base_image(torch, spec.code.python, gpu=False)
@@ -547,16 +564,7 @@ def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
             path = ("code", "framework", "torch") if key == "torch" else ("code", "python")
             yield Finding(path, exc.message)
             return
-    placements = []
-    if spec.train is not None and spec.train.resources.gpus:
-        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
-    if spec.serve is not None and spec.serve.resources.gpus:
-        # vLLM images bring their own torch build: only the GPU name is checked for them.
-        serve_torch = torch if spec.serve.engine != "vllm" else None
-        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
     for path, gpu_type, torch_version in placements:
-        if gpu_type is None:
-            continue
         if torch_version is None:
             if gpu_type not in known_gpu_types():
                 close = difflib.get_close_matches(gpu_type, known_gpu_types(), n=2)

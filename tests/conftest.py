@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,25 @@ from spec_fixtures import REFERENCE_SPEC, make_project
 # process the tests start (they inherit this environment).
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_validation_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A validation cache for session- and module-scoped fixtures, which start before any test."""
+    directory = tmp_path_factory.mktemp("mlc-cache-session")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLC_CACHE_DIR", str(directory))
+        yield directory
+
+
+@pytest.fixture(autouse=True)
+def validation_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own validation cache (for in-process runs and the processes it starts):
+    nothing is written to ~/.cache, and no test sees another's entries."""
+    directory = tmp_path_factory.mktemp("mlc-cache")
+    monkeypatch.setenv("MLC_CACHE_DIR", str(directory))
+    monkeypatch.delenv("MLC_NO_CACHE", raising=False)
+    return directory
 
 
 @pytest.fixture

@@ -120,7 +120,7 @@ def test_empty_and_unreadable_data_raise_clear_errors(write_parquet, tmp_path):
     broken.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match="cannot read"):
         build_profile(broken)
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="no such file or directory"):
         build_profile(tmp_path / "missing.parquet")
     with pytest.raises(DataError, match="missing"):
         build_profile(empty, {"nope": "numeric"})

@@ -109,30 +109,49 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# What a remote store's error text says -> what to tell the user. S3's words, then Google Cloud
+# Storage's status codes (those untested here: there is no GCS emulator in the tests).
+_STORE_HINTS = (
+    (
+        (
+            "ACCESS_DENIED",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "HTTP status 403",
+            "PERMISSION_DENIED",
+            "UNAUTHENTICATED",
+        ),
+        "access denied: check the credentials the process gets (AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or the pod's IAM role; GOOGLE_APPLICATION_CREDENTIALS for gs://) "
+        "and that they may use this bucket",
+    ),
+    (
+        # The last: S3's region lookup, when from_uri meets a bucket that is not there.
+        ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist", "' not found"),
+        "the bucket does not exist: check the bucket name (and AWS_ENDPOINT_URL for an S3-compatible store)",
+    ),
+    (
+        (
+            "NETWORK_CONNECTION",
+            "Couldn't connect",
+            "Could not resolve host",
+            "curlCode",
+            "Connection refused",
+            "UNAVAILABLE",
+        ),
+        "cannot reach the object store: check the network and the endpoint "
+        "(AWS_ENDPOINT_URL, or ?endpoint_override= in the URI, for an S3-compatible store)",
+    ),
+)
+
+
 def store_error(uri: str, error: BaseException, action: str = "cannot read") -> str:
     """One line for an error pyarrow raised while reaching `uri`: what failed and what to do."""
     text = _first_line(error)
     if not is_remote(uri):
         return f"{uri}: {action}: {text}"
-    hints = (
-        (
-            ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "HTTP status 403"),
-            "access denied: check the credentials the process gets (AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or the pod's IAM role; GOOGLE_APPLICATION_CREDENTIALS for gs://) "
-            "and that they may use this bucket",
-        ),
-        (
-            # The last: S3's region lookup, when from_uri meets a bucket that is not there.
-            ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist", "' not found"),
-            "the bucket does not exist: check the bucket name (and AWS_ENDPOINT_URL for an S3-compatible store)",
-        ),
-        (
-            ("NETWORK_CONNECTION", "Couldn't connect", "Could not resolve host", "curlCode", "Connection refused"),
-            "cannot reach the object store: check the network and the endpoint "
-            "(AWS_ENDPOINT_URL, or ?endpoint_override= in the URI, for an S3-compatible store)",
-        ),
-    )
-    for needles, hint in hints:
+    for needles, hint in _STORE_HINTS:
         if any(needle in text for needle in needles):
             return f"{uri}: {action}: {hint} ({text})"
     return f"{uri}: {action}: {text}"

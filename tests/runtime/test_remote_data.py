@@ -49,7 +49,7 @@ SHIFTED = frozenset({"x0", "x1", "c0"})  # 3 of the 5 contract features: the dat
 LAYOUTS = {
     "file": "current/one.parquet",
     "folder": "current/parts/",
-    "glob": "current/csv/part-*.csv",
+    "glob": "current/csv/part-[0-9]*.csv",  # `[` cannot be in a URI: the locator splits the glob off
 }
 
 

@@ -28,7 +28,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 @main.command()
-@click.option("--data", type=click.Path(), help="Reference Parquet/CSV file or directory.")
+@click.option("--data", help="Reference Parquet/CSV data: a file, directory or glob, local or remote (s3://, gs://).")
 @click.option("--spec", type=click.Path(), help="mlproject.yaml (feature types from its contract).")
 @click.option(
     "--merge",
@@ -78,7 +78,11 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
 )
 @click.option("--profile", "profile_path", type=click.Path(), help="Reference profile JSON.")
 @click.option("--model", help="models:/<name>@<alias> (or /<version>): use its logged profile.")
-@click.option("--data", type=click.Path(), help="Current Parquet/CSV data.")
+@click.option(
+    "--data",
+    help="Current Parquet/CSV data: a file, directory or glob, local or remote (s3://, gs://) "
+    "(default: the runtime config's drift.current.uri).",
+)
 @click.option("--spec", type=click.Path(), help="mlproject.yaml (features, method, threshold).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--report", type=click.Path(), help="Write an HTML report here.")

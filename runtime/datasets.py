@@ -1,5 +1,12 @@
 """Reading datasets: a URI (file, directory, glob; local or s3:// gs:// ...) to record batches.
 
+This module is the one place that decides which files a data URI names (`locate_data_files`):
+training, evaluation, `validate-data`, `batch` and the drift check (`drift/data.py`, which keeps
+its own threaded streaming reads) all go through it. Local paths and every URI that
+`pyarrow.fs.FileSystem.from_uri` accepts share one code path; remote stores' failures (missing
+bucket or key, refused credentials, an unreachable endpoint, an unknown scheme) become a
+`DataError` that names the URI and what to do.
+
 Everything streams as pyarrow record batches, so memory stays bounded by the batch size for
 checks over large data. CSV columns named by the contract (and the target) are read as text and
 converted by `feature_values`, so one parser serves CSV, parquet and serving requests alike and
@@ -10,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +28,19 @@ if TYPE_CHECKING:
 
 BATCH_ROWS = 65_536
 _GLOB_CHARS = set("*?[")
+# File name suffix (lower case) -> format; `.tsv` files are CSV with a tab delimiter.
+FORMAT_SUFFIXES = (
+    (".parquet", "parquet"),
+    (".pq", "parquet"),
+    (".parq", "parquet"),
+    (".csv", "csv"),
+    (".csv.gz", "csv"),
+    (".tsv", "csv"),
+    (".tsv.gz", "csv"),
+)
+# What `FileSystem.from_uri` opens (besides local paths), for the unknown-scheme error.
+KNOWN_SCHEMES = "s3://, gs:// (gcs://), hdfs://, file://"
+_BUCKET_SCHEMES = ("s3", "gs", "gcs")
 
 
 class DataError(Exception):
@@ -35,57 +56,200 @@ class DataFiles:
     filesystem: pafs.FileSystem
     paths: tuple[str, ...]
 
+    def location(self, path: str) -> str:
+        """`path` as users wrote it: local paths as they are, remote ones with their scheme."""
+        return location(self.uri, path)
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+
+def location(uri: str, path: str) -> str:
+    """A filesystem path of `uri`'s store shown with the URI's scheme (s3://bucket/key)."""
+    scheme, separator, _ = uri.partition("://")
+    return f"{scheme}://{path}" if separator and scheme != "file" else path
+
+
+def is_remote(uri: str) -> bool:
+    """Whether `uri` names an object store or another non-local filesystem."""
+    scheme, separator, _ = uri.partition("://")
+    return bool(separator) and scheme != "file"
+
+
+def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a local path or URI, and the path on it (relative paths: from the working directory)."""
     import pyarrow.fs as pafs
 
     if "://" in uri:
+        # A URI cannot hold `[` (and `?` starts its query): open the folder above a glob and
+        # append the pattern to the path, so s3://bucket/part-[0-4].parquet works like a local glob.
+        address, question, query = uri.partition("?")
+        scheme_end = address.index("://") + 3
+        first = min((address.index(c, scheme_end) for c in "*[" if c in address[scheme_end:]), default=-1)
+        cut = address.rfind("/", scheme_end, first) if first > 0 else -1
+        head, pattern = (address[:cut], address[cut:]) if cut > 0 else (address, "")
         try:
-            return pafs.FileSystem.from_uri(uri)
+            filesystem, path = pafs.FileSystem.from_uri(head + question + query)
         except Exception as error:  # pyarrow raises several types for unknown schemes and bad URIs
-            raise DataError(f"{uri}: cannot open: {error}") from None
+            raise DataError(_open_error(uri, error)) from None
+        return filesystem, path.rstrip("/") + pattern if pattern else path
     # Relative local paths are relative to the working directory: the spec's folder.
-    from pathlib import Path
-
-    return pafs.LocalFileSystem(), str(Path(uri).absolute())
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
 
 
-def _format_of(path: str, declared: str | None) -> str | None:
+def _open_error(uri: str, error: BaseException) -> str:
+    text = _first_line(error)
+    scheme = uri.partition("://")[0]
+    if "Unrecognized filesystem type" in text:
+        return f"{uri}: unsupported URI scheme '{scheme}://' (this pyarrow opens {KNOWN_SCHEMES} and local paths)"
+    if "libjvm" in text or "libhdfs" in text:
+        return f"{uri}: cannot open hdfs:// here: pyarrow needs a Java runtime and libhdfs ({text})"
+    return store_error(uri, error, "cannot open")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# What a remote store's error text says -> what to tell the user. S3's words, then Google Cloud
+# Storage's status codes (those untested here: there is no GCS emulator in the tests).
+_STORE_HINTS = (
+    (
+        (
+            "ACCESS_DENIED",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "HTTP status 403",
+            "PERMISSION_DENIED",
+            "UNAUTHENTICATED",
+        ),
+        "access denied: check the credentials the process gets (AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or the pod's IAM role; GOOGLE_APPLICATION_CREDENTIALS for gs://) "
+        "and that they may use this bucket",
+    ),
+    (
+        # The last: S3's region lookup, when from_uri meets a bucket that is not there.
+        ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist", "' not found"),
+        "the bucket does not exist: check the bucket name (and AWS_ENDPOINT_URL for an S3-compatible store)",
+    ),
+    (
+        (
+            "NETWORK_CONNECTION",
+            "Couldn't connect",
+            "Could not resolve host",
+            "curlCode",
+            "Connection refused",
+            "UNAVAILABLE",
+        ),
+        "cannot reach the object store: check the network and the endpoint "
+        "(AWS_ENDPOINT_URL, or ?endpoint_override= in the URI, for an S3-compatible store)",
+    ),
+)
+
+
+def store_error(uri: str, error: BaseException, action: str = "cannot read") -> str:
+    """One line for an error pyarrow raised while reaching `uri`: what failed and what to do."""
+    text = _first_line(error)
+    if not is_remote(uri):
+        return f"{uri}: {action}: {text}"
+    for needles, hint in _STORE_HINTS:
+        if any(needle in text for needle in needles):
+            return f"{uri}: {action}: {hint} ({text})"
+    return f"{uri}: {action}: {text}"
+
+
+def format_of(path: str, declared: str | None = None) -> str | None:
+    """The declared format, else the one the file name's suffix says (csv | parquet), else None."""
     if declared:
         return declared
-    for suffix, name in ((".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv"), (".csv.gz", "csv")):
-        if path.endswith(suffix):
+    lower = path.lower()
+    for suffix, name in FORMAT_SUFFIXES:
+        if lower.endswith(suffix):
             return name
     return None
 
 
-def locate_data_files(uri: str, declared_format: str | None) -> DataFiles:
-    """The data files a URI names: the file, the directory's files (recursively), or the glob's matches."""
+def csv_delimiter(path: str) -> str:
+    """Tab for `.tsv` files, else a comma."""
+    return "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
+
+
+def _hidden(relative: str) -> bool:
+    """Bookkeeping files of the tools that write data folders: `_SUCCESS`, `_temporary/`, `.crc`, temporaries."""
+    return any(part.startswith((".", "_")) for part in relative.split("/"))
+
+
+def locate_data_files(uri: str, declared_format: str | None = None) -> DataFiles:
+    """The data files a URI names: the file, the directory's files (recursively), or the glob's matches.
+
+    A directory's files are those with a data suffix (`FORMAT_SUFFIXES`). Directories and
+    globs leave out anything under a name that starts with `.` or `_` (`_SUCCESS`,
+    `_temporary/`, `.part-0.crc`, partial writes) unless the glob itself names such a file.
+    Raises `DataError` naming the URI when nothing is there or the store refuses.
+    """
     import pyarrow.fs as pafs
 
-    filesystem, path = _filesystem(uri)
+    filesystem, path = open_filesystem(uri)
     if _GLOB_CHARS & set(path):
         base = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0] or "/"
         candidates = _listing(filesystem, base, uri)
-        paths = [p for p in candidates if fnmatch.fnmatchcase(p, path)]
+        root = base.rstrip("/") + "/"
+        # Like a shell's `*` and dot files: bookkeeping names match only a pattern that names them.
+        hidden_ok = _hidden(path[len(root) :])
+        paths = [p for p in candidates if fnmatch.fnmatchcase(p, path) and (hidden_ok or not _hidden(p[len(root) :]))]
     else:
-        info = filesystem.get_file_info(path)
+        info = _file_info(filesystem, path, uri)
         if info.type == pafs.FileType.File:
             paths = [path]
         elif info.type == pafs.FileType.Directory:
+            root = path.rstrip("/") + "/"
             paths = [
                 p
                 for p in _listing(filesystem, path, uri)
-                if _format_of(p, None) and not p.rsplit("/", 1)[-1].startswith((".", "_"))
+                if format_of(p) and not _hidden(p[len(root) :] if p.startswith(root) else p.rsplit("/", 1)[-1])
             ]
         else:
-            raise DataError(f"{uri}: no such file or directory")
+            raise DataError(_not_found(filesystem, path, uri))
     if not paths:
-        raise DataError(f"{uri}: matches no data files")
-    fmt = _format_of(paths[0], declared_format)
+        raise DataError(f"{uri}: matches no data files (.parquet, .pq, .csv, .csv.gz, .tsv)")
+    fmt = format_of(paths[0], declared_format)
     if fmt is None:
         raise DataError(f"{uri}: cannot tell the format from the file name; set data.<name>.format: csv | parquet")
     return DataFiles(uri=uri, format=fmt, filesystem=filesystem, paths=tuple(sorted(paths)))
+
+
+def _file_info(filesystem: pafs.FileSystem, path: str, uri: str) -> pafs.FileInfo:
+    try:
+        return filesystem.get_file_info(path)
+    except OSError as error:
+        raise DataError(store_error(uri, error)) from None
+
+
+def _not_found(filesystem: pafs.FileSystem, path: str, uri: str) -> str:
+    """What is missing: for a remote URI, the bucket or the key in it."""
+    if uri.partition("://")[0] not in _BUCKET_SCHEMES:
+        return f"{uri}: no such file or directory"
+    bucket = path.split("/", 1)[0]
+    return _missing_bucket(filesystem, path, uri) or (
+        f"{uri}: no such key or prefix in bucket '{bucket}': check the path (was the data written yet?)"
+    )
+
+
+def _missing_bucket(filesystem: pafs.FileSystem, path: str, uri: str) -> str | None:
+    """The error line when the bucket of an object-store URI does not exist, else None."""
+    if uri.partition("://")[0] not in _BUCKET_SCHEMES:
+        return None
+    import pyarrow.fs as pafs
+
+    bucket = path.split("/", 1)[0]
+    try:
+        if filesystem.get_file_info(bucket).type != pafs.FileType.NotFound:
+            return None
+    except OSError:
+        return None  # a courtesy check: the caller reports its own error then
+    return (
+        f"{uri}: bucket '{bucket}' does not exist (or these credentials cannot see it): check the bucket "
+        "name, and AWS_ENDPOINT_URL when the store is not AWS S3"
+    )
 
 
 def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[str]:
@@ -93,8 +257,11 @@ def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[str]:
 
     try:
         infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
-    except (FileNotFoundError, OSError) as error:
-        raise DataError(f"{uri}: cannot list {base}: {error}") from None
+    except FileNotFoundError:
+        raise DataError(_not_found(filesystem, base, uri)) from None
+    except OSError as error:
+        listing = f"cannot list {location(uri, base)}"
+        raise DataError(_missing_bucket(filesystem, base, uri) or store_error(uri, error, listing)) from None
     return [info.path for info in infos if info.type == pafs.FileType.File]
 
 
@@ -118,7 +285,7 @@ def read_record_batches(
                     remaining -= batch.num_rows
                 yield batch
         except (pa.ArrowException, OSError) as error:
-            raise DataError(f"{path}: cannot read {files.format}: {error}") from None
+            raise DataError(store_error(files.location(path), error, f"cannot read {files.format}")) from None
 
 
 def _file_batches(files: DataFiles, path: str, text_columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
@@ -134,12 +301,13 @@ def _file_batches(files: DataFiles, path: str, text_columns: tuple[str, ...]) ->
 
     compression = "gzip" if path.endswith(".gz") else None
     read_options = pacsv.ReadOptions(block_size=1 << 22)
+    parse_options = pacsv.ParseOptions(delimiter=csv_delimiter(path))
     include: list[str] | None = None
     if text_columns:
         # Only the contract's columns: other columns' types are guessed from the first block
         # and a later surprise in a column nobody uses must not fail the read.
         with files.filesystem.open_input_stream(path, compression=compression) as stream:
-            header = pacsv.open_csv(stream, read_options=read_options).schema.names
+            header = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options).schema.names
         include = [name for name in header if name in text_columns]
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in text_columns},
@@ -147,7 +315,9 @@ def _file_batches(files: DataFiles, path: str, text_columns: tuple[str, ...]) ->
         strings_can_be_null=True,  # an empty field is a null, not ""
     )
     with files.filesystem.open_input_stream(path, compression=compression) as stream:
-        yield from pacsv.open_csv(stream, read_options=read_options, convert_options=convert)
+        yield from pacsv.open_csv(
+            stream, read_options=read_options, parse_options=parse_options, convert_options=convert
+        )
 
 
 def read_table(files: DataFiles, text_columns: Iterable[str] = (), limit: int | None = None) -> pa.Table:
@@ -172,5 +342,5 @@ def data_digest(files: DataFiles) -> str:
                 while chunk := stream.read(1 << 20):
                     digest.update(chunk)
         except OSError as error:
-            raise DataError(f"{path}: cannot read: {error}") from None
+            raise DataError(store_error(files.location(path), error)) from None
     return f"sha256:{digest.hexdigest()}"

@@ -387,7 +387,7 @@ def select_features(profile: Mapping[str, Any], config: DriftConfig) -> list[str
 
 
 def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig) -> DriftResult:
-    """Check `data` (Parquet/CSV path) for drift against `profile`."""
+    """Check `data` (Parquet/CSV file, directory, glob or remote URI) for drift against `profile`."""
     check_format(profile)
     features = select_features(profile, config)
     rows, summaries = summarize_current(profile, data, features)

@@ -1,5 +1,11 @@
 """Reading Parquet/CSV in record batches with pyarrow, so memory never depends on row count.
 
+Which files a data URI names (a file, a directory, a glob; local or s3:// gs:// ...) is decided
+by `mlc.runtime.datasets.locate_data_files`, the one locator every runtime command shares, and
+files are opened through its filesystem object. The reads here stay drift's own: only the
+checked columns, parquet pages decoded single-threaded while columns are processed in parallel
+and the next batch is read in the background (`feed_batches`).
+
 `pyarrow.parquet` and `pyarrow.csv` stream batches directly; `pyarrow.dataset` would do the
 same but costs ~0.4 s more to import, which matters for a short-lived CronJob process.
 """
@@ -17,26 +23,33 @@ from typing import Protocol, TypeVar
 
 import pyarrow as pa
 
+# DataError is the datasets' one: callers catch it from here or from there alike.
+from mlc.runtime.datasets import (
+    DataError,
+    DataFiles,
+    csv_delimiter,
+    format_of,
+    is_remote,
+    locate_data_files,
+    store_error,
+)
 from mlc.runtime.drift.config import FeatureKind
 
 BATCH_ROWS = 65_536
 T = TypeVar("T")
-CSV_SUFFIXES = (".csv", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
-
-
-class DataError(Exception):
-    """Data that cannot be read or is unusable (missing, unreadable, empty, wrong columns)."""
 
 
 @dataclass(frozen=True)
 class Source:
     """Parquet or CSV files to read in order, with their (first file's) schema."""
 
-    files: tuple[Path, ...]
-    csv: bool
+    files: DataFiles
     schema: pa.Schema
+
+    @property
+    def csv(self) -> bool:
+        return self.files.format == "csv"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -44,41 +57,39 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _csv_reader(path: Path, columns: list[str] | None = None):
+def _csv_reader(stream: pa.NativeFile, path: str, columns: list[str] | None = None):
     import pyarrow.csv as pacsv
 
     return pacsv.open_csv(
-        path,
+        stream,
         read_options=pacsv.ReadOptions(block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(delimiter="\t" if path.suffix == ".tsv" else ","),
+        parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)),
         convert_options=pacsv.ConvertOptions(include_columns=columns),
     )
 
 
-def open_dataset(path: str | Path) -> Source:
-    """Find the files of a Parquet/CSV file or directory and read the schema (no rows)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data not found: {path}")
-    if path.is_dir():
-        files = tuple(sorted(p for p in path.rglob("*") if p.suffix.lower() in PARQUET_SUFFIXES + CSV_SUFFIXES))
-        if not files:
-            raise DataError(f"no .parquet or .csv files in {path}")
-    else:
-        files = (path,)
-    csv = files[0].suffix.lower() in CSV_SUFFIXES
-    if any((f.suffix.lower() in CSV_SUFFIXES) != csv for f in files):
-        raise DataError(f"mixed CSV and Parquet files in {path}")
+def _read_error(files: DataFiles, path: str, exc: BaseException) -> DataError:
+    return DataError(store_error(files.location(path), exc, "cannot read data"))
+
+
+def open_dataset(uri: str | Path) -> Source:
+    """Find the files of a Parquet/CSV file, directory or glob (local or remote) and read the schema (no rows)."""
+    files = locate_data_files(os.fspath(uri))
+    if any(format_of(path) not in (None, files.format) for path in files.paths):
+        raise DataError(f"{files.uri}: mixed CSV and Parquet files; point the URI at one format")
+    first = files.paths[0]
     try:
-        if csv:
-            schema = _csv_reader(files[0]).schema
+        if files.format == "csv":
+            with files.filesystem.open_input_stream(first) as stream:
+                schema = _csv_reader(stream, first).schema
         else:
             import pyarrow.parquet as pq
 
-            schema = pq.read_schema(files[0])
+            with files.filesystem.open_input_file(first) as handle:
+                schema = pq.read_schema(handle)
     except _ARROW_ERRORS as exc:
-        raise DataError(f"cannot read data {files[0]}: {_first_line(exc)}") from exc
-    return Source(files=files, csv=csv, schema=schema)
+        raise _read_error(files, first, exc) from None
+    return Source(files=files, schema=schema)
 
 
 def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
@@ -107,22 +118,29 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
     names = list(columns)
     missing = [name for name in names if name not in source.schema.names]
     if missing:
-        raise DataError(f"columns missing from data: {', '.join(sorted(missing))}")
-    for path in source.files:
+        raise DataError(f"{source.files.uri}: columns missing from data: {', '.join(sorted(missing))}")
+    files = source.files
+    # Local files: buffered page reads instead of pre-buffering whole column chunks, so memory
+    # stays near one batch (plus one row group's compressed pages at worst), and
+    # single-threaded decoding is faster here since columns are already processed in
+    # parallel. Remote files: pre-buffering coalesces a row group's column chunks into a few
+    # ranged GETs instead of one request per page buffer (memory: that row group's pages).
+    remote = is_remote(files.uri)
+    for path in files.paths:
         try:
             if source.csv:
-                yield from _csv_reader(path, names)
+                with files.filesystem.open_input_stream(path) as stream:
+                    yield from _csv_reader(stream, path, names)
             else:
                 import pyarrow.parquet as pq
 
-                # Buffered page reads instead of pre-buffering whole column chunks: memory
-                # stays near one batch (plus one row group's compressed pages at worst), and
-                # single-threaded decoding is faster here since columns are already processed
-                # in parallel.
-                with pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) as parquet:
+                with (
+                    files.filesystem.open_input_file(path) as handle,
+                    pq.ParquetFile(handle, buffer_size=0 if remote else 1 << 20, pre_buffer=remote) as parquet,
+                ):
                     yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=False)
         except _ARROW_ERRORS as exc:
-            raise DataError(f"cannot read data {path}: {_first_line(exc)}") from exc
+            raise _read_error(files, path, exc) from None
 
 
 class Accumulator(Protocol):
@@ -133,23 +151,48 @@ class Accumulator(Protocol):
 
 def prefetch(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run `iterator` in a background thread, `depth` items ahead, so reading the next batch
-    (pyarrow releases the GIL) overlaps with processing this one."""
+    (pyarrow releases the GIL) overlaps with processing this one.
+
+    When the consumer stops early (an error in a column, or it is closed), the producer stops
+    too and closes `iterator` before this returns, so no thread keeps a file of a remote store
+    open while the process exits (pyarrow finalizes S3 at exit).
+    """
     items: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             for item in iterator:
-                items.put(item)
-            items.put(done)
+                if not put(item):
+                    return
+            put(done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            items.put(exc)
+            put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
-    threading.Thread(target=produce, daemon=True).start()
-    while (item := items.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int:

@@ -323,7 +323,8 @@ def build_profile(
     resolution_bits: int = DEFAULT_RESOLUTION_BITS,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
 ) -> dict[str, Any]:
-    """Profile a Parquet/CSV reference dataset in record batches (memory independent of rows).
+    """Profile a Parquet/CSV reference dataset (file, directory, glob or remote URI such as
+    s3://bucket/prefix/) in record batches (memory independent of rows).
 
     `features` maps column -> "numeric" | "categorical" (from the contract); without it the
     kinds come from the file schema. Training calls this and logs the result with

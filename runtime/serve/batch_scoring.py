@@ -16,14 +16,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.datasets import DataError, DataFiles, locate_data_files, read_record_batches
+from mlc.runtime.datasets import (
+    FORMAT_SUFFIXES,
+    DataError,
+    DataFiles,
+    format_of,
+    locate_data_files,
+    location,
+    open_filesystem,
+    read_record_batches,
+    store_error,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.fs as pafs
 
 OUTPUT_SUFFIX = ".predictions.parquet"
-_FORMAT_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".pq")
+_FORMAT_SUFFIXES = tuple(sorted((suffix for suffix, _ in FORMAT_SUFFIXES), key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ def output_name(path: str, base: str) -> str:
     """`<relative path without its format suffix>.predictions.parquet`: unique per input file."""
     relative = posixpath.relpath(path, base) if base else posixpath.basename(path)
     for suffix in _FORMAT_SUFFIXES:
-        if relative.endswith(suffix):
+        if relative.lower().endswith(suffix):
             relative = relative[: -len(suffix)]
             break
     return relative + OUTPUT_SUFFIX
@@ -57,19 +66,7 @@ def common_base(paths: Sequence[str]) -> str:
 
 def file_format(path: str, default: str) -> str:
     """parquet or csv by the file's suffix (the dataset's format when the suffix says neither)."""
-    if path.endswith((".parquet", ".pq")):
-        return "parquet"
-    if path.endswith((".csv", ".csv.gz")):
-        return "csv"
-    return default
-
-
-def _output_location(uri: str) -> tuple[pafs.FileSystem, str]:
-    import pyarrow.fs as pafs
-
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+    return format_of(path) or default
 
 
 def _scored_batches(model: Any, files: DataFiles, path: str, text_columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -96,28 +93,34 @@ def score_file(
     """Score one input file and move its predictions into place."""
     import pyarrow.parquet as pq
 
-    filesystem, root = _output_location(output_uri)
+    filesystem, root = open_filesystem(output_uri)
     final = posixpath.join(root, name)
     temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.tmp-{os.getpid()}")
-    filesystem.create_dir(posixpath.dirname(final), recursive=True)
+    shown = location(output_uri, final)
     rows, writer = 0, None
     try:
+        filesystem.create_dir(posixpath.dirname(final), recursive=True)
         for batch in _scored_batches(model, files, path, text_columns):
             if writer is None:
                 writer = pq.ParquetWriter(temporary, batch.schema, filesystem=filesystem)
             writer.write_batch(batch)
             rows += batch.num_rows
         if writer is None:
-            raise DataError(f"{path}: no rows")
+            raise DataError(f"{files.location(path)}: no rows")
         writer.close()
         writer = None
         filesystem.move(temporary, final)
+    except OSError as error:  # the output store: missing bucket, refused credentials, ...
+        raise DataError(store_error(shown, error, "cannot write")) from None
     finally:
-        if writer is not None:
-            writer.close()
-        if filesystem.get_file_info(temporary).type.name != "NotFound":
-            filesystem.delete_file(temporary)
-    return ScoredFile(path, final, rows)
+        try:
+            if writer is not None:
+                writer.close()
+            if filesystem.get_file_info(temporary).type.name != "NotFound":
+                filesystem.delete_file(temporary)
+        except OSError:
+            pass  # cleaning up after a failure: the failure is the error to report
+    return ScoredFile(files.location(path), shown, rows)
 
 
 def run_batch(

@@ -120,7 +120,7 @@ def test_empty_and_unreadable_data_raise_clear_errors(write_parquet, tmp_path):
     broken.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match="cannot read"):
         build_profile(broken)
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="no such file or directory"):
         build_profile(tmp_path / "missing.parquet")
     with pytest.raises(DataError, match="missing"):
         build_profile(empty, {"nope": "numeric"})
@@ -146,3 +146,23 @@ def test_sketch_encoding_round_trips_and_rejects_garbage():
         decode_sketch({"encoding": "v0"})
     with pytest.raises(ProfileError, match="corrupt"):
         decode_sketch({"encoding": "zlib-base64-int64le", "key_deltas": "AAAA", "counts": ""})
+
+
+def test_prefetch_stops_and_closes_its_source_when_the_consumer_stops_early():
+    """Otherwise a daemon thread would keep a remote file open while the process exits."""
+    import threading
+
+    from mlc.runtime.drift.data import prefetch
+
+    closed = threading.Event()
+
+    def source():
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    reader = prefetch(source())
+    assert next(reader) == 0
+    reader.close()
+    assert closed.is_set()  # before close() returned: the producer was joined

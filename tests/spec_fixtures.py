@@ -6,6 +6,7 @@ importing a helper by the name `conftest` would pick whichever folder came first
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +25,19 @@ def make_project(root: Path, spec_text: str, package: str = "demo", lock: str = 
     spec = root / "mlproject.yaml"
     spec.write_text(spec_text)
     return spec
+
+
+def run_mlc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    """Run the `mlc` CLI in-process from `cwd`: exit code, stdout, stderr."""
+    from click.testing import CliRunner
+
+    from mlc.compiler.cli import main
+
+    old = os.getcwd()
+    try:
+        if cwd:
+            os.chdir(cwd)
+        result = CliRunner().invoke(main, list(args))
+    finally:
+        os.chdir(old)
+    return result.exit_code, result.stdout, result.stderr

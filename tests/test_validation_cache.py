@@ -14,14 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mlc.compiler import validation_cache
-from mlc.compiler.cli import main
 from mlc.compiler.file_probes import FileProbes
 from mlc.compiler.load import MAX_SPEC_BYTES
 from mlc.compiler.pipeline import resolve_spec_file
-from spec_fixtures import REPO_ROOT
+from spec_fixtures import REPO_ROOT, run_mlc
 from test_validate import BASE
 
 POISON = "printed from the cache\n"
@@ -36,18 +34,6 @@ SPEC = (
     + "      train: {uri: data/staging.csv}\n"
 )
 LLM_CHAT = REPO_ROOT / "examples" / "llm-chat" / "mlproject.yaml"
-
-
-def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
-    runner = CliRunner()
-    old = os.getcwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        result = runner.invoke(main, list(args))
-    finally:
-        os.chdir(old)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def entries(cache: Path) -> list[Path]:
@@ -67,7 +53,7 @@ def poison(cache: Path) -> int:
 
 
 def validate(spec: Path, *flags: str) -> tuple[int, str, str]:
-    return run("validate", *flags, cwd=spec.parent)
+    return run_mlc("validate", *flags, cwd=spec.parent)
 
 
 @pytest.fixture
@@ -182,7 +168,7 @@ def test_images_lock_changed_is_a_miss(spec: Path, validation_cache_dir: Path) -
 def test_another_display_name_is_another_entry(spec: Path, validation_cache_dir: Path) -> None:
     validate(spec)
     poison(validation_cache_dir)
-    code, out, _ = run("validate", "-f", str(spec.parent), cwd=spec.parent.parent)
+    code, out, _ = run_mlc("validate", "-f", str(spec.parent), cwd=spec.parent.parent)
     assert code == 0 and out == f"{spec.parent.name}/mlproject.yaml: valid (1 environment: staging)\n"
 
 
@@ -222,11 +208,11 @@ def test_an_invalid_spec_is_never_cached_and_always_reported(project, validation
 def test_only_the_valid_specs_of_a_directory_are_cached(project, validation_cache_dir: Path) -> None:
     good = project(BASE)
     bad = project(BASE + "trian: {}\n")
-    first = run("validate", "-f", str(good.parent.parent))
+    first = run_mlc("validate", "-f", str(good.parent.parent))
     assert first[0] == 1 and "valid (1 environment" in first[1] and "unknown key" in first[2]
     assert len(entries(validation_cache_dir)) == 1
-    assert run("validate", "-f", str(good.parent.parent)) == first
-    assert run("validate", "-f", str(bad)) == (1, "", first[2])
+    assert run_mlc("validate", "-f", str(good.parent.parent)) == first
+    assert run_mlc("validate", "-f", str(bad)) == (1, "", first[2])
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"format_version": 1, "probes": [["x"]]}', ""])

@@ -216,16 +216,24 @@ def is_remote_uri(value: str) -> bool:
     return bool(re.match(r"[a-z][a-z0-9+.-]*://", value))
 
 
+_DATA_URI_SCHEMES = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "hdfs"})  # pyarrow.fs opens these
+
+
 def data_uri(value: str) -> str:
     """A data location: an `s3://`, `gs://`, ... URI, or a relative path/glob inside the repository."""
     if is_remote_uri(value):
         scheme = value.split("://", 1)[0]
-        if scheme not in {"s3", "gs", "gcs", "az", "abfs", "abfss", "http", "https", "hdfs", "file"}:
-            raise ValueError(
-                f"unsupported URI scheme '{scheme}://'; use s3://, gs://, az://, hdfs://, https:// or a relative path"
-            )
         if scheme == "file":
             raise ValueError("use a relative path instead of a file:// URI, so the spec works on every machine")
+        if scheme == "az":
+            raise ValueError(
+                "the runtime reads Azure through abfs://: abfs://<container>@<account>.dfs.core.windows.net/..."
+            )
+        if scheme not in _DATA_URI_SCHEMES:
+            # The runtime opens data with pyarrow's filesystems; a web URL is not a dataset store.
+            raise ValueError(
+                f"unsupported URI scheme '{scheme}://'; use s3://, gs://, abfs://, hdfs:// or a relative path"
+            )
         return value
     return relative_path(value)
 

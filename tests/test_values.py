@@ -145,8 +145,12 @@ def test_relative_paths_rejected(path: str, fragment: str) -> None:
 def test_data_uris() -> None:
     assert values.data_uri("s3://bucket/x/") == "s3://bucket/x/"
     assert values.data_uri("data/train.csv") == "data/train.csv"
-    with pytest.raises(ValueError, match="unsupported URI scheme"):
-        values.data_uri("ftp://host/x")
+    assert values.data_uri("abfs://c@acct.dfs.core.windows.net/x/") == "abfs://c@acct.dfs.core.windows.net/x/"
+    for unreadable in ("ftp://host/x", "https://example.com/train.csv", "http://host/x.parquet"):
+        with pytest.raises(ValueError, match="unsupported URI scheme"):
+            values.data_uri(unreadable)
+    with pytest.raises(ValueError, match="abfs://<container>@<account>"):
+        values.data_uri("az://container/x")
     with pytest.raises(ValueError, match="relative path instead of a file://"):
         values.data_uri("file:///tmp/x")
 

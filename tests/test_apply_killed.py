@@ -62,15 +62,21 @@ def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monke
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
-        "MLC_APPLY_TEST_DELAY": "0.02",
+        "MLC_APPLY_TEST_DELAY": "0.05",
     }
+    # How long a whole apply takes here (start-up included), so kills land inside it on a fast
+    # machine and a slow one alike: a fixed sleep made the test depend on the machine's speed.
+    write_project(root, replicas=VERSIONS[1][0], serve=VERSIONS[1][1])
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", RUNNER, "apply"], cwd=root, env=env, check=True, capture_output=True)
+    whole = time.perf_counter() - start
     killed = partial = 0
     for round_number in range(ROUNDS):
         version = rng.choice(VERSIONS)
         before = snapshot(root)
         write_project(root, replicas=version[0], serve=version[1])
         process = subprocess.Popen([sys.executable, "-c", RUNNER, "apply"], cwd=root, env=env)
-        time.sleep(rng.uniform(0.3, 0.75))
+        time.sleep(whole * rng.uniform(0.4, 1.0))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1
@@ -94,6 +100,6 @@ def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monke
                 "No changes. Generated files are up to date.\n",
             )
             assert snapshot(root) == new
-    assert killed >= ROUNDS // 3 and partial >= 3  # applies really were cut midway
+    assert killed >= ROUNDS // 3 and partial >= 3, (killed, partial)  # applies really were cut midway
     assert mlc("apply")[0] == 0
     assert mlc("plan", "--detailed-exitcode")[0] == 0

@@ -508,13 +508,25 @@ def run_directory(workspace: Path, job: dict[str, Any]) -> Path:
     return workspace / github_value(folder) if folder is not None else workspace
 
 
+def run_step(script: str, cwd: Path | None, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run a `run:` script as GitHub runs `shell: bash` steps: `bash --noprofile --norc -eo pipefail {0}`."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("kind", ["pr", "main"])
 @pytest.mark.parametrize("name", ["hostile", "hostile-folder"])
 def test_run_scripts_execute_nothing_from_their_values(
     projects: dict[str, CompiledWorkflows], name: str, kind: str, tmp_path: Path
 ) -> None:
-    bash = shutil.which("bash")
-    if bash is None:
+    if shutil.which("bash") is None:
         pytest.skip("bash is not installed")
     project = projects[name]
     stubs = tmp_path / "bin"
@@ -541,16 +553,7 @@ def test_run_scripts_execute_nothing_from_their_values(
             (cwd / HOSTILE).write_text("report\n", encoding="utf-8")
         if "MLC_RUNTIME_CONFIG" in env and "MLC_ENVIRONMENT" in env:
             env["MLC_RUNTIME_CONFIG"] = str(workspace / "config" / HOSTILE)
-        # GitHub runs `shell: bash` steps as `bash --noprofile --norc -eo pipefail {0}`.
-        result = subprocess.run(
-            [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        result = run_step(step["run"], cwd, env, timeout=30)
         assert result.returncode == 0, f"{job_id}/{step['name']}: {result.stderr}"
         assert not list(tmp_path.rglob("PWNED")), f"{job_id}/{step['name']} executed a value"
         arguments = [arg for command in STUBBED_COMMANDS for arg in recorded_arguments(log, command)]
@@ -673,7 +676,7 @@ def test_the_bot_step_passes_when_pushed_or_up_to_date_and_fails_otherwise(
     stand_in.write_text(f"#!/bin/sh\nexit {bot_exit}\n")
     stand_in.chmod(0o755)
     env = {"PATH": f"{stand_in.parent}:/usr/bin:/bin"}
-    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
+    done = run_step(script, None, env, timeout=30)
     assert done.returncode == step_exit, done.stdout + done.stderr
     comment = next(step for step in jobs["bot"]["steps"] if "github-script" in step.get("uses", ""))
     assert comment["if"] == "${{ !cancelled() }}"  # the comment says why the bot failed

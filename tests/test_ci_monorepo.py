@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from test_ci_backend import (
     copy_churn_project,
     github_value,
     run_directory,
+    run_step,
     run_validator,
     validator,
 )
@@ -182,15 +182,7 @@ def run_job(top: Path, data: dict[str, Any], job_id: str, environ: dict[str, str
             check_uses_step(top, step)
             continue
         env = {**environ, **{name: evaluate(value) for name, value in step.get("env", {}).items()}}
-        result = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_step(step["run"], cwd, env, timeout=120)
         # `mlc bot` exits 2 after pushing a commit (GitHub then stops the job, and the run
         # for the new commit comments); the comment file is written either way.
         pushed = step["run"] == "mlc bot\n" and result.returncode == 2

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from served_project import RUNTIME_CLI
+from served_project import RUNTIME_CLI, TOY_CONFIG
 
 
 @pytest.fixture
@@ -105,27 +105,8 @@ def runtime_config(tmp_path: Path) -> Callable[..., Path]:
 
 
 BASE_CONFIG: dict[str, Any] = {
-    "format_version": 1,
-    "project": "toy",
-    "environment": "test",
-    "namespace": "ml-toy",
-    "spec_digest": "sha256:" + "0" * 64,
-    "compiler_version": "0.1.0",
-    "tracking_uri": "sqlite:///.mlc/mlflow.db",
-    "registered_model": "toy-model",
-    "aliases": {"challenger": "challenger", "champion": "champion", "previous": "previous"},
+    **TOY_CONFIG,
     "data": {"train": {"uri": "data/train.csv", "format": "csv"}, "eval": {"uri": "data/eval.csv", "format": "csv"}},
-    "contract": {
-        "target": "label",
-        "features": {
-            "x": {"type": "float", "min": 0.0, "max": 10.0, "nullable": False, "values": None},
-            "n": {"type": "int", "min": 0.0, "max": None, "nullable": True, "values": None},
-            "color": {"type": "category", "min": None, "max": None, "nullable": False, "values": ["red", "blue"]},
-        },
-    },
-    "train": None,
-    "evaluate": None,
-    "exit_codes": {"config_error": 78},
 }
 
 

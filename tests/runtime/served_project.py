@@ -1,6 +1,6 @@
 """A trained, registered project for the serving tests, and a real `mlc-runtime serve` process.
 
-`train_served_project(root)` writes the toy project (the contract of conftest's BASE_CONFIG: x
+`train_served_project(root)` writes the toy project (`TOY_CONFIG`, also conftest's BASE_CONFIG: x
 float in [0, 10], n int >= 0 nullable, color in {red, blue}), trains it with `mlc-runtime
 train` into a sqlite MLflow store under root/.mlc and makes version 1 @champion. Its model
 sleeps `TOY_PREDICT_SLEEP` seconds per call, fails when `TOY_PREDICT_FAIL` is set, and takes
@@ -31,7 +31,9 @@ from typing import Any
 RUNTIME_CLI = [sys.executable, "-c", "from mlc.runtime.cli import main; main()"]
 MODEL = "toy-model"
 
-CONFIG: dict[str, Any] = {
+# The toy project's runtime config, as the compiler would emit it: conftest's BASE_CONFIG (no
+# train section) and CONFIG (trained and served here) are both built on it.
+TOY_CONFIG: dict[str, Any] = {
     "format_version": 1,
     "project": "toy",
     "environment": "test",
@@ -50,6 +52,13 @@ CONFIG: dict[str, Any] = {
             "color": {"type": "category", "min": None, "max": None, "nullable": False, "values": ["red", "blue"]},
         },
     },
+    "train": None,
+    "evaluate": None,
+    "exit_codes": {"config_error": 78},
+}
+
+CONFIG: dict[str, Any] = {
+    **TOY_CONFIG,
     "train": {
         "entrypoint": "toy.train:train",
         "params": {"epochs": 30, "lr": 0.5},
@@ -60,14 +69,12 @@ CONFIG: dict[str, Any] = {
         "gpus_per_node": 0,
         "spot": False,
     },
-    "evaluate": None,
     "serve": {
         "engine": "runtime",
         "port": 8080,
         "batch": {"input": "batch-in/", "output": "batch-out/", "parallelism": 2},
     },
     "metrics": {"names": {"requests_in_flight": "mlc_requests_in_flight"}},
-    "exit_codes": {"config_error": 78},
 }
 
 ENTRYPOINT = """

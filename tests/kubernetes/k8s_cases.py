@@ -25,7 +25,8 @@ LLM_CHAT = REPO / "examples" / "llm-chat"
 K8S_SMALL = REPO / "tests" / "cases" / "k8s-small"  # its artifacts are also golden files
 
 
-def _reference() -> dict[str, Any]:
+def reference_spec() -> dict[str, Any]:
+    """The data of ../shared's reference spec (a fresh copy; skips when ../shared is absent)."""
     if not REFERENCE_SPEC.is_file():
         pytest.skip(f"{REFERENCE_SPEC} is absent: ../shared is not beside the repository")
     # mlc's own loader: PyYAML would read the key `on:` as the boolean true (YAML 1.1).
@@ -105,9 +106,9 @@ def compiled_cases(workdir: Path) -> dict[str, list[Artifact]]:
         "k8s-small": _compile(K8S_SMALL / "mlproject.yaml"),
     }
     if REFERENCE_SPEC.is_file():
-        cases["reference"] = _compile(_write_project(workdir / "reference", _reference()))
+        cases["reference"] = _compile(_write_project(workdir / "reference", reference_spec()))
         for name, change in VARIANTS.items():
-            spec = copy.deepcopy(_reference())
+            spec = copy.deepcopy(reference_spec())
             change(spec)
             cases[name] = _compile(_write_project(workdir / name, spec))
     return cases

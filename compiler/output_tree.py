@@ -11,18 +11,22 @@ conflict by the plan, and `--force` replaces the link (never its target).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mlc.compiler.file_probes import FileProbes
+from mlc.compiler.load.file_probes import FileProbes
 
 REPO_LEVEL_PREFIX = ".github/"
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: checked with is_symlink there
+TEMP_SUFFIX = ".mlc-tmp"  # `.<name>.<random>.mlc-tmp`: a write in progress (or killed)
+FILE_MODE = 0o644
 
 
 class UnsafePathError(Exception):
@@ -131,3 +135,32 @@ def relative_to_cwd(path: Path) -> str:
     except ValueError:  # another drive on Windows
         return str(path)
     return relative if not relative.startswith("../../") else str(path)
+
+
+def write_atomically(target: Path, content: bytes) -> None:
+    """Write `content` to `target` so that it holds the old bytes or the new, never a part:
+    a temp file in the same directory, fsync, `os.replace`, fsync of the directory."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)  # mkstemp creates 0600; generated files are plain files
+        os.replace(temp, target)  # replaces a link itself, never its target
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_directory(target.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or unlink in `directory` durable (a no-op where directories cannot be fsynced)."""
+    # The rename is durable only once its directory entry is on disk (not possible on Windows).
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

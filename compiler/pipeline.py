@@ -11,14 +11,14 @@ from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_unique
-from mlc.compiler.file_probes import FileProbes
-from mlc.compiler.load import read_spec
-from mlc.compiler.resolve import ResolvedSpec, resolve_project
 
 # Re-exported: spec discovery lives in a module of its own, cheap to import (see spec_discovery).
-from mlc.compiler.spec_discovery import SPEC_FILENAME as SPEC_FILENAME
-from mlc.compiler.spec_discovery import discover_specs as discover_specs
-from mlc.compiler.validate import ValidatedProject, validate_document
+from mlc.compiler.load.discovery import SPEC_FILENAME as SPEC_FILENAME
+from mlc.compiler.load.discovery import discover_specs as discover_specs
+from mlc.compiler.load.document import read_spec
+from mlc.compiler.load.file_probes import FileProbes
+from mlc.compiler.resolve.environment import ResolvedSpec, resolve_project
+from mlc.compiler.validate.project import ValidatedProject, validate_document
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _repository_folder(spec_path: Path, files: FileProbes) -> tuple[str, list[Di
 
 def _read_images_lock(root: Path, files: FileProbes) -> tuple[dict[str, str], list[Diagnostic]]:
     """Base image digests pinned by `mlc images lock` (none when there is no lock)."""
-    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, parse_images_lock
+    from mlc.compiler.load.images_lock import IMAGES_LOCK_FILENAME, ImagesLockError, parse_images_lock
 
     path = root / IMAGES_LOCK_FILENAME
     if not files.is_file(path):
@@ -100,7 +100,7 @@ class CompiledProject:
 
 def compile_spec_file(spec_path: Path, display: str | None = None) -> CompiledProject:
     """Load, validate, resolve and emit one spec. Artifact paths are relative to its folder."""
-    from mlc.compiler.emit import emit_project
+    from mlc.compiler.backends import emit_project
 
     result = resolve_spec_file(spec_path, display)
     if not result.ok:

@@ -1,6 +1,6 @@
 """The runtime config: load the JSON the compiler emits and check it is usable.
 
-The shape is documented in `mlc.compiler.runtime_config` (the writer); this module is the
+The shape is documented in `mlc.compiler.resolve.runtime_config` (the writer); this module is the
 reader and never imports the compiler. Unknown keys are ignored, so a newer compiler that adds
 defaulted fields does not break an older runtime; a different `format_version` is refused.
 

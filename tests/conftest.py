@@ -52,7 +52,7 @@ def stand_in_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """`tests/plan_backend.py` is the only backend, for this test (plan/apply/bot tests use it
     with `pytestmark = pytest.mark.usefixtures("stand_in_backend")`)."""
     import plan_backend
-    from mlc.compiler import emit
+    from mlc.compiler import backends as emit
 
     monkeypatch.setattr(plan_backend, "emit", plan_backend.emit_artifacts, raising=False)
     monkeypatch.setitem(sys.modules, f"mlc.compiler.backends.{plan_backend.MODULE_NAME}", plan_backend)

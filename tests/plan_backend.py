@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from mlc.compiler import emit as emit_stage
+from mlc.compiler import backends as emit_stage
 from mlc.compiler.artifact import Artifact, generated_notice
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 MODULE_NAME = "plan_test_backend"
 

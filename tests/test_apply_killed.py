@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlc.compiler.cli import main
-from mlc.compiler.lock import INTENT_FILENAME
+from mlc.compiler.plan.lock import INTENT_FILENAME
 from plan_fixtures import init_repo, write_project
 
 ROUNDS = 20

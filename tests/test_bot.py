@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from mlc.compiler.bot import pull_request_from_event
+from mlc.compiler.apply.bot import pull_request_from_event
 from mlc.compiler.cli import main
 from plan_fixtures import git, init_repo, write_project
 

@@ -17,10 +17,10 @@ import pytest
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.backends import docker
 from mlc.compiler.backends.docker import emit_dockerfiles
-from mlc.compiler.load import parse_spec_text
+from mlc.compiler.backends.yaml_writer import dump_yaml
+from mlc.compiler.load.document import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file, resolve_spec_file
-from mlc.compiler.resolve import RUNTIME_UID
-from mlc.compiler.yaml_writer import dump_yaml
+from mlc.compiler.resolve.environment import RUNTIME_UID
 
 REPO = Path(__file__).resolve().parents[1]
 CHURN = REPO / "examples" / "churn"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlc.compiler import forked_map
 from mlc.compiler.cli import main
-from mlc.compiler.forked_map import map_forked, worker_count
+from mlc.compiler.plan import forked_map
+from mlc.compiler.plan.forked_map import map_forked, worker_count
 from plan_fixtures import write_project
 
 needs_two_cpus = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mlc.compiler.load import MAX_SPEC_BYTES, parse_spec_text, read_spec
+from mlc.compiler.load.document import MAX_SPEC_BYTES, parse_spec_text, read_spec
 
 
 def test_positions_of_keys_and_values() -> None:

@@ -71,7 +71,7 @@ def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> Non
 
 
 def test_run_offers_every_runtime_job() -> None:
-    from mlc.compiler.cli import RUN_JOBS
-    from mlc.compiler.runtime_config import RUNTIME_JOBS
+    from mlc.compiler.cli.commands import RUN_JOBS
+    from mlc.compiler.resolve.runtime_config import RUNTIME_JOBS
 
     assert RUN_JOBS == RUNTIME_JOBS

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.image_pins import ImagePinError, effective_pins, parse_image_pin, pin_images
-from mlc.compiler.lock import Lock, LockError, lock_to_bytes, parse_lock, sha256_hex
 from mlc.compiler.output_tree import DiskFile
-from mlc.compiler.plan import Action, build_plan
+from mlc.compiler.plan.changes import Action, build_plan
+from mlc.compiler.plan.image_pins import ImagePinError, effective_pins, parse_image_pin, pin_images
+from mlc.compiler.plan.lock import Lock, LockError, lock_to_bytes, parse_lock, sha256_hex
 
 DIGEST = "c" * 64
 REPO = "ghcr.io/acme/churn-train"
@@ -137,7 +137,7 @@ def test_intent_makes_a_half_applied_file_an_update_not_a_conflict() -> None:
 
 @pytest.mark.parametrize("text", ["[]", '"text"', "3", "{}", '{"format_version": 1, "files": []}', "{"])
 def test_an_unusable_intent_file_is_a_lock_error(tmp_path, text: str) -> None:
-    from mlc.compiler.lock import INTENT_FILENAME, read_intent
+    from mlc.compiler.plan.lock import INTENT_FILENAME, read_intent
 
     (tmp_path / INTENT_FILENAME).write_text(text)
     with pytest.raises(LockError, match=INTENT_FILENAME):

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 import plan_backend
 from mlc.compiler.cli import main
-from mlc.compiler.lock import LOCK_FILENAME, parse_lock, sha256_hex
+from mlc.compiler.plan.lock import LOCK_FILENAME, parse_lock, sha256_hex
 from plan_fixtures import git, init_repo, write_project
 
 DIGEST = "a" * 64
@@ -374,9 +374,9 @@ def test_symlinked_directory_is_refused(repo: Path, tmp_path: Path) -> None:
 
 
 def test_link_appearing_between_plan_and_apply_stops_apply_with_an_error(repo: Path, tmp_path: Path) -> None:
-    from mlc.compiler.apply import ApplyError
-    from mlc.compiler.apply_specs import apply_specs
-    from mlc.compiler.plan_specs import plan_specs
+    from mlc.compiler.apply.specs import apply_specs
+    from mlc.compiler.apply.writer import ApplyError
+    from mlc.compiler.plan.specs import plan_specs
 
     run = plan_specs([repo / "mlproject.yaml"], str)
     outside = tmp_path / "outside"

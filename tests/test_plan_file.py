@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 import plan_backend
-from mlc.compiler import plan_file, plan_views
-from mlc.compiler.build_fingerprint import compiler_fingerprint
-from mlc.compiler.cli import main
-from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
+from mlc.compiler.cli import main, plan_views
+from mlc.compiler.fingerprint import compiler_fingerprint
+from mlc.compiler.plan import saved as plan_file
+from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
 from plan_fixtures import committed_project_repo, git, init_repo, write_project
 
 DIGEST = "a" * 64

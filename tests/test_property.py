@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlc.compiler.load import parse_spec_text
-from mlc.compiler.validate import validate_document
+from mlc.compiler.load.document import parse_spec_text
+from mlc.compiler.validate.project import validate_document
 from spec_fixtures import REPO_ROOT
 
 REFERENCE = REPO_ROOT.parent / "shared" / "design" / "mlproject.reference.yaml"

@@ -23,12 +23,12 @@ import pytest
 from click.testing import CliRunner
 
 from mlc.compiler.cli import main
-from mlc.compiler.images_lock import read_images_lock
-from mlc.compiler.registry_digests import (
+from mlc.compiler.cli.registry_digests import (
     RegistryError,
     parse_reference,
     resolve_digest,
 )
+from mlc.compiler.load.images_lock import read_images_lock
 from registry_token_server import OPENSSL, TokenServer, TokenSigner
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"

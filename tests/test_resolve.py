@@ -60,7 +60,7 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
     a field read from anywhere else would go stale unseen (e.g. `mlc.images.lock` did)."""
     from dataclasses import fields
 
-    from mlc.compiler.resolve import ResolvedSpec, edge_inputs
+    from mlc.compiler.resolve.environment import ResolvedSpec, edge_inputs
 
     from_spec_or_compiler = {
         "spec",

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from mlc.compiler.load import parse_spec_text
+from mlc.compiler.load.document import parse_spec_text
 from spec_fixtures import REPO_ROOT
 
 SCHEMA = json.loads((REPO_ROOT / "schemas" / "mlproject.schema.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 
 from mlc.compiler.diagnostics import Severity
 from mlc.compiler.pipeline import resolve_spec_file
-from mlc.compiler.project_files import check_requirements_lock
+from mlc.compiler.validate.project_files import check_requirements_lock
 from spec_fixtures import REPO_ROOT
 
 BASE = """apiVersion: mlc/v1

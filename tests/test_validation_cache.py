@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mlc.compiler import validation_cache
-from mlc.compiler.file_probes import FileProbes
-from mlc.compiler.load import MAX_SPEC_BYTES
+from mlc.compiler.load.document import MAX_SPEC_BYTES
+from mlc.compiler.load.file_probes import FileProbes
 from mlc.compiler.pipeline import resolve_spec_file
+from mlc.compiler.validate import cache as validation_cache
 from spec_fixtures import REPO_ROOT, run_mlc
 from test_validate import BASE
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from mlc.compiler import values
+from mlc.compiler.load import values
 
 
 @pytest.mark.parametrize("name", ["churn", "a", "churn-v2", "a" * 63])

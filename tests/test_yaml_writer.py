@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from mlc.compiler.yaml_writer import dump_yaml
+from mlc.compiler.backends.yaml_writer import dump_yaml
 
 AMBIGUOUS = [
     "on",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mlc.compiler.yaml_writer import Commented, dump_yaml
+from mlc.compiler.backends.yaml_writer import Commented, dump_yaml
 
 
 def test_commented_value_is_written_with_a_trailing_comment() -> None:

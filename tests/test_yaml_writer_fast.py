@@ -15,8 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlc.compiler.backends.yaml_writer import Commented, _FastDocument, _pyyaml_document, dump_yaml
 from mlc.compiler.pipeline import compile_spec_file
-from mlc.compiler.yaml_writer import Commented, _FastDocument, _pyyaml_document, dump_yaml
 from spec_fixtures import REPO_ROOT
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*/mlproject.yaml"))

@@ -21,10 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.backends.templating import render_template
 from mlc.compiler.compat import resolve_base_image, torch_compat_table, version_key
-from mlc.compiler.resolve import RUNTIME_UID, ResolvedSpec
-from mlc.compiler.spec import ImageSpec
-from mlc.compiler.templating import render_template
+from mlc.compiler.load.spec import ImageSpec
+from mlc.compiler.resolve.environment import RUNTIME_UID, ResolvedSpec
 
 __all__ = [
     "ImagePlan",
@@ -73,7 +73,7 @@ class DockerBuildTable(BaseModel):
 @cache
 def docker_build_table() -> DockerBuildTable:
     """The validated Docker build pins, read from package data once per process."""
-    text = (files("mlc.compiler") / "data" / "docker_build.json").read_text(encoding="utf-8")
+    text = (files("mlc.compiler.compat") / "data" / "docker_build.json").read_text(encoding="utf-8")
     return DockerBuildTable.model_validate(json.loads(text))
 
 
@@ -346,6 +346,6 @@ def emit_dockerfiles(environments: Sequence[ResolvedSpec], digests: Mapping[str,
 
 
 def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
-    """Backend entry point (see `mlc.compiler.emit`): bases pinned by `mlc.images.lock` digests."""
+    """Backend entry point (see `mlc.compiler.backends`): bases pinned by `mlc.images.lock` digests."""
     digests = environments[0].base_image_digests if environments else {}
     return emit_dockerfiles(environments, digests or None)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.load import parse_spec_text
+from mlc.compiler.backends.yaml_writer import dump_yaml
+from mlc.compiler.load.document import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file
-from mlc.compiler.yaml_writer import dump_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared"

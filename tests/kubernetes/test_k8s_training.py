@@ -7,7 +7,7 @@ import json
 
 import yaml
 
-from k8s_cases import _compile, _reference, _write_project
+from k8s_cases import _compile, _write_project, reference_spec
 
 
 def _only(case, kind, component=None):
@@ -179,7 +179,7 @@ def test_runtime_config_is_mounted_and_describes_the_environment(rendered):
 
 
 def _training_job(tmp_path, name, change):
-    spec = copy.deepcopy(_reference())
+    spec = copy.deepcopy(reference_spec())
     spec.pop("environments")
     change(spec)
     artifacts = _compile(_write_project(tmp_path / name, spec))

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlc.compiler.pipeline import resolve_spec_file
-from mlc.compiler.runtime_config import runtime_config
+from mlc.compiler.resolve.runtime_config import runtime_config
 from mlc.runtime.config import ConfigError, load_runtime_config
 from mlc.runtime.data_check import check_dataset, render_data_report
 

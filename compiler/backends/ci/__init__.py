@@ -45,8 +45,8 @@ from mlc.compiler.backends.ci._pins import ActionPin, action_pins
 from mlc.compiler.backends.ci._pull_request import KIND as PULL_REQUEST_KIND
 from mlc.compiler.backends.ci._pull_request import PATH as PULL_REQUEST_WORKFLOW_PATH
 from mlc.compiler.backends.ci._pull_request import emit_pull_request_workflow
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.yaml_writer import dump_yaml
+from mlc.compiler.backends.yaml_writer import dump_yaml
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 __all__ = [
     "MAIN_WORKFLOW_PATH",

@@ -25,7 +25,7 @@ from mlc.compiler.backends.ci._steps import (
     install_mlc_step,
     setup_python_step,
 )
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 KIND = "main"
 PATH = ".github/workflows/mlc-main.yaml"  # at the top; in a folder: ProjectLocation.workflow_path

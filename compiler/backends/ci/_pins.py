@@ -1,4 +1,4 @@
-"""The GitHub Actions the workflows use, each pinned to a full commit SHA (`data/action-pins.json`).
+"""The GitHub Actions the workflows use, each pinned to a full commit SHA (`action-pins.json` beside it).
 
 The file is data, refreshed by hand from the actions' own release tags; this module validates it
 with pydantic and turns an action name into a `uses:` value that keeps the tag as a comment.
@@ -12,7 +12,7 @@ from importlib.resources import files
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from mlc.compiler.yaml_writer import Commented
+from mlc.compiler.backends.yaml_writer import Commented
 
 PINS_FILE = "action-pins.json"
 
@@ -47,7 +47,7 @@ class ActionPins(RootModel[dict[str, ActionPin | str]]):
 @cache
 def action_pins() -> dict[str, ActionPin]:
     """The validated pins, read from package data once per process."""
-    text = (files("mlc.compiler") / "data" / PINS_FILE).read_text(encoding="utf-8")
+    text = (files(__package__) / PINS_FILE).read_text(encoding="utf-8")
     return ActionPins.model_validate(json.loads(text)).pins()
 
 

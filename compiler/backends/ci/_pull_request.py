@@ -33,7 +33,7 @@ from mlc.compiler.backends.ci._steps import (
     setup_python_step,
     write_runtime_config_step,
 )
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 KIND = "pr"
 PATH = ".github/workflows/mlc-pr.yaml"  # at the top; in a folder: ProjectLocation.workflow_path

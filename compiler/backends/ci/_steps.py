@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.compiler.backends.ci._pins import pinned_action
-from mlc.compiler.yaml_writer import Commented
+from mlc.compiler.backends.yaml_writer import Commented
 
 RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
 # `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the

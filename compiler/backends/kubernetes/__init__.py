@@ -29,8 +29,8 @@ from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.yaml_writer import dump_yaml
+from mlc.compiler.backends.yaml_writer import dump_yaml
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 __all__ = ["emit", "emit_environment_resources", "manifest_filename"]
 

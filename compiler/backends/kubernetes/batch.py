@@ -18,8 +18,8 @@ from mlc.compiler.backends.kubernetes.pod import (
     completion_index_env,
     pod_spec,
 )
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import runtime_arguments
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import runtime_arguments
 
 COMPONENT = "batch"
 BATCH_DEADLINE_SECONDS = 6 * 3600

@@ -1,4 +1,4 @@
-"""The ConfigMap that carries the runtime config (`mlc.compiler.runtime_config`) to every pod."""
+"""The ConfigMap that carries the runtime config (`mlc.compiler.resolve.runtime_config`) to every pod."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
 from mlc.compiler.backends.kubernetes.pod import CONFIG_KEY
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import runtime_config_json
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import runtime_config_json
 
 
 def emit_runtime_config_map(resolved: ResolvedSpec) -> dict[str, Any]:

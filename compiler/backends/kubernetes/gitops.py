@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 ARGOCD_NAMESPACE = "argocd"
 FLUX_NAMESPACE = "flux-system"

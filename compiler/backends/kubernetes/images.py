@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from mlc.compiler.resolve import ResolvedSpec
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 # The vLLM OpenAI-compatible server; bump deliberately (its CLI flags are part of the contract).
 VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.10.1.1"

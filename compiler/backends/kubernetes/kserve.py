@@ -32,8 +32,8 @@ from mlc.compiler.backends.kubernetes.pod import (
     secret_env,
 )
 from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget, serve_section
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.spec import Serve
+from mlc.compiler.load.spec import Serve
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 COMPONENT = "serving"
 MODEL_FORMAT = "mlflow"

@@ -28,8 +28,8 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import METRIC_NAMES, retrain_enabled, runtime_arguments
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import METRIC_NAMES, retrain_enabled, runtime_arguments
 
 DRIFT_COMPONENT = "drift"
 MONITORING_COMPONENT = "monitoring"

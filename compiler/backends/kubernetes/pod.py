@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler.compat import gpu_table
-from mlc.compiler.resolve import RUNTIME_UID, ResolvedSpec
+from mlc.compiler.resolve.environment import RUNTIME_UID, ResolvedSpec
 
 CONFIG_DIR = "/etc/mlc"
 CONFIG_KEY = "runtime-config.json"

@@ -7,8 +7,8 @@ labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with t
 
 from __future__ import annotations
 
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import (
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import (
     DRIFT_PUSH_JOB,
     METRIC_NAMES,
     drift_grouping,

@@ -29,10 +29,10 @@ from mlc.compiler.backends.kubernetes.queries import (
     latency_p95_ms_query,
     serving_selector,
 )
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import runtime_arguments
-from mlc.compiler.spec import Serve
-from mlc.compiler.values import duration_seconds
+from mlc.compiler.load.spec import Serve
+from mlc.compiler.load.values import duration_seconds
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import runtime_arguments
 
 COMPONENT = "serving"
 PORT_NAME = "http"

@@ -24,10 +24,10 @@ from typing import Any
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
 from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled, runtime_arguments
-from mlc.compiler.spec import Train
-from mlc.compiler.values import duration_seconds
+from mlc.compiler.load.spec import Train
+from mlc.compiler.load.values import duration_seconds
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled, runtime_arguments
 
 COMPONENT = "training"
 CONTAINER = "train"

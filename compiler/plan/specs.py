@@ -24,12 +24,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.build_fingerprint import inputs_digest
 from mlc.compiler.diagnostics import Diagnostic, error
-from mlc.compiler.forked_map import map_forked
-from mlc.compiler.image_pins import ImagePin, effective_pins, pin_images
-from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME
-from mlc.compiler.lock import (
+from mlc.compiler.fingerprint import inputs_digest
+from mlc.compiler.load.images_lock import IMAGES_LOCK_FILENAME
+from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
+from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
+from mlc.compiler.plan.changes import Plan, build_plan
+from mlc.compiler.plan.forked_map import map_forked
+from mlc.compiler.plan.image_pins import ImagePin, effective_pins, pin_images
+from mlc.compiler.plan.lock import (
     INTENT_FILENAME,
     LOCK_FILENAME,
     Lock,
@@ -38,10 +41,7 @@ from mlc.compiler.lock import (
     read_lock,
     sha256_hex,
 )
-from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
-from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
-from mlc.compiler.plan import Plan, build_plan
-from mlc.compiler.resolve import ResolvedSpec, edge_inputs
+from mlc.compiler.resolve.environment import ResolvedSpec, edge_inputs
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _plan_resolved(
     display: Callable[[Path], str],
     pins: Sequence[ImagePin],
 ) -> tuple[SpecPlan, list[ImagePin]]:
-    from mlc.compiler.emit import emit_project
+    from mlc.compiler.backends import emit_project
 
     tree = output_tree_for(result.spec_path)
     lock = read_lock(tree.root)

@@ -17,9 +17,9 @@ import click
 from mlc.compiler import __version__
 
 if TYPE_CHECKING:
-    from mlc.compiler.apply_specs import ApplyOutcome
-    from mlc.compiler.plan import Plan
-    from mlc.compiler.plan_specs import PlanRun
+    from mlc.compiler.apply.specs import ApplyOutcome
+    from mlc.compiler.plan.changes import Plan
+    from mlc.compiler.plan.specs import PlanRun
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_CHANGES = 2  # `mlc plan --detailed-exitcode`: success with changes (as Terraform)
@@ -61,8 +61,8 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
     cache (see `validation_cache`) without loading the validator.
     """
     # Both modules are cheap to import: a cache hit never loads pydantic or PyYAML.
-    from mlc.compiler.spec_discovery import discover_specs
-    from mlc.compiler.validation_cache import cache_directory, validate_spec_file
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.validate.cache import cache_directory, validate_spec_file
 
     specs = discover_specs(spec_paths)
     if not specs:
@@ -83,13 +83,13 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
 )
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of mlproject.yaml (for editors and pre-commit checks)."""
-    from mlc.compiler.json_schema import json_schema_text
+    from mlc.compiler.load.json_schema import json_schema_text
 
     text = json_schema_text()
     if output is None:
         click.echo(text, nl=False)
     else:
-        from mlc.compiler.scaffold import write_new_file
+        from mlc.compiler.cli.scaffold import write_new_file
 
         write_new_file(output, text, overwrite=True)
 
@@ -100,7 +100,7 @@ def schema(output: Path | None) -> None:
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
 def init(directory: Path, name: str | None, force: bool) -> None:
     """Scaffold a commented mlproject.yaml (with its $schema modeline) in DIRECTORY."""
-    from mlc.compiler.scaffold import ScaffoldError, scaffold_project
+    from mlc.compiler.cli.scaffold import ScaffoldError, scaffold_project
 
     try:
         written = scaffold_project(directory, name, force=force)
@@ -123,10 +123,10 @@ image_option = click.option(
 
 def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
-    from mlc.compiler.image_pins import ImagePinError, parse_image_pin
-    from mlc.compiler.plan_specs import plan_specs
-    from mlc.compiler.spec_discovery import discover_specs
-    from mlc.compiler.views import render_diagnostics
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.plan.image_pins import ImagePinError, parse_image_pin
+    from mlc.compiler.plan.specs import plan_specs
 
     specs = discover_specs(spec_paths)
     if not specs:
@@ -174,13 +174,13 @@ def plan(
     force: bool,
 ) -> None:
     """Show what `mlc apply` would change: + create, ~ update, - delete, ! conflict."""
-    from mlc.compiler.plan import restrict_to_environment
-    from mlc.compiler.plan_views import (
+    from mlc.compiler.cli.plan_views import (
         has_changes,
         render_plan_json,
         render_plan_markdown,
         render_plan_text,
     )
+    from mlc.compiler.plan.changes import restrict_to_environment
 
     if force and out is None:
         raise click.UsageError("--force only applies to a saved plan: give --out PLANFILE")
@@ -206,7 +206,7 @@ def plan(
 
 def _save_plan(run: PlanRun, images: tuple[str, ...], force: bool, out: Path) -> None:
     """Write the saved plan to `out` (a note on stderr), or exit 1 saying why it is not saved."""
-    from mlc.compiler.plan_file import PlanFileError, save_plan_run, write_saved_plan
+    from mlc.compiler.plan.saved import PlanFileError, save_plan_run, write_saved_plan
 
     target = out.resolve()
     for spec in run.specs:
@@ -249,9 +249,9 @@ def apply(
     was applied already), when another mlc build wrote it, or when the file is corrupt.
     -f, --image and --force are fixed by the plan: give them to `mlc plan --out`.
     """
-    from mlc.compiler.apply import ApplyError
-    from mlc.compiler.apply_specs import apply_specs
-    from mlc.compiler.plan_views import render_apply_result, render_plan_text
+    from mlc.compiler.apply.specs import apply_specs
+    from mlc.compiler.apply.writer import ApplyError
+    from mlc.compiler.cli.plan_views import render_apply_result, render_plan_text
 
     if plan_file is not None:
         fixed = [
@@ -281,8 +281,8 @@ def apply(
 
 def _apply_saved_plan(plan_file: Path, commit: bool, message: str | None) -> tuple[list[Plan], ApplyOutcome]:
     """Read and apply a saved plan; exit 1 with one line when the file cannot be used."""
-    from mlc.compiler.apply_specs import apply_saved_plan
-    from mlc.compiler.plan_file import PlanFileError, read_saved_plan
+    from mlc.compiler.apply.specs import apply_saved_plan
+    from mlc.compiler.plan.saved import PlanFileError, read_saved_plan
 
     try:
         saved = read_saved_plan(plan_file, _display(plan_file))
@@ -308,11 +308,11 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
 
     Exit codes: 0 up to date, 1 error or conflict, 2 pushed a commit, 3 changes not pushed.
     """
-    from mlc.compiler.bot import BotOutcome, bot_identity, read_pull_request, run_bot
-    from mlc.compiler.plan_specs import plan_specs
-    from mlc.compiler.plan_views import render_bot_comment, render_bot_failure
-    from mlc.compiler.spec_discovery import discover_specs
-    from mlc.compiler.views import render_diagnostics
+    from mlc.compiler.apply.bot import BotOutcome, bot_identity, read_pull_request, run_bot
+    from mlc.compiler.cli.plan_views import render_bot_comment, render_bot_failure
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.plan.specs import plan_specs
 
     specs = discover_specs(spec_paths)
     if not specs:
@@ -334,7 +334,7 @@ def bot(spec_paths: tuple[Path, ...], comment_file: Path, remote: str, branch: s
 
 def _write_bot_report(body: str, comment_file: Path) -> None:
     """Write the comment body file, and append to $GITHUB_STEP_SUMMARY when it is set."""
-    from mlc.compiler.scaffold import write_new_file
+    from mlc.compiler.cli.scaffold import write_new_file
 
     write_new_file(comment_file, body, overwrite=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -353,11 +353,11 @@ def images() -> None:
 def images_lock(spec_paths: tuple[Path, ...]) -> None:
     """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
     from mlc.compiler.backends.docker import base_images
-    from mlc.compiler.images_lock import IMAGES_LOCK_FILENAME, write_images_lock
+    from mlc.compiler.cli.registry_digests import RegistryError, resolve_digests
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.load.images_lock import IMAGES_LOCK_FILENAME, write_images_lock
     from mlc.compiler.pipeline import resolve_spec_file
-    from mlc.compiler.registry_digests import RegistryError, resolve_digests
-    from mlc.compiler.spec_discovery import discover_specs
-    from mlc.compiler.views import render_diagnostics
 
     failed = False
     for spec in discover_specs(spec_paths):
@@ -404,9 +404,9 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
     """
     import subprocess
 
-    from mlc.compiler.local_run import config_text, local_command, local_runtime_config, write_local_config
+    from mlc.compiler.cli.local_run import config_text, local_command, local_runtime_config, write_local_config
+    from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.pipeline import resolve_spec_file
-    from mlc.compiler.views import render_diagnostics
 
     result = resolve_spec_file(spec_path, _display(spec_path))
     click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
-from mlc.compiler.file_probes import FileProbes
-from mlc.compiler.spec import MLProject
-from mlc.compiler.values import is_remote_uri
+from mlc.compiler.load.file_probes import FileProbes
+from mlc.compiler.load.spec import MLProject
+from mlc.compiler.load.values import is_remote_uri
 
 _REQUIREMENT = re.compile(
     r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?P<marker>;.*)?"

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlc.compiler.file_probes import FileProbes, Probe, unchanged
+from mlc.compiler.load.file_probes import FileProbes, Probe, unchanged
 
 ENTRY_FORMAT = 1
 MAX_ENTRIES = 500
@@ -125,7 +125,7 @@ def cache_key(spec_path: Path, display: str, spec_bytes: bytes) -> str:
 @functools.cache
 def compiler_identity() -> str:
     """sha256 hex over the compiler's source and data files (once per process)."""
-    from mlc.compiler.build_fingerprint import hash_compiler_sources
+    from mlc.compiler.fingerprint import hash_compiler_sources
 
     digest = hashlib.sha256()
     hash_compiler_sources(digest)
@@ -191,8 +191,8 @@ def _spec_bytes(spec_path: Path) -> bytes | None:
 
 def _validate(spec_path: Path, display: str) -> tuple[ValidationOutput, list[Probe]]:
     """Validate from scratch, recording the filesystem facts the outcome depends on."""
+    from mlc.compiler.cli.views import render_diagnostics, render_validation
     from mlc.compiler.pipeline import resolve_spec_file
-    from mlc.compiler.views import render_diagnostics, render_validation
 
     files = FileProbes()
     result = resolve_spec_file(spec_path, display, files)

@@ -19,20 +19,24 @@ tests can kill an apply midway; it is read here and nowhere else.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
-from mlc.compiler.output_tree import OutputTree, UnsafePathError, check_confined, relative_to_cwd
-from mlc.compiler.plan import Action, Change, Plan
+from mlc.compiler.output_tree import (
+    TEMP_SUFFIX,
+    OutputTree,
+    UnsafePathError,
+    check_confined,
+    fsync_directory,
+    relative_to_cwd,
+    write_atomically,
+)
+from mlc.compiler.plan.changes import Action, Change, Plan
+from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
 
-TEMP_SUFFIX = ".mlc-tmp"
-FILE_MODE = 0o644
 TEST_DELAY_VARIABLE = "MLC_APPLY_TEST_DELAY"
 
 
@@ -106,7 +110,7 @@ def apply_plan(plan: Plan, tree: OutputTree, force: bool = False) -> ApplyResult
             time.sleep(delay)
     if journal.exists():
         journal.unlink()
-        _fsync_directory(journal.parent)
+        fsync_directory(journal.parent)
     return ApplyResult(plan, tuple(written), tuple(deleted))
 
 
@@ -162,34 +166,6 @@ def _current_sha(target: Path, change: Change) -> str | None:
 def _describe(sha: str | None) -> str:
     named = {None: "absent", "link": "a symbolic link", "directory": "a directory"}
     return named[sha] if sha in named else f"sha256:{sha[:12]}"
-
-
-def write_atomically(target: Path, content: bytes) -> None:
-    """Write `content` to `target` so that it holds the old bytes or the new, never a part:
-    a temp file in the same directory, fsync, `os.replace`, fsync of the directory."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)  # mkstemp creates 0600; generated files are plain files
-        os.replace(temp, target)  # replaces a link itself, never its target
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once its directory entry is on disk (not possible on Windows).
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _remove_empty_parents(directory: Path, base: Path) -> None:

@@ -76,11 +76,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from mlc.compiler.lock import INTENT_FILENAME, LOCK_FILENAME, LockError, lock_to_bytes, parse_lock, sha256_hex
-from mlc.compiler.plan import Action, Change, Plan
+from mlc.compiler.plan.changes import Action, Change, Plan
+from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, LockError, lock_to_bytes, parse_lock, sha256_hex
 
 if TYPE_CHECKING:
-    from mlc.compiler.plan_specs import PlanRun
+    from mlc.compiler.plan.specs import PlanRun
 
 PLAN_FILE_FORMAT = "mlc-plan"
 PLAN_FILE_FORMAT_VERSION = 1
@@ -122,7 +122,7 @@ def save_plan_run(run: PlanRun, images: Sequence[str], force: bool) -> SavedPlan
     """The saved plan of a successful `plan_specs` run; `images` are the --image arguments.
     Raises `PlanFileError` when the run has conflicts and not `force`."""
     from mlc.compiler import __version__
-    from mlc.compiler.build_fingerprint import compiler_fingerprint
+    from mlc.compiler.fingerprint import compiler_fingerprint
 
     refusal = conflicts_refusal(run.plans)
     if refusal and not force:
@@ -191,7 +191,7 @@ def parse_saved_plan(content: bytes, name: str, fingerprint: str) -> SavedPlan:
 
 def read_saved_plan(path: Path, display: str) -> SavedPlan:
     """The saved plan at `path`, written by this compiler build; raises `PlanFileError`."""
-    from mlc.compiler.build_fingerprint import compiler_fingerprint
+    from mlc.compiler.fingerprint import compiler_fingerprint
 
     try:
         content = path.read_bytes()
@@ -204,7 +204,7 @@ def read_saved_plan(path: Path, display: str) -> SavedPlan:
 
 def write_saved_plan(path: Path, saved: SavedPlan) -> None:
     """Write the saved plan atomically (old file or new, never a part); raises `PlanFileError`."""
-    from mlc.compiler.apply import write_atomically
+    from mlc.compiler.output_tree import write_atomically
 
     content = saved_plan_to_bytes(saved)
     try:

@@ -47,8 +47,8 @@ import difflib
 import json
 from collections.abc import Sequence
 
-from mlc.compiler.lock import LOCK_FILENAME
-from mlc.compiler.plan import Action, Change, Plan
+from mlc.compiler.plan.changes import Action, Change, Plan
+from mlc.compiler.plan.lock import LOCK_FILENAME
 
 PLAN_JSON_FORMAT_VERSION = 1
 NO_CHANGES = "No changes. Generated files are up to date."

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.lock import (
+from mlc.compiler.output_tree import DiskFile
+from mlc.compiler.plan.lock import (
     INTENT_FILENAME,
     LOCK_FILENAME,
     Lock,
@@ -35,7 +36,6 @@ from mlc.compiler.lock import (
     lock_to_bytes,
     sha256_hex,
 )
-from mlc.compiler.output_tree import DiskFile
 
 PLAN_FORMAT_VERSION = 1
 

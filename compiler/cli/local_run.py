@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.runtime_config import runtime_arguments, runtime_config
+from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.runtime_config import runtime_arguments, runtime_config
 
 LOCAL_STATE_DIR = ".mlc"
 LOCAL_TRACKING_URI = f"sqlite:///{LOCAL_STATE_DIR}/mlflow.db"  # relative: jobs run in the spec's folder
@@ -47,7 +47,7 @@ def config_text(config: Mapping[str, Any]) -> str:
 
 def write_local_config(root: Path, resolved: ResolvedSpec, environ: Mapping[str, str]) -> Path:
     """Write the environment's local runtime config under `root/.mlc/` (atomically)."""
-    from mlc.compiler.scaffold import write_new_file
+    from mlc.compiler.cli.scaffold import write_new_file
 
     path = root / local_config_path(resolved.environment)
     write_new_file(path, config_text(local_runtime_config(resolved, environ)), overwrite=True)

@@ -39,8 +39,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlc.compiler.resolve import ResolvedSpec
-from mlc.compiler.values import duration_seconds
+from mlc.compiler.load.values import duration_seconds
+from mlc.compiler.resolve.environment import ResolvedSpec
 
 FORMAT_VERSION = 1
 CONFIG_ERROR_EXIT_CODE = 78  # sysexits EX_CONFIG

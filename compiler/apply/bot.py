@@ -33,8 +33,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from mlc.compiler.apply import ApplyError
-from mlc.compiler.plan_specs import PlanRun
+from mlc.compiler.apply.writer import ApplyError
+from mlc.compiler.plan.specs import PlanRun
 
 BOT_NAME = "mlc-bot"
 BOT_EMAIL = "mlc-bot@users.noreply.github.com"
@@ -114,8 +114,8 @@ def run_bot(
             "Not pushed: this pull request comes from a fork (or its branch is unknown). "
             "Run `mlc apply` and push the generated files.",
         )
-    from mlc.compiler.apply_specs import apply_specs, default_commit_message
-    from mlc.compiler.git_commit import CommitError, Identity, push_head, repository_for
+    from mlc.compiler.apply.git_commit import CommitError, Identity, push_head, repository_for
+    from mlc.compiler.apply.specs import apply_specs, default_commit_message
 
     try:
         repo = repository_for(run.specs[0].tree.root)

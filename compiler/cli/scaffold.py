@@ -7,7 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from mlc.compiler.templating import render_template
+from mlc.compiler.backends.templating import render_template
 
 _MODEL_PY = '''"""Training entrypoint: mlc calls `train(ctx)` with the project's params and data."""
 
@@ -45,8 +45,8 @@ def write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
 
 def scaffold_project(directory: Path, name: str | None = None, force: bool = False) -> list[Path]:
     """Write mlproject.yaml, its JSON Schema, and (where missing) a lock file and a train stub."""
-    from mlc.compiler.json_schema import json_schema_text
-    from mlc.compiler.values import project_name
+    from mlc.compiler.load.json_schema import json_schema_text
+    from mlc.compiler.load.values import project_name
 
     name = name or project_name_for(directory)
     try:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlc.compiler.values import (
+from mlc.compiler.load.values import (
     CheckpointEvery,
     Count,
     Cron,

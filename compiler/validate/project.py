@@ -25,16 +25,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlc.compiler.diagnostics import Diagnostic, Finding, Severity, error
-from mlc.compiler.file_probes import FileProbes
-from mlc.compiler.load import FieldPath, LoadedDocument, SourceMap
-from mlc.compiler.project_files import check_project_files, requirements_use_hashes
-from mlc.compiler.spec import (
+from mlc.compiler.load.document import FieldPath, LoadedDocument, SourceMap
+from mlc.compiler.load.file_probes import FileProbes
+from mlc.compiler.load.spec import (
     Data,
     Dataset,
     MLProject,
     metric_is_higher_better,
 )
-from mlc.compiler.values import image_reference_with_digest, quantity_to_number
+from mlc.compiler.load.values import image_reference_with_digest, quantity_to_number
+from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 # Keys an overlay may not change: they identify the project or would nest overlays.

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler import __version__
-from mlc.compiler.spec import MLProject
-from mlc.compiler.validate import ValidatedProject
+from mlc.compiler.load.spec import MLProject
+from mlc.compiler.validate.project import ValidatedProject
 
 DEFAULT_ENVIRONMENT = "default"
 DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"

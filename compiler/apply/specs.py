@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlc.compiler.apply import (
+from mlc.compiler.apply.writer import (
     ApplyError,
     ApplyResult,
     StalePlanError,
@@ -28,11 +28,11 @@ from mlc.compiler.apply import (
     plan_is_applied,
 )
 from mlc.compiler.output_tree import OutputTree, UnsafePathError, output_tree_for, relative_to_cwd
-from mlc.compiler.plan import Action, Plan
-from mlc.compiler.plan_specs import PlanRun, SpecPlan, input_sha256
+from mlc.compiler.plan.changes import Action, Plan
+from mlc.compiler.plan.specs import PlanRun, SpecPlan, input_sha256
 
 if TYPE_CHECKING:
-    from mlc.compiler.plan_file import SavedPlan, SavedSpec
+    from mlc.compiler.plan.saved import SavedPlan, SavedSpec
 
 STALE = "Saved plan is stale"
 
@@ -90,7 +90,7 @@ def apply_specs(
     outcome = ApplyOutcome(results, changed)
     if not commit or not changed:
         return outcome
-    from mlc.compiler.git_commit import CommitError, commit_paths, repository_for
+    from mlc.compiler.apply.git_commit import CommitError, commit_paths, repository_for
 
     try:
         repo = repository_for(run.specs[0].tree.root)

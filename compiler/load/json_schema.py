@@ -10,7 +10,7 @@ import copy
 import json
 from typing import Any
 
-from mlc.compiler.spec import MLProject
+from mlc.compiler.load.spec import MLProject
 
 SCHEMA_ID = "https://mlc.dev/schemas/v1/mlproject.schema.json"
 _NOT_IN_OVERLAY = ("apiVersion", "kind", "environments")

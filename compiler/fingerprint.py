@@ -31,9 +31,9 @@ class _Hash(Protocol):
 
 def compiler_fingerprint() -> str:
     """sha256 hex over the compiler's own files, formatting libraries and registered backends."""
-    from mlc.compiler import emit
+    from mlc.compiler import backends
 
-    return _fingerprint(emit.BACKEND_MODULES)
+    return _fingerprint(backends.BACKEND_MODULES)
 
 
 @functools.cache

@@ -21,7 +21,7 @@ class ImagesLockError(Exception):
 
 def write_images_lock(path: Path, digests: Mapping[str, str]) -> None:
     """Write the images lock atomically (temp file + rename), keys sorted: stable diffs."""
-    from mlc.compiler.apply import write_atomically  # apply's imports are not needed to read
+    from mlc.compiler.output_tree import write_atomically
 
     data = {"format_version": IMAGES_LOCK_FORMAT, "images": dict(sorted(digests.items()))}
     write_atomically(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))

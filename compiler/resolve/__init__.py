@@ -1,0 +1,1 @@
+"""Stage 3, resolve: a validated project -> one `ResolvedSpec` per environment, every derived fact filled in."""

@@ -1,0 +1,1 @@
+"""Stage 2, validate: loaded data -> a typed, checked `ValidatedProject`, or positioned diagnostics."""

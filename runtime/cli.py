@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
-# Exit codes of `mlc-runtime drift` (and `profile`): 0 no drift, 1 drift, 2 error; 78
-# (sysexits EX_CONFIG, the compiler's runtime-config contract) when --config is unusable.
-EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2, 78
+from mlc.runtime.contract import (
+    COMPLETION_INDEX_VARIABLE,
+    CONFIG_VARIABLE,
+    DEFAULT_SERVE_PORT,
+    DRIFT_FDR,
+    DRIFT_MIN_PSI,
+    ExitCode,
+)
+
+if TYPE_CHECKING:
+    from mlc.runtime.contract.config import RuntimeConfig
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +34,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+def _fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
     """One clear line on stderr, exit 2: user errors never show a traceback."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -29,7 +42,12 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 @main.command()
 @click.option("--data", help="Reference Parquet/CSV data: a file, directory or glob, local or remote (s3://, gs://).")
-@click.option("--spec", type=click.Path(), help="mlproject.yaml (feature types from its contract).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A runtime config: feature types from its data contract (default: inferred from the data).",
+)
 @click.option(
     "--merge",
     "shards",
@@ -39,9 +57,9 @@ def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 )
 @click.option("-o", "--output", required=True, type=click.Path(), help="Profile JSON to write.")
 @click.option("--bins", default=100, show_default=True, help="Reference-quantile bins.")
-def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output: str, bins: int) -> None:
+def profile(data: str | None, config_path: Path | None, shards: tuple[str, ...], output: str, bins: int) -> None:
     """Build a reference profile (or merge profile shards) for drift checks."""
-    from mlc.runtime.drift.config import SpecError, read_spec
+    from mlc.runtime.drift.config import contract_features
     from mlc.runtime.drift.data import DataError
     from mlc.runtime.drift.profile import (
         ProfileError,
@@ -57,10 +75,10 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
         if shards:
             result = merge_profiles([read_profile(path) for path in shards])
         else:
-            features = read_spec(spec).features if spec else None
-            result = build_profile(data, features, bins=bins)
+            features = contract_features(load_config(config_path))[0] if config_path else None
+            result = build_profile(data, features or None, bins=bins)
         write_profile(result, output)
-    except (DataError, ProfileError, SpecError, ValueError) as exc:
+    except (DataError, ProfileError, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror or exc}")
@@ -72,8 +90,8 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
     "--config",
     "config_path",
     type=click.Path(),
-    envvar="MLC_RUNTIME_CONFIG",
-    help="The compiler's runtime config JSON (env MLC_RUNTIME_CONFIG): features, "
+    envvar=CONFIG_VARIABLE,
+    help=f"The compiler's runtime config JSON (env {CONFIG_VARIABLE}): features, "
     "method, thresholds, current data, champion model, metric grouping.",
 )
 @click.option("--profile", "profile_path", type=click.Path(), help="Reference profile JSON.")
@@ -83,25 +101,24 @@ def profile(data: str | None, spec: str | None, shards: tuple[str, ...], output:
     help="Current Parquet/CSV data: a file, directory or glob, local or remote (s3://, gs://) "
     "(default: the runtime config's drift.current.uri).",
 )
-@click.option("--spec", type=click.Path(), help="mlproject.yaml (features, method, threshold).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--report", type=click.Path(), help="Write an HTML report here.")
 @click.option("--push", help="Pushgateway URL to push drift metrics to.")
-@click.option("--project", help="Project label for pushed metrics (default: spec metadata.name).")
+@click.option("--project", help="Project label for pushed metrics (default: the config's project).")
 @click.option(
-    "--fdr", type=float, default=0.05, show_default=True, help="False discovery rate for the per-feature tests."
+    "--fdr", type=float, default=DRIFT_FDR, show_default=True, help="False discovery rate for the per-feature tests."
 )
 @click.option(
     "--min-psi",
     type=float,
-    default=0.01,
+    default=DRIFT_MIN_PSI,
     show_default=True,
     help="Smallest PSI a significant feature needs to count as drifted.",
 )
 @click.option(
     "--on-drift",
     type=click.Choice(["none", "retrain"]),
-    help="What to do on dataset drift (default: spec monitor.drift.on_drift).",
+    help="What to do on dataset drift (default: the config's drift.on_drift).",
 )
 @click.option("--retrain-cronjob", help="Retraining CronJob name (default: <project>-retrain).")
 @click.option("--namespace", help="Kubernetes namespace of the CronJob (default: in-cluster).")
@@ -110,7 +127,6 @@ def drift(
     profile_path: str | None,
     model: str | None,
     data: str | None,
-    spec: str | None,
     fmt: str,
     report: str | None,
     push: str | None,
@@ -126,19 +142,18 @@ def drift(
     import dataclasses
     import json
 
+    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.drift.check import render_text, run_check
-    from mlc.runtime.drift.config import DriftConfig, SpecError, read_runtime_config, read_spec
+    from mlc.runtime.drift.config import DriftConfig, drift_config
     from mlc.runtime.drift.data import DataError
     from mlc.runtime.drift.profile import ProfileError, read_profile
 
-    if spec and config_path:
-        _fail("give at most one of --spec or --config")
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
     try:
-        base = read_runtime_config(config_path) if config_path else read_spec(spec) if spec else DriftConfig()
-    except SpecError as exc:
-        _fail(str(exc), EXIT_CONFIG if config_path else EXIT_ERROR)
+        base = drift_config(load_config(Path(config_path))) if config_path else DriftConfig()
+    except ConfigError as exc:
+        _fail(str(exc), ExitCode.CONFIG_ERROR)
     config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi)
     model = model or (None if profile_path else config.model_uri)
     data = data or config.current_uri
@@ -154,7 +169,7 @@ def drift(
         else:
             reference = read_profile(profile_path)
         result = run_check(reference, data, config)
-    except (DataError, ProfileError, SpecError) as exc:
+    except (DataError, ProfileError) as exc:
         _fail(str(exc))
     click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True) if fmt == "json" else render_text(result))
     if report:
@@ -182,21 +197,12 @@ def drift(
         except RetrainError as exc:
             _fail(str(exc))
         click.echo(f"started retraining job {job}", err=True)
-    sys.exit(EXIT_DRIFT if result.drifted else EXIT_OK)
+    sys.exit(ExitCode.FAILED if result.drifted else ExitCode.OK)
 
 
 # --- train, gate, rollback, validate-data (branch runtime-train) ---------------------------------
 # Each command: load the config, call one library function, render, exit with the documented code.
 # Every user error is one line on stderr (`_fail`); an unusable config exits with `exit_codes.config_error`.
-
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, TypeVar  # noqa: E402
-
-if TYPE_CHECKING:
-    from mlc.runtime.config import RuntimeConfig
-
-_Command = TypeVar("_Command", bound=Callable[..., object])
 
 
 def config_option(command: _Command) -> _Command:
@@ -205,9 +211,9 @@ def config_option(command: _Command) -> _Command:
         "--config",
         "config_path",
         type=click.Path(path_type=Path, dir_okay=False),
-        envvar="MLC_RUNTIME_CONFIG",
+        envvar=CONFIG_VARIABLE,
         required=True,
-        help="The runtime config JSON (default: $MLC_RUNTIME_CONFIG).",
+        help=f"The runtime config JSON (default: ${CONFIG_VARIABLE}).",
     )(command)
 
 
@@ -226,8 +232,6 @@ def _with_challenger_alias(config: RuntimeConfig, alias: str | None) -> RuntimeC
     if alias is None:
         return config
     aliases = config.aliases
-    import re
-
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,255}", alias) or re.fullmatch(r"latest|v\d+", alias, re.IGNORECASE):
         raise click.BadParameter(
             "letters, digits, '_' and '-', and not 'latest' or 'v<number>' (MLflow reserves them)",
@@ -242,12 +246,13 @@ def _with_challenger_alias(config: RuntimeConfig, alias: str | None) -> RuntimeC
 
 
 def load_config(path: Path) -> RuntimeConfig:
-    from mlc.runtime.config import CONFIG_ERROR_EXIT_CODE, ConfigError, load_runtime_config
+    from mlc.runtime.config import load_runtime_config
+    from mlc.runtime.contract.config import ConfigError
 
     try:
         return load_runtime_config(path)
     except ConfigError as error:
-        _fail(str(error), CONFIG_ERROR_EXIT_CODE)
+        _fail(str(error), ExitCode.CONFIG_ERROR)
 
 
 @main.command("validate-data")
@@ -256,7 +261,7 @@ def load_config(path: Path) -> RuntimeConfig:
 @click.option("--sample", type=click.IntRange(min=1), help="Check only the first N rows.")
 def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> None:
     """Check a dataset against the data contract: exit 0 valid, 1 violations, 2 unreadable."""
-    from mlc.runtime.config import ConfigError
+    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.data_check import check_dataset, render_data_report
     from mlc.runtime.datasets import DataError
 
@@ -281,10 +286,10 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     Exit 0 trained and registered, 1 training failed (an entrypoint's own error shows its
     traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
     """
-    from mlc.runtime.config import ConfigError
+    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
     from mlc.runtime.preprocessor import PreprocessError
-    from mlc.runtime.training import PREEMPTED_EXIT_CODE, Preempted, TrainingError, run_training
+    from mlc.runtime.training import Preempted, TrainingError, run_training
 
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
@@ -294,7 +299,7 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     except (DataError, PreprocessError, TrainingError) as error:
         _fail(str(error), 1)
     except Preempted as error:
-        _fail(str(error), PREEMPTED_EXIT_CODE)
+        _fail(str(error), ExitCode.PREEMPTED)
     if result.model_version is not None:
         click.echo(
             f"registered {config.registered_model} version {result.model_version} "
@@ -354,7 +359,7 @@ def rollback(config_path: Path) -> None:
 
 def _gate_error_line(error: Exception) -> str:
     """Our own errors say what is wrong; anything else also names its type (a bug or an outage)."""
-    from mlc.runtime.config import ConfigError
+    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.promotion import GateError
 
     if isinstance(error, GateError | ConfigError):
@@ -364,10 +369,6 @@ def _gate_error_line(error: Exception) -> str:
 
 # --- serve, batch, fetch-model (branch serve) ----------------------------------------------------
 # The serving side: the model server, the sharded batch scorer, the KServe storage initializer.
-
-
-def _champion_uri(config: RuntimeConfig) -> str:
-    return f"models:/{config.registered_model}@{config.aliases.champion}"
 
 
 @main.command()
@@ -416,14 +417,14 @@ def serve(
 
     config = load_config(config_path)
     settings = ServeSettings(
-        model_uri=model_uri or _champion_uri(config),
+        model_uri=model_uri or config.champion_uri,
         tracking_uri=config.tracking_uri,
         contract=config.contract,
         metric_names=config.metrics.names,
         max_batch_rows=max_batch_size,
         max_wait_ms=max_wait_ms,
     )
-    listen = port if port is not None else (config.serve.port if config.serve else 8080)
+    listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
     sys.exit(run_server(settings, host, listen, graceful_timeout))
 
 
@@ -434,8 +435,8 @@ def serve(
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    envvar="JOB_COMPLETION_INDEX",
-    help="This pod's shard (default: $JOB_COMPLETION_INDEX of an Indexed Job).",
+    envvar=COMPLETION_INDEX_VARIABLE,
+    help=f"This pod's shard (default: ${COMPLETION_INDEX_VARIABLE} of an Indexed Job).",
 )
 @click.option(
     "--shards", type=click.IntRange(min=1), default=None, help="Number of shards (default: serve.batch.parallelism)."
@@ -446,7 +447,7 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
 
     Exit 0 all scored, 1 a file or the model failed, config_error (78) unusable config.
     """
-    from mlc.runtime.config import ConfigError
+    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
     from mlc.runtime.serve.batch_scoring import run_batch
     from mlc.runtime.serve.served_model import ModelError, load_model, resolve_model
@@ -459,7 +460,7 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
     shards = shards or section.parallelism
     if shard >= shards:
         _fail(f"--shard {shard} is not below --shards {shards}", 1)
-    uri = model_uri or _champion_uri(config)
+    uri = model_uri or config.champion_uri
     contract = config.contract
     text_columns = list(contract.features) if contract is not None else []
     try:

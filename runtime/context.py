@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.config import RuntimeConfig
+from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.preprocessor import Preprocessor, fit_preprocessor
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlc.runtime.config import Contract, Feature, RuntimeConfig
+from mlc.runtime.contract.config import Contract, Feature, RuntimeConfig
 from mlc.runtime.feature_values import coerce_column
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from mlc.runtime.config import Gate
+from mlc.runtime.contract.config import Gate
 
 REPORT_FORMAT_VERSION = 1
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlc.runtime.config import Contract
+from mlc.runtime.contract.config import Contract
 from mlc.runtime.feature_values import CoercedColumn, coerce_column
 
 if TYPE_CHECKING:

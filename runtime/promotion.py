@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.config import RuntimeConfig
+from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.gates import GateReport, evaluate_gates
 from mlc.runtime.metrics import LATENCY_METRICS, MetricError, task_metric
 

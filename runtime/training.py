@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.config import ConfigError, RuntimeConfig
 from mlc.runtime.context import MetricLogger, TrainingContext
+from mlc.runtime.contract.config import ConfigError, RuntimeConfig
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 SMOKE_ROWS = 256
 SMOKE_EPOCHS = 1
-PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what a killed process reports
+
 CODE_SOURCE_ENV = "MLC_CODE_SOURCE"
 
 
@@ -249,12 +249,12 @@ def _log_reference_profile(config: RuntimeConfig, uri: str) -> str:
     `drift --model models:/<name>@champion` reads it back. A training data layout the profiler
     cannot read is reported, not fatal: the model is still good, only drift checks lack a reference.
     """
-    from mlc.runtime.drift.config import CONTRACT_KINDS
+    from mlc.runtime.drift.config import contract_features
     from mlc.runtime.drift.mlflow_profile import log_reference_profile
     from mlc.runtime.drift.profile import build_profile
 
-    contract = config.require_contract()
-    kinds = {name: kind for name, f in contract.features.items() if (kind := CONTRACT_KINDS.get(f.type))}
+    config.require_contract()
+    kinds, _ = contract_features(config)
     try:
         log_reference_profile(build_profile(uri, kinds))
     except Exception as error:  # the profiler raises its own error types and pyarrow's

@@ -82,6 +82,8 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "tensor_parallel",
         "labels",
         "annotations",
+        "retrains_on_drift",
+        "drift_grouping",
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
     assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))

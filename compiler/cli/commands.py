@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mlc.compiler import __version__
+from mlc.runtime.contract import JOBS
 
 if TYPE_CHECKING:
     from mlc.compiler.apply.specs import ApplyOutcome
@@ -379,12 +380,8 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
-# Kept literal (importing runtime_config would load pydantic at start-up); a test pins it to RUNTIME_JOBS.
-RUN_JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "batch")
-
-
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("job", type=click.Choice(RUN_JOBS))
+@click.argument("job", type=click.Choice(JOBS))
 @click.option(
     "-f",
     "--file",
@@ -404,9 +401,10 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
     """
     import subprocess
 
-    from mlc.compiler.cli.local_run import config_text, local_command, local_runtime_config, write_local_config
+    from mlc.compiler.cli.local_run import local_command, local_runtime_config, write_local_config
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.pipeline import resolve_spec_file
+    from mlc.compiler.resolve.runtime_config import config_json
 
     result = resolve_spec_file(spec_path, _display(spec_path))
     click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
@@ -419,7 +417,7 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
         )
     resolved = by_name[environment] if environment else result.resolved[0]
     if print_config:
-        click.echo(config_text(local_runtime_config(resolved, os.environ)), nl=False)
+        click.echo(config_json(local_runtime_config(resolved, os.environ)), nl=False)
         return
     write_local_config(spec_path.parent, resolved, os.environ)
     command = [*local_command(job, resolved), *extra]

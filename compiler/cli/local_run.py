@@ -1,6 +1,6 @@
 """`mlc run`: a compiled job's command, run on this machine against embedded defaults.
 
-The same `mlc-runtime` arguments as the job's pods (`runtime_config.runtime_arguments`), with the
+The same `mlc-runtime` arguments as the job's pods (`contract.job_arguments`), with the
 environment's runtime config written to `.mlc/<environment>/runtime-config.json`. Without a
 tracking server (no `registry.tracking_uri` in the spec, no `MLFLOW_TRACKING_URI`), MLflow runs
 on a sqlite store under `.mlc/`, so nothing needs a cluster or a server.
@@ -8,41 +8,29 @@ on a sqlite store under `.mlc/`, so nothing needs a cluster or a server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import runtime_arguments, runtime_config
+from mlc.compiler.resolve.runtime_config import config_json, runtime_config
+from mlc.runtime.contract import LOCAL_TRACKING_URI, job_arguments, local_config_path
+from mlc.runtime.contract.config import RuntimeConfig
 
-LOCAL_STATE_DIR = ".mlc"
-LOCAL_TRACKING_URI = f"sqlite:///{LOCAL_STATE_DIR}/mlflow.db"  # relative: jobs run in the spec's folder
 
-
-def local_runtime_config(resolved: ResolvedSpec, environ: Mapping[str, str]) -> dict[str, Any]:
+def local_runtime_config(resolved: ResolvedSpec, environ: Mapping[str, str]) -> RuntimeConfig:
     """The environment's runtime config, with the tracking URI this machine can reach."""
     config = runtime_config(resolved)
     if environ.get("MLFLOW_TRACKING_URI"):
-        config["tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
-    elif resolved.spec.registry.tracking_uri is None:
-        config["tracking_uri"] = LOCAL_TRACKING_URI
+        return config.model_copy(update={"tracking_uri": environ["MLFLOW_TRACKING_URI"]})
+    if resolved.spec.registry.tracking_uri is None:
+        return config.model_copy(update={"tracking_uri": LOCAL_TRACKING_URI})
     return config
-
-
-def local_config_path(environment: str) -> str:
-    """Where `mlc run` keeps an environment's runtime config, relative to the spec's folder."""
-    return f"{LOCAL_STATE_DIR}/{environment}/runtime-config.json"
 
 
 def local_command(job: str, resolved: ResolvedSpec) -> list[str]:
     """The command `mlc run JOB` executes in the spec's folder."""
-    return ["mlc-runtime", *runtime_arguments(job, resolved, local_config_path(resolved.environment))]
-
-
-def config_text(config: Mapping[str, Any]) -> str:
-    """The runtime config file's exact text (sorted keys, as the ConfigMap carries it)."""
-    return json.dumps(config, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    port = resolved.spec.serve.port if resolved.spec.serve is not None else None
+    return ["mlc-runtime", *job_arguments(job, local_config_path(resolved.environment), port)]
 
 
 def write_local_config(root: Path, resolved: ResolvedSpec, environ: Mapping[str, str]) -> Path:
@@ -50,5 +38,5 @@ def write_local_config(root: Path, resolved: ResolvedSpec, environ: Mapping[str,
     from mlc.compiler.cli.scaffold import write_new_file
 
     path = root / local_config_path(resolved.environment)
-    write_new_file(path, config_text(local_runtime_config(resolved, environ)), overwrite=True)
+    write_new_file(path, config_json(local_runtime_config(resolved, environ)), overwrite=True)
     return path

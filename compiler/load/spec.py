@@ -35,10 +35,16 @@ from mlc.compiler.load.values import (
     RelativePath,
     TorchVersion,
 )
+from mlc.runtime.contract import (
+    DEFAULT_SERVE_PORT,
+    DRIFT_PSI_THRESHOLD,
+    DRIFT_SHARE_THRESHOLD,
+    DriftMethod,
+    FeatureType,
+)
 
 API_VERSION = "mlc/v1"
 
-FeatureType = Literal["float", "int", "bool", "category", "string", "bytes"]
 NUMERIC_TYPES = frozenset({"float", "int"})
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
@@ -299,7 +305,7 @@ class Batch(Section):
 
 class Serve(Section):
     engine: Literal["runtime", "kserve", "vllm"] = "runtime"
-    port: Port = 8080
+    port: Port = DEFAULT_SERVE_PORT
     replicas: Replicas = Field(default_factory=Replicas)
     autoscale: Autoscale = Field(default_factory=Autoscale)
     resources: ServeResources = Field(default_factory=ServeResources)
@@ -314,14 +320,15 @@ class CurrentData(Section):
 
 
 class DriftThreshold(Section):
-    psi: float = Field(0.2, gt=0)
-    share: Fraction = 0.3
+    # The runtime's defaults (the contract's): a check run without a config decides the same.
+    psi: float = Field(DRIFT_PSI_THRESHOLD, gt=0)
+    share: Fraction = DRIFT_SHARE_THRESHOLD
 
 
 class Drift(Section):
     schedule: Cron = "0 * * * *"
     current: CurrentData
-    method: Literal["auto", "psi", "ks", "chi2"] = "auto"
+    method: DriftMethod = "auto"
     threshold: DriftThreshold = Field(default_factory=DriftThreshold)
     on_drift: Literal["alert", "retrain"] = "alert"
 

@@ -73,6 +73,8 @@ class ResolvedSpec:
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
     # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
     repository_folder: str = "."
+    retrains_on_drift: bool = False  # the drift job starts the retraining CronJob (needs it, and a Role)
+    drift_grouping: dict[str, str] = field(default_factory=dict)  # Pushgateway grouping key besides `job`
 
     @property
     def name(self) -> str:
@@ -149,6 +151,7 @@ def resolve_environment(
         if serve.llm is not None:
             tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
 
+    drift = spec.monitor.drift if spec.monitor is not None else None
     train_image = f"{registry}/{name}-train" if registry and builds_train else None
     training_digest = canonical_digest(training_inputs(spec, train_image))
 
@@ -197,6 +200,8 @@ def resolve_environment(
         requirements_hashed=project.requirements_hashed,
         base_image_digests=dict(sorted((base_image_digests or {}).items())),
         repository_folder=repository_folder,
+        retrains_on_drift=drift is not None and drift.on_drift == "retrain" and train is not None,
+        drift_grouping={"project": name, "environment": env_name},
     )
 
 

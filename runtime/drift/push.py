@@ -23,9 +23,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
+from mlc.runtime.contract import DRIFT_PUSH_JOB, FEATURE_LABEL, QUERIED_METRICS
 from mlc.runtime.drift.check import DriftResult
-
-JOB = "mlc-drift"
 
 
 class PushError(Exception):
@@ -39,25 +38,17 @@ def _label(value: str) -> str:
 def exposition(result: DriftResult, now: float | None = None) -> str:
     """Metrics of one check in the Prometheus text exposition format."""
     now = time.time() if now is None else now
-    lines = [
-        "# HELP mlc_drift_feature_psi Population stability index of a feature.",
-        "# TYPE mlc_drift_feature_psi gauge",
-    ]
-    lines += [
-        f'mlc_drift_feature_psi{{feature="{_label(r.feature)}"}} {r.psi!r}'
-        for r in result.features
-        if r.psi is not None
-    ]
-    lines += [
-        "# HELP mlc_drift_feature_drifted 1 if the feature drifted.",
-        "# TYPE mlc_drift_feature_drifted gauge",
-    ]
-    lines += [f'mlc_drift_feature_drifted{{feature="{_label(r.feature)}"}} {int(r.drifted)}' for r in result.features]
+    name = QUERIED_METRICS
+    psi, drifted = name["drift_feature_psi"], name["drift_feature_drifted"]
+    lines = [f"# HELP {psi} Population stability index of a feature.", f"# TYPE {psi} gauge"]
+    lines += [f'{psi}{{{FEATURE_LABEL}="{_label(r.feature)}"}} {r.psi!r}' for r in result.features if r.psi is not None]
+    lines += [f"# HELP {drifted} 1 if the feature drifted.", f"# TYPE {drifted} gauge"]
+    lines += [f'{drifted}{{{FEATURE_LABEL}="{_label(r.feature)}"}} {int(r.drifted)}' for r in result.features]
     gauges = [
-        ("mlc_drift_dataset_drifted", "1 if the dataset drifted.", int(result.drifted)),
-        ("mlc_drift_share", "Share of tested features that drifted.", result.drifted_share),
-        ("mlc_drift_rows", "Rows of current data checked.", result.rows_current),
-        ("mlc_drift_last_success_timestamp_seconds", "Unix time of the last successful drift check.", now),
+        (name["drift_dataset_drifted"], "1 if the dataset drifted.", int(result.drifted)),
+        (name["drift_share"], "Share of tested features that drifted.", result.drifted_share),
+        (name["drift_rows"], "Rows of current data checked.", result.rows_current),
+        (name["drift_last_success_timestamp_seconds"], "Unix time of the last successful drift check.", now),
     ]
     for name, help_text, value in gauges:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value!r}"]
@@ -67,7 +58,7 @@ def exposition(result: DriftResult, now: float | None = None) -> str:
 def push_url(base_url: str, grouping: Mapping[str, str]) -> str:
     """Grouping-key URL: the job label, then each grouping label in order."""
     path = "".join(f"/{urllib.parse.quote(k, safe='')}/{urllib.parse.quote(v, safe='')}" for k, v in grouping.items())
-    return f"{base_url.rstrip('/')}/metrics/job/{JOB}{path}"
+    return f"{base_url.rstrip('/')}/metrics/job/{DRIFT_PUSH_JOB}{path}"
 
 
 def push_metrics(base_url: str, grouping: Mapping[str, str], result: DriftResult, timeout: float = 10.0) -> None:

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mlc.runtime.config import Contract
+from mlc.runtime.contract.config import Contract
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import ServerMetrics
 from mlc.runtime.serve.payload import model_frame, parse_csv_body, parse_json_body, predictions_json

@@ -4,8 +4,8 @@ Written here rather than with prometheus-client: the server is one process per p
 multiprocess mode to manage), needs three metric kinds and one renderer, and the runtime image
 stays one dependency smaller. Every update happens on the server's event loop, so no locks.
 
-Names come from the runtime config's `metrics.names` (what alerts, KEDA and Argo analyses
-query), with the compiler's names as defaults.
+Names come from the contract (`mlc.runtime.contract.SERVER_METRICS`), overridden by the runtime
+config's `metrics.names` (what alerts, KEDA and Argo analyses query).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from mlc.runtime.contract import OUTPUT_LABEL, SERVER_METRICS, STATUS_LABEL
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,16 +27,6 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, -0.1, 0.0, 0.1, 1.0, 10.0, 100.0, 1000.0)
 BATCH_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-DEFAULT_NAMES = {
-    "requests_in_flight": "mlc_requests_in_flight",
-    "request_duration_seconds": "mlc_request_duration_seconds",
-    "requests_total": "mlc_requests_total",
-    "predictions": "mlc_predictions",
-    "model_info": "mlc_model_info",
-    "model_calls_total": "mlc_model_calls_total",
-    "batch_rows": "mlc_batch_rows",
-}
 
 
 def _escape(value: str) -> str:
@@ -159,16 +151,21 @@ class ServerMetrics:
     """The metrics one model server exports."""
 
     def __init__(self, names: dict[str, str] | None = None) -> None:
-        name = {**DEFAULT_NAMES, **(names or {})}
+        name = {**SERVER_METRICS, **(names or {})}
         self.in_flight = Gauge(name["requests_in_flight"], "Prediction requests being answered (KEDA scales on it).")
         self.duration = Histogram(
-            name["request_duration_seconds"], "Prediction request latency, by HTTP status.", LATENCY_BUCKETS, ("code",)
+            name["request_duration_seconds"],
+            "Prediction request latency, by HTTP status.",
+            LATENCY_BUCKETS,
+            (STATUS_LABEL,),
         )
-        self.requests = Counter(name["requests_total"], "Prediction requests answered, by HTTP status.", ("code",))
+        self.requests = Counter(
+            name["requests_total"], "Prediction requests answered, by HTTP status.", (STATUS_LABEL,)
+        )
         self.probabilities = Histogram(
-            name["predictions"], "Predicted values, by output column.", PROBABILITY_BUCKETS, ("output",)
+            name["predictions"], "Predicted values, by output column.", PROBABILITY_BUCKETS, (OUTPUT_LABEL,)
         )
-        self.values = Histogram(name["predictions"], "", VALUE_BUCKETS, ("output",))
+        self.values = Histogram(name["predictions"], "", VALUE_BUCKETS, (OUTPUT_LABEL,))
         self.model_info = Gauge(
             name["model_info"], "The served model (always 1).", ("model", "version", "alias", "run_id", "uri")
         )

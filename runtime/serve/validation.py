@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.config import Contract, Feature
+from mlc.runtime.contract.config import Contract, Feature
 from mlc.runtime.feature_values import coerce_column
 
 if TYPE_CHECKING:

@@ -7,12 +7,14 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from mlc.runtime.cli import main
+from mlc.runtime.config import load_runtime_config
+from mlc.runtime.contract import FORMAT_VERSION
+from mlc.runtime.contract.config import ConfigError
 from mlc.runtime.drift.check import run_check
-from mlc.runtime.drift.config import DriftConfig, SpecError, read_spec
+from mlc.runtime.drift.config import DriftConfig, drift_config
 from mlc.runtime.drift.data import DataError
 from mlc.runtime.drift.profile import build_profile, write_profile
 
@@ -34,9 +36,9 @@ def test_shifted_columns_and_only_those_are_flagged(reference, write_parquet, co
     flagged = {r.feature for r in result.features if r.drifted}
     assert flagged == {"x0", "c0"}
     assert result.drifted_share == pytest.approx(2 / 5)
-    assert result.drifted is False  # share 0.4 < default threshold 0.5
-    assert _check(
-        reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))), share_threshold=0.3
+    assert result.drifted is True  # share 0.4 >= the contract's default threshold 0.3
+    assert not _check(
+        reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))), share_threshold=0.5
     ).drifted
 
 
@@ -100,45 +102,56 @@ def test_empty_current_data_is_an_error(reference, write_parquet):
         _check(reference, empty)
 
 
-def _spec(tmp_path, **drift):
-    spec = {
-        "metadata": {"name": "churn"},
-        "data": {
-            "contract": {
-                "features": [
-                    {"name": "x0", "type": "float"},
-                    {"name": "x1", "type": "float"},
-                    {"name": "c0", "type": "category"},
-                    {"name": "b0", "type": "bool"},
-                    {"name": "note", "type": "string"},
-                ]
-            }
+def _config(tmp_path, **drift):
+    """A runtime config (the only input the runtime reads) with a contract and a drift section."""
+    features = {"x0": "float", "x1": "float", "c0": "category", "b0": "bool", "note": "string"}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "project": "churn",
+        "environment": "default",
+        "spec_digest": "sha256:0",
+        "tracking_uri": "sqlite:///unused.db",
+        "registered_model": "churn",
+        "contract": {"features": {name: {"type": kind} for name, kind in features.items()}},
+        "drift": {
+            "current": {"uri": "live/"},
+            "method": "auto",
+            "threshold": {"psi": 0.15, "share": 0.25},
+            "retrain_cronjob": "churn-retrain",
+            **drift,
         },
-        "monitor": {"drift": {"method": "auto", "threshold": {"psi": 0.15, "share": 0.25}, **drift}},
     }
-    path = tmp_path / "mlproject.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = tmp_path / "runtime-config.json"
+    path.write_text(json.dumps(config))
     return path
 
 
-def test_read_spec_takes_features_method_and_thresholds(tmp_path):
-    config = read_spec(_spec(tmp_path, on_drift="retrain"))
+def test_drift_settings_come_from_the_runtime_config(tmp_path):
+    config = drift_config(load_runtime_config(_config(tmp_path, on_drift="retrain")))
     assert config.features == {"x0": "numeric", "x1": "numeric", "c0": "categorical", "b0": "categorical"}
     assert config.skipped == ("note",)
     assert (config.method, config.psi_threshold, config.share_threshold) == ("auto", 0.15, 0.25)
     assert (config.project, config.on_drift) == ("churn", "retrain")
-    with pytest.raises(SpecError, match="method"):
-        read_spec(_spec(tmp_path, method="wasserstein"))
+    with pytest.raises(ConfigError, match="method"):
+        load_runtime_config(_config(tmp_path, method="wasserstein"))
+
+
+def test_defaults_without_a_config_are_the_contracts():
+    """A check run without a runtime config decides as one compiled from a spec that sets nothing."""
+    from mlc.compiler.load.spec import DriftThreshold
+
+    spec_defaults = DriftThreshold()
+    assert (DriftConfig().psi_threshold, DriftConfig().share_threshold) == (spec_defaults.psi, spec_defaults.share)
 
 
 def test_cli_profile_then_drift_exit_codes(tmp_path, write_parquet, columns):
     runner = CliRunner()
     ref = write_parquet(columns(10_000, seed=1))
-    spec = _spec(tmp_path)
-    out = runner.invoke(main, ["profile", "--data", str(ref), "--spec", str(spec), "-o", str(tmp_path / "p.json")])
+    spec = _config(tmp_path)
+    out = runner.invoke(main, ["profile", "--data", str(ref), "--config", str(spec), "-o", str(tmp_path / "p.json")])
     assert out.exit_code == 0, out.output
     assert set(json.loads((tmp_path / "p.json").read_text())["features"]) == {"x0", "x1", "c0", "b0"}
-    args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
+    args = ["drift", "--profile", str(tmp_path / "p.json"), "--config", str(spec), "--data"]
     same = runner.invoke(main, [*args, str(write_parquet(columns(3000, seed=3)))])
     assert same.exit_code == 0, same.output
     assert "no drift" in same.output
@@ -210,9 +223,9 @@ def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parque
         retrain, "start_retraining", lambda name, namespace=None: calls.append((name, namespace)) or "job-1"
     )
     runner = CliRunner()
-    spec = _spec(tmp_path, on_drift="retrain")
+    spec = _config(tmp_path, on_drift="retrain")
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
-    args = ["drift", "--profile", str(tmp_path / "p.json"), "--spec", str(spec), "--data"]
+    args = ["drift", "--profile", str(tmp_path / "p.json"), "--config", str(spec), "--data"]
     assert runner.invoke(main, [*args, str(write_parquet(columns(2000, seed=3)))]).exit_code == 0
     assert calls == []
     shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1")))
@@ -289,7 +302,6 @@ def test_runtime_config_supplies_features_data_and_retraining(
     tmp_path, write_parquet, columns, runtime_config, monkeypatch
 ):
     from mlc.runtime.drift import retrain
-    from mlc.runtime.drift.config import read_runtime_config
 
     calls = []
     monkeypatch.setattr(
@@ -298,7 +310,7 @@ def test_runtime_config_supplies_features_data_and_retraining(
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
     shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1", "x2")))
     config_path = runtime_config(str(shifted), on_drift="retrain")
-    config = read_runtime_config(config_path)
+    config = drift_config(load_runtime_config(config_path))
     assert config.model_uri == "models:/churn@champion"
     assert config.grouping == {"project": "churn", "environment": "prod"}
     result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile", str(tmp_path / "p.json")])

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn import metrics as sk
 
-from mlc.runtime.config import Gate
+from mlc.runtime.contract.config import Gate
 from mlc.runtime.gates import evaluate_gates
 from mlc.runtime.metrics import binary_metric, multiclass_metric, regression_metric
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlc.runtime.config import Contract
+from mlc.runtime.contract.config import Contract
 from mlc.runtime.preprocessor import PreprocessError, Preprocessor, fit_preprocessor, fit_target
 
 CONTRACT = Contract.model_validate(

@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlc.compiler.pipeline import resolve_spec_file
-from mlc.compiler.resolve.runtime_config import runtime_config
-from mlc.runtime.config import ConfigError, load_runtime_config
+from mlc.compiler.resolve.runtime_config import runtime_config_json
+from mlc.runtime.config import load_runtime_config
+from mlc.runtime.contract.config import ConfigError
 from mlc.runtime.data_check import check_dataset, render_data_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +149,7 @@ def test_the_churn_example_data_meets_its_contract(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(project)
     config_path = project / "runtime-config.json"
     staging = next(r for r in resolve_spec_file(project / "mlproject.yaml").resolved if r.environment == "staging")
-    config_path.write_text(json.dumps(runtime_config(staging)))
+    config_path.write_text(runtime_config_json(staging))
     config = load_runtime_config(config_path)
     for dataset in ("train", "eval", "live"):
         if dataset in config.data:

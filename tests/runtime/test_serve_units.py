@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mlc.runtime.config import Contract, Feature
+from mlc.runtime.contract.config import Contract, Feature
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import ServerMetrics
 from mlc.runtime.serve.payload import parse_json_body

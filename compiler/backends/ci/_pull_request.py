@@ -34,6 +34,7 @@ from mlc.compiler.backends.ci._steps import (
     write_runtime_config_step,
 )
 from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.runtime.contract import LOCAL_TRACKING_URI
 
 KIND = "pr"
 PATH = ".github/workflows/mlc-pr.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
@@ -47,7 +48,6 @@ SMOKE_STORE = ".mlc/"
 DATA_SAMPLE_ROWS = 1000
 # Without the tracking server's secret the smoke run logs here; assumes the runtime keeps its
 # MLflow artifacts under `.mlc/` too, as it does locally.
-LOCAL_TRACKING_URI = "sqlite:///.mlc/mlflow.db"
 TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
 BOT_TOKEN_SECRET = "MLC_BOT_TOKEN"  # the spec's secret the bot pushes with, when given
 

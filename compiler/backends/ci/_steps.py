@@ -14,6 +14,7 @@ from typing import Any
 
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.yaml_writer import Commented
+from mlc.runtime.contract import CONFIG_FILE, LOCAL_STATE_DIR
 
 RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
 # `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the
@@ -22,7 +23,7 @@ SPEC_FILE = "mlproject.yaml"
 
 # Where the jobs that run `mlc-runtime` keep the resolved runtime config, and the command that
 # writes it. The only assumption about the runtime config in this package: change it here.
-RUNTIME_CONFIG_PATH = ".mlc/runtime-config.json"
+RUNTIME_CONFIG_PATH = f"{LOCAL_STATE_DIR}/{CONFIG_FILE}"
 WRITE_RUNTIME_CONFIG_SCRIPT = (
     'mkdir -p "$(dirname "$MLC_RUNTIME_CONFIG")"\n'
     'mlc run train --env "$MLC_ENVIRONMENT" --print-config > "$MLC_RUNTIME_CONFIG"\n'

@@ -12,14 +12,13 @@ from typing import Any
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import (
-    CONFIG_PATH,
     ContainerSpec,
     Resources,
     completion_index_env,
     pod_spec,
 )
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import runtime_arguments
+from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, job_arguments
 
 COMPONENT = "batch"
 BATCH_DEADLINE_SECONDS = 6 * 3600
@@ -36,9 +35,9 @@ def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         image=image_reference(resolved, "serve"),
         command=[
             "mlc-runtime",
-            *runtime_arguments("batch", resolved, CONFIG_PATH),
+            *job_arguments("batch", CONFIG_PATH),
             "--shard",
-            "$(JOB_COMPLETION_INDEX)",
+            f"$({COMPLETION_INDEX_VARIABLE})",
             "--shards",
             str(batch.parallelism),
         ],

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
-from mlc.compiler.backends.kubernetes.pod import CONFIG_KEY
 from mlc.compiler.resolve.environment import ResolvedSpec
 from mlc.compiler.resolve.runtime_config import runtime_config_json
+from mlc.runtime.contract import CONFIG_FILE
 
 
 def emit_runtime_config_map(resolved: ResolvedSpec) -> dict[str, Any]:
@@ -16,5 +16,5 @@ def emit_runtime_config_map(resolved: ResolvedSpec) -> dict[str, Any]:
         "v1",
         "ConfigMap",
         object_meta(resolved, resolved.names.runtime_config, "config"),
-        data={CONFIG_KEY: runtime_config_json(resolved)},
+        data={CONFIG_FILE: runtime_config_json(resolved)},
     )

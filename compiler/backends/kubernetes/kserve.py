@@ -34,6 +34,7 @@ from mlc.compiler.backends.kubernetes.pod import (
 from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget, serve_section
 from mlc.compiler.load.spec import Serve
 from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.runtime.contract import CHAMPION_ALIAS
 
 COMPONENT = "serving"
 MODEL_FORMAT = "mlflow"
@@ -41,7 +42,6 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Standard mode (called RawDeployment before KServe 0.15): a plain Deployment, no Knative.
 DEPLOYMENT_MODE = "RawDeployment"
 AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
-CHAMPION_ALIAS = "champion"
 # KServe recognises its storage initializer by this container name.
 STORAGE_INITIALIZER = "storage-initializer"
 # The initializer only downloads; requests == limits like every mlc container.

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.kserve import MLSERVER_METRICS_PORT
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
-from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
+from mlc.compiler.backends.kubernetes.pod import ContainerSpec, Resources, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
     drift_selector,
     error_rate_query,
@@ -29,7 +29,7 @@ from mlc.compiler.backends.kubernetes.queries import (
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import METRIC_NAMES, retrain_enabled, runtime_arguments
+from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, job_arguments
 
 DRIFT_COMPONENT = "drift"
 MONITORING_COMPONENT = "monitoring"
@@ -130,7 +130,7 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
     drift = monitor.drift
     pushed = drift_selector(resolved)
     if alerts.prediction_psi is not None:
-        psi = METRIC_NAMES["prediction_psi"]
+        psi = QUERIED_METRICS["prediction_psi"]
         cases.append(
             AlertCase(
                 name=f"{prefix}PredictionDrift",
@@ -144,8 +144,8 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
             )
         )
     if drift is not None:
-        drifted = METRIC_NAMES["drift_dataset_drifted"]
-        last = METRIC_NAMES["drift_last_success_timestamp_seconds"]
+        drifted = QUERIED_METRICS["drift_dataset_drifted"]
+        last = QUERIED_METRICS["drift_last_success_timestamp_seconds"]
         stale = _stale_seconds(drift.schedule)
         cases.append(
             AlertCase(
@@ -334,10 +334,10 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
     container = ContainerSpec(
         name="drift",
         image=image_reference(resolved, role),
-        command=["mlc-runtime", *runtime_arguments("drift", resolved, CONFIG_PATH), "--push", resolved.pushgateway],
+        command=["mlc-runtime", *job_arguments("drift", CONFIG_PATH), "--push", resolved.pushgateway],
         resources=DRIFT_RESOURCES,
     )
-    retrain = retrain_enabled(resolved)
+    retrain = resolved.retrains_on_drift
     pod = pod_spec(
         resolved,
         container,
@@ -415,7 +415,7 @@ def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     monitor = spec.monitor
     if monitor is not None and monitor.drift is not None:
         resources.extend([emit_drift_cronjob(resolved), emit_pushgateway_monitor(resolved)])
-        if retrain_enabled(resolved):
+        if resolved.retrains_on_drift:
             resources.extend(emit_retrain_rbac(resolved))
     cases = alert_cases(resolved)
     if cases:

@@ -16,20 +16,23 @@ from typing import Any
 
 from mlc.compiler.compat import gpu_table
 from mlc.compiler.resolve.environment import RUNTIME_UID, ResolvedSpec
+from mlc.runtime.contract import (
+    COMPLETION_INDEX_FIELD,
+    COMPLETION_INDEX_VARIABLE,
+    CONFIG_DIR,
+    CONFIG_PATH,
+    CONFIG_VARIABLE,
+)
 
-CONFIG_DIR = "/etc/mlc"
-CONFIG_KEY = "runtime-config.json"
-CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 CACHE_DIR = "/var/cache/mlc"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
 def completion_index_env() -> dict[str, Any]:
     """`JOB_COMPLETION_INDEX` from the downward API, so `$(JOB_COMPLETION_INDEX)` expands."""
     return {
-        "name": "JOB_COMPLETION_INDEX",
+        "name": COMPLETION_INDEX_VARIABLE,
         "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX_FIELD}},
     }
 
@@ -96,7 +99,7 @@ def base_env() -> list[dict[str, Any]]:
     return [
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
-        {"name": "MLC_RUNTIME_CONFIG", "value": CONFIG_PATH},
+        {"name": CONFIG_VARIABLE, "value": CONFIG_PATH},
         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
     ]
 

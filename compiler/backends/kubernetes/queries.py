@@ -8,11 +8,7 @@ labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with t
 from __future__ import annotations
 
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import (
-    DRIFT_PUSH_JOB,
-    METRIC_NAMES,
-    drift_grouping,
-)
+from mlc.runtime.contract import DRIFT_PUSH_JOB, QUERIED_METRICS, STATUS_LABEL
 
 # In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -49,17 +45,17 @@ def requests_counter(resolved: ResolvedSpec) -> tuple[str, str]:
     """The request counter of the serving engine and the name of its status-code label."""
     if _is_kserve(resolved):
         return MLSERVER_REQUESTS, "status_code"
-    return METRIC_NAMES["requests_total"], "code"
+    return QUERIED_METRICS["requests_total"], STATUS_LABEL
 
 
 def drift_selector(resolved: ResolvedSpec) -> str:
     """The labels of the drift job's pushed metrics."""
-    return _labels({"job": DRIFT_PUSH_JOB, **drift_grouping(resolved)})
+    return _labels({"job": DRIFT_PUSH_JOB, **resolved.drift_grouping})
 
 
 def in_flight_query(resolved: ResolvedSpec) -> str:
     """Requests being served right now, summed over pods (what KEDA divides by its target)."""
-    return f"sum({METRIC_NAMES['requests_in_flight']}{serving_selector(resolved)})"
+    return f"sum({QUERIED_METRICS['requests_in_flight']}{serving_selector(resolved)})"
 
 
 def error_rate_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:
@@ -78,7 +74,7 @@ def latency_histogram(resolved: ResolvedSpec) -> str:
         return VLLM_LATENCY_HISTOGRAM
     if _is_kserve(resolved):
         return MLSERVER_LATENCY_HISTOGRAM
-    return METRIC_NAMES["request_duration_seconds"]
+    return QUERIED_METRICS["request_duration_seconds"]
 
 
 def latency_p95_ms_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE_WINDOW) -> str:

@@ -17,7 +17,6 @@ from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import (
     CACHE_DIR,
-    CONFIG_PATH,
     ContainerSpec,
     Resources,
     pod_spec,
@@ -32,7 +31,7 @@ from mlc.compiler.backends.kubernetes.queries import (
 from mlc.compiler.load.spec import Serve
 from mlc.compiler.load.values import duration_seconds
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import runtime_arguments
+from mlc.runtime.contract import CONFIG_PATH, job_arguments
 
 COMPONENT = "serving"
 PORT_NAME = "http"
@@ -109,7 +108,7 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
     return ContainerSpec(
         name="serve",
         image=image_reference(resolved, "serve"),
-        command=["mlc-runtime", *runtime_arguments("serve", resolved, CONFIG_PATH)],
+        command=["mlc-runtime", *job_arguments("serve", CONFIG_PATH, serve.port)],
         resources=_resources(serve),
         ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
         probes={

@@ -23,11 +23,11 @@ from typing import Any
 
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
-from mlc.compiler.backends.kubernetes.pod import CONFIG_PATH, ContainerSpec, Resources, pod_spec
+from mlc.compiler.backends.kubernetes.pod import ContainerSpec, Resources, completion_index_env, pod_spec
 from mlc.compiler.load.spec import Train
 from mlc.compiler.load.values import duration_seconds
 from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.compiler.resolve.runtime_config import CONFIG_ERROR_EXIT_CODE, retrain_enabled, runtime_arguments
+from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, ExitCode, job_arguments
 
 COMPONENT = "training"
 CONTAINER = "train"
@@ -75,7 +75,7 @@ def workers_service_name(resolved: ResolvedSpec) -> str:
 def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[str]:
     """The container command: `mlc-runtime train`, or torchrun over every node when nodes > 1."""
     train = _train(resolved)
-    runtime_args = runtime_arguments("train", resolved, CONFIG_PATH)
+    runtime_args = job_arguments("train", CONFIG_PATH)
     nodes = train.distributed.nodes
     if nodes == 1:
         return ["mlc-runtime", *runtime_args]
@@ -88,7 +88,7 @@ def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[st
         "torchrun",
         f"--nnodes={nodes}",
         f"--nproc-per-node={max(train.resources.gpus, 1)}",
-        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        f"--node-rank=$({COMPLETION_INDEX_VARIABLE})",
         f"--master-addr={master}",
         f"--master-port={RENDEZVOUS_PORT}",
         "-m",
@@ -100,12 +100,7 @@ def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[st
 def _rank_env(jobset: bool) -> list[dict[str, Any]]:
     """Downward-API env the torchrun arguments expand (`$(VAR)` needs them declared)."""
     env = [
-        {
-            "name": "JOB_COMPLETION_INDEX",
-            "valueFrom": {
-                "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
-            },
-        },
+        completion_index_env(),
         {
             "name": "MLC_JOB_NAME",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
@@ -172,7 +167,7 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": CONTAINER,
                     "operator": "In",
-                    "values": [CONFIG_ERROR_EXIT_CODE],
+                    "values": [int(ExitCode.CONFIG_ERROR)],
                 },
             },
             {
@@ -309,6 +304,6 @@ def emit_training(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     if train.distributed.nodes > 1:
         # The CronJob's Indexed Jobs need it too (a JobSet makes its own).
         resources.append(emit_workers_service(resolved))
-    if train.schedule is not None or retrain_enabled(resolved):
+    if train.schedule is not None or resolved.retrains_on_drift:
         resources.append(emit_retraining_cronjob(resolved))
     return resources

@@ -1,0 +1,129 @@
+"""The contract between the compiler and the runtime, defined once.
+
+The runtime owns this package and the compiler imports it; the runtime never imports the
+compiler. This module imports the standard library only (the `mlc` and `mlc-runtime` command
+lines read it at start-up); `contract.config`, the config's shape, adds pydantic. Neither
+imports the runtime's heavy dependencies (torch, mlflow, scipy, pyarrow).
+
+What both sides must agree on, and nothing else:
+
+- the runtime config: its typed shape (`contract.config.RuntimeConfig`) and `FORMAT_VERSION`.
+  The compiler builds one per environment and writes it (the ConfigMap every pod mounts, or the
+  file `mlc run` writes); the runtime reads it and never re-resolves the spec;
+- how a job is invoked (`JOBS`, `job_arguments`), where the config lives in a pod, the
+  variables the runtime reads;
+- the exit codes of `mlc-runtime` (`ExitCode`);
+- the registry's aliases;
+- the names and labels of the metrics the runtime exports, which compiled alerts, autoscalers
+  and canary analyses query;
+- every default the runtime applies when the spec leaves a value out (drift thresholds,
+  serving port, local state).
+
+Compatibility, as dbt versions its artifacts: adding a defaulted field is compatible (an older
+runtime ignores it, a newer one fills the default); renaming or retyping one bumps
+`FORMAT_VERSION`, and a runtime refuses a config of another version.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Literal
+
+FORMAT_VERSION = 1
+
+# --- how jobs are run ------------------------------------------------------------------------
+
+# The `mlc-runtime` subcommands the compiled artifacts and `mlc run` invoke.
+JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "batch")
+Job = Literal["validate-data", "train", "gate", "rollback", "serve", "drift", "batch"]
+
+CONFIG_DIR = "/etc/mlc"  # where pods mount the runtime config (read-only)
+CONFIG_FILE = "runtime-config.json"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
+CONFIG_VARIABLE = "MLC_RUNTIME_CONFIG"  # `--config` defaults to it
+# An Indexed Job's pod index (the downward API exposes it under this name; `batch --shard` reads it).
+COMPLETION_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
+COMPLETION_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+# Where `mlc run` keeps local state: the runtime config and MLflow's sqlite store, relative to the spec's folder.
+LOCAL_STATE_DIR = ".mlc"
+LOCAL_TRACKING_URI = f"sqlite:///{LOCAL_STATE_DIR}/mlflow.db"
+
+
+def local_config_path(environment: str) -> str:
+    """Where `mlc run` writes an environment's runtime config, relative to the spec's folder."""
+    return f"{LOCAL_STATE_DIR}/{environment}/{CONFIG_FILE}"
+
+
+def job_arguments(job: str, config_path: str, port: int | None = None) -> list[str]:
+    """`mlc-runtime` arguments of one job, as every place that runs it (pods, `mlc run`) passes them.
+
+    Placement-specific flags come on top: the Pushgateway in the cluster, the shard of a batch pod.
+    """
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+    arguments = [job, "--config", config_path]
+    if job == "serve" and port is not None:
+        arguments += ["--port", str(port)]
+    return arguments
+
+
+# --- exit codes ------------------------------------------------------------------------------
+
+
+class ExitCode(IntEnum):
+    """What `mlc-runtime` commands exit with (each command's docstring says which apply)."""
+
+    OK = 0
+    FAILED = 1  # a verdict against: drift found, gate failed, data violations, training failed
+    ERROR = 2  # no verdict possible (unreadable data, unreachable registry): fail closed
+    CONFIG_ERROR = 78  # sysexits EX_CONFIG: the runtime config is unusable; Jobs fail at once on it
+    PREEMPTED = 143  # 128 + SIGTERM: training stopped after checkpointing
+
+
+# --- the model registry -----------------------------------------------------------------------
+
+CHALLENGER_ALIAS = "challenger"
+CHAMPION_ALIAS = "champion"
+PREVIOUS_ALIAS = "previous"
+
+# --- metrics ---------------------------------------------------------------------------------
+
+DRIFT_PUSH_JOB = "mlc-drift"  # the Pushgateway `job` of the drift check's metrics
+STATUS_LABEL = "code"  # the HTTP status label of the server's request metrics
+FEATURE_LABEL = "feature"  # the feature label of the drift check's per-feature metrics
+OUTPUT_LABEL = "output"  # the output-column label of the prediction histogram
+
+# What the compiled alerts, KEDA triggers and canary analyses query (written into every runtime
+# config as `metrics.names`, role -> name).
+QUERIED_METRICS = {
+    "requests_in_flight": "mlc_requests_in_flight",
+    "request_duration_seconds": "mlc_request_duration_seconds",
+    "requests_total": "mlc_requests_total",
+    "prediction_psi": "mlc_prediction_psi",
+    "drift_feature_psi": "mlc_drift_feature_psi",
+    "drift_feature_drifted": "mlc_drift_feature_drifted",
+    "drift_dataset_drifted": "mlc_drift_dataset_drifted",
+    "drift_share": "mlc_drift_share",
+    "drift_last_success_timestamp_seconds": "mlc_drift_last_success_timestamp_seconds",
+    "drift_rows": "mlc_drift_rows",
+}
+# Everything the model server exports besides the queried ones.
+SERVER_METRICS = {
+    "requests_in_flight": QUERIED_METRICS["requests_in_flight"],
+    "request_duration_seconds": QUERIED_METRICS["request_duration_seconds"],
+    "requests_total": QUERIED_METRICS["requests_total"],
+    "predictions": "mlc_predictions",
+    "model_info": "mlc_model_info",
+    "model_calls_total": "mlc_model_calls_total",
+    "batch_rows": "mlc_batch_rows",
+}
+
+# --- defaults the runtime applies ----------------------------------------------------------------
+
+DEFAULT_SERVE_PORT = 8080
+DRIFT_PSI_THRESHOLD = 0.2  # a feature drifts at PSI >= this
+DRIFT_SHARE_THRESHOLD = 0.3  # the dataset drifts when this share of its features drifted
+DRIFT_FDR = 0.05  # false discovery rate of the per-feature tests
+DRIFT_MIN_PSI = 0.01  # effect-size floor for a significant feature to count as drifted
+DriftMethod = Literal["auto", "psi", "ks", "chi2"]
+FeatureType = Literal["float", "int", "bool", "category", "string", "bytes"]

@@ -1,0 +1,201 @@
+"""The runtime config's shape: what the compiler writes and the runtime reads, as pydantic models.
+
+Unknown keys are ignored, so a newer compiler that adds a defaulted field does not break an
+older runtime; a renamed or retyped field bumps `FORMAT_VERSION` (in `mlc.runtime.contract`),
+and the runtime refuses a config of another version (`mlc.runtime.config`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_serializer
+
+from mlc.runtime.contract import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DEFAULT_SERVE_PORT,
+    DRIFT_PSI_THRESHOLD,
+    DRIFT_PUSH_JOB,
+    DRIFT_SHARE_THRESHOLD,
+    PREVIOUS_ALIAS,
+    DriftMethod,
+    ExitCode,
+    FeatureType,
+)
+from mlc.runtime.errors import MlcRuntimeError
+
+
+class ConfigError(MlcRuntimeError):
+    """The runtime config cannot be used: missing, not JSON, another format, a missing section."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are ignored: a newer compiler that adds a defaulted field does not break an
+    # older runtime (a renamed or retyped field bumps FORMAT_VERSION instead).
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Feature(_Section):
+    type: FeatureType
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    values: list[str | int] | None = None
+
+
+class Contract(_Section):
+    target: str | None = None
+    features: dict[str, Feature] = {}
+
+
+class Dataset(_Section):
+    uri: str
+    format: Literal["csv", "parquet"] | None = None
+
+
+class Checkpoint(_Section):
+    uri: str | None = None
+    every: str = "epoch"
+
+
+class Train(_Section):
+    entrypoint: str
+    params: dict[str, Any] = {}
+    seed: int = 0
+    checkpoint: Checkpoint = Checkpoint()
+    timeout_seconds: int | None = None
+    nodes: int = 1
+    gpus_per_node: int = 0
+    spot: bool = False
+
+
+class Gate(_Section):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = None
+    max_rise: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_the_bound(self, handler: Any) -> dict[str, Any]:
+        # A gate has exactly one bound: written as `{metric, <bound>}`, nothing null beside it.
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class Evaluate(_Section):
+    dataset: str
+    metrics: list[str] = []
+    first_model: Literal["allow", "block"] = "allow"
+    gates: list[Gate] = []
+
+
+class CurrentData(_Section):
+    uri: str
+    window_seconds: int | None = None
+
+
+class DriftThreshold(_Section):
+    psi: float = DRIFT_PSI_THRESHOLD
+    share: float = DRIFT_SHARE_THRESHOLD
+
+
+class Drift(_Section):
+    current: CurrentData
+    method: DriftMethod = "auto"
+    threshold: DriftThreshold = DriftThreshold()
+    on_drift: Literal["alert", "retrain"] = "alert"
+    retrain_cronjob: str | None = None
+
+
+class ServeBatch(_Section):
+    input: str
+    output: str
+    parallelism: int = 1
+
+
+class Serve(_Section):
+    engine: str = "runtime"
+    port: int = DEFAULT_SERVE_PORT
+    batch: ServeBatch | None = None
+
+
+class Metrics(_Section):
+    pushgateway: str | None = None
+    push_job: str = DRIFT_PUSH_JOB
+    grouping: dict[str, str] = {}  # Pushgateway grouping labels besides `job`
+    names: dict[str, str] = {}  # role -> metric name (QUERIED_METRICS)
+
+
+class Aliases(_Section):
+    challenger: str = CHALLENGER_ALIAS
+    champion: str = CHAMPION_ALIAS
+    previous: str = PREVIOUS_ALIAS
+
+
+class ExitCodes(_Section):
+    config_error: int = int(ExitCode.CONFIG_ERROR)
+
+
+class RuntimeConfig(_Section):
+    """Everything `mlc-runtime` knows of one environment of a project."""
+
+    format_version: int
+    project: str
+    environment: str
+    namespace: str | None = None
+    spec_digest: str
+    compiler_version: str | None = None
+    tracking_uri: str
+    registered_model: str
+    aliases: Aliases = Aliases()
+    data: dict[str, Dataset] = {}
+    contract: Contract | None = None
+    train: Train | None = None
+    evaluate: Evaluate | None = None
+    serve: Serve | None = None
+    drift: Drift | None = None
+    metrics: Metrics = Metrics()
+    exit_codes: ExitCodes = ExitCodes()
+
+    @property
+    def champion_uri(self) -> str:
+        """`models:/<registered model>@<champion alias>`: what serving, batch and drift load."""
+        return f"models:/{self.registered_model}@{self.aliases.champion}"
+
+    def dataset(self, name: str) -> Dataset:
+        """A named dataset, or a ConfigError naming the ones there are."""
+        if name not in self.data:
+            known = ", ".join(self.data) or "none"
+            raise ConfigError(f"no dataset {name!r} in the runtime config (datasets: {known})")
+        return self.data[name]
+
+    def require_contract(self) -> Contract:
+        """The data contract, or a ConfigError saying where it comes from."""
+        if self.contract is None or not self.contract.features:
+            raise ConfigError("the runtime config has no data contract (data.contract.features in mlproject.yaml)")
+        return self.contract
+
+    def require_train(self) -> Train:
+        """The train section, or a ConfigError."""
+        if self.train is None:
+            raise ConfigError("the runtime config has no train section (train: in mlproject.yaml)")
+        return self.train
+
+    def require_batch(self) -> ServeBatch:
+        """The serve.batch section, or a ConfigError."""
+        if self.serve is None or self.serve.batch is None:
+            raise ConfigError("the runtime config has no serve.batch section (serve.batch: in mlproject.yaml)")
+        return self.serve.batch
+
+    def require_evaluate(self) -> Evaluate:
+        """The evaluate section, or a ConfigError."""
+        if self.evaluate is None:
+            raise ConfigError("the runtime config has no evaluate section (evaluate: in mlproject.yaml)")
+        return self.evaluate
+
+    def require_drift(self) -> Drift:
+        """The drift section, or a ConfigError."""
+        if self.drift is None:
+            raise ConfigError("the runtime config has no drift section (monitor.drift in mlproject.yaml)")
+        return self.drift

@@ -17,7 +17,8 @@ from mlc.compiler.load.discovery import SPEC_FILENAME as SPEC_FILENAME
 from mlc.compiler.load.discovery import discover_specs as discover_specs
 from mlc.compiler.load.document import read_spec
 from mlc.compiler.load.file_probes import FileProbes
-from mlc.compiler.resolve.environment import ResolvedSpec, resolve_project
+from mlc.compiler.resolve.environment import resolve_project
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.compiler.validate.project import ValidatedProject, validate_document
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from mlc.compiler import backends as emit_stage
 from mlc.compiler.artifact import Artifact, generated_notice
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 MODULE_NAME = "plan_test_backend"
 

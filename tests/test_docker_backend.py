@@ -16,11 +16,11 @@ import pytest
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.backends import docker
-from mlc.compiler.backends.docker import emit_dockerfiles
 from mlc.compiler.backends.yaml_writer import dump_yaml
 from mlc.compiler.load.document import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file, resolve_spec_file
-from mlc.compiler.resolve.environment import RUNTIME_UID
+from mlc.compiler.resolve.environment import resolve_project
+from mlc.compiler.resolve.resolved import RUNTIME_UID
 
 REPO = Path(__file__).resolve().parents[1]
 CHURN = REPO / "examples" / "churn"
@@ -193,8 +193,9 @@ def test_dockerignore_allows_only_what_the_build_copies(churn: dict[str, str]) -
 
 
 def test_compiling_twice_gives_identical_bytes() -> None:
-    environments = resolve_spec_file(CHURN / "mlproject.yaml").resolved
-    assert emit_dockerfiles(environments) == emit_dockerfiles(environments)
+    assert docker.emit(resolve_spec_file(CHURN / "mlproject.yaml").resolved) == docker.emit(
+        resolve_spec_file(CHURN / "mlproject.yaml").resolved
+    )
 
 
 def test_serving_only_vllm_project_emits_no_dockerfile() -> None:
@@ -238,14 +239,15 @@ def test_base_override_replaces_the_table_and_digest_wins(tmp_path: Path) -> Non
 
 
 def test_lock_digests_pin_every_from(tmp_path: Path) -> None:
-    environments = resolve_spec_file(CHURN / "mlproject.yaml").resolved
+    project = resolve_spec_file(CHURN / "mlproject.yaml").project
+    assert project is not None
     digest = "sha256:" + "b" * 64
     digests = {
         "nvidia/cuda:13.2.1-cudnn-runtime-ubuntu24.04": digest,
         "ghcr.io/astral-sh/uv:0.8.22": digest,
         "python:3.11-slim-bookworm": digest,
     }
-    for artifact in emit_dockerfiles(environments, digests):
+    for artifact in docker.emit(resolve_project(project, digests)):
         for line in artifact.content.decode().splitlines():
             if line.startswith("FROM "):
                 assert f"@{digest}" in line, line
@@ -258,18 +260,6 @@ def test_unpinned_package_without_a_table_entry_is_called_out(tmp_path: Path) ->
     serve = _variant(tmp_path, extra_package)["deploy/docker/serve.Dockerfile"]
     assert "curl=7.88.1-10+deb12u12" in serve  # a user's pin is kept as written
     assert "# NOTE: no pinned version known for libunknown1" in serve
-
-
-def test_public_surface() -> None:
-    assert set(docker.__all__) == {
-        "ImagePlan",
-        "base_images",
-        "emit",
-        "emit_dockerfiles",
-        "plan_image",
-        "render_dockerfile",
-        "render_dockerignore",
-    }
 
 
 # --- hadolint: no finding at all, info level included -------------------------------------

@@ -60,7 +60,8 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
     a field read from anywhere else would go stale unseen (e.g. `mlc.images.lock` did)."""
     from dataclasses import fields
 
-    from mlc.compiler.resolve.environment import ResolvedSpec, edge_inputs
+    from mlc.compiler.resolve.environment import edge_inputs
+    from mlc.compiler.resolve.resolved import ResolvedSpec
 
     from_spec_or_compiler = {
         "spec",
@@ -78,12 +79,19 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "registered_model",
         "tracking_uri",
         "pushgateway",
-        "autoscale_target",
-        "tensor_parallel",
         "labels",
         "annotations",
         "retrains_on_drift",
         "drift_grouping",
+        "compiler_requirement",
+        "runtime_requirement",
+        "manifests_folder",
+        "images",
+        "train_image_ref",
+        "serve_image_ref",
+        "train_resources",
+        "serving",
+        "champion_uri",
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
     assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))

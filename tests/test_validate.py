@@ -11,7 +11,7 @@ import pytest
 from mlc.compiler.diagnostics import Severity
 from mlc.compiler.pipeline import resolve_spec_file
 from mlc.compiler.validate.project_files import check_requirements_lock
-from spec_fixtures import REPO_ROOT
+from spec_fixtures import REPO_ROOT, run_mlc
 
 BASE = """apiVersion: mlc/v1
 kind: MLProject
@@ -218,3 +218,19 @@ def test_symlink_out_of_the_repository_is_refused(project, tmp_path: Path) -> No
 def test_diagnostic_lines_are_grep_friendly(project) -> None:
     for line in lines(project(BASE + "trian: {}\n  x: 1\n")):
         assert re.match(r"^mlproject\.yaml:\d+:\d+: (error|warning): ", line)
+
+
+def test_kserve_without_train_still_builds_the_serve_image_so_needs_a_registry(project) -> None:
+    """KServe's storage initializer runs the serve image: validate asks for the registry at its
+    line, instead of reporting the spec valid and `mlc plan` failing with a traceback."""
+    spec = project("apiVersion: mlc/v1\nkind: MLProject\nmetadata:\n  name: demo\nserve:\n  engine: kserve\n")
+    found = lines(spec)
+    assert len(found) == 1 and found[0].startswith("mlproject.yaml:1:1: error: images: ")
+    assert "needs `images.registry`" in found[0] and "storage initializer" in found[0]
+    fixed = project(
+        "apiVersion: mlc/v1\nkind: MLProject\nmetadata:\n  name: demo\n"
+        "images:\n  registry: ghcr.io/acme\nserve:\n  engine: kserve\n"
+    )
+    code, out, err = run_mlc("plan", "-f", str(fixed))
+    assert code == 0, err
+    assert "deploy/docker/serve.Dockerfile" in out and "Traceback" not in err

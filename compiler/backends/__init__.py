@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mlc.compiler.artifact import Artifact
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 # Explicit, ordered: a reader sees every artifact family here.
 BACKEND_MODULES: tuple[str, ...] = ("docker", "kubernetes", "ci")

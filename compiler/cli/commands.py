@@ -353,7 +353,6 @@ def images() -> None:
 @spec_option
 def images_lock(spec_paths: tuple[Path, ...]) -> None:
     """Resolve every base image tag to its registry digest into mlc.images.lock beside the spec."""
-    from mlc.compiler.backends.docker import base_images
     from mlc.compiler.cli.registry_digests import RegistryError, resolve_digests
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.load.discovery import discover_specs
@@ -365,7 +364,7 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
         result = resolve_spec_file(spec, _display(spec))
         click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
         try:
-            digests = resolve_digests(base_images(result.resolved)) if result.ok else None
+            digests = resolve_digests(result.resolved[0].images.base_images()) if result.ok else None
         except RegistryError as exc:
             click.echo(f"error: {exc}", err=True)
             digests = None

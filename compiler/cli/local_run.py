@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.compiler.resolve.runtime_config import config_json, runtime_config
 from mlc.runtime.contract import LOCAL_TRACKING_URI, job_arguments, local_config_path
 from mlc.runtime.contract.config import RuntimeConfig

@@ -1,8 +1,12 @@
-"""Base-image compatibility: which image, wheel index and CUDA a (torch, python, GPU) needs.
+"""The compatibility tables: which image, wheel index and CUDA a (torch, python, GPU) needs,
+which node labels a GPU type has, and the pins a Docker build needs.
 
-The facts live in two data files, ``data/torch_compat.json`` and ``data/gpu_types.json``
-(see ``data/README.md`` for where they come from and how to refresh them). This module only
-validates them and answers questions about them with pure functions.
+The facts live in data files, ``data/torch_compat.json``, ``data/gpu_types.json`` and
+``data/docker_build.json`` (see ``data/README.md`` for where they come from and how to refresh
+them). This module only validates them and answers questions about them with pure functions.
+Validate asks them whether a spec can be built (``check_torch_python``, ``check_gpu_type``);
+resolve asks them what to build (``resolve_base_image``, ``gpu_node_labels``,
+``docker_build_table``). Backends never read them.
 
 Errors are raised as :class:`CompatError`, whose message is one line with no position in it:
 the caller knows which ``mlproject.yaml`` key the value came from and prefixes
@@ -25,21 +29,27 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "AptPins",
     "BaseImage",
     "CompatError",
     "ComputeCapability",
     "CudaBuild",
     "CudaImage",
+    "DockerBuildTable",
     "GpuTable",
     "GpuType",
     "TorchCompatTable",
     "TorchRelease",
     "check_gpu_type",
+    "check_torch_python",
+    "docker_build_table",
+    "gpu_node_labels",
     "gpu_table",
     "known_gpu_types",
     "resolve_base_image",
     "supported_torch_versions",
     "torch_compat_table",
+    "version_key",
 ]
 
 PythonInstall = Literal["apt", "uv"]
@@ -418,6 +428,18 @@ def _no_build_message(gpu_type: str, gpu: GpuType, release: TorchRelease) -> str
     )
 
 
+def check_torch_python(torch: str, python: str) -> None:
+    """Raise :class:`CompatError` unless the table has torch release ``torch`` for ``python``."""
+    _check_python(_release(torch), python)
+
+
+def gpu_node_labels(gpu_type: str) -> list[str]:
+    """The ``nvidia.com/gpu.product`` values (GPU feature discovery) of a spec's ``gpu_type``;
+    the name itself for a type the table does not know (validate reports those)."""
+    entry = gpu_table().gpus.types.get(gpu_type)
+    return list(entry.node_labels.gpu_product) if entry is not None else [gpu_type]
+
+
 def check_gpu_type(gpu_type: str, torch: str) -> None:
     """Raise :class:`CompatError` unless some CUDA build of ``torch`` can drive ``gpu_type``.
 
@@ -467,3 +489,32 @@ def resolve_base_image(torch: str, python: str, gpu: bool, gpu_type: str | None 
         python=python,
         python_install="apt" if python == image.system_python else "uv",
     )
+
+
+# --- Docker build pins -------------------------------------------------------------------------
+
+
+class AptPins(BaseModel):
+    """`package -> version` per base distro (`debian-bookworm`, `ubuntu-24.04`)."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    distros: dict[str, dict[str, str]]
+
+
+class DockerBuildTable(BaseModel):
+    """``data/docker_build.json``: pins the Dockerfiles need beyond the torch/CUDA table."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    python_slim_suite: str
+    uv_image: str
+    apt: AptPins
+
+
+@cache
+def docker_build_table() -> DockerBuildTable:
+    """The validated Docker build pins, read from package data once per process."""
+    return DockerBuildTable.model_validate(_load_json("docker_build.json"))

@@ -397,8 +397,11 @@ class MLProject(Section):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 
-    @property
-    def builds_serve_image(self) -> bool:
-        """Whether the project builds a serve image: the runtime's model server, or KServe's
-        storage initializer (`mlc-runtime fetch-model` resolves the registry alias)."""
+    def builds_image(self, role: Literal["train", "serve"]) -> bool:
+        """Whether the project builds the `role` image: the training image when it trains; the
+        serve image for the runtime's model server, or for KServe's storage initializer
+        (`mlc-runtime fetch-model` resolves the registry alias). The one place this is decided:
+        validate requires `images.registry` exactly when it is true, resolve names the images."""
+        if role == "train":
+            return self.train is not None
         return self.serve is not None and self.serve.engine in ("runtime", "kserve")

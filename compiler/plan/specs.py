@@ -41,7 +41,8 @@ from mlc.compiler.plan.lock import (
     read_lock,
     sha256_hex,
 )
-from mlc.compiler.resolve.environment import ResolvedSpec, edge_inputs
+from mlc.compiler.resolve.environment import edge_inputs
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Stage 3, resolve: a validated environment -> `ResolvedSpec`, the only input of backends.
 
 Every value a backend needs that is not written verbatim in the spec is derived here, once:
-resource names, image names, labels, annotations, digests and defaults that depend on other
-sections. Pure: no clock, no environment variables, no file access, so the same spec gives the
-same `ResolvedSpec` on every machine.
+resource names, image repositories and references, the images (`images`), GPU node labels,
+who owns the serving replica count, labels, annotations, digests and defaults that depend on
+other sections. Pure: no clock, no environment variables, no file access, so the same spec
+gives the same `ResolvedSpec` on every machine.
 """
 
 from __future__ import annotations
@@ -11,75 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.compiler import __version__
-from mlc.compiler.load.spec import MLProject
+from mlc.compiler.compat import gpu_node_labels
+from mlc.compiler.load.spec import MLProject, Serve
+from mlc.compiler.resolve.images import ImageRole, ProjectImages, image_repository, resolve_project_images, runs_on_gpu
+from mlc.compiler.resolve.resolved import ReplicaOwner, ResolvedSpec, ResourceNames, Resources, Serving
 from mlc.compiler.validate.project import ValidatedProject
+from mlc.runtime.contract import champion_model_uri
 
 DEFAULT_ENVIRONMENT = "default"
 DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"
 DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
-# The one non-root UID of every image (`USER`) and pod (`runAsUser`); >= 10000, clear of host users.
-RUNTIME_UID = 10001
 
 
 def canonical_digest(data: Any) -> str:
     """sha256 of the canonical JSON of `data` (sorted keys, no whitespace): stable everywhere."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class ResourceNames:
-    """Names of the Kubernetes resources of one environment (all DNS-1123 labels <= 63 chars)."""
-
-    project: str
-    training_job: str  # training-digest suffix: Jobs are immutable, a changed training pod is a new Job
-    retraining: str
-    serving: str
-    drift: str
-    batch: str
-    runtime_config: str
-
-
-@dataclass(frozen=True)
-class ResolvedSpec:
-    """One environment of a project, with every derived value filled in."""
-
-    spec: MLProject
-    environment: str
-    namespace: str
-    spec_digest: str  # of the whole file: headers and the lock name it
-    environment_digest: str  # of this environment's merged spec: names that must change with it
-    training_digest: str  # of what the training pod depends on (`training_inputs`)
-    compiler_version: str
-    names: ResourceNames
-    train_image: str | None  # repository without tag; digests are pinned at apply time
-    serve_image: str | None
-    train_gpu: bool
-    serve_gpu: bool
-    registered_model: str
-    tracking_uri: str
-    pushgateway: str
-    autoscale_target: int
-    tensor_parallel: int
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
-    base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
-    # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
-    repository_folder: str = "."
-    retrains_on_drift: bool = False  # the drift job starts the retraining CronJob (needs it, and a Role)
-    drift_grouping: dict[str, str] = field(default_factory=dict)  # Pushgateway grouping key besides `job`
-
-    @property
-    def name(self) -> str:
-        """The project name."""
-        return self.spec.metadata.name
 
 
 def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
@@ -119,18 +72,55 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
     }
 
 
+def _resources(cpu: str, memory: str, gpus: int, gpu_type: str | None) -> Resources:
+    """A container's resources, with the node labels of its GPU type (none when it has no GPU)."""
+    products = tuple(gpu_node_labels(gpu_type)) if gpus and gpu_type else ()
+    return Resources(cpu=cpu, memory=memory, gpus=gpus, gpu_products=products)
+
+
+def _replica_owner(serve: Serve) -> ReplicaOwner:
+    return {"queue_depth": "keda", "cpu": "hpa", "none": "manifest"}[serve.autoscale.on]  # type: ignore[return-value]
+
+
+def _serving(serve: Serve) -> Serving:
+    tensor_parallel = 0
+    if serve.llm is not None:
+        tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
+    resources = serve.resources
+    return Serving(
+        engine=serve.engine,
+        port=serve.port,
+        resources=_resources(resources.cpu, resources.memory, resources.gpus, resources.gpu_type),
+        canary=serve.engine == "runtime" and serve.rollout.strategy == "canary",
+        replica_owner=_replica_owner(serve),
+        autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
+        tensor_parallel=tensor_parallel,
+    )
+
+
+def _image_ref(repository: str | None, digest: str) -> str | None:
+    """`<repository>:<12 hex>` until `mlc apply --image` pins the digest: deterministic, it
+    changes whenever the image's inputs do, and recognisable, so pinning replaces exactly it."""
+    return f"{repository}:{digest[:12]}" if repository is not None else None
+
+
 def resolve_environment(
     project: ValidatedProject,
     environment: str | None,
     base_image_digests: Mapping[str, str] | None = None,
     repository_folder: str = ".",
+    images: ProjectImages | None = None,
 ) -> ResolvedSpec:
     """Resolve one environment (`None`: the base, used when the spec defines no environments).
 
     `base_image_digests` (tag -> sha256 digest, read from `mlc.images.lock` by the caller) pins
     base images; `repository_folder` is the spec's folder relative to its git top level (POSIX,
-    "." at the top), found by the caller; resolution itself reads no file.
+    "." at the top), found by the caller; resolution itself reads no file. `images` are the
+    project's (`resolve_project` decides them once for every environment).
     """
+    digests = dict(sorted((base_image_digests or {}).items()))
+    if images is None:
+        images = resolve_project_images(_environment_specs(project), digests, project.requirements_hashed)
     spec = project.environments[environment] if environment is not None else project.base
     env_name = environment or DEFAULT_ENVIRONMENT
     spec_digest = canonical_digest(project.document.data)
@@ -138,22 +128,13 @@ def resolve_environment(
     name = spec.metadata.name
     train, serve = spec.train, spec.serve
 
-    registry = spec.images.registry
-    builds_train = train is not None
-    builds_serve = spec.builds_serve_image
-    train_gpu = spec.images.train.gpu if spec.images.train.gpu is not None else bool(train and train.resources.gpus)
-    serve_gpu = spec.images.serve.gpu if spec.images.serve.gpu is not None else bool(serve and serve.resources.gpus)
-
-    autoscale_target = 0
-    tensor_parallel = 0
-    if serve is not None:
-        autoscale_target = serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on]
-        if serve.llm is not None:
-            tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
-
     drift = spec.monitor.drift if spec.monitor is not None else None
-    train_image = f"{registry}/{name}-train" if registry and builds_train else None
-    training_digest = canonical_digest(training_inputs(spec, train_image))
+    repositories: dict[ImageRole, str | None] = {
+        "train": image_repository(spec, "train"),
+        "serve": image_repository(spec, "serve"),
+    }
+    training_digest = canonical_digest(training_inputs(spec, repositories["train"]))
+    registered_model = spec.registry.model or name
 
     labels = {
         **spec.metadata.labels,
@@ -169,40 +150,62 @@ def resolve_environment(
         f"{ANNOTATION_PREFIX}/compiler-version": __version__,
         f"{ANNOTATION_PREFIX}/environment": env_name,
     }
+    namespace = spec.metadata.namespace or name
     return ResolvedSpec(
         spec=spec,
         environment=env_name,
-        namespace=spec.metadata.namespace or name,
+        namespace=namespace,
         spec_digest=spec_digest,
         environment_digest=env_digest,
         training_digest=training_digest,
         compiler_version=__version__,
+        compiler_requirement=f"mlc=={__version__}",
+        runtime_requirement=f"mlc[runtime]=={__version__}",
         names=ResourceNames(
             project=name,
             training_job=f"{name}-train-{training_digest[:8]}",
+            training_workers=f"{name}-train-workers",
             retraining=f"{name}-retrain",
             serving=f"{name}-serve",
+            canary_analysis=f"{name}-serve-canary",
             drift=f"{name}-drift",
             batch=f"{name}-batch",
             runtime_config=f"{name}-runtime-config",
+            alerts=f"{name}-alerts",
+            storage_container=f"{namespace}-{name}-fetch-model",
+            gitops_object=f"{name}-{env_name}"[:63].rstrip("-"),
         ),
-        train_image=train_image,
-        serve_image=f"{registry}/{name}-serve" if registry and builds_serve else None,
-        train_gpu=train_gpu,
-        serve_gpu=serve_gpu,
-        registered_model=spec.registry.model or name,
+        manifests_folder=f"{spec.gitops.path.rstrip('/')}/{env_name}",
+        images=images,
+        train_image=repositories["train"],
+        serve_image=repositories["serve"],
+        # The training image's tag follows the training digest, like the training Job's name: the
+        # Job's pod template is immutable, so what it runs may only change when its name does.
+        train_image_ref=_image_ref(repositories["train"], training_digest),
+        serve_image_ref=_image_ref(repositories["serve"], spec_digest),
+        train_gpu=runs_on_gpu(spec, "train"),
+        serve_gpu=runs_on_gpu(spec, "serve"),
+        train_resources=None
+        if train is None
+        else _resources(train.resources.cpu, train.resources.memory, train.resources.gpus, train.resources.gpu_type),
+        serving=_serving(serve) if serve is not None else None,
+        registered_model=registered_model,
+        champion_uri=champion_model_uri(registered_model),
         tracking_uri=spec.registry.tracking_uri or DEFAULT_TRACKING_URI,
         pushgateway=(spec.monitor.pushgateway if spec.monitor else None) or DEFAULT_PUSHGATEWAY,
-        autoscale_target=autoscale_target,
-        tensor_parallel=tensor_parallel,
         labels=labels,
         annotations=annotations,
-        requirements_hashed=project.requirements_hashed,
-        base_image_digests=dict(sorted((base_image_digests or {}).items())),
-        repository_folder=repository_folder,
         retrains_on_drift=drift is not None and drift.on_drift == "retrain" and train is not None,
         drift_grouping={"project": name, "environment": env_name},
+        requirements_hashed=project.requirements_hashed,
+        base_image_digests=digests,
+        repository_folder=repository_folder,
     )
+
+
+def _environment_specs(project: ValidatedProject) -> list[MLProject]:
+    """The merged spec of every environment, in file order (the base alone when there are none)."""
+    return list(project.environments.values()) or [project.base]
 
 
 def resolve_project(
@@ -211,5 +214,7 @@ def resolve_project(
     repository_folder: str = ".",
 ) -> list[ResolvedSpec]:
     """One `ResolvedSpec` per environment, in file order (the base alone when there are none)."""
+    digests = dict(sorted((base_image_digests or {}).items()))
+    images = resolve_project_images(_environment_specs(project), digests, project.requirements_hashed)
     names = list(project.environments) or [None]
-    return [resolve_environment(project, name, base_image_digests, repository_folder) for name in names]
+    return [resolve_environment(project, name, digests, repository_folder, images) for name in names]

@@ -486,11 +486,14 @@ def _section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding
 
     yield from _compatibility_rules(spec)
 
-    images_built = train is not None or (serve is not None and serve.engine == "runtime")
-    if images_built and spec.images.registry is None:
+    built = [role for role in ("train", "serve") if spec.builds_image(role)]
+    if built and spec.images.registry is None:
+        why = {"train": "the training image", "serve": "the serve image"}
+        if serve is not None and serve.engine == "kserve":
+            why["serve"] = "the serve image (KServe's storage initializer fetches the model with it)"
         yield Finding(
             ("images",),
-            "a project that builds images needs `images.registry`",
+            f"a project that builds images needs `images.registry`: it builds {' and '.join(why[r] for r in built)}",
             "e.g. `images: {registry: ghcr.io/acme}`",
         )
     if environment in PRODUCTION_ENVIRONMENTS:
@@ -554,11 +557,11 @@ def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
     placements = [p for p in placements if p[1] is not None]
     if torch is None and not placements:
         return  # nothing to check: the tables (and their models) are not even loaded
-    from mlc.compiler.compat import CompatError, check_gpu_type, known_gpu_types, resolve_base_image
+    from mlc.compiler.compat import CompatError, check_gpu_type, check_torch_python, known_gpu_types
 
     if torch is not None:
         try:
-            resolve_base_image(torch, spec.code.python, gpu=False)
+            check_torch_python(torch, spec.code.python)
         except CompatError as exc:
             key = "torch" if exc.field == "torch" else "python"
             path = ("code", "framework", "torch") if key == "torch" else ("code", "python")

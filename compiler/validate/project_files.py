@@ -46,7 +46,7 @@ def check_project_files(
     files = files if files is not None else FileProbes()
     problems: list[Finding | Diagnostic] = []
     problems.extend(_confinement(spec, root, files))
-    builds_images = spec.train is not None or spec.builds_serve_image
+    builds_images = spec.builds_image("train") or spec.builds_image("serve")
     if builds_images:
         problems.extend(_code_files(spec, root, files))
         lock = root / spec.code.requirements

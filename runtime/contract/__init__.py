@@ -86,6 +86,12 @@ CHALLENGER_ALIAS = "challenger"
 CHAMPION_ALIAS = "champion"
 PREVIOUS_ALIAS = "previous"
 
+
+def champion_model_uri(registered_model: str, alias: str = CHAMPION_ALIAS) -> str:
+    """`models:/<registered model>@<alias>`: what serving, batch, drift and KServe load."""
+    return f"models:/{registered_model}@{alias}"
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 DRIFT_PUSH_JOB = "mlc-drift"  # the Pushgateway `job` of the drift check's metrics

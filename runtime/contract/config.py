@@ -22,6 +22,7 @@ from mlc.runtime.contract import (
     DriftMethod,
     ExitCode,
     FeatureType,
+    champion_model_uri,
 )
 from mlc.runtime.errors import MlcRuntimeError
 
@@ -161,7 +162,7 @@ class RuntimeConfig(_Section):
     @property
     def champion_uri(self) -> str:
         """`models:/<registered model>@<champion alias>`: what serving, batch and drift load."""
-        return f"models:/{self.registered_model}@{self.aliases.champion}"
+        return champion_model_uri(self.registered_model, self.aliases.champion)
 
     def dataset(self, name: str) -> Dataset:
         """A named dataset, or a ConfigError naming the ones there are."""

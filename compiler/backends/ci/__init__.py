@@ -46,7 +46,7 @@ from mlc.compiler.backends.ci._pull_request import KIND as PULL_REQUEST_KIND
 from mlc.compiler.backends.ci._pull_request import PATH as PULL_REQUEST_WORKFLOW_PATH
 from mlc.compiler.backends.ci._pull_request import emit_pull_request_workflow
 from mlc.compiler.backends.yaml_writer import dump_yaml
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 __all__ = [
     "MAIN_WORKFLOW_PATH",

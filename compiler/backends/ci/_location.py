@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from mlc.compiler.backends.ci._steps import Job, guard_expression
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 TOP = "."
 WORKFLOWS_DIR = ".github/workflows"

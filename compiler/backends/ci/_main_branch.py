@@ -25,7 +25,7 @@ from mlc.compiler.backends.ci._steps import (
     install_mlc_step,
     setup_python_step,
 )
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 KIND = "main"
 PATH = ".github/workflows/mlc-main.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
@@ -88,7 +88,7 @@ def _release_job(resolved: ResolvedSpec) -> Job:
     steps: list[Step] = [
         checkout_step(persist_credentials=True),
         setup_python_step(resolved.spec.code.python),
-        install_mlc_step(resolved.compiler_version),
+        install_mlc_step(resolved.compiler_requirement),
     ]
     if images:
         registry_host = next(iter(images.values())).split("/", 1)[0]
@@ -133,7 +133,9 @@ def _build_steps(resolved: ResolvedSpec, role: str, image: str) -> list[Step]:
     location = ProjectLocation.of(resolved)
     # The Dockerfiles' build context is the spec's folder (the docker backend's paths are
     # relative to it); `uses:` steps run at the top, so both name the folder.
-    dockerfile = f"{resolved.spec.gitops.path.rstrip('/')}/docker/{role}.Dockerfile"
+    build = resolved.images.train if role == "train" else resolved.images.serve
+    assert build is not None  # `built_images` lists only the images the project builds
+    dockerfile = build.dockerfile
     return [
         {
             "name": f"Tag the {role} image",

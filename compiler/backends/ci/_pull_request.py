@@ -33,7 +33,7 @@ from mlc.compiler.backends.ci._steps import (
     setup_python_step,
     write_runtime_config_step,
 )
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.runtime.contract import LOCAL_TRACKING_URI
 
 KIND = "pr"
@@ -178,7 +178,7 @@ def _compiler_steps(resolved: ResolvedSpec, *, runtime: bool = False) -> list[St
     steps = [
         checkout_step(),
         setup_python_step(resolved.spec.code.python),
-        install_mlc_step(resolved.compiler_version, runtime=runtime),
+        install_mlc_step(resolved.runtime_requirement if runtime else resolved.compiler_requirement),
     ]
     if runtime:
         steps.append(install_project_requirements_step(resolved.spec.code.requirements))
@@ -231,7 +231,7 @@ def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
             persist_credentials=True, ref="${{ github.event.pull_request.head.sha }}", token=_bot_token(resolved)
         ),
         setup_python_step(resolved.spec.code.python),
-        install_mlc_step(resolved.compiler_version),
+        install_mlc_step(resolved.compiler_requirement),
         {
             "name": "Compile and commit to the PR branch",
             "env": dict(BOT_IDENTITY),

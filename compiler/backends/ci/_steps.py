@@ -94,9 +94,9 @@ def setup_python_step(python: str) -> Step:
     }
 
 
-def install_mlc_step(compiler_version: str, *, runtime: bool = False) -> Step:
-    """Install the compiler that generated the workflow, pinned to its own version."""
-    requirement = f"mlc[runtime]=={compiler_version}" if runtime else f"mlc=={compiler_version}"
+def install_mlc_step(requirement: str) -> Step:
+    """Install mlc as resolved (`ResolvedSpec.compiler_requirement` or `runtime_requirement`:
+    the compiler that generated the workflow, pinned to its own version)."""
     return {
         "name": "Install mlc",
         "env": {"MLC_REQUIREMENT": requirement},

@@ -30,7 +30,7 @@ from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_m
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
 from mlc.compiler.backends.yaml_writer import dump_yaml
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 __all__ = ["emit", "emit_environment_resources", "manifest_filename"]
 
@@ -68,7 +68,7 @@ def _sources(resource: dict[str, Any]) -> tuple[str, ...]:
 def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
     """The artifacts of one environment."""
     root = resolved.spec.gitops.path.rstrip("/")
-    folder = f"{root}/{resolved.environment}"
+    folder = resolved.manifests_folder
     header = _header(resolved)
     artifacts: list[Artifact] = []
     files: list[str] = []

@@ -13,11 +13,10 @@ from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import (
     ContainerSpec,
-    Resources,
     completion_index_env,
     pod_spec,
 )
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, job_arguments
 
 COMPONENT = "batch"
@@ -27,8 +26,8 @@ BACKOFF_PER_INDEX = 2
 
 def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
     """The batch-inference CronJob of `serve.batch`."""
-    serve = resolved.spec.serve
-    assert serve is not None and serve.batch is not None
+    serve, serving = resolved.spec.serve, resolved.serving
+    assert serve is not None and serve.batch is not None and serving is not None
     batch = serve.batch
     container = ContainerSpec(
         name="batch",
@@ -41,12 +40,7 @@ def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
             "--shards",
             str(batch.parallelism),
         ],
-        resources=Resources(
-            cpu=serve.resources.cpu,
-            memory=serve.resources.memory,
-            gpus=serve.resources.gpus,
-            gpu_type=serve.resources.gpu_type,
-        ),
+        resources=serving.resources,
         env=[completion_index_env()],
     )
     labels = selector_labels(resolved, COMPONENT)
@@ -82,7 +76,7 @@ def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def emit_batch(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """The batch-inference CronJob (none without `serve.batch`)."""
-    serve = resolved.spec.serve
-    if serve is None or serve.batch is None or serve.engine != "runtime":
+    serve, serving = resolved.spec.serve, resolved.serving
+    if serve is None or serve.batch is None or serving is None or serving.engine != "runtime":
         return []
     return [emit_batch_cronjob(resolved)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.compiler.resolve.runtime_config import runtime_config_json
 from mlc.runtime.contract import CONFIG_FILE
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 ARGOCD_NAMESPACE = "argocd"
 FLUX_NAMESPACE = "flux-system"
@@ -33,16 +33,6 @@ def emit_kustomization(files: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def environment_folder(resolved: ResolvedSpec) -> str:
-    """`<gitops.path>/<env>`: the folder Argo CD or Flux syncs, relative to the repository root."""
-    return f"{resolved.spec.gitops.path.rstrip('/')}/{resolved.environment}"
-
-
-def gitops_object_name(resolved: ResolvedSpec) -> str:
-    """Name of the Application / Kustomization of one environment."""
-    return f"{resolved.name}-{resolved.environment}"[:63].rstrip("-")
-
-
 def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
     """An Application syncing the environment's folder: automated prune + selfHeal, SSA.
 
@@ -50,7 +40,7 @@ def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[s
     `/spec/replicas` is ignored so selfHeal never fights the autoscaler.
     """
     gitops = resolved.spec.gitops
-    meta = object_meta(resolved, gitops_object_name(resolved), "gitops")
+    meta = object_meta(resolved, resolved.names.gitops_object, "gitops")
     meta["namespace"] = ARGOCD_NAMESPACE
     meta["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
     spec: dict[str, Any] = {
@@ -58,7 +48,7 @@ def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[s
         "source": {
             "repoURL": gitops.repo,
             "targetRevision": gitops.branch,
-            "path": environment_folder(resolved),
+            "path": resolved.manifests_folder,
         },
         "destination": {"server": IN_CLUSTER_SERVER, "namespace": resolved.namespace},
         "syncPolicy": {
@@ -101,7 +91,7 @@ def emit_namespace(resolved: ResolvedSpec) -> list[dict[str, Any]]:
 def emit_flux_objects(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """A GitRepository and a Kustomization (pruning, waiting for health) for the environment."""
     gitops = resolved.spec.gitops
-    name = gitops_object_name(resolved)
+    name = resolved.names.gitops_object
     source_meta = object_meta(resolved, name, "gitops")
     source_meta["namespace"] = FLUX_NAMESPACE
     sync_meta = object_meta(resolved, name, "gitops")
@@ -122,7 +112,7 @@ def emit_flux_objects(resolved: ResolvedSpec) -> list[dict[str, Any]]:
         sync_meta,
         spec={
             "interval": FLUX_SYNC_INTERVAL,
-            "path": f"./{environment_folder(resolved)}",
+            "path": f"./{resolved.manifests_folder}",
             "prune": True,
             "wait": True,
             "timeout": "5m",

@@ -24,17 +24,14 @@ from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, sele
 from mlc.compiler.backends.kubernetes.pod import (
     CACHE_DIR,
     GPU_RESOURCE,
-    Resources,
     container_security_context,
     gpu_placement,
     pod_security_context,
     resource_requirements,
     secret_env,
 )
-from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget, serve_section
-from mlc.compiler.load.spec import Serve
-from mlc.compiler.resolve.environment import ResolvedSpec
-from mlc.runtime.contract import CHAMPION_ALIAS
+from mlc.compiler.backends.kubernetes.serving import emit_disruption_budget, serve_section, serving
+from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 
 COMPONENT = "serving"
 MODEL_FORMAT = "mlflow"
@@ -56,32 +53,12 @@ FETCH_MODEL_SCRIPT = 'exec mlc-runtime fetch-model --uri "$0" --dest "$1"'
 
 def is_kserve(resolved: ResolvedSpec) -> bool:
     """Whether the environment serves through KServe."""
-    serve = resolved.spec.serve
-    return serve is not None and serve.engine == "kserve"
+    return resolved.serving is not None and resolved.serving.engine == "kserve"
 
 
 def model_uri_prefix(resolved: ResolvedSpec) -> str:
     """`models:/<registered model>@`: the URIs this project's storage initializer owns."""
     return f"models:/{resolved.registered_model}@"
-
-
-def champion_model_uri(resolved: ResolvedSpec) -> str:
-    """The MLflow registry URI of the champion, as the InferenceService's `storageUri`."""
-    return f"{model_uri_prefix(resolved)}{CHAMPION_ALIAS}"
-
-
-def storage_container_name(resolved: ResolvedSpec) -> str:
-    """Cluster-scoped, so unique per namespace and project: `<namespace>-<project>-fetch-model`."""
-    return f"{resolved.namespace}-{resolved.name}-fetch-model"
-
-
-def _resources(serve: Serve) -> Resources:
-    return Resources(
-        cpu=serve.resources.cpu,
-        memory=serve.resources.memory,
-        gpus=serve.resources.gpus,
-        gpu_type=serve.resources.gpu_type,
-    )
 
 
 def emit_storage_container(resolved: ResolvedSpec) -> dict[str, Any]:
@@ -107,7 +84,7 @@ def emit_storage_container(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "serving.kserve.io/v1alpha1",
         "ClusterStorageContainer",
-        object_meta(resolved, storage_container_name(resolved), COMPONENT, namespaced=False),
+        object_meta(resolved, resolved.names.storage_container, COMPONENT, namespaced=False),
         spec={
             "container": container,
             "supportedUriFormats": [{"prefix": model_uri_prefix(resolved)}],
@@ -119,14 +96,14 @@ def _scaling(resolved: ResolvedSpec) -> tuple[dict[str, str], dict[str, Any]]:
     """(annotations, predictor fields): KServe's HPA on CPU, or a fixed replica count."""
     serve = serve_section(resolved)
     minimum = max(serve.replicas.min, 1)  # RawDeployment does not scale to zero
-    if serve.autoscale.on == "cpu":
+    if serving(resolved).replica_owner == "hpa":
         return (
             {AUTOSCALER_CLASS_ANNOTATION: "hpa"},
             {
                 "minReplicas": minimum,
                 "maxReplicas": serve.replicas.max,
                 "scaleMetric": "cpu",
-                "scaleTarget": resolved.autoscale_target,
+                "scaleTarget": serving(resolved).autoscale_target,
             },
         )
     # `autoscale.on: none`: min == max pins the replica count (KServe's HPA then never acts).
@@ -134,8 +111,7 @@ def _scaling(resolved: ResolvedSpec) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _predictor(resolved: ResolvedSpec, scaling: dict[str, Any]) -> dict[str, Any]:
-    serve = serve_section(resolved)
-    resources = _resources(serve)
+    resources = serving(resolved).resources
     predictor: dict[str, Any] = {**scaling}
     # The serving selector labels on KServe's pods: the PDB and NetworkPolicy select them.
     predictor["labels"] = selector_labels(resolved, COMPONENT)
@@ -143,12 +119,12 @@ def _predictor(resolved: ResolvedSpec, scaling: dict[str, Any]) -> dict[str, Any
     predictor["enableServiceLinks"] = False
     predictor["securityContext"] = pod_security_context()
     if resources.gpus:
-        if resources.gpu_type:
-            predictor.update(gpu_placement(resources.gpu_type))
+        if resources.gpu_products:
+            predictor.update(gpu_placement(resources.gpu_products))
         predictor["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     predictor["model"] = {
         "modelFormat": {"name": MODEL_FORMAT},
-        "storageUri": champion_model_uri(resolved),
+        "storageUri": resolved.champion_uri,
         "env": [
             {"name": "HOME", "value": "/tmp"},
             {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},

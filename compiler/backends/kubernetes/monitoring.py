@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.kserve import MLSERVER_METRICS_PORT
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
-from mlc.compiler.backends.kubernetes.pod import ContainerSpec, Resources, pod_spec
+from mlc.compiler.backends.kubernetes.pod import ContainerSpec, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
     drift_selector,
     error_rate_query,
@@ -28,7 +28,7 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, job_arguments
 
 DRIFT_COMPONENT = "drift"
@@ -76,14 +76,14 @@ def _stale_seconds(schedule: str) -> int:
 def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
     """Every alert of the environment, with its promtool cases."""
     spec = resolved.spec
-    monitor, serve = spec.monitor, spec.serve
+    monitor, serving = spec.monitor, resolved.serving
     if monitor is None:
         return []
     prefix = _title(resolved)
     cases: list[AlertCase] = []
     alerts = monitor.alerts
     series = serving_selector(resolved)
-    if serve is not None and alerts.latency_p95_ms is not None:
+    if serving is not None and alerts.latency_p95_ms is not None:
         threshold = alerts.latency_p95_ms / 1000
         bucket = f"{latency_histogram(resolved)}_bucket"
         low, high = f"{threshold / 2:g}", f"{threshold * 2:g}"
@@ -107,7 +107,7 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
                 eval_minutes=30,
             )
         )
-    if serve is not None and serve.engine != "vllm" and alerts.error_rate is not None:
+    if serving is not None and serving.engine != "vllm" and alerts.error_rate is not None:
         total, status = requests_counter(resolved)
         cases.append(
             AlertCase(
@@ -209,11 +209,6 @@ def _rule_annotations(case: AlertCase) -> dict[str, str]:
     return {"summary": case.summary}
 
 
-def prometheus_rule_name(resolved: ResolvedSpec) -> str:
-    """The PrometheusRule of the environment."""
-    return f"{resolved.name}-alerts"
-
-
 def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict[str, Any]:
     """Alerts for latency, errors, prediction and data drift, and the drift job itself."""
     rules = [
@@ -229,7 +224,7 @@ def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict
     return manifest(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
-        object_meta(resolved, prometheus_rule_name(resolved), MONITORING_COMPONENT),
+        object_meta(resolved, resolved.names.alerts, MONITORING_COMPONENT),
         spec={"groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]},
     )
 
@@ -321,16 +316,11 @@ def emit_pushgateway_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
     )
 
 
-def drift_service_account(resolved: ResolvedSpec) -> str:
-    """The one service account with an API token: the drift job that starts retraining."""
-    return resolved.names.drift
-
-
 def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
     """`mlc-runtime drift` on `monitor.drift.schedule`, pushing to the Pushgateway."""
     monitor = resolved.spec.monitor
     assert monitor is not None and monitor.drift is not None
-    role = "train" if resolved.train_image else "serve"
+    role = "train" if resolved.train_image_ref else "serve"
     container = ContainerSpec(
         name="drift",
         image=image_reference(resolved, role),
@@ -342,7 +332,7 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         resolved,
         container,
         restart_policy="Never",
-        service_account=drift_service_account(resolved) if retrain else None,
+        service_account=resolved.names.drift if retrain else None,
     )
     return manifest(
         "batch/v1",
@@ -373,7 +363,7 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def emit_retrain_rbac(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """ServiceAccount, Role, RoleBinding: read the retraining CronJob, create Jobs; nothing else."""
-    name = drift_service_account(resolved)
+    name = resolved.names.drift  # the one service account with an API token
     account = manifest(
         "v1",
         "ServiceAccount",
@@ -408,9 +398,9 @@ def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every monitoring resource of one environment."""
     spec = resolved.spec
     resources: list[dict[str, Any]] = []
-    if spec.serve is not None and spec.serve.engine in ("runtime", "vllm"):
+    if resolved.serving is not None and resolved.serving.has_deployment:
         resources.append(emit_serving_monitor(resolved))
-    if spec.serve is not None and spec.serve.engine == "kserve":
+    if resolved.serving is not None and resolved.serving.engine == "kserve":
         resources.append(emit_kserve_pod_monitor(resolved))
     monitor = spec.monitor
     if monitor is not None and monitor.drift is not None:

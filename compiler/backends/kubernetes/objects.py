@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 _SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlc.compiler.compat import gpu_table
-from mlc.compiler.resolve.environment import RUNTIME_UID, ResolvedSpec
+from mlc.compiler.resolve.resolved import RUNTIME_UID, ResolvedSpec, Resources
 from mlc.runtime.contract import (
     COMPLETION_INDEX_FIELD,
     COMPLETION_INDEX_VARIABLE,
@@ -38,16 +37,6 @@ def completion_index_env() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """What one container asks for; limits equal requests (Guaranteed QoS, no CPU surprises)."""
-
-    cpu: str
-    memory: str
-    gpus: int = 0
-    gpu_type: str | None = None
-
-
-@dataclass(frozen=True)
 class ContainerSpec:
     """The parts of a container that differ between workloads."""
 
@@ -61,18 +50,11 @@ class ContainerSpec:
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
 
 
-def gpu_products(gpu_type: str) -> list[str]:
-    """The `nvidia.com/gpu.product` values (GPU feature discovery) of a spec's `gpu_type`."""
-    entry = gpu_table().gpus.types.get(gpu_type)
-    return list(entry.node_labels.gpu_product) if entry is not None else [gpu_type]
-
-
-def gpu_placement(gpu_type: str) -> dict[str, Any]:
+def gpu_placement(products: tuple[str, ...]) -> dict[str, Any]:
     """nodeSelector on the one product label, or node affinity (`In`) when a type has variants."""
-    products = gpu_products(gpu_type)
     if len(products) == 1:
         return {"nodeSelector": {GPU_PRODUCT_LABEL: products[0]}}
-    term = {"matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": products}]}
+    term = {"matchExpressions": [{"key": GPU_PRODUCT_LABEL, "operator": "In", "values": list(products)}]}
     return {
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
     }
@@ -191,8 +173,8 @@ def pod_spec(
     body["securityContext"] = pod_security_context()
     all_tolerations = list(tolerations)
     if spec.resources.gpus:
-        if spec.resources.gpu_type:
-            body.update(gpu_placement(spec.resources.gpu_type))
+        if spec.resources.gpu_products:
+            body.update(gpu_placement(spec.resources.gpu_products))
         all_tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     if all_tolerations:
         body["tolerations"] = all_tolerations

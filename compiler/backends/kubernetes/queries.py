@@ -7,7 +7,7 @@ labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with t
 
 from __future__ import annotations
 
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.runtime.contract import DRIFT_PUSH_JOB, QUERIED_METRICS, STATUS_LABEL
 
 # In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
@@ -24,9 +24,8 @@ def _labels(pairs: dict[str, str], extra: str = "") -> str:
     return "{" + body + (("," + extra) if extra else "") + "}"
 
 
-def _is_kserve(resolved: ResolvedSpec) -> bool:
-    # Not kserve.is_kserve: the kserve module builds on serving, which builds on these queries.
-    return resolved.spec.serve is not None and resolved.spec.serve.engine == "kserve"
+def _engine(resolved: ResolvedSpec) -> str | None:
+    return resolved.serving.engine if resolved.serving is not None else None
 
 
 def serving_selector(resolved: ResolvedSpec, extra: str = "") -> str:
@@ -35,7 +34,7 @@ def serving_selector(resolved: ResolvedSpec, extra: str = "") -> str:
     A ServiceMonitor labels them `service`; KServe's predictor pods are scraped by a PodMonitor,
     whose `job` label is `<namespace>/<PodMonitor name>`.
     """
-    if _is_kserve(resolved):
+    if _engine(resolved) == "kserve":
         job = f"{resolved.namespace}/{resolved.names.serving}"
         return _labels({"namespace": resolved.namespace, "job": job}, extra)
     return _labels({"namespace": resolved.namespace, "service": resolved.names.serving}, extra)
@@ -43,7 +42,7 @@ def serving_selector(resolved: ResolvedSpec, extra: str = "") -> str:
 
 def requests_counter(resolved: ResolvedSpec) -> tuple[str, str]:
     """The request counter of the serving engine and the name of its status-code label."""
-    if _is_kserve(resolved):
+    if _engine(resolved) == "kserve":
         return MLSERVER_REQUESTS, "status_code"
     return QUERIED_METRICS["requests_total"], STATUS_LABEL
 
@@ -69,10 +68,9 @@ def error_rate_query(resolved: ResolvedSpec, extra: str = "", window: str = RATE
 
 def latency_histogram(resolved: ResolvedSpec) -> str:
     """The request-latency histogram of the serving engine (vLLM and MLServer export their own)."""
-    serve = resolved.spec.serve
-    if serve is not None and serve.engine == "vllm":
+    if _engine(resolved) == "vllm":
         return VLLM_LATENCY_HISTOGRAM
-    if _is_kserve(resolved):
+    if _engine(resolved) == "kserve":
         return MLSERVER_LATENCY_HISTOGRAM
     return QUERIED_METRICS["request_duration_seconds"]
 

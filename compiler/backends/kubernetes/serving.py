@@ -2,23 +2,22 @@
 
 `engine: runtime` serves the registered model with `mlc-runtime serve` (API, `/metrics`, `/ping`
 liveness and `/ready` readiness on `serve.port`). `engine: vllm` runs vLLM's OpenAI-compatible
-server for `serve.llm`. An autoscaler owns the replica count when `autoscale.on` is set, so the
-workload then has no `spec.replicas` (GitOps would otherwise reset it on every sync). A canary
-rollout is an Argo Rollout that references the Deployment (`workloadRef`) and analyses the
-canary's error rate and latency with Prometheus.
+server for `serve.llm`. Who owns the replica count is resolved (`Serving.replica_owner`): when
+an autoscaler does, the workload has no `spec.replicas` (GitOps would otherwise reset it on
+every sync). A canary rollout is an Argo Rollout that references the Deployment (`workloadRef`)
+and analyses the canary's error rate and latency with Prometheus.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
 from mlc.compiler.backends.kubernetes.pod import (
     CACHE_DIR,
     ContainerSpec,
-    Resources,
     pod_spec,
 )
 from mlc.compiler.backends.kubernetes.queries import (
@@ -28,10 +27,12 @@ from mlc.compiler.backends.kubernetes.queries import (
     latency_p95_ms_query,
     serving_selector,
 )
-from mlc.compiler.load.spec import Serve
 from mlc.compiler.load.values import duration_seconds
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec, Serving
 from mlc.runtime.contract import CONFIG_PATH, job_arguments
+
+if TYPE_CHECKING:  # the verbatim section, for values copied as written
+    from mlc.compiler.load.spec import Serve
 
 COMPONENT = "serving"
 PORT_NAME = "http"
@@ -57,15 +58,15 @@ def serve_section(resolved: ResolvedSpec) -> Serve:
     return resolved.spec.serve
 
 
+def serving(resolved: ResolvedSpec) -> Serving:
+    """The environment's resolved serving facts (callers emit serving resources only when there are)."""
+    assert resolved.serving is not None  # callers check
+    return resolved.serving
+
+
 def is_canary(resolved: ResolvedSpec) -> bool:
     """Whether serving rolls out through an Argo Rollout canary (engine runtime only)."""
-    serve = resolved.spec.serve
-    return serve is not None and serve.engine == "runtime" and serve.rollout.strategy == "canary"
-
-
-def _has_deployment(resolved: ResolvedSpec) -> bool:
-    serve = resolved.spec.serve
-    return serve is not None and serve.engine in ("runtime", "vllm")
+    return resolved.serving is not None and resolved.serving.canary
 
 
 def scale_target(resolved: ResolvedSpec) -> tuple[str, str, str]:
@@ -77,13 +78,13 @@ def scale_target(resolved: ResolvedSpec) -> tuple[str, str, str]:
 
 def autoscaled_workloads(resolved: ResolvedSpec) -> list[tuple[str, str, str]]:
     """(group, kind, name) of each workload whose replicas a controller other than GitOps owns."""
-    if not _has_deployment(resolved):
+    if resolved.serving is None or not resolved.serving.has_deployment:
         return []
     workloads = []
     if is_canary(resolved):
         # Argo Rollouts scales the referenced Deployment down as the Rollout takes over.
         workloads.append(("apps", "Deployment", resolved.names.serving))
-    if serve_section(resolved).autoscale.on != "none":
+    if resolved.serving.replica_owner != "manifest":
         api_version, kind, name = scale_target(resolved)
         workloads.append((api_version.rpartition("/")[0], kind, name))
     return sorted(set(workloads))
@@ -109,7 +110,7 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
         name="serve",
         image=image_reference(resolved, "serve"),
         command=["mlc-runtime", *job_arguments("serve", CONFIG_PATH, serve.port)],
-        resources=_resources(serve),
+        resources=serving(resolved).resources,
         ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
         probes={
             "startupProbe": _http_probe("/ping", 5, 60),
@@ -134,7 +135,7 @@ def vllm_container(resolved: ResolvedSpec) -> ContainerSpec:
         f"--served-model-name={llm.model}",
         "--host=0.0.0.0",
         f"--port={serve.port}",
-        f"--tensor-parallel-size={resolved.tensor_parallel}",
+        f"--tensor-parallel-size={serving(resolved).tensor_parallel}",
         f"--download-dir={CACHE_DIR}/huggingface",
     ]
     if llm.max_model_len:
@@ -143,7 +144,7 @@ def vllm_container(resolved: ResolvedSpec) -> ContainerSpec:
         name="vllm",
         image=image_reference(resolved, "vllm"),
         command=command,
-        resources=_resources(serve),
+        resources=serving(resolved).resources,
         ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
         env=[
             {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
@@ -159,21 +160,12 @@ def vllm_container(resolved: ResolvedSpec) -> ContainerSpec:
     )
 
 
-def _resources(serve: Serve) -> Resources:
-    return Resources(
-        cpu=serve.resources.cpu,
-        memory=serve.resources.memory,
-        gpus=serve.resources.gpus,
-        gpu_type=serve.resources.gpu_type,
-    )
-
-
 def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
     """The serving Deployment; no `replicas` when an autoscaler owns it."""
     serve = serve_section(resolved)
-    container = vllm_container(resolved) if serve.engine == "vllm" else runtime_container(resolved)
+    container = vllm_container(resolved) if serving(resolved).engine == "vllm" else runtime_container(resolved)
     spec: dict[str, Any] = {}
-    if serve.autoscale.on == "none" and not is_canary(resolved):
+    if serving(resolved).replica_owner == "manifest" and not is_canary(resolved):
         spec["replicas"] = serve.replicas.min
     spec["revisionHistoryLimit"] = 5
     spec["selector"] = {"matchLabels": selector_labels(resolved, COMPONENT)}
@@ -249,7 +241,7 @@ def emit_scaled_object(resolved: ResolvedSpec) -> dict[str, Any]:
     """
     serve = serve_section(resolved)
     api_version, kind, name = scale_target(resolved)
-    if serve.engine == "vllm":
+    if serving(resolved).engine == "vllm":
         query = f"sum({VLLM_WAITING_METRIC}{serving_selector(resolved)})"
     else:
         query = in_flight_query(resolved)
@@ -274,7 +266,7 @@ def emit_scaled_object(resolved: ResolvedSpec) -> dict[str, Any]:
                     "metadata": {
                         "serverAddress": PROMETHEUS_URL,
                         "query": query,
-                        "threshold": str(resolved.autoscale_target),
+                        "threshold": str(serving(resolved).autoscale_target),
                         "ignoreNullValues": "false",
                     },
                 }
@@ -302,18 +294,13 @@ def emit_cpu_autoscaler(resolved: ResolvedSpec) -> dict[str, Any]:
                         "name": "cpu",
                         "target": {
                             "type": "Utilization",
-                            "averageUtilization": resolved.autoscale_target,
+                            "averageUtilization": serving(resolved).autoscale_target,
                         },
                     },
                 }
             ],
         },
     )
-
-
-def analysis_template_name(resolved: ResolvedSpec) -> str:
-    """The AnalysisTemplate the canary runs."""
-    return f"{resolved.names.serving}-canary"
 
 
 def canary_steps(serve: Serve) -> list[dict[str, Any]]:
@@ -335,7 +322,7 @@ def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
     """Argo Rollout: the Deployment's pods as a canary, analysed in the background."""
     serve = serve_section(resolved)
     spec: dict[str, Any] = {}
-    if serve.autoscale.on == "none":
+    if serving(resolved).replica_owner == "manifest":
         spec["replicas"] = serve.replicas.min
     spec["revisionHistoryLimit"] = 5
     spec["selector"] = {"matchLabels": selector_labels(resolved, COMPONENT)}
@@ -350,7 +337,7 @@ def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
             "maxSurge": "25%",
             "maxUnavailable": 0,
             "analysis": {
-                "templates": [{"templateName": analysis_template_name(resolved)}],
+                "templates": [{"templateName": resolved.names.canary_analysis}],
                 "startingStep": 1,
                 "args": [{"name": CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}],
             },
@@ -404,25 +391,25 @@ def emit_analysis_template(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "argoproj.io/v1alpha1",
         "AnalysisTemplate",
-        object_meta(resolved, analysis_template_name(resolved), COMPONENT),
+        object_meta(resolved, resolved.names.canary_analysis, COMPONENT),
         spec={"args": [{"name": CANARY_HASH_ARG}], "metrics": metrics},
     )
 
 
 def emit_serving(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every serving resource of one environment (none without `serve`; KServe: its own module)."""
-    if not _has_deployment(resolved):
+    if resolved.serving is None or not resolved.serving.has_deployment:
         return []
-    serve = serve_section(resolved)
+    owner = resolved.serving.replica_owner
     resources = [
         emit_deployment(resolved),
         emit_service(resolved),
         emit_disruption_budget(resolved),
         emit_network_policy(resolved),
     ]
-    if serve.autoscale.on == "queue_depth":
+    if owner == "keda":
         resources.append(emit_scaled_object(resolved))
-    elif serve.autoscale.on == "cpu":
+    elif owner == "hpa":
         resources.append(emit_cpu_autoscaler(resolved))
     if is_canary(resolved):
         resources.extend([emit_rollout(resolved), emit_analysis_template(resolved)])

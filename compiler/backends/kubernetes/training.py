@@ -23,10 +23,10 @@ from typing import Any
 
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
-from mlc.compiler.backends.kubernetes.pod import ContainerSpec, Resources, completion_index_env, pod_spec
+from mlc.compiler.backends.kubernetes.pod import ContainerSpec, completion_index_env, pod_spec
 from mlc.compiler.load.spec import Train
 from mlc.compiler.load.values import duration_seconds
-from mlc.compiler.resolve.environment import ResolvedSpec
+from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, ExitCode, job_arguments
 
 COMPONENT = "training"
@@ -67,11 +67,6 @@ def _train(resolved: ResolvedSpec) -> Train:
     return resolved.spec.train
 
 
-def workers_service_name(resolved: ResolvedSpec) -> str:
-    """The headless Service that gives multi-node training pods stable hostnames."""
-    return f"{resolved.name}-train-workers"
-
-
 def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[str]:
     """The container command: `mlc-runtime train`, or torchrun over every node when nodes > 1."""
     train = _train(resolved)
@@ -83,7 +78,7 @@ def training_command(resolved: ResolvedSpec, *, jobset: bool = False) -> list[st
         # JobSet hostnames: <jobset>-<replicatedJob>-<job index>-<pod index>.<subdomain>
         master = f"$(MLC_JOBSET_NAME)-{JOBSET_REPLICATED_JOB}-0-0.$(MLC_JOBSET_NAME)"
     else:
-        master = f"$(MLC_JOB_NAME)-0.{workers_service_name(resolved)}"
+        master = f"$(MLC_JOB_NAME)-0.{resolved.names.training_workers}"
     return [
         "torchrun",
         f"--nnodes={nodes}",
@@ -116,6 +111,11 @@ def _rank_env(jobset: bool) -> list[dict[str, Any]]:
     return env
 
 
+def _training_resources(resolved: ResolvedSpec) -> Resources:
+    assert resolved.train_resources is not None  # resolved for every project that trains
+    return resolved.train_resources
+
+
 def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> ContainerSpec:
     """The training container of every training pod."""
     train = _train(resolved)
@@ -124,12 +124,7 @@ def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> Conta
         name=CONTAINER,
         image=image_reference(resolved, "train"),
         command=training_command(resolved, jobset=jobset),
-        resources=Resources(
-            cpu=train.resources.cpu,
-            memory=train.resources.memory,
-            gpus=train.resources.gpus,
-            gpu_type=train.resources.gpu_type,
-        ),
+        resources=_training_resources(resolved),
         ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}] if distributed else [],
         env=_rank_env(jobset) if distributed else [],
         shared_memory=True,
@@ -141,7 +136,7 @@ def training_pod_template(resolved: ResolvedSpec, *, jobset: bool = False) -> di
     train = _train(resolved)
     extra: dict[str, Any] = {}
     if train.distributed.nodes > 1 and not jobset:
-        extra["subdomain"] = workers_service_name(resolved)
+        extra["subdomain"] = resolved.names.training_workers
     spec = pod_spec(
         resolved,
         training_container(resolved, jobset=jobset),
@@ -251,7 +246,7 @@ def emit_workers_service(resolved: ResolvedSpec) -> dict[str, Any]:
     return manifest(
         "v1",
         "Service",
-        object_meta(resolved, workers_service_name(resolved), COMPONENT),
+        object_meta(resolved, resolved.names.training_workers, COMPONENT),
         spec={
             "clusterIP": "None",
             "publishNotReadyAddresses": True,

@@ -1,0 +1,124 @@
+"""`ResolvedSpec`: one environment of a project with every derived value filled in.
+
+The only input of backends. What a backend needs that is not written verbatim in the spec is
+a field here, computed once by `resolve.environment`: names, image repositories and
+references, the images themselves (`resolve.images`), GPU node labels, who owns the serving
+replica count, digests, labels, annotations and defaults. Backends read the validated spec
+(`ResolvedSpec.spec`) only for values they copy as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mlc.compiler.load.spec import MLProject
+from mlc.compiler.resolve.images import ProjectImages
+
+# The one non-root UID of every image (`USER`) and pod (`runAsUser`); >= 10000, clear of host users.
+RUNTIME_UID = 10001
+
+Engine = Literal["runtime", "kserve", "vllm"]
+# Who sets the serving workload's replica count: the manifest (`replicas: min`), KEDA on
+# in-flight requests, or a HorizontalPodAutoscaler on CPU (KServe's own, for engine kserve).
+ReplicaOwner = Literal["manifest", "keda", "hpa"]
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the Kubernetes resources of one environment (all DNS-1123 labels <= 63 chars)."""
+
+    project: str
+    training_job: str  # training-digest suffix: Jobs are immutable, a changed training pod is a new Job
+    training_workers: str  # the headless Service that gives multi-node training pods hostnames
+    retraining: str
+    serving: str
+    canary_analysis: str  # the AnalysisTemplate a canary runs
+    drift: str  # the drift CronJob, and the service account that may start retraining
+    batch: str
+    runtime_config: str
+    alerts: str  # the PrometheusRule
+    storage_container: str  # KServe's ClusterStorageContainer: cluster-scoped, so it names the namespace
+    gitops_object: str  # the Argo CD Application / Flux objects of the environment
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one container asks for; limits equal requests (Guaranteed QoS, no CPU surprises)."""
+
+    cpu: str
+    memory: str
+    gpus: int = 0
+    gpu_products: tuple[str, ...] = ()  # `nvidia.com/gpu.product` values; empty: any GPU
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How the environment serves: engine, rollout and who owns the replica count."""
+
+    engine: Engine
+    port: int
+    resources: Resources
+    canary: bool  # an Argo Rollout canary in front of the Deployment (engine runtime only)
+    replica_owner: ReplicaOwner
+    autoscale_target: int  # in-flight requests or CPU percent per replica (0 with no autoscaler)
+    tensor_parallel: int  # vLLM's tensor-parallel size (0 for other engines)
+
+    @property
+    def has_deployment(self) -> bool:
+        """Whether mlc emits the Deployment itself (KServe's controller makes its own)."""
+        return self.engine in ("runtime", "vllm")
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """One environment of a project, with every derived value filled in."""
+
+    spec: MLProject  # the merged, validated spec of the environment: for values copied as written
+    environment: str
+    namespace: str
+    spec_digest: str  # of the whole file: headers and the lock name it
+    environment_digest: str  # of this environment's merged spec: names that must change with it
+    training_digest: str  # of what the training pod depends on (`training_inputs`)
+    compiler_version: str
+    compiler_requirement: str  # what CI installs to run `mlc`: the compiler that wrote the workflows
+    runtime_requirement: str  # what images and CI install to run `mlc-runtime`
+    names: ResourceNames
+    manifests_folder: str  # `<gitops.path>/<env>`: the folder Argo CD or Flux syncs, relative to the spec's
+    images: ProjectImages  # per project: the same for every environment
+    train_image: str | None  # repository without tag; digests are pinned at apply time
+    serve_image: str | None
+    train_image_ref: str | None  # `<repository>:<placeholder tag>` until `mlc apply --image` pins it
+    serve_image_ref: str | None
+    train_gpu: bool
+    serve_gpu: bool
+    train_resources: Resources | None  # None when the project does not train
+    serving: Serving | None  # None when the project does not serve
+    registered_model: str
+    champion_uri: str  # `models:/<registered model>@champion`
+    tracking_uri: str
+    pushgateway: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    retrains_on_drift: bool  # the drift job starts the retraining CronJob (needs it, and a Role)
+    drift_grouping: dict[str, str]  # Pushgateway grouping key besides `job`
+    requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
+    base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
+    # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
+    repository_folder: str = "."
+
+    @property
+    def name(self) -> str:
+        """The project name."""
+        return self.spec.metadata.name
+
+    @property
+    def autoscale_target(self) -> int:
+        """Requests in flight or CPU percent per replica (0 when the project does not serve)."""
+        return self.serving.autoscale_target if self.serving is not None else 0
+
+    @property
+    def tensor_parallel(self) -> int:
+        """vLLM's tensor-parallel size (0 unless the project serves an LLM)."""
+        return self.serving.tensor_parallel if self.serving is not None else 0

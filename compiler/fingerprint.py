@@ -6,10 +6,11 @@ data files of `mlc.compiler` and `mlc.templates`, the registered backends, and t
 the libraries that format text (PyYAML, Jinja2). It changes whenever any of them does, also
 for an unreleased compiler run from a checkout, whose version string does not change.
 
-`inputs_digest(spec_digest, edge_inputs)` combines it with the spec and with what the pipeline
-read besides it (`resolve.edge_inputs`: `mlc.images.lock`, ...). `mlc.lock` records it, so
-planning an already-applied spec can skip emit when nothing that feeds emit has changed (see
-`plan_specs`).
+`inputs_digest(spec_digest, edge_inputs, backends)` combines it with the spec and with what the
+pipeline read besides it (`resolve.edge_inputs`: `mlc.images.lock`, ...). `mlc.lock` records
+it, so planning an already-applied spec can skip emit when nothing that feeds emit has changed
+(see `plan.specs`). Standard library only, and no stage imported: the validation cache hashes
+the compiler's sources with it on every `mlc validate`.
 """
 
 from __future__ import annotations
@@ -29,15 +30,10 @@ class _Hash(Protocol):
     def update(self, data: bytes, /) -> None: ...
 
 
-def compiler_fingerprint() -> str:
-    """sha256 hex over the compiler's own files, formatting libraries and registered backends."""
-    from mlc.compiler import backends
-
-    return _fingerprint(backends.BACKEND_MODULES)
-
-
 @functools.cache
-def _fingerprint(backends: tuple[str, ...]) -> str:
+def compiler_fingerprint(backends: tuple[str, ...]) -> str:
+    """sha256 hex over the compiler's own files, formatting libraries and the registered
+    `backends` (`mlc.compiler.backends.BACKEND_MODULES`)."""
     # Files are read once per process; cached per backend list, so a process that registers
     # other backends (the tests' stand-in) never reuses the fingerprint of the real ones.
 
@@ -49,11 +45,11 @@ def _fingerprint(backends: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def inputs_digest(spec_digest: str, edge_inputs: Mapping[str, object]) -> str:
-    """sha256 hex of everything emit's output depends on: the compiler, the spec's data, and
-    the facts read beside the spec (`resolve.edge_inputs`, any JSON data)."""
+def inputs_digest(spec_digest: str, edge_inputs: Mapping[str, object], backends: tuple[str, ...]) -> str:
+    """sha256 hex of everything emit's output depends on: the compiler with its `backends`, the
+    spec's data, and the facts read beside the spec (`resolve.edge_inputs`, any JSON data)."""
     edge = json.dumps(edge_inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{compiler_fingerprint()}:{spec_digest}:{edge}".encode()).hexdigest()
+    return hashlib.sha256(f"{compiler_fingerprint(backends)}:{spec_digest}:{edge}".encode()).hexdigest()
 
 
 def hash_compiler_sources(digest: _Hash) -> None:

@@ -1,6 +1,8 @@
-"""The compiler pipeline end to end: load -> validate -> resolve (-> emit, in `compile_project`).
+"""The compiler pipeline end to end: load -> validate -> resolve (-> emit, in `compile_spec_file`).
 
-Library entry points used by the CLI and by tests; they return diagnostics, never print.
+Library entry points used by the CLI, the plan stage and tests; they return diagnostics, never
+print. The stages are imported inside the functions that run them: `check_spec_file` answers
+an unchanged spec from the validation cache without loading pydantic, PyYAML or any backend.
 """
 
 from __future__ import annotations
@@ -8,18 +10,20 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error, has_errors, sorted_unique
 
-# Re-exported: spec discovery lives in a module of its own, cheap to import (see spec_discovery).
+# Re-exported: spec discovery lives in a module of its own, cheap to import (see load.discovery).
 from mlc.compiler.load.discovery import SPEC_FILENAME as SPEC_FILENAME
 from mlc.compiler.load.discovery import discover_specs as discover_specs
-from mlc.compiler.load.document import read_spec
 from mlc.compiler.load.file_probes import FileProbes
-from mlc.compiler.resolve.environment import resolve_project
-from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.compiler.validate.project import ValidatedProject, validate_document
+from mlc.compiler.validate.cache import ValidationRecord
+
+if TYPE_CHECKING:
+    from mlc.compiler.resolve.resolved import ResolvedSpec
+    from mlc.compiler.validate.project import ValidatedProject
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ def resolve_spec_file(spec_path: Path, display: str | None = None, files: FilePr
     Every file around the spec is read through `files` (see `file_probes`): after the call it
     holds each filesystem fact the result depended on, apart from the spec's own bytes.
     """
+    from mlc.compiler.load.document import read_spec
+    from mlc.compiler.resolve.environment import resolve_project
+    from mlc.compiler.validate.project import validate_document
+
     files = files if files is not None else FileProbes()
     document, diagnostics = read_spec(spec_path, display)
     if document is None:
@@ -107,3 +115,65 @@ def compile_spec_file(spec_path: Path, display: str | None = None) -> CompiledPr
     if not result.ok:
         return CompiledProject(result)
     return CompiledProject(result, emit_project(result.resolved))
+
+
+@dataclass(frozen=True)
+class CheckedSpec:
+    """A spec's validation outcome: from the cache (`record` only) or fresh (`result` too)."""
+
+    record: ValidationRecord | None  # set when the spec is valid
+    result: ProjectResult | None = None  # set when it was validated now
+    diagnostics: tuple[Diagnostic, ...] = ()  # errors and warnings (a cached record: its warnings)
+
+    @property
+    def ok(self) -> bool:
+        """True when the spec is valid."""
+        return self.record is not None
+
+
+def validation_record(result: ProjectResult) -> ValidationRecord:
+    """What a successful validation established, as the cache stores it (see `validate.cache`)."""
+    from mlc.compiler.backends import BACKEND_MODULES
+    from mlc.compiler.fingerprint import inputs_digest
+    from mlc.compiler.resolve.environment import edge_inputs
+
+    first = result.resolved[0]
+    repositories: dict[str, set[str]] = {"train": set(), "serve": set()}
+    for resolved in result.resolved:
+        for role, repository in (("train", resolved.train_image), ("serve", resolved.serve_image)):
+            if repository is not None:
+                repositories[role].add(repository)
+    return ValidationRecord(
+        project=first.name,
+        environments=tuple(r.environment for r in result.resolved),
+        warnings=tuple(result.diagnostics),
+        spec_digest=first.spec_digest,
+        compiler_version=first.compiler_version,
+        inputs_digest=inputs_digest(first.spec_digest, edge_inputs(first), BACKEND_MODULES),
+        image_repositories={role: tuple(sorted(repos)) for role, repos in repositories.items()},
+    )
+
+
+def check_spec_file(spec_path: Path, display: str, cache: Path | None) -> CheckedSpec:
+    """Validate the spec, through the validation cache at `cache` (None: without it).
+
+    A hit answers with the stored record without loading the validator; a miss validates, and
+    stores the record when the spec is valid and was not edited meanwhile.
+    """
+    from mlc.compiler.validate import cache as validation_cache
+
+    spec_bytes = validation_cache.spec_bytes(spec_path) if cache is not None else None
+    key = validation_cache.cache_key(spec_path, display, spec_bytes) if spec_bytes is not None else None
+    if cache is not None and key is not None:
+        record = validation_cache.lookup(cache, key)
+        if record is not None:
+            return CheckedSpec(record, None, record.warnings)
+    files = FileProbes()
+    result = resolve_spec_file(spec_path, display, files)
+    if not result.ok:
+        return CheckedSpec(None, result, tuple(result.diagnostics))
+    record = validation_record(result)
+    # Store only what is still true: a spec edited while it was validated is left for next time.
+    if cache is not None and key is not None and validation_cache.spec_bytes(spec_path) == spec_bytes:
+        validation_cache.store(cache, key, files.probes(), record)
+    return CheckedSpec(record, result, tuple(result.diagnostics))

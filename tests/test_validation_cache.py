@@ -22,7 +22,7 @@ from mlc.compiler.validate import cache as validation_cache
 from spec_fixtures import REPO_ROOT, run_mlc
 from test_validate import BASE
 
-POISON = "printed from the cache\n"
+POISON = "mlproject.yaml: valid (1 environment: printed-from-the-cache)\n"
 # Valid, with a warning (spot training without checkpoints), and an environment that names a
 # data path of its own.
 SPEC = (
@@ -41,11 +41,12 @@ def entries(cache: Path) -> list[Path]:
 
 
 def poison(cache: Path) -> int:
-    """Make every stored entry print POISON; returns how many there are."""
+    """Make every stored entry print POISON (its record names an environment no spec has);
+    returns how many there are."""
     found = entries(cache)
     for path in found:
         entry = json.loads(path.read_text())
-        entry["stdout"] = POISON
+        entry["record"]["environments"] = ["printed-from-the-cache"]
         used = path.stat()
         path.write_text(json.dumps(entry))
         os.utime(path, ns=(used.st_atime_ns, used.st_mtime_ns))  # as recently used as before
@@ -221,7 +222,7 @@ def test_a_corrupt_entry_is_a_miss_and_is_replaced(content: str, spec: Path, val
     (entry,) = entries(validation_cache_dir)
     entry.write_text(content)
     assert validate(spec) == expected
-    assert json.loads(entry.read_text())["stdout"] == expected[1]
+    assert json.loads(entry.read_text())["record"]["environments"] == ["staging"]
 
 
 def test_an_unwritable_cache_directory_is_ignored(spec: Path, tmp_path: Path, monkeypatch) -> None:

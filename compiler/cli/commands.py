@@ -61,9 +61,11 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
     A spec validated before, unchanged and with unchanged files around it, is answered from the
     cache (see `validation_cache`) without loading the validator.
     """
-    # Both modules are cheap to import: a cache hit never loads pydantic or PyYAML.
+    # All cheap to import: a cache hit never loads pydantic or PyYAML.
+    from mlc.compiler.cli.views import render_diagnostics, render_validation
     from mlc.compiler.load.discovery import discover_specs
-    from mlc.compiler.validate.cache import cache_directory, validate_spec_file
+    from mlc.compiler.pipeline import check_spec_file
+    from mlc.compiler.validate.cache import cache_directory
 
     specs = discover_specs(spec_paths)
     if not specs:
@@ -71,10 +73,12 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
     directory = None if no_cache else cache_directory(os.environ)
     failed = False
     for spec in specs:
-        output = validate_spec_file(spec, _display(spec), directory)
-        click.echo(output.stderr, err=True, nl=False)
-        click.echo(output.stdout, nl=False)
-        failed = failed or not output.ok
+        display = _display(spec)
+        checked = check_spec_file(spec, display, directory)
+        click.echo(render_diagnostics(checked.diagnostics), err=True, nl=False)
+        if checked.record is not None:
+            click.echo(render_validation(display, checked.record.environments), nl=False)
+        failed = failed or not checked.ok
     sys.exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -128,6 +132,7 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     from mlc.compiler.load.discovery import discover_specs
     from mlc.compiler.plan.image_pins import ImagePinError, parse_image_pin
     from mlc.compiler.plan.specs import plan_specs
+    from mlc.compiler.validate.cache import cache_directory
 
     specs = discover_specs(spec_paths)
     if not specs:
@@ -136,7 +141,7 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
         pins = [parse_image_pin(text) for text in images]
     except ImagePinError as exc:
         raise click.BadParameter(str(exc), param_hint="--image") from None
-    run = plan_specs(specs, _display, pins)
+    run = plan_specs(specs, _display, pins, cache_directory(os.environ))
     if not run.ok:
         click.echo(render_diagnostics(run.diagnostics), err=True, nl=False)
         sys.exit(EXIT_INVALID)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mlc.compiler.diagnostics import Diagnostic, Severity
-from mlc.compiler.pipeline import ProjectResult
 
 
 def render_diagnostics(diagnostics: Iterable[Diagnostic]) -> str:
@@ -19,7 +18,7 @@ def render_diagnostics(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n".join(d.render() for d in items) + "\n" + ", ".join(counts) + "\n"
 
 
-def render_validation(result: ProjectResult, display: str) -> str:
+def render_validation(display: str, environments: Sequence[str]) -> str:
     """The success line of `mlc validate`: which environments resolved."""
-    envs = ", ".join(r.environment for r in result.resolved)
-    return f"{display}: valid ({len(result.resolved)} environment{'s' if len(result.resolved) != 1 else ''}: {envs})\n"
+    count = len(environments)
+    return f"{display}: valid ({count} environment{'s' if count != 1 else ''}: {', '.join(environments)})\n"

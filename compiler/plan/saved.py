@@ -14,7 +14,7 @@ the same inputs give the same bytes. Format version 1::
       "format": "mlc-plan",
       "format_version": 1,
       "compiler_version": "0.1.0",
-      "compiler_fingerprint": "<sha256 hex of the compiler build, see build_fingerprint>",
+      "compiler_fingerprint": "<sha256 hex of the compiler build, see fingerprint>",
       "force": false,             # --force given to `mlc plan`: the conflicts below are overwritten
       "images": ["train=<repo>@sha256:<64 hex>", ...],  # the --image pins given, in order
       "specs": [
@@ -122,6 +122,7 @@ def save_plan_run(run: PlanRun, images: Sequence[str], force: bool) -> SavedPlan
     """The saved plan of a successful `plan_specs` run; `images` are the --image arguments.
     Raises `PlanFileError` when the run has conflicts and not `force`."""
     from mlc.compiler import __version__
+    from mlc.compiler.backends import BACKEND_MODULES
     from mlc.compiler.fingerprint import compiler_fingerprint
 
     refusal = conflicts_refusal(run.plans)
@@ -131,7 +132,7 @@ def save_plan_run(run: PlanRun, images: Sequence[str], force: bool) -> SavedPlan
         SavedSpec(spec.plan, dict(spec.inputs), Path(os.path.relpath(spec.tree.repo_root, spec.tree.root)).as_posix())
         for spec in run.specs
     )
-    return SavedPlan(__version__, compiler_fingerprint(), force, tuple(images), specs)
+    return SavedPlan(__version__, compiler_fingerprint(BACKEND_MODULES), force, tuple(images), specs)
 
 
 def saved_plan_to_bytes(saved: SavedPlan) -> bytes:
@@ -191,6 +192,7 @@ def parse_saved_plan(content: bytes, name: str, fingerprint: str) -> SavedPlan:
 
 def read_saved_plan(path: Path, display: str) -> SavedPlan:
     """The saved plan at `path`, written by this compiler build; raises `PlanFileError`."""
+    from mlc.compiler.backends import BACKEND_MODULES
     from mlc.compiler.fingerprint import compiler_fingerprint
 
     try:
@@ -199,7 +201,7 @@ def read_saved_plan(path: Path, display: str) -> SavedPlan:
         raise PlanFileError(f"{display}: no such file; write one with `mlc plan --out {display}`") from None
     except OSError as exc:
         raise PlanFileError(f"{display}: cannot read: {exc.strerror}") from None
-    return parse_saved_plan(content, display, compiler_fingerprint())
+    return parse_saved_plan(content, display, compiler_fingerprint(BACKEND_MODULES))
 
 
 def write_saved_plan(path: Path, saved: SavedPlan) -> None:

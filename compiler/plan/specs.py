@@ -5,11 +5,13 @@ monorepo are planned by workers forked from this process (`forked_map`), so plan
 specs costs little more than planning one. Nothing is written here.
 
 Emit is skipped for a spec that is provably up to date: its lock's `inputs_digest` (spec data,
-what was read beside it, and the compiler build: `build_fingerprint`) and pins match, no apply
-was interrupted, and every locked file on disk has its locked sha256. Emit being
-deterministic, it would reproduce those very bytes, so the files on disk stand in for the
-artifacts. Any difference (a hand edit, a deleted file, a changed spec, images lock or
-compiler) compiles the spec in full.
+what was read beside it, and the compiler build: `fingerprint`) and pins match, no apply was
+interrupted, and every locked file on disk has its locked sha256. Emit being deterministic, it
+would reproduce those very bytes, so the files on disk stand in for the artifacts. Any
+difference (a hand edit, a deleted file, a changed spec, images lock or compiler) compiles the
+spec in full. With the validation cache (`cache`), even validating is skipped: a cached record
+of the unchanged spec carries its `inputs_digest`, so planning an applied, unchanged spec loads
+neither the validator nor a backend (`mlc plan` then costs what a cached `mlc validate` does).
 
 Each spec plan also records the sha256 of the files compilation reads that decide the output
 (`read_inputs`: the spec's bytes and `mlc.images.lock`), hashed *before* compiling: a saved
@@ -22,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error
-from mlc.compiler.fingerprint import inputs_digest
 from mlc.compiler.load.images_lock import IMAGES_LOCK_FILENAME
 from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
-from mlc.compiler.pipeline import ProjectResult, resolve_spec_file
+from mlc.compiler.pipeline import check_spec_file, resolve_spec_file
 from mlc.compiler.plan.changes import Plan, build_plan
 from mlc.compiler.plan.forked_map import map_forked
 from mlc.compiler.plan.image_pins import ImagePin, effective_pins, pin_images
@@ -41,8 +43,10 @@ from mlc.compiler.plan.lock import (
     read_lock,
     sha256_hex,
 )
-from mlc.compiler.resolve.environment import edge_inputs
-from mlc.compiler.resolve.resolved import ResolvedSpec
+from mlc.compiler.validate.cache import ValidationRecord
+
+if TYPE_CHECKING:
+    from mlc.compiler.resolve.resolved import ResolvedSpec
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,17 @@ def plan_specs(
     spec_paths: Sequence[Path],
     display: Callable[[Path], str],
     pins: Sequence[ImagePin] = (),
+    cache: Path | None = None,
 ) -> PlanRun:
-    """Compile and plan every spec; any failure is a diagnostic and no plan is usable then."""
+    """Compile and plan every spec; any failure is a diagnostic and no plan is usable then.
+
+    `cache` is the validation cache's directory (`validate.cache.cache_directory`; None: plan
+    without it).
+    """
     specs: list[SpecPlan] = []
     diagnostics: list[Diagnostic] = []
     used_pins: set[ImagePin] = set()
-    for outcome in map_forked(lambda path: _plan_spec(path, display, pins), spec_paths):
+    for outcome in map_forked(lambda path: _plan_spec(path, display, pins, cache), spec_paths):
         diagnostics.extend(outcome.diagnostics)
         if outcome.spec is not None:
             specs.append(outcome.spec)
@@ -108,16 +117,31 @@ class _SpecOutcome:
     diagnostics: tuple[Diagnostic, ...] = ()
 
 
-def _plan_spec(spec_path: Path, display: Callable[[Path], str], pins: Sequence[ImagePin]) -> _SpecOutcome:
+def _plan_spec(
+    spec_path: Path, display: Callable[[Path], str], pins: Sequence[ImagePin], cache: Path | None
+) -> _SpecOutcome:
     inputs = read_inputs(spec_path)  # before compiling: a saved plan must not outlive them
-    result = resolve_spec_file(spec_path, display(spec_path))
-    if not result.ok:
-        return _SpecOutcome(None, diagnostics=tuple(result.diagnostics))
+    checked = check_spec_file(spec_path, display(spec_path), cache)
+    if checked.record is None:
+        return _SpecOutcome(None, diagnostics=checked.diagnostics)
     try:
-        spec_plan, used = _plan_resolved(result, display, pins)
+        planned = _plan_record(checked.record, spec_path, display, pins, emit=None)
+        if planned is None:  # not provably up to date: compile it
+            result = checked.result if checked.result is not None else resolve_spec_file(spec_path, display(spec_path))
+            if not result.ok:  # changed since the cached validation: report as validating does
+                return _SpecOutcome(None, diagnostics=tuple(result.diagnostics))
+            planned = _plan_record(checked.record, spec_path, display, pins, emit=lambda: _emit(result.resolved))
     except (LockError, UnsafePathError) as exc:
         return _SpecOutcome(None, diagnostics=(error(str(exc)),))
+    assert planned is not None  # with `emit`, a plan is always made
+    spec_plan, used = planned
     return _SpecOutcome(replace(spec_plan, inputs=inputs), tuple(used))
+
+
+def _emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
+    from mlc.compiler.backends import emit_project
+
+    return emit_project(environments)
 
 
 def read_inputs(spec_path: Path) -> dict[str, str | None]:
@@ -135,36 +159,39 @@ def input_sha256(path: Path) -> str | None:
         return None
 
 
-def _plan_resolved(
-    result: ProjectResult,
+def _plan_record(
+    record: ValidationRecord,
+    spec_path: Path,
     display: Callable[[Path], str],
     pins: Sequence[ImagePin],
-) -> tuple[SpecPlan, list[ImagePin]]:
-    from mlc.compiler.backends import emit_project
-
-    tree = output_tree_for(result.spec_path)
+    emit: Callable[[], list[Artifact]] | None,
+) -> tuple[SpecPlan, list[ImagePin]] | None:
+    """The spec's plan against its tree and lock. The locked files stand in for the artifacts
+    when they are provably what emit would write; otherwise `emit` compiles them (None: give up
+    and return None, so the caller compiles only when it must)."""
+    tree = output_tree_for(spec_path)
     lock = read_lock(tree.root)
     intent = read_intent(tree.root)
-    first: ResolvedSpec = result.resolved[0]
-    repositories = _image_repositories(result.resolved)
+    repositories = {role: set(repos) for role, repos in record.image_repositories.items()}
     image_pins = effective_pins(repositories, lock.images if lock else {}, pins)
-    inputs = inputs_digest(first.spec_digest, edge_inputs(first))
     paths = set(lock.files if lock else ()) | set(intent) | {LOCK_FILENAME, INTENT_FILENAME}
     on_disk = read_disk_files(tree, sorted(paths))
-    artifacts = _files_known_up_to_date(lock, intent, inputs, image_pins, on_disk)
+    artifacts = _files_known_up_to_date(lock, intent, record.inputs_digest, image_pins, on_disk)
     if artifacts is None:
-        artifacts = pin_images(emit_project(result.resolved), image_pins)
+        if emit is None:
+            return None
+        artifacts = pin_images(emit(), image_pins)
         on_disk.update(read_disk_files(tree, sorted({a.path for a in artifacts} - paths)))
     new_lock = Lock(
-        compiler_version=first.compiler_version,
-        spec_digest=first.spec_digest,
+        compiler_version=record.compiler_version,
+        spec_digest=record.spec_digest,
         files={a.path: _sha(a, on_disk) for a in artifacts},
         images=image_pins,
-        inputs_digest=inputs,
+        inputs_digest=record.inputs_digest,
     )
     plan = build_plan(
-        spec=display(result.spec_path),
-        project=first.name,
+        spec=display(spec_path),
+        project=record.project,
         artifacts=artifacts,
         on_disk=on_disk,
         lock=lock,
@@ -172,7 +199,7 @@ def _plan_resolved(
         intent=intent,
     )
     used = [pin for pin in pins if pin.repository in repositories.get(pin.role, set())]
-    return SpecPlan(plan, tree, tuple(r.environment for r in result.resolved)), used
+    return SpecPlan(plan, tree, record.environments), used
 
 
 def _files_known_up_to_date(
@@ -220,13 +247,3 @@ def _shared_paths(specs: Sequence[SpecPlan]) -> list[Diagnostic]:
                 )
             owners.setdefault(target, spec.plan.spec)
     return found
-
-
-def _image_repositories(environments: Sequence[ResolvedSpec]) -> dict[str, set[str]]:
-    repositories: dict[str, set[str]] = {"train": set(), "serve": set()}
-    for env in environments:
-        if env.train_image:
-            repositories["train"].add(env.train_image)
-        if env.serve_image:
-            repositories["serve"].add(env.serve_image)
-    return repositories

@@ -1,4 +1,4 @@
-"""Cached outcomes of `mlc validate`, so re-validating an unchanged spec does not load pydantic.
+"""Cached outcomes of validation, so an unchanged spec is neither re-validated nor re-compiled.
 
 Why: most of `mlc validate`'s time is importing pydantic and building the spec models, work
 that gives the same answer as long as nothing it reads has changed (as dbt's partial parsing
@@ -9,10 +9,10 @@ The key is a sha256 over:
 
 - the spec file's bytes, its absolute path, and its display name (it is in every message);
 - the compiler: the content of every .py/.json/.j2 file of `mlc.compiler` and `mlc.templates`
-  (`build_fingerprint.hash_compiler_sources`), which covers the compatibility tables;
-- the libraries that decide validation (pydantic, pydantic_core, PyYAML and pydantic's typing
-  helpers), located without importing them: where they are, the size and mtime of their files,
-  the names of their dist-info folders;
+  (`fingerprint.hash_compiler_sources`), which covers the compatibility tables;
+- the libraries that decide validation and the bytes compilation writes (pydantic,
+  pydantic_core, PyYAML, Jinja2 and their helpers), located without importing them: where
+  they are, the size and mtime of their files, the names of their dist-info folders;
 - the Python version.
 
 Beside the output, an entry records every filesystem fact validation depended on, as
@@ -21,14 +21,19 @@ environment name (confinement), whether the requirements lock is a file and `cod
 directory, the train module's file, the bytes of the requirements lock and of
 `mlc.images.lock`. A lookup asks those questions again; any different answer is a miss.
 
-Only successful validations are stored (their output includes warnings); a hit prints the same
-stdout and stderr and exits 0, as the validation it stands for did. Entries live in
+An entry holds a `ValidationRecord`: data, not text. `mlc validate` renders it as the
+validation it stands for would have printed (its environments and warnings); `mlc plan` reads
+its `inputs_digest` (everything emit's output depends on, `fingerprint.inputs_digest`) and, when
+`mlc.lock` says the generated files were written from the same inputs and they are untouched
+on disk, plans the spec without loading the validator or any backend.
+
+Only successful validations are stored. Entries live in
 `$MLC_CACHE_DIR` (default `$XDG_CACHE_HOME/mlc`, else `~/.cache/mlc`) under `validate/`, one
 JSON file each, written atomically and pruned to the newest `MAX_ENTRIES`. The cache never
 makes `validate` fail: an unreadable or corrupt entry is a miss, an unwritable directory is
 ignored. `MLC_NO_CACHE=1` or `mlc validate --no-cache` turn it off.
 
-The hit path imports only the standard library, `file_probes` and `build_fingerprint`.
+The hit path imports only the standard library, `diagnostics`, `file_probes` and `fingerprint`.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlc.compiler.load.file_probes import FileProbes, Probe, unchanged
+from mlc.compiler.diagnostics import Diagnostic, Severity, SourcePosition
+from mlc.compiler.load.file_probes import Probe, unchanged
 
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 MAX_ENTRIES = 500
 MAX_SPEC_BYTES = 1024 * 1024  # load.MAX_SPEC_BYTES: a larger spec is invalid, so never cached
 # Modules whose code decides what validation accepts and how it words what it rejects.
@@ -57,6 +63,8 @@ VALIDATION_LIBRARIES = (
     "typing_extensions",
     "annotated_types",
     "typing_inspection",
+    "jinja2",
+    "markupsafe",
 )
 # Their distributions' names as they start dist-info folder names (normalised, lower case).
 _DISTRIBUTIONS = (
@@ -66,16 +74,76 @@ _DISTRIBUTIONS = (
     "typing_extensions-",
     "annotated_types-",
     "typing_inspection-",
+    "jinja2-",
+    "markupsafe-",
 )
 
 
 @dataclass(frozen=True)
-class ValidationOutput:
-    """What `mlc validate` prints for one spec, and whether the spec is valid."""
+class ValidationRecord:
+    """What a successful validation established, as data: enough to print its outcome again
+    and to plan the spec without compiling it when its generated files are up to date."""
 
-    stdout: str
-    stderr: str
-    ok: bool
+    project: str
+    environments: tuple[str, ...]
+    warnings: tuple[Diagnostic, ...]
+    spec_digest: str
+    compiler_version: str
+    inputs_digest: str  # everything emit's output depends on (`fingerprint.inputs_digest`)
+    image_repositories: dict[str, tuple[str, ...]]  # role -> repositories the project builds
+
+    def to_data(self) -> dict[str, object]:
+        """The record as JSON data."""
+        return {
+            "project": self.project,
+            "environments": list(self.environments),
+            "warnings": [_diagnostic_to_data(d) for d in self.warnings],
+            "spec_digest": self.spec_digest,
+            "compiler_version": self.compiler_version,
+            "inputs_digest": self.inputs_digest,
+            "image_repositories": {role: list(repos) for role, repos in self.image_repositories.items()},
+        }
+
+
+def _diagnostic_to_data(diagnostic: Diagnostic) -> dict[str, object]:
+    position = diagnostic.position
+    return {
+        "severity": diagnostic.severity.value,
+        "message": diagnostic.message,
+        "position": None if position is None else [position.file, position.line, position.column],
+        "field": diagnostic.field,
+        "hint": diagnostic.hint,
+    }
+
+
+def _record_from_data(data: object) -> ValidationRecord | None:
+    """A record from its JSON data; None for anything malformed (an entry from elsewhere)."""
+    try:
+        assert isinstance(data, dict)
+        warnings = []
+        for item in data["warnings"]:
+            position = item["position"]
+            warnings.append(
+                Diagnostic(
+                    Severity(item["severity"]),
+                    str(item["message"]),
+                    None if position is None else SourcePosition(str(position[0]), int(position[1]), int(position[2])),
+                    str(item["field"]),
+                    str(item["hint"]),
+                )
+            )
+        repositories = {str(role): tuple(map(str, repos)) for role, repos in data["image_repositories"].items()}
+        return ValidationRecord(
+            project=str(data["project"]),
+            environments=tuple(map(str, data["environments"])),
+            warnings=tuple(warnings),
+            spec_digest=str(data["spec_digest"]),
+            compiler_version=str(data["compiler_version"]),
+            inputs_digest=str(data["inputs_digest"]),
+            image_repositories=repositories,
+        )
+    except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def cache_directory(environ: Mapping[str, str]) -> Path | None:
@@ -92,26 +160,6 @@ def cache_directory(environ: Mapping[str, str]) -> Path | None:
         return Path.home() / ".cache" / "mlc" / "validate"
     except RuntimeError:  # no HOME and no passwd entry
         return None
-
-
-def validate_spec_file(spec_path: Path, display: str, directory: Path | None) -> ValidationOutput:
-    """What `mlc validate` prints for the spec at `spec_path`: from the cache when an entry is
-    still true, else by validating (and storing the outcome when the spec is valid).
-
-    `directory` is from `cache_directory` (None: validate without the cache).
-    """
-    spec_bytes = _spec_bytes(spec_path) if directory is not None else None
-    if directory is None or spec_bytes is None:
-        return _validate(spec_path, display)[0]
-    key = cache_key(spec_path, display, spec_bytes)
-    cached = _lookup(directory, key)
-    if cached is not None:
-        return cached
-    output, probes = _validate(spec_path, display)
-    # Store only what is still true: a spec edited while it was validated is left for next time.
-    if output.ok and _spec_bytes(spec_path) == spec_bytes:
-        _store(directory, key, probes, output)
-    return output
 
 
 def cache_key(spec_path: Path, display: str, spec_bytes: bytes) -> str:
@@ -173,7 +221,7 @@ def _stat(path: str) -> list[object]:
     return [path, info.st_size, info.st_mtime_ns]
 
 
-def _spec_bytes(spec_path: Path) -> bytes | None:
+def spec_bytes(spec_path: Path) -> bytes | None:
     """The spec's bytes when it is a regular file small enough to be valid; None otherwise.
 
     A pipe (`-f /dev/stdin`) is never cached: reading it for the key would consume what
@@ -189,23 +237,12 @@ def _spec_bytes(spec_path: Path) -> bytes | None:
     return contents if len(contents) <= MAX_SPEC_BYTES else None
 
 
-def _validate(spec_path: Path, display: str) -> tuple[ValidationOutput, list[Probe]]:
-    """Validate from scratch, recording the filesystem facts the outcome depends on."""
-    from mlc.compiler.cli.views import render_diagnostics, render_validation
-    from mlc.compiler.pipeline import resolve_spec_file
-
-    files = FileProbes()
-    result = resolve_spec_file(spec_path, display, files)
-    stdout = render_validation(result, display) if result.ok else ""
-    return ValidationOutput(stdout, render_diagnostics(result.diagnostics), result.ok), files.probes()
-
-
 def _entry_path(directory: Path, key: str) -> Path:
     return directory / f"{key}.json"
 
 
-def _lookup(directory: Path, key: str) -> ValidationOutput | None:
-    """The stored output for `key` if the entry is readable, well-formed and still true."""
+def lookup(directory: Path, key: str) -> ValidationRecord | None:
+    """The stored record for `key` if the entry is readable, well-formed and still true."""
     path = _entry_path(directory, key)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -213,18 +250,17 @@ def _lookup(directory: Path, key: str) -> ValidationOutput | None:
     except (OSError, ValueError):
         return None
     probes = _probes(entry)
-    if probes is None or not unchanged(probes):
+    record = _record_from_data(entry.get("record")) if probes is not None else None
+    if record is None or probes is None or not unchanged(probes):
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: pruned last
-    return ValidationOutput(entry["stdout"], entry["stderr"], True)
+    return record
 
 
 def _probes(entry: object) -> list[Probe] | None:
     """The entry's probes when it is a well-formed entry of this format, else None."""
     if not isinstance(entry, dict) or entry.get("format_version") != ENTRY_FORMAT:
-        return None
-    if not (isinstance(entry.get("stdout"), str) and isinstance(entry.get("stderr"), str)):
         return None
     raw = entry.get("probes")
     if not isinstance(raw, list):
@@ -239,14 +275,9 @@ def _probes(entry: object) -> list[Probe] | None:
     return probes
 
 
-def _store(directory: Path, key: str, probes: list[Probe], output: ValidationOutput) -> None:
+def store(directory: Path, key: str, probes: list[Probe], record: ValidationRecord) -> None:
     """Write the entry atomically (temp file + rename in the same folder), then prune; never raise."""
-    entry = {
-        "format_version": ENTRY_FORMAT,
-        "probes": [list(p) for p in probes],
-        "stdout": output.stdout,
-        "stderr": output.stderr,
-    }
+    entry = {"format_version": ENTRY_FORMAT, "probes": [list(p) for p in probes], "record": record.to_data()}
     path = _entry_path(directory, key)
     temporary = directory / f".{key}.{os.getpid()}.tmp"
     try:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mlc.compiler.errors import MlcError
+
 
 class Severity(StrEnum):
     """How bad a diagnostic is: errors stop the pipeline, warnings do not."""
@@ -97,7 +99,7 @@ def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(seen.values(), key=Diagnostic.sort_key)
 
 
-class DiagnosticsError(Exception):
+class DiagnosticsError(MlcError):
     """Raised at an edge (CLI, library entry point) to carry collected diagnostics outward."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:

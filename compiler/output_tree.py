@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mlc.compiler.errors import MlcError
 from mlc.compiler.load.file_probes import FileProbes
 
 REPO_LEVEL_PREFIX = ".github/"
@@ -29,7 +30,7 @@ TEMP_SUFFIX = ".mlc-tmp"  # `.<name>.<random>.mlc-tmp`: a write in progress (or 
 FILE_MODE = 0o644
 
 
-class UnsafePathError(Exception):
+class UnsafePathError(MlcError):
     """A generated path would be read or written through a symbolic link or outside its root."""
 
 

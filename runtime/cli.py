@@ -120,7 +120,7 @@ def profile(data: str | None, config_path: Path | None, shards: tuple[str, ...],
     type=click.Choice(["none", "retrain"]),
     help="What to do on dataset drift (default: the config's drift.on_drift).",
 )
-@click.option("--retrain-cronjob", help="Retraining CronJob name (default: <project>-retrain).")
+@click.option("--retrain-cronjob", help="Retraining CronJob name (default: the config's drift.retrain_cronjob).")
 @click.option("--namespace", help="Kubernetes namespace of the CronJob (default: in-cluster).")
 def drift(
     config_path: str | None,
@@ -159,6 +159,10 @@ def drift(
     data = data or config.current_uri
     if bool(profile_path) == bool(model):
         _fail("give exactly one of --profile or --model")
+    retrain = (on_drift or config.on_drift) == "retrain"
+    cronjob = retrain_cronjob or config.retrain_cronjob
+    if retrain and cronjob is None:  # a name the compiler did not write would be a guess
+        _fail("retraining on drift needs --retrain-cronjob (a runtime config names it when the spec retrains)")
     if not data:
         _fail("give --data (or a runtime config with drift.current.uri)")
     try:
@@ -188,10 +192,9 @@ def drift(
             push_metrics(push, grouping, result)
         except PushError as exc:
             _fail(str(exc))
-    if result.drifted and (on_drift or config.on_drift) == "retrain":
+    if result.drifted and retrain and cronjob is not None:
         from mlc.runtime.drift.retrain import RetrainError, start_retraining
 
-        cronjob = retrain_cronjob or config.retrain_cronjob or f"{project}-retrain"
         try:
             job = start_retraining(cronjob, namespace or config.namespace)
         except RetrainError as exc:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlc.runtime.errors import MlcRuntimeError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -17,7 +19,7 @@ LATENCY_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms"})
 _EPSILON = 1e-15
 
 
-class MetricError(ValueError):
+class MetricError(MlcRuntimeError, ValueError):
     """A metric that does not apply to the task, or that this runtime does not compute."""
 
 

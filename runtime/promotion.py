@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract.config import RuntimeConfig
+from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.gates import GateReport, evaluate_gates
 from mlc.runtime.metrics import LATENCY_METRICS, MetricError, task_metric
 
@@ -27,7 +28,7 @@ LATENCY_SAMPLE_ROWS = 100
 LATENCY_WARMUP_CALLS = 5
 
 
-class GateError(Exception):
+class GateError(MlcRuntimeError):
     """The gate cannot reach a verdict (no challenger, unreadable data, unknown metric): fail closed."""
 
 

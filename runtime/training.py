@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.context import MetricLogger, TrainingContext
 from mlc.runtime.contract.config import ConfigError, RuntimeConfig
+from mlc.runtime.errors import MlcRuntimeError
 
 if TYPE_CHECKING:
     import torch
@@ -42,11 +43,11 @@ SMOKE_EPOCHS = 1
 CODE_SOURCE_ENV = "MLC_CODE_SOURCE"
 
 
-class TrainingError(Exception):
+class TrainingError(MlcRuntimeError):
     """Training could not produce a model (the entrypoint failed, returned nothing, bad data)."""
 
 
-class Preempted(Exception):
+class Preempted(MlcRuntimeError):
     """SIGTERM arrived and the entrypoint stopped early; its checkpoint is the resume point."""
 
 

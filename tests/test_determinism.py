@@ -23,7 +23,6 @@ def snapshot(spec: Path) -> dict[str, bytes]:
     return {artifact.path: artifact.content for artifact in compiled.artifacts}
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.parent.name)
 def copy_into_a_repository(example: Path, top: Path, folder: str) -> Path:
     """The example's folder copied to `folder` of a new git repository at `top`; the spec."""
     subprocess.run(["git", "init", "-q", str(top)], check=True)

@@ -236,8 +236,8 @@ def test_format_is_documented_beside_the_json_view() -> None:
     doc = plan_file.__doc__ or ""
     for key in ("compiler_fingerprint", "repository_top", "before_sha256", "content", "checksum", "journal"):
         assert f'"{key}"' in doc, key
-    assert "compiler/plan_file.py" in (plan_views.__doc__ or "")
-    assert "compiler/plan_file.py" in (Path(__file__).parents[1] / "README.md").read_text()
+    assert "compiler/plan/saved.py" in (plan_views.__doc__ or "")
+    assert "compiler/plan/saved.py" in (Path(__file__).parents[1] / "README.md").read_text()
 
 
 # --- what a saved plan may hold -----------------------------------------------------------

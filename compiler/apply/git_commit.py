@@ -15,8 +15,10 @@ from pathlib import Path
 
 import git
 
+from mlc.compiler.errors import MlcError
 
-class CommitError(Exception):
+
+class CommitError(MlcError):
     """The commit could not be made (not a repository, git refused); the message says why."""
 
 

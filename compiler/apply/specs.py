@@ -80,6 +80,9 @@ def apply_specs(
 ) -> ApplyOutcome:
     """Apply every spec's plan (refusing all on any conflict unless `force`); with `commit`,
     commit exactly the changed paths. Raises `ApplyError`."""
+    if not run.ok:
+        first = run.diagnostics[0].render().splitlines()[0]
+        raise ApplyError(f"nothing applied: planning failed ({len(run.diagnostics)} problem(s); first: {first})")
     check_conflicts(run.plans, force)
     results = [apply_plan(spec.plan, spec.tree, force) for spec in run.specs]
     changed = [

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlc.compiler.errors import MlcError
 from mlc.compiler.output_tree import (
     TEMP_SUFFIX,
     OutputTree,
@@ -40,7 +41,7 @@ from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
 TEST_DELAY_VARIABLE = "MLC_APPLY_TEST_DELAY"
 
 
-class ApplyError(Exception):
+class ApplyError(MlcError):
     """Apply stopped; the message names the path and what to do."""
 
 

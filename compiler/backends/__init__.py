@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mlc.compiler.artifact import Artifact
+from mlc.compiler.errors import MlcError
 from mlc.compiler.resolve.resolved import ResolvedSpec
 
 # Explicit, ordered: a reader sees every artifact family here.
@@ -26,7 +27,7 @@ class Backend(Protocol):
     def emit(self, environments: Sequence[ResolvedSpec]) -> list[Artifact]: ...
 
 
-class DuplicateArtifactError(Exception):
+class DuplicateArtifactError(MlcError):
     """Two backends (or one, twice) produced the same path: a bug in the compiler."""
 
 

@@ -59,7 +59,7 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
     """Load, validate and resolve every environment of each spec; exit 1 on any error.
 
     A spec validated before, unchanged and with unchanged files around it, is answered from the
-    cache (see `validation_cache`) without loading the validator.
+    cache (see `validate.cache`) without loading the validator.
     """
     # All cheap to import: a cache hit never loads pydantic or PyYAML.
     from mlc.compiler.cli.views import render_diagnostics, render_validation
@@ -128,20 +128,19 @@ image_option = click.option(
 
 def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
     """Discover the specs, parse --image, compile and plan; exit 1 with diagnostics on failure."""
+    from mlc.compiler import plan_specs
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.load.discovery import discover_specs
-    from mlc.compiler.plan.image_pins import ImagePinError, parse_image_pin
-    from mlc.compiler.plan.specs import plan_specs
+    from mlc.compiler.plan.image_pins import ImagePinError
     from mlc.compiler.validate.cache import cache_directory
 
     specs = discover_specs(spec_paths)
     if not specs:
         raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
     try:
-        pins = [parse_image_pin(text) for text in images]
+        run = plan_specs(specs, images, display=_display, cache=cache_directory(os.environ))
     except ImagePinError as exc:
         raise click.BadParameter(str(exc), param_hint="--image") from None
-    run = plan_specs(specs, _display, pins, cache_directory(os.environ))
     if not run.ok:
         click.echo(render_diagnostics(run.diagnostics), err=True, nl=False)
         sys.exit(EXIT_INVALID)
@@ -255,7 +254,7 @@ def apply(
     was applied already), when another mlc build wrote it, or when the file is corrupt.
     -f, --image and --force are fixed by the plan: give them to `mlc plan --out`.
     """
-    from mlc.compiler.apply.specs import apply_specs
+    from mlc.compiler import apply_plans
     from mlc.compiler.apply.writer import ApplyError
     from mlc.compiler.cli.plan_views import render_apply_result, render_plan_text
 
@@ -273,7 +272,7 @@ def apply(
     try:
         if plan_file is None:
             run = _plan_run(spec_paths, images)
-            plans, outcome = run.plans, apply_specs(run, force=force, commit=commit, message=message)
+            plans, outcome = run.plans, apply_plans(run, force=force, commit=commit, message=message)
         else:
             plans, outcome = _apply_saved_plan(plan_file, commit, message)
     except ApplyError as exc:

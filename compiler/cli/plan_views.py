@@ -37,7 +37,7 @@ renaming or retyping one bumps format_version::
 This view is for reading: it holds no file contents and cannot be applied. A plan saved to be
 applied (`mlc plan --out PLANFILE`, then `mlc apply PLANFILE`) has its own versioned JSON
 format, with every new content and what the plan was made from, documented in
-`compiler/plan_file.py`; there, the `after_sha256` of the `mlc.lock` change is this view's
+`compiler/plan/saved.py`; there, the `after_sha256` of the `mlc.lock` change is this view's
 `lock_digest`.
 """
 

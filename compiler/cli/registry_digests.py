@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mlc.compiler.errors import MlcError
+
 __all__ = [
     "ImageReference",
     "RegistryError",
@@ -44,7 +46,7 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _TIMEOUT_SECONDS = 30
 
 
-class RegistryError(Exception):
+class RegistryError(MlcError):
     """A tag could not be resolved; the message names the image and the likely cause."""
 
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from mlc.compiler.backends.templating import render_template
+from mlc.compiler.errors import MlcError
 
 _MODEL_PY = '''"""Training entrypoint: mlc calls `train(ctx)` with the project's params and data."""
 
@@ -18,7 +19,7 @@ def train(ctx):
 '''
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(MlcError):
     """The project cannot be scaffolded as asked (e.g. a spec already exists)."""
 
 

@@ -28,6 +28,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlc.compiler.errors import MlcError
+
 __all__ = [
     "AptPins",
     "BaseImage",
@@ -60,7 +62,7 @@ _MINOR_VERSION = re.compile(r"^\d+\.\d+$")
 _SM = re.compile(r"^sm_(\d+)(\d)$")
 
 
-class CompatError(ValueError):
+class CompatError(MlcError, ValueError):
     """A (torch, python, GPU) combination mlc cannot build; the message is one teaching line."""
 
     def __init__(self, message: str, field: CompatField) -> None:

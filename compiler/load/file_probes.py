@@ -8,7 +8,7 @@ remembers each answer. That gives two things:
 
 - one validation sees one answer per question (a file edited mid-run is read once, not twice
   with different contents);
-- `validation_cache` can record exactly which facts an outcome depended on (`probes()`) and
+- the validation cache (`validate.cache`) can record exactly which facts an outcome depended on (`probes()`) and
   later ask the same questions again (`unchanged`): when every answer is the same, validating
   the same spec with the same compiler would take the same path and print the same output.
 

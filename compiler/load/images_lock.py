@@ -11,11 +11,13 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlc.compiler.errors import MlcError
+
 IMAGES_LOCK_FILENAME = "mlc.images.lock"
 IMAGES_LOCK_FORMAT = 1
 
 
-class ImagesLockError(Exception):
+class ImagesLockError(MlcError):
     """The images lock cannot be used; the message names the file and the fix."""
 
 

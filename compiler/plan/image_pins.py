@@ -23,13 +23,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from mlc.compiler.artifact import Artifact
+from mlc.compiler.errors import MlcError
 
 IMAGE_ROLES = ("train", "serve")
 _PINNED_REF = re.compile(r"(?P<repo>[a-z0-9][a-z0-9._:/-]*[a-z0-9])@sha256:[0-9a-f]{64}")
 _PINNABLE_SUFFIXES = (".yaml", ".yml")
 
 
-class ImagePinError(ValueError):
+class ImagePinError(MlcError, ValueError):
     """An `--image` argument that is not `ROLE=REPO@sha256:<64 hex>` or names an unknown role."""
 
 

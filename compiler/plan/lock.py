@@ -10,7 +10,7 @@ files get the default); renaming or retyping a field bumps `format_version`.
       "spec_digest": "<sha256 hex of the spec data>",
       "files": {"<path relative to the spec's directory>": "<sha256 hex of its bytes>", ...},
       "images": {"train": "<repo>@sha256:<64 hex>", ...},
-      "inputs_digest": "<sha256 hex of the spec data, what was read beside it and the compiler; see build_fingerprint>"
+      "inputs_digest": "<sha256 hex of the spec data, what was read beside it and the compiler; see fingerprint>"
     }
 
 Keys are sorted and the text ends with a newline, so the same lock is the same bytes.
@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlc.compiler.errors import MlcError
+
 LOCK_FILENAME = "mlc.lock"
 LOCK_FORMAT_VERSION = 1
 INTENT_FILENAME = "mlc.lock.intent"
 
 
-class LockError(Exception):
+class LockError(MlcError):
     """`mlc.lock` cannot be read: corrupt JSON, a wrong shape, or a newer format version."""
 
 

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from mlc.compiler.errors import MlcError
 from mlc.compiler.plan.changes import Action, Change, Plan
 from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, LockError, lock_to_bytes, parse_lock, sha256_hex
 
@@ -88,7 +89,7 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 _AGAIN = "run `mlc plan --out` again"
 
 
-class PlanFileError(Exception):
+class PlanFileError(MlcError):
     """A saved plan cannot be written or used; the message names the file and what to do."""
 
 

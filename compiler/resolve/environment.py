@@ -41,7 +41,7 @@ def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
     its git repository). The same for every environment of a project.
 
     Emit's output is a function of the spec's data, these and the compiler build, so plan's
-    skip-emit key (`build_fingerprint.inputs_digest`) digests all three. A new field of
+    skip-emit key (`fingerprint.inputs_digest`) digests all three. A new field of
     `ResolvedSpec` that does not derive from the spec's data belongs here.
     """
     return {

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from mlc.runtime.drift.config import FeatureKind
 from mlc.runtime.drift.data import DataError, feed_batches, open_dataset, schema_kinds
+from mlc.runtime.errors import MlcRuntimeError
 
 FORMAT_VERSION = 1
 DEFAULT_BINS = 100
@@ -53,7 +54,7 @@ MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
 _COMPACT_AT = 1 << 16
 
 
-class ProfileError(Exception):
+class ProfileError(MlcRuntimeError):
     """A profile file that cannot be used (missing, malformed, wrong version, mismatched)."""
 
 

@@ -25,9 +25,10 @@ from collections.abc import Mapping
 
 from mlc.runtime.contract import DRIFT_PUSH_JOB, FEATURE_LABEL, QUERIED_METRICS
 from mlc.runtime.drift.check import DriftResult
+from mlc.runtime.errors import MlcRuntimeError
 
 
-class PushError(Exception):
+class PushError(MlcRuntimeError):
     """The Pushgateway could not be reached or refused the metrics."""
 
 

@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlc.runtime.errors import MlcRuntimeError
+
 INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
 _NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
-class RetrainError(Exception):
+class RetrainError(MlcRuntimeError):
     """The retraining Job could not be created."""
 
 

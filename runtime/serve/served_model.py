@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlc.runtime.errors import MlcRuntimeError
+
 MODEL_INFO_FILE = "mlc-model.json"  # written by fetch-model next to MLmodel
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?$")
 
 
-class ModelError(Exception):
+class ModelError(MlcRuntimeError):
     """The model cannot be found or loaded."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract.config import Contract, Feature
+from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.feature_values import coerce_column
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class Violation:
         }
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(MlcRuntimeError):
     """A request the server cannot score: malformed or breaking the contract (HTTP 400)."""
 
     def __init__(self, message: str, violations: tuple[Violation, ...] = (), total: int = 0) -> None:

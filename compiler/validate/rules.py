@@ -1,0 +1,238 @@
+"""Rules across sections of one merged spec: facts no single field's model can check.
+
+A gate's metric must be computed; a project that trains needs `data.train`; engine-specific
+settings must match the engine; torch, Python and GPU must have a build; a production
+environment pins base images by digest; CI jobs need what they run. Each rule yields findings
+(path, message, hint); `project` positions them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+
+from mlc.compiler.diagnostics import Finding, Severity
+from mlc.compiler.load.document import FieldPath
+from mlc.compiler.load.spec import MLProject, metric_is_higher_better
+from mlc.compiler.load.values import image_reference_with_digest, quantity_to_number
+
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+
+
+def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]:
+    """Facts that span sections of one (merged) spec."""
+    datasets = spec.data.datasets()
+    train, serve, evaluate = spec.train, spec.serve, spec.evaluate
+
+    if train is None and serve is None:
+        yield Finding((), "the project neither trains nor serves", "add a `train:` or a `serve:` section")
+    if train is not None and "train" not in datasets:
+        yield Finding(
+            ("train",), "a project that trains needs `data.train`", "e.g. `data: {train: {uri: data/train.parquet}}`"
+        )
+    if evaluate is not None:
+        if train is None:
+            yield Finding(("evaluate",), "`evaluate` needs a `train` section (there is no challenger to evaluate)")
+        if evaluate.dataset not in datasets:
+            known = ", ".join(datasets) or "none defined"
+            close = difflib.get_close_matches(evaluate.dataset, list(datasets), n=1)
+            yield Finding(
+                ("evaluate", "dataset"),
+                f"'{evaluate.dataset}' is not a key of `data` (datasets: {known})",
+                f"did you mean '{close[0]}'?" if close else "add it under `data:` with a `uri:`",
+            )
+        for i, gate in enumerate(evaluate.gates):
+            if gate.metric not in evaluate.metrics:
+                yield Finding(
+                    ("evaluate", "gates", i, "metric"),
+                    f"gate metric '{gate.metric}' is not listed in evaluate.metrics ({', '.join(evaluate.metrics)})",
+                    "add it to `metrics:` so it is computed",
+                )
+            higher = metric_is_higher_better(gate.metric)
+            if gate.max_drop is not None and not higher:
+                yield Finding(
+                    ("evaluate", "gates", i, "max_drop"),
+                    f"'{gate.metric}' is lower-is-better: use max_rise, not max_drop",
+                )
+            if gate.max_rise is not None and higher:
+                yield Finding(
+                    ("evaluate", "gates", i, "max_rise"),
+                    f"'{gate.metric}' is higher-is-better: use max_drop, not max_rise",
+                )
+
+    contract = spec.data.contract
+    if contract is not None and contract.target is not None and contract.target in contract.features:
+        yield Finding(
+            ("data", "contract", "features", contract.target),
+            f"the target '{contract.target}' must not also be a feature",
+            "remove it from `features:` (it is the label the model predicts)",
+            at_key=True,
+        )
+
+    if train is not None:
+        yield from _memory_rule(("train", "resources", "memory"), train.resources.memory)
+        if train.spot and train.checkpoint.uri is None:
+            yield Finding(
+                ("train", "spot"),
+                "spot training without `checkpoint.uri` restarts from scratch after every preemption",
+                "set `checkpoint: {uri: s3://.../checkpoints/}`",
+                Severity.WARNING,
+            )
+
+    if serve is not None:
+        yield from _memory_rule(("serve", "resources", "memory"), serve.resources.memory)
+        if serve.engine == "vllm":
+            if serve.llm is None:
+                yield Finding(
+                    ("serve", "engine"),
+                    "engine 'vllm' needs `serve.llm`",
+                    "e.g. `llm: {model: Qwen/Qwen2.5-7B-Instruct, revision: <commit sha>}`",
+                )
+            if serve.resources.gpus < 1:
+                yield Finding(
+                    ("serve", "resources", "gpus"),
+                    "engine 'vllm' needs at least one GPU",
+                    "e.g. `resources: {gpus: 1, gpu_type: nvidia-l4}`",
+                )
+            if serve.llm and serve.llm.tensor_parallel and serve.llm.tensor_parallel != serve.resources.gpus:
+                yield Finding(
+                    ("serve", "llm", "tensor_parallel"),
+                    f"tensor_parallel ({serve.llm.tensor_parallel}) must equal serve.resources.gpus "
+                    f"({serve.resources.gpus}): vLLM shards the model over the pod's GPUs",
+                )
+            if serve.batch is not None:
+                yield Finding(
+                    ("serve", "batch"), "batch inference runs the project's model with engine 'runtime', not 'vllm'"
+                )
+        elif serve.llm is not None:
+            yield Finding(
+                ("serve", "llm"),
+                f"`llm` applies only to engine 'vllm', not '{serve.engine}'",
+                "set `engine: vllm` or remove `llm`",
+            )
+        if serve.engine == "kserve" and serve.batch is not None:
+            yield Finding(("serve", "batch"), "batch inference runs with engine 'runtime', not 'kserve'")
+        if serve.engine == "kserve" and serve.autoscale.on == "queue_depth":
+            yield Finding(
+                ("serve", "autoscale", "on"),
+                "KServe scales its own pods; `queue_depth` (KEDA) applies to engine runtime and vllm",
+                "use `on: cpu` or `on: none` with engine kserve",
+            )
+        if serve.engine == "kserve" and serve.rollout.strategy == "canary":
+            # mlc emits KServe's Standard (RawDeployment) mode, where KServe before 0.15 ignores
+            # canaryTrafficPercent: a canary would silently be a full rollout.
+            yield Finding(
+                ("serve", "rollout", "strategy"),
+                "KServe in Standard (RawDeployment) mode ignores canary traffic splitting; "
+                "a canary would silently roll out to every replica",
+                "use `rollout: {strategy: rolling}` with engine kserve, or engine runtime for a canary",
+            )
+        if serve.engine != "vllm" and serve.llm is None and train is None and serve.engine == "runtime":
+            yield Finding(
+                ("serve", "engine"),
+                "engine 'runtime' serves the project's registered model, but the project has no `train`",
+                "add `train:`, or serve an LLM with `engine: vllm`",
+            )
+
+    yield from _compatibility_rules(spec)
+
+    built = [role for role in ("train", "serve") if spec.builds_image(role)]
+    if built and spec.images.registry is None:
+        why = {"train": "the training image", "serve": "the serve image"}
+        if serve is not None and serve.engine == "kserve":
+            why["serve"] = "the serve image (KServe's storage initializer fetches the model with it)"
+        yield Finding(
+            ("images",),
+            f"a project that builds images needs `images.registry`: it builds {' and '.join(why[r] for r in built)}",
+            "e.g. `images: {registry: ghcr.io/acme}`",
+        )
+    if environment in PRODUCTION_ENVIRONMENTS:
+        for role in ("train", "serve"):
+            base = getattr(spec.images, role).base
+            if base is not None and not image_reference_with_digest(base):
+                yield Finding(
+                    ("images", role, "base"),
+                    f"environment '{environment}' requires the base image pinned by digest",
+                    f"e.g. `base: {base.split('@')[0]}@sha256:<64 hex>` (`mlc images lock` finds it)",
+                )
+
+    monitor = spec.monitor
+    if monitor is not None and monitor.drift is not None:
+        if contract is None or not contract.features:
+            yield Finding(("monitor", "drift"), "drift checks need `data.contract.features` to know what to watch")
+        if monitor.drift.on_drift == "retrain" and train is None:
+            yield Finding(("monitor", "drift", "on_drift"), "`on_drift: retrain` needs a `train` section")
+    if monitor is not None and serve is None and (monitor.alerts.latency_p95_ms or monitor.alerts.error_rate):
+        yield Finding(("monitor", "alerts"), "serving alerts need a `serve` section")
+
+    if spec.gitops.engine != "none":
+        if spec.gitops.repo is None:
+            yield Finding(
+                ("gitops", "repo"),
+                f"gitops engine '{spec.gitops.engine}' needs `repo`",
+                "e.g. `repo: https://github.com/acme/churn.git`",
+            )
+        elif not re.fullmatch(r"(https://|ssh://|git@)[^\s]+", spec.gitops.repo):
+            yield Finding(
+                ("gitops", "repo"), "must be an https:// or ssh git URL, e.g. https://github.com/acme/churn.git"
+            )
+
+    jobs = spec.ci.pull_request
+    if len(set(jobs)) != len(jobs):
+        yield Finding(("ci", "pull_request"), "jobs must not repeat")
+    if "gate" in jobs and "smoke_train" not in jobs:
+        yield Finding(
+            ("ci", "pull_request"),
+            "the `gate` job needs `smoke_train` (it gates the smoke model)",
+            "e.g. `pull_request: [validate, plan, smoke_train, gate]`",
+        )
+    if "gate" in jobs and evaluate is None:
+        yield Finding(("ci", "pull_request"), "the `gate` job needs an `evaluate` section")
+    if "smoke_train" in jobs and train is None:
+        yield Finding(("ci", "pull_request"), "the `smoke_train` job needs a `train` section")
+    if "data_tests" in jobs and (contract is None or not contract.features):
+        yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
+
+
+def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:
+    """torch/Python/GPU combinations that no base image or wheel can satisfy."""
+    torch = spec.code.framework.torch
+    placements = []
+    if spec.train is not None and spec.train.resources.gpus:
+        placements.append((("train", "resources", "gpu_type"), spec.train.resources.gpu_type, torch))
+    if spec.serve is not None and spec.serve.resources.gpus:
+        # vLLM images bring their own torch build: only the GPU name is checked for them.
+        serve_torch = torch if spec.serve.engine != "vllm" else None
+        placements.append((("serve", "resources", "gpu_type"), spec.serve.resources.gpu_type, serve_torch))
+    placements = [p for p in placements if p[1] is not None]
+    if torch is None and not placements:
+        return  # nothing to check: the tables (and their models) are not even loaded
+    from mlc.compiler.compat import CompatError, check_gpu_type, check_torch_python, known_gpu_types
+
+    if torch is not None:
+        try:
+            check_torch_python(torch, spec.code.python)
+        except CompatError as exc:
+            key = "torch" if exc.field == "torch" else "python"
+            path = ("code", "framework", "torch") if key == "torch" else ("code", "python")
+            yield Finding(path, exc.message)
+            return
+    for path, gpu_type, torch_version in placements:
+        if torch_version is None:
+            if gpu_type not in known_gpu_types():
+                close = difflib.get_close_matches(gpu_type, known_gpu_types(), n=2)
+                hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known_gpu_types())}"
+                yield Finding(path, f"unknown gpu_type '{gpu_type}'", hint)
+            continue
+        try:
+            check_gpu_type(gpu_type, torch_version)
+        except CompatError as exc:
+            yield Finding(path, exc.message)
+
+
+def _memory_rule(path: FieldPath, memory: str) -> Iterator[Finding]:
+    if quantity_to_number(memory) < 2**20:
+        yield Finding(
+            path, f"'{memory}' is less than one mebibyte (a bare number means bytes)", f"did you mean '{memory}Gi'?"
+        )

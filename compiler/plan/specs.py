@@ -124,18 +124,30 @@ def _plan_spec(
     checked = check_spec_file(spec_path, display(spec_path), cache)
     if checked.record is None:
         return _SpecOutcome(None, diagnostics=checked.diagnostics)
+
+    def emit() -> list[Artifact]:
+        # Only when the locked files cannot stand in for the artifacts. A cache hit validated
+        # nothing, so the spec is resolved here; it was valid a moment ago when cached.
+        result = checked.result if checked.result is not None else resolve_spec_file(spec_path, display(spec_path))
+        if not result.ok:
+            raise _InvalidNow(result.diagnostics)
+        return _emit(result.resolved)
+
     try:
-        planned = _plan_record(checked.record, spec_path, display, pins, emit=None)
-        if planned is None:  # not provably up to date: compile it
-            result = checked.result if checked.result is not None else resolve_spec_file(spec_path, display(spec_path))
-            if not result.ok:  # changed since the cached validation: report as validating does
-                return _SpecOutcome(None, diagnostics=tuple(result.diagnostics))
-            planned = _plan_record(checked.record, spec_path, display, pins, emit=lambda: _emit(result.resolved))
+        spec_plan, used = _plan_record(checked.record, spec_path, display, pins, emit)
     except (LockError, UnsafePathError) as exc:
         return _SpecOutcome(None, diagnostics=(error(str(exc)),))
-    assert planned is not None  # with `emit`, a plan is always made
-    spec_plan, used = planned
+    except _InvalidNow as invalid:
+        return _SpecOutcome(None, diagnostics=invalid.diagnostics)
     return _SpecOutcome(replace(spec_plan, inputs=inputs), tuple(used))
+
+
+class _InvalidNow(Exception):
+    """The spec changed after its cached validation and is invalid now: report as validating does."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        super().__init__()
+        self.diagnostics = tuple(diagnostics)
 
 
 def _emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
@@ -164,11 +176,10 @@ def _plan_record(
     spec_path: Path,
     display: Callable[[Path], str],
     pins: Sequence[ImagePin],
-    emit: Callable[[], list[Artifact]] | None,
-) -> tuple[SpecPlan, list[ImagePin]] | None:
+    emit: Callable[[], list[Artifact]],
+) -> tuple[SpecPlan, list[ImagePin]]:
     """The spec's plan against its tree and lock. The locked files stand in for the artifacts
-    when they are provably what emit would write; otherwise `emit` compiles them (None: give up
-    and return None, so the caller compiles only when it must)."""
+    when they are provably what emit would write; only otherwise is `emit` called."""
     tree = output_tree_for(spec_path)
     lock = read_lock(tree.root)
     intent = read_intent(tree.root)
@@ -178,8 +189,6 @@ def _plan_record(
     on_disk = read_disk_files(tree, sorted(paths))
     artifacts = _files_known_up_to_date(lock, intent, record.inputs_digest, image_pins, on_disk)
     if artifacts is None:
-        if emit is None:
-            return None
         artifacts = pin_images(emit(), image_pins)
         on_disk.update(read_disk_files(tree, sorted({a.path for a in artifacts} - paths)))
     new_lock = Lock(

@@ -294,17 +294,19 @@ def store(directory: Path, key: str, probes: list[Probe], record: ValidationReco
 
 def _prune(directory: Path) -> None:
     """Delete the least recently used entries (and stale temp files) beyond `MAX_ENTRIES`."""
-    found: list[tuple[int, str]] = []
     try:
         with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.endswith((".json", ".tmp")):
-                    try:
-                        found.append((entry.stat().st_mtime_ns, entry.path))
-                    except OSError:  # deleted meanwhile by another mlc
-                        continue
+            candidates = [entry for entry in entries if entry.name.endswith((".json", ".tmp"))]
     except OSError:
         return
+    if len(candidates) <= MAX_ENTRIES:
+        return  # names only, no stat: a monorepo's plan stores hundreds of entries in a row
+    found: list[tuple[int, str]] = []
+    for entry in candidates:
+        try:
+            found.append((entry.stat().st_mtime_ns, entry.path))
+        except OSError:  # deleted meanwhile by another mlc
+            continue
     found.sort()
     for _, path in found[: max(0, len(found) - MAX_ENTRIES)]:
         with contextlib.suppress(OSError):

@@ -1,4 +1,4 @@
-"""The compiler's base exception: catch `MlcError` to handle anything mlc raises on purpose.
+"""How the compiler fails: `MlcError` in Python, `ExitCode` on the command line.
 
 An invalid spec is not an exception: the stages return diagnostics (`diagnostics.Diagnostic`),
 every problem at once. Exceptions are for what stops a command outright: a conflict or a stale
@@ -7,6 +7,20 @@ cannot be reached. Each is an `MlcError` whose message names the file and the fi
 else reaching a caller is a bug.
 """
 
+from enum import IntEnum
+
 
 class MlcError(Exception):
     """Base of every error `mlc.compiler` raises on purpose."""
+
+
+class ExitCode(IntEnum):
+    """What `mlc` exits with; the generated workflows read these (the bot step), so each value
+    means one thing. Usage errors have sysexits' EX_USAGE, never a value a command uses."""
+
+    OK = 0
+    INVALID = 1  # an invalid spec, a conflict, a stale plan: the command failed
+    CHANGES = 2  # `mlc plan --detailed-exitcode`: success, and there are changes (as Terraform)
+    PUSHED = 2  # `mlc bot`: success, a commit was pushed
+    REPORTED = 3  # `mlc bot`: generated files are stale and were not pushed (a fork)
+    USAGE = 64  # a malformed command line: unknown option, missing argument, conflicting flags

@@ -27,7 +27,6 @@ from mlc.compiler.load.file_probes import FileProbes
 REPO_LEVEL_PREFIX = ".github/"
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows: checked with is_symlink there
 TEMP_SUFFIX = ".mlc-tmp"  # `.<name>.<random>.mlc-tmp`: a write in progress (or killed)
-FILE_MODE = 0o644
 
 
 class UnsafePathError(MlcError):
@@ -138,6 +137,17 @@ def relative_to_cwd(path: Path) -> str:
     return relative if not relative.startswith("../../") else str(path)
 
 
+def new_file_mode() -> int:
+    """The mode a plain new file gets here (0o666 less the umask): what an editor would create.
+
+    Never mkstemp's 0600: the files are committed and COPY'd into images whose non-root user
+    must read them.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_atomically(target: Path, content: bytes) -> None:
     """Write `content` to `target` so that it holds the old bytes or the new, never a part:
     a temp file in the same directory, fsync, `os.replace`, fsync of the directory."""
@@ -148,7 +158,7 @@ def write_atomically(target: Path, content: bytes) -> None:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)  # mkstemp creates 0600; generated files are plain files
+        os.chmod(temp, new_file_mode())  # mkstemp creates 0600; a written file is a plain one
         os.replace(temp, target)  # replaces a link itself, never its target
     except BaseException:
         Path(temp).unlink(missing_ok=True)

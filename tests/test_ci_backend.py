@@ -25,6 +25,7 @@ import yaml
 
 from mlc.compiler.backends import ci
 from mlc.compiler.backends.ci._pins import ActionPins
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.pipeline import compile_spec_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -691,3 +692,31 @@ def test_the_bot_pushes_with_the_specs_bot_token_so_its_commit_gets_checks(
 
     assert bot_checkout("hostile")["token"] == "${{ secrets.ACME_BOT_PAT }}"
     assert "token" not in bot_checkout("churn")  # the workflow's own token: documented limit
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "passes"),
+    [
+        (ExitCode.OK, True),
+        (ExitCode.PUSHED, True),
+        (ExitCode.REPORTED, False),
+        (ExitCode.INVALID, False),
+        (ExitCode.USAGE, False),
+    ],
+)
+def test_the_bot_step_maps_mlc_bots_exit_codes(
+    projects: dict[str, CompiledWorkflows], exit_code: int, passes: bool, tmp_path: Path
+) -> None:
+    """The bot step as GitHub runs it, over an `mlc` that exits with each code: a broken call
+    (a usage error) fails the check, never reads as a pushed commit."""
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    workflow = projects["churn"].data(projects["churn"].pr)
+    (step,) = [s for s in workflow["jobs"]["bot"]["steps"] if "mlc bot" in s.get("run", "")]
+    stand_in = tmp_path / "bin" / "mlc"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f"#!/bin/sh\nexit {int(exit_code)}\n")
+    stand_in.chmod(0o755)
+    env = {"PATH": f"{stand_in.parent}:/usr/bin:/bin", **step.get("env", {})}
+    done = run_step(step["run"], tmp_path, env, timeout=30)
+    assert (done.returncode == 0) is passes, done.stdout + done.stderr

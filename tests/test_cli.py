@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mlc.compiler import __version__
+from mlc.compiler.errors import ExitCode
 from spec_fixtures import REPO_ROOT, run_mlc
 from test_validate import BASE
 
@@ -33,9 +37,13 @@ def test_validate_invalid_exits_one_with_positions(project) -> None:
     ]
 
 
-def test_usage_error_exits_two() -> None:
-    code, _, err = run_mlc("validate", "--no-such-flag")
-    assert code == 2 and "No such option" in err
+def test_a_usage_error_has_a_code_no_command_uses_for_success() -> None:
+    """2 is `plan --detailed-exitcode`'s "changes" and `bot`'s "pushed": a broken call must not
+    read as either (the generated bot step maps 2 to a pushed commit)."""
+    for args in (["validate", "--no-such-flag"], ["bot", "--no-such-flag"], ["plan", "--format", "yaml"], ["nope"]):
+        code, _, err = run_mlc(*args)
+        assert code == ExitCode.USAGE == 64, (args, code, err)
+        assert "Error:" in err and "Traceback" not in err
 
 
 def test_missing_spec_is_a_clean_error(tmp_path: Path) -> None:
@@ -87,3 +95,20 @@ def test_validate_imports_no_runtime_or_cluster_libraries(project) -> None:
     )
     err = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True).stderr
     assert err.strip().endswith("[]")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_scaffolded_and_generated_files_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """A file mlc writes is a plain file, as an editor would make it: a COPY of it into the
+    non-root image stays readable (mkstemp alone would make every one 0600)."""
+    previous = os.umask(umask)
+    try:
+        code, _, err = run_mlc("init", str(tmp_path), "--name", "demo")
+        assert code == 0, err
+        code, _, err = run_mlc("apply", "-f", str(tmp_path / "mlproject.yaml"))
+        assert code == 0, err
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "mlproject.yaml", tmp_path / "src" / "demo" / "model.py", tmp_path / "mlc.lock"]
+    written += [p for p in (tmp_path / "deploy").rglob("*") if p.is_file()]
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(mode)}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.pipeline import compile_spec_file
 from spec_fixtures import REPO_ROOT
 
@@ -37,7 +38,7 @@ def test_print_config_uses_a_local_store_without_a_tracking_server(tmp_path: Pat
 
 def test_unknown_environment_is_a_usage_error(tmp_path: Path) -> None:
     done = run_mlc("run", "train", "--env", "nope", "-f", str(CHURN / "mlproject.yaml"), cwd=tmp_path)
-    assert done.returncode == 2 and "environments: staging, production" in done.stderr
+    assert done.returncode == ExitCode.USAGE and "environments: staging, production" in done.stderr
 
 
 def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> None:

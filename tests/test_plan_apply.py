@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 import plan_backend
 from mlc.compiler.cli import main
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.plan.lock import LOCK_FILENAME, parse_lock, sha256_hex
 from plan_fixtures import git, init_repo, write_project
 
@@ -139,7 +140,7 @@ def test_env_filter_keeps_only_that_environments_folder(repo: Path) -> None:
         "+ deploy/staging/serve.yaml",
         "+ deploy/staging/train.yaml",
     ]
-    assert mlc("plan", "--env", "nope").exit_code == 2  # usage error
+    assert mlc("plan", "--env", "nope").exit_code == ExitCode.USAGE
 
 
 def test_hand_edit_is_a_conflict_refused_then_overwritten_with_force(repo: Path) -> None:
@@ -307,7 +308,7 @@ def test_image_pins_quoted_serve_reference(repo: Path) -> None:
 )
 def test_malformed_image_is_a_usage_error(repo: Path, value: str) -> None:
     result = mlc("apply", "--image", value)
-    assert result.exit_code == 2
+    assert result.exit_code == ExitCode.USAGE
     assert "sha256" in result.output + result.stderr
     assert not (repo / "deploy").exists()
 

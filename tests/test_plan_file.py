@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 import plan_backend
 from mlc.compiler import backends
 from mlc.compiler.cli import main, plan_views
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.fingerprint import compiler_fingerprint
 from mlc.compiler.plan import saved as plan_file
 from mlc.compiler.plan.lock import INTENT_FILENAME, LOCK_FILENAME, sha256_hex
@@ -272,7 +273,7 @@ def test_conflicts_are_saved_only_with_force_and_then_overwritten(applied: Path)
     assert not (applied / "saved.plan").exists()
     before = snapshot(applied)
     onto_lock = mlc("plan", "--out", "mlc.lock")
-    assert onto_lock.exit_code == 2 and "is a file mlc generates" in onto_lock.stderr
+    assert onto_lock.exit_code == ExitCode.USAGE and "is a file mlc generates" in onto_lock.stderr
     assert snapshot(applied) == before
 
     plan_path = save("saved.plan", "--force")
@@ -552,16 +553,16 @@ def test_options_fixed_by_the_plan_are_usage_errors_with_plan_file(applied: Path
     plan_path = save()
     before = snapshot(applied)
     result = mlc("apply", str(plan_path), *extra)
-    assert result.exit_code == 2, result.output + result.stderr
+    assert result.exit_code == ExitCode.USAGE, result.output + result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(applied) == before
 
 
 def test_plan_usage_errors(applied: Path) -> None:
     force = mlc("plan", "--force")
-    assert force.exit_code == 2 and "--force only applies to a saved plan" in force.stderr
+    assert force.exit_code == ExitCode.USAGE and "--force only applies to a saved plan" in force.stderr
     env = mlc("plan", "--out", "saved.plan", "--env", "staging")
-    assert env.exit_code == 2 and "--env cannot be used with --out" in env.stderr
+    assert env.exit_code == ExitCode.USAGE and "--env cannot be used with --out" in env.stderr
     assert not (applied / "saved.plan").exists()
 
 

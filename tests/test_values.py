@@ -95,7 +95,7 @@ def test_durations_rejected(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["0 3 * * 1", "*/30 * * * *", "0 0 1 JAN,JUL *", "15 2-5/2 * * MON-FRI", "@daily", "0 0 * * 7"]
+    "text", ["0 3 * * 1", "*/30 * * * *", "0 0 1 JAN,JUL *", "15 2-5/2 * * MON-FRI", "@daily", "0 0 * * 0,6"]
 )
 def test_cron_accepted(text: str) -> None:
     assert values.cron(text) == text
@@ -110,6 +110,9 @@ def test_cron_accepted(text: str) -> None:
         ("0 0 0 * *", "day of month field '0'"),
         ("0 0 * 13 *", "month field"),
         ("0 0 * * 8", "day of week field"),
+        # Kubernetes' parser (robfig/cron) reads 0-6 and refuses 7, which other crons read as Sunday.
+        ("0 0 * * 7", "7 is out of range (Sunday is 0 or SUN: Kubernetes does not read 7 as Sunday)"),
+        ("0 0 * * 5-7", "day of week field '5-7'"),
         ("*/0 * * * *", "step '/0'"),
         ("5-1 * * * *", "runs backwards"),
         ("0 0 * FOO *", "'FOO' is not a number"),

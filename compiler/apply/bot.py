@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mlc.compiler.apply.writer import ApplyError
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.plan.specs import PlanRun
 
 BOT_NAME = "mlc-bot"
@@ -41,12 +42,12 @@ BOT_EMAIL = "mlc-bot@users.noreply.github.com"
 
 
 class BotOutcome(IntEnum):
-    """What the bot did; the value is the exit code."""
+    """What the bot did; the value is the exit code (`errors.ExitCode`)."""
 
-    UP_TO_DATE = 0
-    ERROR = 1
-    PUSHED = 2
-    REPORTED = 3
+    UP_TO_DATE = ExitCode.OK
+    ERROR = ExitCode.INVALID
+    PUSHED = ExitCode.PUSHED
+    REPORTED = ExitCode.REPORTED
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The `mlc` command line. Each command parses options, calls one library function, renders the
-result with a view, and returns an exit code: 0 success, 1 invalid input or failure, 2 usage.
+result with a view, and returns an exit code (`errors.ExitCode`): 0 success, 1 invalid input or
+failure, 2 changes (`plan --detailed-exitcode`) or pushed (`bot`), 3 not pushed (`bot`), 64 a
+malformed command line.
 
 Importing this module stays cheap (no pydantic, git, kubernetes): `mlc --version` and `--help`
 must feel instant, so stages are imported inside the commands that need them.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mlc.compiler import __version__
+from mlc.compiler.errors import ExitCode
 from mlc.runtime.contract import JOBS
 
 if TYPE_CHECKING:
@@ -22,8 +25,30 @@ if TYPE_CHECKING:
     from mlc.compiler.plan.changes import Plan
     from mlc.compiler.plan.specs import PlanRun
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-EXIT_CHANGES = 2  # `mlc plan --detailed-exitcode`: success with changes (as Terraform)
+
+class _MlcGroup(click.Group):
+    """A click group whose usage errors exit with `ExitCode.USAGE` (64), not click's 2, which
+    `plan --detailed-exitcode` and `bot` use for success: a broken call is never read as one."""
+
+    group_class = type  # `@main.group()` makes groups of this class too
+
+    def make_context(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with _usage_exit():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        with _usage_exit():
+            return super().invoke(ctx)
+
+
+class _usage_exit:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> bool:
+        if isinstance(error, click.UsageError):
+            error.exit_code = ExitCode.USAGE
+        return False
 
 
 def _display(path: Path) -> str:
@@ -46,7 +71,7 @@ spec_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_MlcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="mlc", message="%(prog)s %(version)s")
 def main() -> None:
     """Compile mlproject.yaml into Dockerfiles, Kubernetes manifests, monitors and CI workflows."""
@@ -79,7 +104,7 @@ def validate(spec_paths: tuple[Path, ...], no_cache: bool) -> None:
         if checked.record is not None:
             click.echo(render_validation(display, checked.record.environments), nl=False)
         failed = failed or not checked.ok
-    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
 
 
 @main.command()
@@ -111,7 +136,7 @@ def init(directory: Path, name: str | None, force: bool) -> None:
         written = scaffold_project(directory, name, force=force)
     except ScaffoldError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     for path in written:
         click.echo(f"created {_display(path)}")
     click.echo("next: edit mlproject.yaml, then run `mlc validate`")
@@ -143,7 +168,7 @@ def _plan_run(spec_paths: tuple[Path, ...], images: tuple[str, ...]) -> PlanRun:
         raise click.BadParameter(str(exc), param_hint="--image") from None
     if not run.ok:
         click.echo(render_diagnostics(run.diagnostics), err=True, nl=False)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     return run
 
 
@@ -206,7 +231,7 @@ def plan(
         click.echo(render_plan_text(plans, diff=diff), nl=False)
     if out is not None:
         _save_plan(run, images, force, out)
-    sys.exit(EXIT_CHANGES if detailed_exitcode and has_changes(plans) else EXIT_OK)
+    sys.exit(ExitCode.CHANGES if detailed_exitcode and has_changes(plans) else ExitCode.OK)
 
 
 def _save_plan(run: PlanRun, images: tuple[str, ...], force: bool, out: Path) -> None:
@@ -218,12 +243,12 @@ def _save_plan(run: PlanRun, images: tuple[str, ...], force: bool, out: Path) ->
         for change in spec.plan.changes:
             if spec.tree.locate(change.path).resolve() == target:
                 click.echo(f"error: --out {_display(out)} is a file mlc generates; save the plan elsewhere", err=True)
-                sys.exit(EXIT_USAGE)
+                sys.exit(ExitCode.USAGE)
     try:
         write_saved_plan(out, save_plan_run(run, images, force))
     except PlanFileError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     click.echo(f"Saved the plan to {_display(out)}. To apply exactly it: mlc apply {_display(out)}", err=True)
 
 
@@ -277,7 +302,7 @@ def apply(
             plans, outcome = _apply_saved_plan(plan_file, commit, message)
     except ApplyError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     click.echo(render_plan_text(plans, summary=False), nl=False)
     click.echo(render_apply_result(outcome.written, outcome.deleted, outcome.unchanged), nl=False)
     if outcome.commit:
@@ -293,7 +318,7 @@ def _apply_saved_plan(plan_file: Path, commit: bool, message: str | None) -> tup
         saved = read_saved_plan(plan_file, _display(plan_file))
     except PlanFileError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     return saved.plans, apply_saved_plan(saved, commit=commit, message=message)
 
 
@@ -380,7 +405,7 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
         for reference, digest in digests.items():
             click.echo(f"{reference}@{digest}")
         click.echo(f"wrote {_display(lock)}")
-    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -412,7 +437,7 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
     result = resolve_spec_file(spec_path, _display(spec_path))
     click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
     if not result.ok:
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     by_name = {r.environment: r for r in result.resolved}
     if environment is not None and environment not in by_name:
         raise click.BadParameter(
@@ -429,5 +454,5 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
         completed = subprocess.run(command, cwd=spec_path.parent, check=False)
     except FileNotFoundError:
         click.echo("error: mlc-runtime is not installed (pip install 'mlc[runtime]')", err=True)
-        sys.exit(EXIT_INVALID)
+        sys.exit(ExitCode.INVALID)
     sys.exit(completed.returncode)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from mlc.compiler.backends.templating import render_template
 from mlc.compiler.errors import MlcError
+from mlc.compiler.output_tree import write_atomically
 
 _MODEL_PY = '''"""Training entrypoint: mlc calls `train(ctx)` with the project's params and data."""
 
@@ -33,15 +32,7 @@ def write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
     """Write `text` atomically (temp file + rename); refuse to replace a file unless `overwrite`."""
     if path.exists() and not overwrite:
         raise ScaffoldError(f"{path} already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text.encode("utf-8"))
 
 
 def scaffold_project(directory: Path, name: str | None = None, force: bool = False) -> list[Path]:

@@ -152,7 +152,8 @@ _CRON_FIELDS = (
             for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
         },
     ),
-    ("day of week", 0, 7, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
+    # 0-6 as Kubernetes' cron parser (robfig/cron) reads it: it refuses 7, which other crons take for Sunday.
+    ("day of week", 0, 6, {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}),
 )
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -170,6 +171,8 @@ def cron(value: str) -> str:
     for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
         for part in text.split(","):
             problem = _cron_part_problem(part, low, high, names)
+            if problem and name == "day of week" and "7 is out of range" in problem:
+                problem += " (Sunday is 0 or SUN: Kubernetes does not read 7 as Sunday)"
             if problem:
                 raise ValueError(f"cron {name} field '{text}': {problem}; valid range {low}-{high}")
     return value

@@ -33,6 +33,7 @@ from mlc.compiler.backends.ci._steps import (
     setup_python_step,
     write_runtime_config_step,
 )
+from mlc.compiler.errors import ExitCode
 from mlc.compiler.resolve.resolved import ResolvedSpec
 from mlc.runtime.contract import LOCAL_TRACKING_URI
 
@@ -58,16 +59,19 @@ cat "$MLC_PLAN_FILE" >> "$GITHUB_STEP_SUMMARY"
 DOWNLOAD_SMOKE_MODEL_SCRIPT = """\
 gh run download "$GITHUB_RUN_ID" --name "$MLC_SMOKE_ARTIFACT" --dir "$MLC_SMOKE_STORE"
 """
-# `mlc bot`'s exit code (compiler/bot.py) as a job result: pushed or up to date pass; a change
-# it could not push fails the check (the PR's generated files are stale), and so does an error.
-# The comment step after it runs either way.
-BOT_SCRIPT = """\
+# `mlc bot`'s exit code (errors.ExitCode) as a job result: pushed or up to date pass; a change
+# it could not push fails the check (the PR's generated files are stale), and so does an error
+# (a usage error too: it has a code of its own, never read as a push). The comment step after
+# it runs either way.
+BOT_SCRIPT = f"""\
 status=0
 mlc bot || status=$?
 case "$status" in
-  0) echo "Generated files are up to date." ;;
-  2) echo "::notice::mlc committed the compiled artifacts to this branch." ;;
-  3) echo "::error::Generated files are out of date and were not pushed: run mlc apply and commit."; exit 1 ;;
+  {ExitCode.OK:d}) echo "Generated files are up to date." ;;
+  {ExitCode.PUSHED:d}) echo "::notice::mlc committed the compiled artifacts to this branch." ;;
+  {ExitCode.REPORTED:d})
+    echo "::error::Generated files are out of date and were not pushed: run mlc apply and commit."
+    exit 1 ;;
   *) exit "$status" ;;
 esac
 """

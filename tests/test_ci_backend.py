@@ -375,19 +375,62 @@ def test_smoke_training_uses_the_tracking_server_only_with_its_secret(
         steps = all_steps(project.data(project.pr))
         return {step["env"]["MLFLOW_TRACKING_URI"] for _, step in steps if "MLFLOW_TRACKING_URI" in step.get("env", {})}
 
-    assert tracking_uris(projects["churn"]) == {"http://mlflow.mlflow.svc:5000"}  # has MLFLOW_TRACKING_TOKEN
+    assert tracking_uris(projects["churn"]) == {"sqlite:///.mlc/mlflow.db"}  # no secret for CI
+    assert "secrets." not in projects["churn"].text[projects["churn"].pr]
 
     spec = projects["churn"].spec.read_text(encoding="utf-8")
-    without_secret = spec.replace(
-        "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token, github: MLFLOW_TRACKING_TOKEN}",
+    with_secret = spec.replace(
         "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token}",
+        "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token, github: MLFLOW_TRACKING_TOKEN}",
+    ).replace(
+        "  model: churn-classifier\n", "  model: churn-classifier\n  tracking_uri: https://mlflow.acme.example.com\n"
     )
-    assert without_secret != spec
-    folder = projects["hostile"].spec.parent.parent / "no-secret"
+    assert with_secret.count("github: MLFLOW_TRACKING_TOKEN") == 1 and "acme.example.com" in with_secret
+    folder = projects["hostile"].spec.parent.parent / "with-secret"
     folder.mkdir(exist_ok=True)
-    local = compile_workflows(copy_churn_project(folder, without_secret), "no-secret")
-    assert tracking_uris(local) == {"sqlite:///.mlc/mlflow.db"}
-    assert "secrets." not in local.text[local.pr]
+    remote = compile_workflows(copy_churn_project(folder, with_secret), "with-secret")
+    assert tracking_uris(remote) == {"https://mlflow.acme.example.com"}
+    assert "secrets.MLFLOW_TRACKING_TOKEN" in remote.text[remote.pr]
+
+
+@pytest.mark.parametrize(
+    ("tracking", "runner", "valid"),
+    [
+        (None, None, False),  # the default, http://mlflow.mlflow.svc:5000
+        ("http://mlflow.mlops.svc.cluster.local:5000", None, False),
+        ("http://mlflow:5000", None, False),
+        ("https://mlflow.acme.example.com", None, True),
+        (None, "{self_hosted: [ml-cluster]}", True),  # runners inside the cluster resolve it
+    ],
+)
+def test_a_hosted_runner_never_gets_a_cluster_internal_tracking_server(
+    projects: dict[str, CompiledWorkflows], tmp_path: Path, tracking: str | None, runner: str | None, valid: bool
+) -> None:
+    spec = (
+        projects["churn"]
+        .spec.read_text(encoding="utf-8")
+        .replace(
+            "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token}",
+            "  MLFLOW_TRACKING_TOKEN: {k8s: mlflow-token, key: token, github: MLFLOW_TRACKING_TOKEN}",
+        )
+    )
+    if tracking is not None:
+        spec = spec.replace("  model: churn-classifier\n", f"  model: churn-classifier\n  tracking_uri: {tracking}\n")
+    if runner is not None:
+        spec = spec.replace(
+            "  bot: {commit: true, comment: true}\n", f"  bot: {{commit: true, comment: true}}\n  runner: {runner}\n"
+        )
+    compiled = compile_spec_file(copy_churn_project(tmp_path / "p", spec), "mlproject.yaml")
+    errors = [d.render() for d in compiled.result.diagnostics]
+    if valid:
+        assert compiled.ok, errors
+        pull_request = yaml.safe_load(next(a.content for a in compiled.artifacts if a.path.endswith("-pr.yaml")))
+        runs_on = {str(job["runs-on"]) for job in pull_request["jobs"].values()}
+        assert runs_on == ({"['self-hosted', 'ml-cluster']"} if runner else {"ubuntu-24.04"})
+    else:
+        (error,) = errors
+        assert "cluster-internal: GitHub's hosted runners cannot resolve it" in error
+        assert error.startswith("mlproject.yaml:") and ("registry.tracking_uri" in error or "ci.pull_request" in error)
 
 
 def test_data_tests_check_every_data_set(projects: dict[str, CompiledWorkflows]) -> None:

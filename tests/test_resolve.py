@@ -90,6 +90,8 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "train_resources",
         "serving",
         "champion_uri",
+        "ci_tracking_uri",
+        "ci_runs_on",
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
     assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))

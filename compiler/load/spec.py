@@ -33,6 +33,7 @@ from mlc.compiler.load.values import (
     PythonVersion,
     Quantity,
     RelativePath,
+    RunnerLabel,
     TorchVersion,
 )
 from mlc.runtime.contract import (
@@ -44,6 +45,14 @@ from mlc.runtime.contract import (
 )
 
 API_VERSION = "mlc/v1"
+# Where the cluster's services are when the spec does not say (Services of the usual charts).
+DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"
+DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
+# A secret whose name starts so, given to CI (`github:`), sends the pull request's smoke
+# training and gate to the tracking server; without one they use a local store on the runner.
+TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
+# GitHub's hosted runner image: fixed, not ubuntu-latest, so runs do not change under the user.
+HOSTED_RUNNER = "ubuntu-24.04"
 
 NUMERIC_TYPES = frozenset({"float", "int"})
 
@@ -368,10 +377,19 @@ class Bot(Section):
     comment: bool = False
 
 
+class SelfHostedRunner(Section):
+    self_hosted: list[RunnerLabel] = Field(
+        min_length=1, description="labels of your runners (e.g. inside the cluster), besides `self-hosted`"
+    )
+
+
 class CI(Section):
     provider: Literal["github"] = "github"
     pull_request: list[PullRequestJob] = Field(default_factory=lambda: ["validate", "plan"])
     bot: Bot = Field(default_factory=Bot)
+    runner: Literal["hosted"] | SelfHostedRunner = Field(
+        "hosted", description=f"hosted (GitHub's {HOSTED_RUNNER}) or {{self_hosted: [labels]}} (runners you run)"
+    )
 
 
 class MLProject(Section):
@@ -396,6 +414,12 @@ class MLProject(Section):
     ci: CI = Field(default_factory=CI)
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+    @property
+    def ci_uses_tracking_server(self) -> bool:
+        """Whether the pull request's smoke training and gate talk to the tracking server: the
+        spec gives CI a tracking secret (`secrets.MLFLOW_TRACKING_*` with a `github:` name)."""
+        return any(name.startswith(TRACKING_SECRET_PREFIX) and ref.github for name, ref in self.secrets.items())
 
     def builds_image(self, role: Literal["train", "serve"]) -> bool:
         """Whether the project builds the `role` image: the training image when it trains; the

@@ -255,9 +255,29 @@ def env_var_name(value: str) -> str:
     return value
 
 
+def is_cluster_internal_url(url: str) -> bool:
+    """True for a URL only a pod can resolve: a Service name (`*.svc`, `*.cluster.local`) or a
+    bare host name without a domain (`http://mlflow:5000`). Loopback is not cluster-internal."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").rstrip(".").lower()
+    if host in ("localhost", "") or re.fullmatch(r"[\d.]+|\[?[0-9a-f:]+\]?", host):
+        return False
+    return host.endswith((".svc", ".svc.cluster.local", ".cluster.local")) or "." not in host
+
+
 def image_reference_with_digest(value: str) -> bool:
     """True when an image reference is pinned by digest (`...@sha256:<64 hex>`)."""
     return bool(_SHA256_REF.fullmatch(value))
+
+
+def runner_label(value: str) -> str:
+    """A GitHub Actions runner label (what `runs-on` matches): letters, digits, '.', '_', '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value) or value.lower() == "self-hosted":
+        raise ValueError(
+            "must be a runner label of letters, digits, '.', '_' or '-' (besides `self-hosted`), e.g. 'ml-cluster'"
+        )
+    return value
 
 
 def python_version(value: str) -> str:
@@ -303,6 +323,7 @@ Entrypoint = Annotated[str, AfterValidator(entrypoint)]
 EnvVarName = Annotated[str, AfterValidator(env_var_name)]
 CheckpointEvery = Annotated[str, AfterValidator(checkpoint_every)]
 PythonVersion = Annotated[str, AfterValidator(python_version)]
+RunnerLabel = Annotated[str, AfterValidator(runner_label)]
 TorchVersion = Annotated[str, AfterValidator(torch_version)]
 Count = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]

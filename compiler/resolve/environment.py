@@ -16,15 +16,13 @@ from typing import Any
 
 from mlc.compiler import __version__
 from mlc.compiler.compat import gpu_node_labels
-from mlc.compiler.load.spec import MLProject, Serve
+from mlc.compiler.load.spec import DEFAULT_PUSHGATEWAY, DEFAULT_TRACKING_URI, HOSTED_RUNNER, MLProject, Serve
 from mlc.compiler.resolve.images import ImageRole, ProjectImages, image_repository, resolve_project_images, runs_on_gpu
 from mlc.compiler.resolve.resolved import ReplicaOwner, ResolvedSpec, ResourceNames, Resources, Serving
 from mlc.compiler.validate.project import ValidatedProject
-from mlc.runtime.contract import champion_model_uri
+from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 
 DEFAULT_ENVIRONMENT = "default"
-DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc:5000"
-DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
 
@@ -124,7 +122,9 @@ def resolve_environment(
     spec = project.environments[environment] if environment is not None else project.base
     env_name = environment or DEFAULT_ENVIRONMENT
     spec_digest = canonical_digest(project.document.data)
-    env_digest = canonical_digest(spec.model_dump(mode="json", by_alias=True))
+    # Values left at their defaults are left out: a field a later compiler adds with a default
+    # does not change the digest (and the labels it names) of specs that do not set it.
+    env_digest = canonical_digest(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
     name = spec.metadata.name
     train, serve = spec.train, spec.serve
 
@@ -151,6 +151,7 @@ def resolve_environment(
         f"{ANNOTATION_PREFIX}/environment": env_name,
     }
     namespace = spec.metadata.namespace or name
+    tracking_uri = spec.registry.tracking_uri or DEFAULT_TRACKING_URI
     return ResolvedSpec(
         spec=spec,
         environment=env_name,
@@ -191,7 +192,9 @@ def resolve_environment(
         serving=_serving(serve) if serve is not None else None,
         registered_model=registered_model,
         champion_uri=champion_model_uri(registered_model),
-        tracking_uri=spec.registry.tracking_uri or DEFAULT_TRACKING_URI,
+        tracking_uri=tracking_uri,
+        ci_tracking_uri=tracking_uri if spec.ci_uses_tracking_server else LOCAL_TRACKING_URI,
+        ci_runs_on=HOSTED_RUNNER if spec.ci.runner == "hosted" else ("self-hosted", *spec.ci.runner.self_hosted),
         pushgateway=(spec.monitor.pushgateway if spec.monitor else None) or DEFAULT_PUSHGATEWAY,
         labels=labels,
         annotations=annotations,

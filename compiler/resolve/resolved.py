@@ -98,6 +98,8 @@ class ResolvedSpec:
     registered_model: str
     champion_uri: str  # `models:/<registered model>@champion`
     tracking_uri: str
+    ci_tracking_uri: str  # what CI's smoke training and gate use: the server, or a store on the runner
+    ci_runs_on: str | tuple[str, ...]  # the workflows' `runs-on`
     pushgateway: str
     labels: dict[str, str]
     annotations: dict[str, str]

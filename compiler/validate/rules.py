@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 from mlc.compiler.diagnostics import Finding, Severity
 from mlc.compiler.load.document import FieldPath
-from mlc.compiler.load.spec import MLProject, metric_is_higher_better
-from mlc.compiler.load.values import image_reference_with_digest, quantity_to_number
+from mlc.compiler.load.spec import DEFAULT_TRACKING_URI, TRACKING_SECRET_PREFIX, MLProject, metric_is_higher_better
+from mlc.compiler.load.values import image_reference_with_digest, is_cluster_internal_url, quantity_to_number
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 
@@ -193,6 +193,29 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
         yield Finding(("ci", "pull_request"), "the `smoke_train` job needs a `train` section")
     if "data_tests" in jobs and (contract is None or not contract.features):
         yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
+    yield from _ci_reaches_the_registry(spec)
+
+
+def _ci_reaches_the_registry(spec: MLProject) -> Iterator[Finding]:
+    """A pull request job that talks to the tracking server must be able to resolve its name."""
+    registry_jobs = [job for job in spec.ci.pull_request if job in ("smoke_train", "gate")]
+    if not registry_jobs or not spec.ci_uses_tracking_server or spec.ci.runner != "hosted":
+        return
+    uri = spec.registry.tracking_uri or DEFAULT_TRACKING_URI
+    if not is_cluster_internal_url(uri):
+        return
+    named = spec.registry.tracking_uri is not None
+    where = ("registry", "tracking_uri") if named else ("ci", "pull_request")
+    what = "registry.tracking_uri" if named else f"the default tracking URI {uri}"
+    yield Finding(
+        where,
+        f"the pull request's {' and '.join(registry_jobs)} job(s) talk to the tracking server (a "
+        f"{TRACKING_SECRET_PREFIX}* secret is given to CI), but {what} is cluster-internal: GitHub's "
+        "hosted runners cannot resolve it",
+        "name a tracking URL the runners can reach (e.g. `tracking_uri: https://mlflow.example.com`), run "
+        "the jobs on runners inside the cluster (`ci: {runner: {self_hosted: [ml-cluster]}}`), or drop the "
+        "secret's `github:` to train and gate on a store on the runner",
+    )
 
 
 def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:

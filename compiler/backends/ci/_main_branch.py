@@ -101,7 +101,7 @@ def _release_job(resolved: ResolvedSpec) -> Job:
         for role, image in images.items():
             steps.extend(_build_steps(resolved, role, image))
     steps.append(_pin_and_push_step(images))
-    return build_job("release", permissions, steps, timeout_minutes=60)  # type: ignore[arg-type]
+    return build_job("release", permissions, steps, timeout_minutes=60, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]
 
 
 def _login_step(resolved: ResolvedSpec, registry_host: str) -> Step | None:

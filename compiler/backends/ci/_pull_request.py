@@ -35,7 +35,6 @@ from mlc.compiler.backends.ci._steps import (
 )
 from mlc.compiler.errors import ExitCode
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import LOCAL_TRACKING_URI
 
 KIND = "pr"
 PATH = ".github/workflows/mlc-pr.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
@@ -49,7 +48,6 @@ SMOKE_STORE = ".mlc/"
 DATA_SAMPLE_ROWS = 1000
 # Without the tracking server's secret the smoke run logs here; assumes the runtime keeps its
 # MLflow artifacts under `.mlc/` too, as it does locally.
-TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
 BOT_TOKEN_SECRET = "MLC_BOT_TOKEN"  # the spec's secret the bot pushes with, when given
 
 PLAN_SCRIPT = """\
@@ -170,12 +168,7 @@ def github_secrets_env(resolved: ResolvedSpec) -> dict[str, str]:
 
 def tracking_env(resolved: ResolvedSpec) -> dict[str, str]:
     """The real tracking server when the spec gives CI its secret, else a local store."""
-    has_secret = any(
-        name.startswith(TRACKING_SECRET_PREFIX) and ref.github is not None
-        for name, ref in resolved.spec.secrets.items()
-    )
-    uri = guard_expression(resolved.tracking_uri) if has_secret else LOCAL_TRACKING_URI
-    return {"MLFLOW_TRACKING_URI": uri}
+    return {"MLFLOW_TRACKING_URI": guard_expression(resolved.ci_tracking_uri)}
 
 
 def _compiler_steps(resolved: ResolvedSpec, *, runtime: bool = False) -> list[Step]:
@@ -195,7 +188,13 @@ def _validate_job(resolved: ResolvedSpec) -> Job:
         "env": {"MLC_SPEC": SPEC_FILE},
         "run": 'mlc validate -f "$MLC_SPEC"\n',
     }
-    return build_job("validate", {"contents": "read"}, [*_compiler_steps(resolved), validate], timeout_minutes=10)
+    return build_job(
+        "validate",
+        {"contents": "read"},
+        [*_compiler_steps(resolved), validate],
+        timeout_minutes=10,
+        runs_on=resolved.ci_runs_on,
+    )
 
 
 def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job:
@@ -210,7 +209,7 @@ def _plan_job(resolved: ResolvedSpec, needs: list[str], *, comment: bool) -> Job
         permissions["pull-requests"] = documented("write", "post the plan as a comment, updated in place")
         # Forks get a read-only token: their plan stays in the step summary.
         steps.append({**upsert_plan_comment_step(ProjectLocation.of(resolved)), "if": SAME_REPOSITORY})
-    return build_job("plan", permissions, steps, needs=needs, timeout_minutes=10)  # type: ignore[arg-type]
+    return build_job("plan", permissions, steps, needs=needs, timeout_minutes=10, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]
 
 
 def upsert_plan_comment_step(location: ProjectLocation) -> Step:
@@ -247,7 +246,7 @@ def _bot_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         # Also when the bot failed: its comment says why (a conflict, an invalid spec).
         steps.append({**upsert_plan_comment_step(ProjectLocation.of(resolved)), "if": "${{ !cancelled() }}"})
     # Only branches of this repository: a fork's code never runs with a token that can push.
-    return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY)  # type: ignore[arg-type]
+    return build_job("bot", permissions, steps, needs=needs, condition=SAME_REPOSITORY, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]
 
 
 def _bot_token(resolved: ResolvedSpec) -> str | None:
@@ -279,7 +278,9 @@ def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) 
                 ),
             }
         )
-    return build_job("data_tests", {"contents": "read"}, steps, needs=needs, timeout_minutes=20)
+    return build_job(
+        "data_tests", {"contents": "read"}, steps, needs=needs, timeout_minutes=20, runs_on=resolved.ci_runs_on
+    )
 
 
 def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
@@ -310,7 +311,9 @@ def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str)
     ]
     if "gate" in resolved.spec.ci.pull_request:
         steps.append(upload)
-    return build_job("smoke_train", {"contents": "read"}, steps, needs=needs, timeout_minutes=30)
+    return build_job(
+        "smoke_train", {"contents": "read"}, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on
+    )
 
 
 def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
@@ -349,4 +352,4 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         "actions": documented("read", "download the smoke model artifact of this run"),
     }
     steps = [*_compiler_steps(resolved, runtime=True), download, gate, report]
-    return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30)  # type: ignore[arg-type]
+    return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.yaml_writer import Commented
 from mlc.runtime.contract import CONFIG_FILE, LOCAL_STATE_DIR
 
-RUNNER = "ubuntu-24.04"  # a fixed image, not ubuntu-latest: runs do not change under the user
 # `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the
 # job's `defaults.run.working-directory` for a spec in a subfolder (`_location`).
 SPEC_FILE = "mlproject.yaml"
@@ -56,6 +55,7 @@ def build_job(
     permissions: dict[str, str | Commented],
     steps: list[Step],
     *,
+    runs_on: str | tuple[str, ...],
     needs: list[str] | None = None,
     condition: str | None = None,
     timeout_minutes: int = 15,
@@ -66,7 +66,7 @@ def build_job(
         job["needs"] = needs
     if condition:
         job["if"] = condition
-    job["runs-on"] = RUNNER
+    job["runs-on"] = runs_on if isinstance(runs_on, str) else list(runs_on)
     job["timeout-minutes"] = timeout_minutes
     job["permissions"] = permissions
     job["steps"] = steps

@@ -1,21 +1,23 @@
 """Evaluation metrics over numpy arrays: pure functions, no I/O.
 
-Binary tasks score `probability` (of the positive class, 1) and predict 1 at >= 0.5; precision,
-recall and f1 are of the positive class. Multiclass: accuracy, log_loss, and macro-averaged
-precision, recall and f1. Regression: mae, rmse, r2, and mape as a fraction (0.1 = 10 %) over
-rows whose true value is not 0. Latency metrics are measured by the gate, not computed here.
+Which metric applies to which task is the contract's (`contract.TASK_METRICS`): validate checks
+a spec against the same table. Binary tasks score `probability` (of the positive class, 1) and
+predict 1 at >= 0.5; precision, recall and f1 are of the positive class. Multiclass: accuracy,
+log_loss, macro-averaged precision, recall and f1, and `top<k>_accuracy` (the true class among
+the k likeliest). Regression: mae, rmse, r2, and mape as a fraction (0.1 = 10 %) over rows whose
+true value is not 0. Latency metrics are measured by the gate, not computed here.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlc.runtime.contract import TOP_K_ACCURACY
 from mlc.runtime.errors import MlcRuntimeError
 
 if TYPE_CHECKING:
     import numpy as np
 
-LATENCY_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms"})
 _EPSILON = 1e-15
 
 
@@ -81,6 +83,12 @@ def multiclass_metric(name: str, y_true: np.ndarray, probabilities: np.ndarray) 
     if name == "log_loss":
         picked = np.clip(probabilities[np.arange(len(y_true)), y_true], _EPSILON, 1.0)
         return float(-np.log(picked).mean())
+    if top_k := TOP_K_ACCURACY.fullmatch(name):
+        k = min(int(top_k.group(1)), probabilities.shape[1])
+        # The true class is among the k likeliest: fewer than k classes score higher than it.
+        truth = probabilities[np.arange(len(y_true)), y_true]
+        above = (probabilities > truth[:, None]).sum(axis=1)
+        return float((above < k).mean())
     raise MetricError(f"{name} does not apply to a multiclass target (binary only or not computed)")
 
 

@@ -11,8 +11,9 @@ served model computes exactly what training computed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import Task
 from mlc.runtime.contract.config import Contract
 from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.feature_values import CoercedColumn, coerce_column
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-Task = Literal["binary", "multiclass", "regression"]
 ENCODED_TYPES = frozenset({"float", "int", "bool", "category"})
 
 
@@ -84,18 +84,35 @@ def _binary_labels(array: pa.Array | pa.ChunkedArray) -> CoercedColumn:
     return CoercedColumn(pc.cast(labels.values, pa.float64()), labels.missing, labels.invalid, labels.source_type)
 
 
-def fit_target(name: str, array: pa.Array | pa.ChunkedArray) -> TargetEncoding:
-    """The target's task from its training values: bool or only 0/1 -> binary; numbers -> regression;
-    anything else -> multiclass over the sorted labels."""
+def fit_target(name: str, array: pa.Array | pa.ChunkedArray, task: Task | None = None) -> TargetEncoding:
+    """The target's encoding for its task: the declared one (`data.contract.task`), whose labels
+    must fit it, or else inferred from the training values (bool or only 0/1 -> binary; numbers
+    -> regression; anything else -> multiclass over the sorted labels)."""
     import numpy as np
 
-    if not _binary_labels(array).invalid.any():
-        return TargetEncoding(name, "binary")
-    as_number = coerce_column(array, "float")
-    if not as_number.invalid.any():
-        return TargetEncoding(name, "regression")
+    if task in (None, "binary"):
+        binary = _binary_labels(array)
+        if not binary.invalid.any():
+            return TargetEncoding(name, "binary")
+        if task == "binary":
+            _refuse_label(name, array, binary.invalid, "binary (0/1, true/false)")
+    if task in (None, "regression"):
+        as_number = coerce_column(array, "float")
+        if not as_number.invalid.any():
+            return TargetEncoding(name, "regression")
+        if task == "regression":
+            _refuse_label(name, array, as_number.invalid, "regression (a number)")
     labels = coerce_column(array, "category").values.drop_null().to_numpy(zero_copy_only=False)
     return TargetEncoding(name, "multiclass", tuple(str(label) for label in np.unique(labels)))
+
+
+def _refuse_label(name: str, array: pa.Array | pa.ChunkedArray, invalid: np.ndarray, what: str) -> None:
+    import numpy as np
+
+    row = int(np.flatnonzero(invalid)[0])
+    raise PreprocessError(
+        f"target {name}: row {row + 1}: {array[row].as_py()!r} is not a {what} label (data.contract.task)"
+    )
 
 
 @dataclass(frozen=True)
@@ -189,5 +206,5 @@ def fit_preprocessor(table: pa.Table, contract: Contract) -> Preprocessor:
     if contract.target is not None:
         if contract.target not in table.column_names:
             raise PreprocessError(f"missing target column {contract.target!r} in the training data")
-        target = fit_target(contract.target, table.column(contract.target))
+        target = fit_target(contract.target, table.column(contract.target), contract.task)
     return Preprocessor(tuple(features), target)

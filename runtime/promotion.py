@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import LATENCY_METRICS
 from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.gates import GateReport, evaluate_gates
-from mlc.runtime.metrics import LATENCY_METRICS, MetricError, task_metric
+from mlc.runtime.metrics import MetricError, task_metric
 
 if TYPE_CHECKING:
     import numpy as np

@@ -61,7 +61,8 @@ def test_all_errors_at_once_sorted_by_line(project) -> None:
 def test_gate_direction_rules(project) -> None:
     spec = project(
         BASE
-        + "evaluate:\n  metrics: [f1, rmse]\n  gates:\n    - {metric: rmse, max_rise: 0.1}\n    - {metric: f1, max_rise: 0.1}\n"
+        + "evaluate:\n  metrics: [f1, log_loss]\n  gates:\n"
+        + "    - {metric: log_loss, max_rise: 0.1}\n    - {metric: f1, max_rise: 0.1}\n"
     )
     assert lines(spec) == [
         "mlproject.yaml:16:30: error: evaluate.gates.1.max_rise: 'f1' is higher-is-better: use max_drop, not max_rise"
@@ -69,10 +70,30 @@ def test_gate_direction_rules(project) -> None:
 
 
 def test_parametric_metrics(project) -> None:
-    ok = project(BASE + "evaluate:\n  metrics: [top5_accuracy, ndcg_at_10]\n")
+    ok = project(BASE + "evaluate:\n  metrics: [top5_accuracy, accuracy]\n")
     assert resolve_spec_file(ok).ok
     bad = project(BASE + "evaluate:\n  metrics: [top0_accuracy]\n")
     assert "unknown metric 'top0_accuracy'" in lines(bad)[0]
+    ranking = project(BASE + "evaluate:\n  metrics: [ndcg_at_10]\n")
+    assert "unknown metric 'ndcg_at_10' (ranking metrics need a ranking task" in lines(ranking)[0]
+
+
+def test_metrics_are_checked_against_the_targets_task(project) -> None:
+    """The gate could not compute a metric of another task (it exited 2 on every run): validate
+    says so at the metric's line, against the declared task or, undeclared, each other."""
+    contract = "  contract:\n    target: y\n    task: regression\n    features: {x: {type: float}}\n"
+    declared = project(BASE.replace("\ndata:\n", "\ndata:\n" + contract) + "evaluate:\n  metrics: [rmse, f1]\n")
+    assert lines(declared) == [
+        "mlproject.yaml:17:19: error: evaluate.metrics.1: 'f1' does not apply to a regression target "
+        "(data.contract.task); it applies to: binary, multiclass"
+    ]
+    mixed = project(BASE + "evaluate:\n  metrics: [f1, rmse, latency_p95_ms]\n")
+    assert lines(mixed) == [
+        "mlproject.yaml:13:12: error: evaluate.metrics: no target has all these metrics (they fit binary: f1, "
+        "latency_p95_ms; multiclass: f1, latency_p95_ms; regression: rmse, latency_p95_ms)"
+    ]
+    for metrics in ("[f1, roc_auc, latency_p95_ms]", "[mae, r2]", "[top3_accuracy, log_loss]"):
+        assert lines(project(BASE + f"evaluate:\n  metrics: {metrics}\n")) == [], metrics
 
 
 def test_overlay_null_deletes_a_section(project) -> None:

@@ -42,6 +42,9 @@ from mlc.runtime.contract import (
     DRIFT_SHARE_THRESHOLD,
     DriftMethod,
     FeatureType,
+    Task,
+    known_metrics,
+    metric_tasks,
 )
 
 API_VERSION = "mlc/v1"
@@ -55,16 +58,6 @@ TRACKING_SECRET_PREFIX = "MLFLOW_TRACKING_"
 HOSTED_RUNNER = "ubuntu-24.04"
 
 NUMERIC_TYPES = frozenset({"float", "int"})
-
-HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
-LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape", "latency_p50_ms", "latency_p95_ms"})
-KNOWN_METRICS = HIGHER_IS_BETTER | LOWER_IS_BETTER
-_PARAMETRIC_METRIC = re.compile(r"top[1-9]\d*_accuracy|ndcg_at_[1-9]\d*")
-
-
-def metric_is_higher_better(name: str) -> bool:
-    """Whether a bigger value of the metric means a better model."""
-    return name not in LOWER_IS_BETTER
 
 
 class Section(BaseModel):
@@ -145,6 +138,11 @@ class Feature(Section):
 
 class Contract(Section):
     target: str | None = None
+    task: Task | None = Field(
+        None,
+        description="binary | multiclass | regression; checks evaluate.metrics against it (default: inferred "
+        "from the training labels: 0/1 or booleans binary, numbers regression, anything else multiclass)",
+    )
     features: dict[str, Feature] = Field(default_factory=dict)
 
 
@@ -234,9 +232,9 @@ class Evaluate(Section):
     @classmethod
     def _known_metrics(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in KNOWN_METRICS and not _PARAMETRIC_METRIC.fullmatch(name):
-                known = ", ".join(sorted(KNOWN_METRICS))
-                raise ValueError(f"unknown metric '{name}'; known: {known}, top<k>_accuracy, ndcg_at_<k>")
+            if not metric_tasks(name):
+                hint = " (ranking metrics need a ranking task, which mlc does not train yet)" if "ndcg" in name else ""
+                raise ValueError(f"unknown metric '{name}'{hint}; known: {', '.join(known_metrics())}")
         if len(set(names)) != len(names):
             raise ValueError("metrics must not repeat")
         return names

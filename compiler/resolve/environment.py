@@ -55,17 +55,21 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
     A Job's pod template is immutable, so the Job gets a new name whenever this changes, and
     only then: a serving or monitoring edit must not start a retraining. `train.schedule` is
     left out (it drives the CronJob, which is mutable); the compiler version is in, because a
-    new compiler may render a different pod template.
+    new compiler may render a different pod template. Values at their defaults are left out,
+    as in the environment digest: a field added with a default renames no Job.
     """
-    train = spec.train.model_dump(mode="json", by_alias=True, exclude={"schedule"}) if spec.train else None
+
+    def data(section: Any, **exclude: Any) -> Any:
+        return section.model_dump(mode="json", by_alias=True, exclude_defaults=True, **exclude)
+
     return {
         "compiler_version": __version__,
-        "train": train,
-        "code": spec.code.model_dump(mode="json", by_alias=True),
-        "images": {"registry": spec.images.registry, "train": spec.images.train.model_dump(mode="json", by_alias=True)},
-        "data": spec.data.model_dump(mode="json", by_alias=True),  # datasets and the contract
-        "registry": spec.registry.model_dump(mode="json", by_alias=True),
-        "secrets": {name: ref.model_dump(mode="json", by_alias=True) for name, ref in spec.secrets.items()},
+        "train": data(spec.train, exclude={"schedule"}) if spec.train else None,
+        "code": data(spec.code),
+        "images": {"registry": spec.images.registry, "train": data(spec.images.train)},
+        "data": data(spec.data),  # datasets and the contract
+        "registry": data(spec.registry),
+        "secrets": {name: data(ref) for name, ref in spec.secrets.items()},
         "train_image": train_image,
     }
 

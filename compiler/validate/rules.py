@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 from mlc.compiler.diagnostics import Finding, Severity
 from mlc.compiler.load.document import FieldPath
-from mlc.compiler.load.spec import DEFAULT_TRACKING_URI, TRACKING_SECRET_PREFIX, MLProject, metric_is_higher_better
+from mlc.compiler.load.spec import DEFAULT_TRACKING_URI, TRACKING_SECRET_PREFIX, MLProject
 from mlc.compiler.load.values import image_reference_with_digest, is_cluster_internal_url, quantity_to_number
+from mlc.runtime.contract import LATENCY_METRICS, TASK_METRICS, TASKS, metric_is_higher_better, metric_tasks
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 
@@ -60,6 +61,7 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
                     ("evaluate", "gates", i, "max_rise"),
                     f"'{gate.metric}' is higher-is-better: use max_drop, not max_rise",
                 )
+        yield from _metrics_fit_the_task(spec)
 
     contract = spec.data.contract
     if contract is not None and contract.target is not None and contract.target in contract.features:
@@ -194,6 +196,42 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
     if "data_tests" in jobs and (contract is None or not contract.features):
         yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
     yield from _ci_reaches_the_registry(spec)
+
+
+def _metrics_fit_the_task(spec: MLProject) -> Iterator[Finding]:
+    """Every metric must apply to the target's task: the declared one (`data.contract.task`), or,
+    undeclared, one task they all share (the gate would otherwise stop with no verdict)."""
+    assert spec.evaluate is not None
+    metrics = spec.evaluate.metrics
+    contract = spec.data.contract
+    declared = contract.task if contract is not None else None
+    if declared is not None:
+        for i, name in enumerate(metrics):
+            if declared not in metric_tasks(name):
+                applies = ", ".join(metric_tasks(name))
+                yield Finding(
+                    ("evaluate", "metrics", i),
+                    f"'{name}' does not apply to a {declared} target (data.contract.task); it applies to: {applies}",
+                    f"{declared} metrics: {', '.join(_task_metric_names(declared))}",
+                )
+        return
+    shared = set(TASKS)
+    for name in metrics:
+        shared &= set(metric_tasks(name))
+    if not shared:
+        fitting = "; ".join(
+            f"{task}: {', '.join(m for m in metrics if task in metric_tasks(m)) or 'none'}" for task in TASKS
+        )
+        yield Finding(
+            ("evaluate", "metrics"),
+            f"no target has all these metrics (they fit {fitting})",
+            "keep the metrics of one task, and declare it: `data.contract.task: binary` (or multiclass, regression)",
+        )
+
+
+def _task_metric_names(task: str) -> list[str]:
+    extra = ["top<k>_accuracy"] if task == "multiclass" else []
+    return sorted(TASK_METRICS[task]) + extra + sorted(LATENCY_METRICS)
 
 
 def _ci_reaches_the_registry(spec: MLProject) -> Iterator[Finding]:

@@ -26,6 +26,7 @@ runtime ignores it, a newer one fills the default); renaming or retyping one bum
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import Literal
 
@@ -123,6 +124,41 @@ SERVER_METRICS = {
     "model_calls_total": "mlc_model_calls_total",
     "batch_rows": "mlc_batch_rows",
 }
+
+# --- evaluation metrics ----------------------------------------------------------------------
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
+LATENCY_METRICS = frozenset({"latency_p50_ms", "latency_p95_ms"})  # measured by the gate, any task
+# What the gate computes, per task of the target (`mlc.runtime.metrics`).
+TASK_METRICS: dict[str, frozenset[str]] = {
+    "binary": frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"}),
+    "multiclass": frozenset({"accuracy", "precision", "recall", "f1", "log_loss"}),  # and top<k>_accuracy
+    "regression": frozenset({"mae", "rmse", "r2", "mape"}),
+}
+TOP_K_ACCURACY = re.compile(r"top([1-9][0-9]*)_accuracy")  # multiclass: the truth among the k likeliest
+LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape", *LATENCY_METRICS})
+
+
+def metric_tasks(name: str) -> tuple[Task, ...]:
+    """The tasks a metric applies to, in `TASKS` order; empty for a metric mlc does not compute."""
+    if name in LATENCY_METRICS:
+        return TASKS
+    if TOP_K_ACCURACY.fullmatch(name):
+        return ("multiclass",)
+    return tuple(task for task in TASKS if name in TASK_METRICS[task])
+
+
+def metric_is_higher_better(name: str) -> bool:
+    """Whether a bigger value of the metric means a better model."""
+    return name not in LOWER_IS_BETTER
+
+
+def known_metrics() -> list[str]:
+    """Every metric name, as messages list them (`top<k>_accuracy` stands for its family)."""
+    names = {*LATENCY_METRICS, *(name for names in TASK_METRICS.values() for name in names)}
+    return [*sorted(names), "top<k>_accuracy"]
+
 
 # --- defaults the runtime applies ----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from mlc.runtime.contract import (
     DriftMethod,
     ExitCode,
     FeatureType,
+    Task,
     champion_model_uri,
 )
 from mlc.runtime.errors import MlcRuntimeError
@@ -47,6 +48,7 @@ class Feature(_Section):
 
 class Contract(_Section):
     target: str | None = None
+    task: Task | None = None  # None: inferred from the training labels
     features: dict[str, Feature] = {}
 
 

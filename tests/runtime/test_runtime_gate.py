@@ -42,6 +42,9 @@ def test_multiclass_and_regression_metrics_match_scikit_learn() -> None:
     assert multiclass_metric("accuracy", y, probabilities) == pytest.approx(sk.accuracy_score(y, pred))
     assert multiclass_metric("f1", y, probabilities) == pytest.approx(sk.f1_score(y, pred, average="macro"))
     assert multiclass_metric("log_loss", y, probabilities) == pytest.approx(sk.log_loss(y, probabilities))
+    for k in (1, 2, 3, 7):  # more classes asked for than there are: every row is a hit
+        expected = sk.top_k_accuracy_score(y, probabilities, k=min(k, 3), labels=[0, 1, 2])
+        assert multiclass_metric(f"top{k}_accuracy", y, probabilities) == pytest.approx(expected), k
     truth, guess = RNG.random(100) + 1, RNG.random(100) + 1
     assert regression_metric("mae", truth, guess) == pytest.approx(sk.mean_absolute_error(truth, guess))
     assert regression_metric("rmse", truth, guess) == pytest.approx(np.sqrt(sk.mean_squared_error(truth, guess)))

@@ -78,3 +78,17 @@ def test_the_target_decides_the_task(values, task, encoded) -> None:
     encoding = fit_target("label", pa.array(values))
     assert encoding.task == task
     assert np.asarray(encoding.encode(pa.array(values))).tolist() == encoded
+
+
+def test_a_declared_task_is_the_task_and_its_labels_must_fit() -> None:
+    """Classes written as numbers are multiclass when the contract says so (inferred, they would
+    be a regression target); a label that does not fit the declared task names its row."""
+    classes = pa.array([0, 2, 1, 2])
+    assert fit_target("label", classes).task == "regression"
+    declared = fit_target("label", classes, "multiclass")
+    assert (declared.task, declared.classes) == ("multiclass", ("0", "1", "2"))
+    assert np.asarray(declared.encode(classes)).tolist() == [0, 2, 1, 2]
+    with pytest.raises(PreprocessError, match=r"target label: row 2: 2 is not a binary \(0/1, true/false\) label"):
+        fit_target("label", pa.array([1, 2, 0]), "binary")
+    with pytest.raises(PreprocessError, match="row 3: 'dog' is not a regression"):
+        fit_target("label", pa.array(["1.5", "2", "dog"]), "regression")

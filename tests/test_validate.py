@@ -255,3 +255,17 @@ def test_kserve_without_train_still_builds_the_serve_image_so_needs_a_registry(p
     code, out, err = run_mlc("plan", "-f", str(fixed))
     assert code == 0, err
     assert "deploy/docker/serve.Dockerfile" in out and "Traceback" not in err
+
+
+def test_a_drift_check_needs_an_image_that_runs_it(project) -> None:
+    """A serving-only vLLM project builds no image with `mlc-runtime`: its drift CronJob had no
+    image and `mlc plan` crashed; validate refuses it at its line."""
+    spec = project(
+        "apiVersion: mlc/v1\nkind: MLProject\nmetadata:\n  name: chat\n"
+        "data:\n  contract:\n    features: {prompt_tokens: {type: int}}\n"
+        "serve:\n  engine: vllm\n  llm: {model: m/m, revision: " + "a" * 40 + "}\n"
+        "  resources: {gpus: 1, gpu_type: nvidia-l4}\n"
+        "monitor:\n  drift:\n    current: {uri: s3://b/live/}\n"
+    )
+    (found,) = lines(spec)
+    assert found.startswith("mlproject.yaml:14:5: error: monitor.drift: the drift check runs `mlc-runtime`")

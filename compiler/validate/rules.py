@@ -165,6 +165,13 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
             yield Finding(("monitor", "drift"), "drift checks need `data.contract.features` to know what to watch")
         if monitor.drift.on_drift == "retrain" and train is None:
             yield Finding(("monitor", "drift", "on_drift"), "`on_drift: retrain` needs a `train` section")
+        if not (spec.builds_image("train") or spec.builds_image("serve")):
+            yield Finding(
+                ("monitor", "drift"),
+                "the drift check runs `mlc-runtime` in the project's image, and this project builds none "
+                "(vLLM's server is not mlc's)",
+                "remove `monitor.drift`, or add a `train` section (its image runs the check)",
+            )
     if monitor is not None and serve is None and (monitor.alerts.latency_p95_ms or monitor.alerts.error_rate):
         yield Finding(("monitor", "alerts"), "serving alerts need a `serve` section")
 

@@ -154,7 +154,9 @@ def drift(
         base = drift_config(load_config(Path(config_path))) if config_path else DriftConfig()
     except ConfigError as exc:
         _fail(str(exc), ExitCode.CONFIG_ERROR)
-    config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi)
+    # The config's window selects its own current data; data named on the command line is read whole.
+    window = None if data else base.window_seconds
+    config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi, window_seconds=window)
     model = model or (None if profile_path else config.model_uri)
     data = data or config.current_uri
     if bool(profile_path) == bool(model):

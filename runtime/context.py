@@ -6,10 +6,15 @@
         for epoch in range(state.get("epoch", 0), ctx.params["epochs"]):
             ...
             ctx.log_metric("train_loss", loss, step=epoch)
-            ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict(), ...})
+            ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict(), ...})  # per the spec's cadence
             if ctx.should_stop:                   # SIGTERM arrived (spot preemption, eviction)
                 return None                       # the checkpoint above is the resume point
         return model                              # a torch.nn.Module; the runtime logs and registers it
+
+`save_checkpoint` writes at the cadence of `train.checkpoint.every`: at the end of each epoch (the
+default; a call without `epoch_end=False` is one), every N steps (`500steps`: pass `step=`), or
+every so many seconds (`30m`); always once a stop was requested. Call it as often as you like,
+with a function for `state` when building it costs: it is built only when written.
 
 Under torchrun (`WORLD_SIZE` > 1) the process group is already initialised; the context wraps
 nothing: `ctx.distributed`, `ctx.rank`, `ctx.world_size`, `ctx.device` say where this process is,
@@ -19,9 +24,11 @@ logs metrics and writes checkpoints; every rank may read them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import checkpoint_cadence
 from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.preprocessor import Preprocessor, fit_preprocessor
 
@@ -58,6 +65,9 @@ class TrainingContext:
         self.device = device
         self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
         self.checkpoint_every = train.checkpoint.every
+        self._cadence = checkpoint_cadence(train.checkpoint.every)
+        self._last_saved_step = 0
+        self._last_saved_at = time.monotonic()
         self.preprocessor: Preprocessor | None = None
         self._config = config
         self._row_limit = row_limit
@@ -129,10 +139,34 @@ class TrainingContext:
         if self._log_metric is not None and self.is_main:
             self._log_metric(name, float(value), step)
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """Save the state (anything torch.save takes) as the resume point; rank 0 writes."""
-        if self._checkpoints is not None and self.is_main:
-            self._checkpoints.save(state)
+    def save_checkpoint(
+        self,
+        state: dict[str, Any] | Callable[[], dict[str, Any]],
+        *,
+        step: int | None = None,
+        epoch_end: bool = True,
+    ) -> bool:
+        """Save the state (anything torch.save takes, or a function returning it) as the resume
+        point when the spec's cadence says it is due (see the module docstring); rank 0 writes.
+        True when it was written."""
+        if self._checkpoints is None or not self.is_main or not self._checkpoint_due(step, epoch_end):
+            return False
+        self._checkpoints.save(state() if callable(state) else state)
+        self._last_saved_step = step if step is not None else self._last_saved_step
+        self._last_saved_at = time.monotonic()
+        return True
+
+    def _checkpoint_due(self, step: int | None, epoch_end: bool) -> bool:
+        cadence = self._cadence
+        if self._stop_requested:
+            return True  # the resume point must exist before the grace period ends
+        if cadence.steps is not None:
+            if step is None:  # the loop does not count steps: its epoch ends are the best guess
+                return epoch_end
+            return step - self._last_saved_step >= cadence.steps
+        if cadence.seconds is not None:
+            return time.monotonic() - self._last_saved_at >= cadence.seconds
+        return epoch_end
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last saved state of this training lineage, or None when starting fresh."""

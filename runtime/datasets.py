@@ -180,12 +180,15 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.split("/"))
 
 
-def locate_data_files(uri: str, declared_format: str | None = None) -> DataFiles:
+def locate_data_files(uri: str, declared_format: str | None = None, modified_since: float | None = None) -> DataFiles:
     """The data files a URI names: the file, the directory's files (recursively), or the glob's matches.
 
     A directory's files are those with a data suffix (`FORMAT_SUFFIXES`). Directories and
     globs leave out anything under a name that starts with `.` or `_` (`_SUCCESS`,
     `_temporary/`, `.part-0.crc`, partial writes) unless the glob itself names such a file.
+    `modified_since` (Unix time) keeps, of a directory's or a glob's files, only those written
+    since then: the window of recent data in a folder new files land in
+    (`monitor.drift.current.window`); a URI that names one file is that file, whatever its age.
     Raises `DataError` naming the URI when nothing is there or the store refuses.
     """
     import pyarrow.fs as pafs
@@ -197,22 +200,32 @@ def locate_data_files(uri: str, declared_format: str | None = None) -> DataFiles
         root = base.rstrip("/") + "/"
         # Like a shell's `*` and dot files: bookkeeping names match only a pattern that names them.
         hidden_ok = _hidden(path[len(root) :])
-        paths = [p for p in candidates if fnmatch.fnmatchcase(p, path) and (hidden_ok or not _hidden(p[len(root) :]))]
+        found = [
+            i
+            for i in candidates
+            if fnmatch.fnmatchcase(i.path, path) and (hidden_ok or not _hidden(i.path[len(root) :]))
+        ]
     else:
         info = _file_info(filesystem, path, uri)
         if info.type == pafs.FileType.File:
-            paths = [path]
+            found, modified_since = [info], None  # named explicitly: the current data
         elif info.type == pafs.FileType.Directory:
             root = path.rstrip("/") + "/"
-            paths = [
-                p
-                for p in _listing(filesystem, path, uri)
-                if format_of(p) and not _hidden(p[len(root) :] if p.startswith(root) else p.rsplit("/", 1)[-1])
+            found = [
+                i
+                for i in _listing(filesystem, path, uri)
+                if format_of(i.path)
+                and not _hidden(i.path[len(root) :] if i.path.startswith(root) else i.path.rsplit("/", 1)[-1])
             ]
         else:
             raise DataError(_not_found(filesystem, path, uri))
-    if not paths:
+    if not found:
         raise DataError(f"{uri}: matches no data files (.parquet, .pq, .csv, .csv.gz, .tsv)")
+    if modified_since is not None:
+        found = [i for i in found if i.mtime_ns is None or i.mtime_ns >= modified_since * 1e9]
+        if not found:
+            raise DataError(f"{uri}: no data file was written in the window (monitor.drift.current.window)")
+    paths = [info.path for info in found]
     fmt = format_of(paths[0], declared_format)
     if fmt is None:
         raise DataError(f"{uri}: cannot tell the format from the file name; set data.<name>.format: csv | parquet")
@@ -254,7 +267,7 @@ def _missing_bucket(filesystem: pafs.FileSystem, path: str, uri: str) -> str | N
     )
 
 
-def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[str]:
+def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[pafs.FileInfo]:
     import pyarrow.fs as pafs
 
     try:
@@ -264,7 +277,7 @@ def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[str]:
     except OSError as error:
         listing = f"cannot list {location(uri, base)}"
         raise DataError(_missing_bucket(filesystem, base, uri) or store_error(uri, error, listing)) from None
-    return [info.path for info in infos if info.type == pafs.FileType.File]
+    return [info for info in infos if info.type == pafs.FileType.File]
 
 
 def read_record_batches(

@@ -14,17 +14,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+from mlc.runtime.contract import checkpoint_cadence, duration_seconds
+
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUANTITY = re.compile(r"(?P<number>[+-]?(\d+(\.\d*)?|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
-_DURATION = re.compile(r"((\d+)(s|m|h|d))+")
-_DURATION_PART = re.compile(r"(\d+)(s|m|h|d)")
-_STEPS = re.compile(r"[1-9]\d*steps")
 _ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 _SHA256_REF = re.compile(r".+@sha256:[0-9a-f]{64}")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def dns_label(value: str, max_length: int = 63) -> str:
@@ -114,29 +112,18 @@ def quantity_to_number(value: str) -> Decimal:
 
 
 def duration(value: str) -> str:
-    """A duration like `90s`, `90m`, `2h`, `7d` or `1h30m`, greater than zero."""
-    if not isinstance(value, str) or not _DURATION.fullmatch(value):
+    """A duration like `90s`, `90m`, `2h`, `7d` or `1h30m`, greater than zero (the contract's grammar)."""
+    if not isinstance(value, str):
         raise ValueError(f"must be a duration such as '90m', '2h' or '7d', got '{value}'")
     if duration_seconds(value) == 0:
         raise ValueError("must be longer than zero, e.g. '10m'")
     return value
 
 
-def duration_seconds(value: str) -> int:
-    """Seconds in a validated duration."""
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
-
-
 def checkpoint_every(value: str) -> str:
-    """`epoch`, `<N>steps`, or a duration."""
-    if value == "epoch" or _STEPS.fullmatch(value):
-        return value
-    try:
-        return duration(value)
-    except ValueError:
-        raise ValueError(
-            f"must be 'epoch', '<N>steps' (e.g. '500steps') or a duration (e.g. '30m'), got '{value}'"
-        ) from None
+    """`epoch`, `<N>steps`, or a duration: the cadence the runtime saves checkpoints at."""
+    checkpoint_cadence(value)
+    return value
 
 
 _CRON_FIELDS = (

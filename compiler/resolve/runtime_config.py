@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 
-from mlc.compiler.load.values import duration_seconds
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS
+from mlc.runtime.contract import DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
 from mlc.runtime.contract.config import (
     Aliases,
     Checkpoint,

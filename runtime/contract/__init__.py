@@ -27,6 +27,7 @@ runtime ignores it, a newer one fills the default); renaming or retyping one bum
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
 
@@ -66,6 +67,49 @@ def job_arguments(job: str, config_path: str, port: int | None = None) -> list[s
     if job == "serve" and port is not None:
         arguments += ["--port", str(port)]
     return arguments
+
+
+# --- durations and the checkpoint cadence -------------------------------------------------------
+
+_DURATION = re.compile(r"(?:[0-9]+[smhd])+")
+_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_STEPS = re.compile(r"([1-9][0-9]*)steps")
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a duration like `90s`, `30m`, `2h`, `7d` or `1h30m`; ValueError otherwise."""
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"must be a duration such as '90m', '2h' or '7d', got '{text}'")
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+@dataclass(frozen=True)
+class CheckpointCadence:
+    """When training saves its resume point (`train.checkpoint.every`): at each epoch's end,
+    every N steps, or every so many seconds. A stop request (SIGTERM) always saves."""
+
+    steps: int | None = None
+    seconds: int | None = None
+
+    @property
+    def per_epoch(self) -> bool:
+        return self.steps is None and self.seconds is None
+
+
+def checkpoint_cadence(every: str) -> CheckpointCadence:
+    """`epoch`, `<N>steps` or a duration, as data; ValueError with a valid form otherwise."""
+    if every == "epoch":
+        return CheckpointCadence()
+    if steps := _STEPS.fullmatch(every):
+        return CheckpointCadence(steps=int(steps.group(1)))
+    try:
+        seconds = duration_seconds(every)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ValueError(f"must be 'epoch', '<N>steps' (e.g. '500steps') or a duration (e.g. '30m'), got '{every}'")
+    return CheckpointCadence(seconds=seconds)
 
 
 # --- exit codes ------------------------------------------------------------------------------

@@ -173,7 +173,9 @@ class _CategoryCurrent:
                 self.categories[OTHER_UNSEEN] = self.categories.get(OTHER_UNSEEN, 0) + n
 
 
-def summarize_current(profile: Mapping[str, Any], data: str | Path, features: list[str]) -> tuple[int, dict[str, Any]]:
+def summarize_current(
+    profile: Mapping[str, Any], data: str | Path, features: list[str], modified_since: float | None = None
+) -> tuple[int, dict[str, Any]]:
     """Read current data in batches into per-feature counts on the profile's bins/levels."""
     settings = profile["settings"]
     summaries: dict[str, _NumericCurrent | _CategoryCurrent] = {}
@@ -185,7 +187,7 @@ def summarize_current(profile: Mapping[str, Any], data: str | Path, features: li
             )
         else:
             summaries[name] = _CategoryCurrent(frozenset(entry["categories"]))
-    rows = feed_batches(open_dataset(data), summaries)
+    rows = feed_batches(open_dataset(data, modified_since), summaries)
     if rows == 0:
         raise DataError(f"current data is empty: {data}")
     return rows, summaries
@@ -387,10 +389,14 @@ def select_features(profile: Mapping[str, Any], config: DriftConfig) -> list[str
 
 
 def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig) -> DriftResult:
-    """Check `data` (Parquet/CSV file, directory, glob or remote URI) for drift against `profile`."""
+    """Check `data` (Parquet/CSV file, directory, glob or remote URI) for drift against `profile`;
+    with `config.window_seconds`, only its files written in that last window."""
+    import time
+
     check_format(profile)
     features = select_features(profile, config)
-    rows, summaries = summarize_current(profile, data, features)
+    since = time.time() - config.window_seconds if config.window_seconds else None
+    rows, summaries = summarize_current(profile, data, features, since)
     return compare(profile, rows, summaries, config)
 
 

@@ -42,6 +42,7 @@ class DriftConfig:
     # Only from the compiler's runtime config (`--config`):
     grouping: dict[str, str] | None = None  # Pushgateway grouping labels besides `job`
     current_uri: str | None = None
+    window_seconds: int | None = None  # only current files written in this last window
     model_uri: str | None = None
     tracking_uri: str | None = None
     retrain_cronjob: str | None = None
@@ -75,6 +76,7 @@ def drift_config(config: RuntimeConfig) -> DriftConfig:
         skipped=tuple(skipped),
         grouping=dict(config.metrics.grouping) or None,
         current_uri=drift.current.uri,
+        window_seconds=drift.current.window_seconds,
         model_uri=config.champion_uri,
         tracking_uri=config.tracking_uri,
         retrain_cronjob=drift.retrain_cronjob,

@@ -72,9 +72,10 @@ def _read_error(files: DataFiles, path: str, exc: BaseException) -> DataError:
     return DataError(store_error(files.location(path), exc, "cannot read data"))
 
 
-def open_dataset(uri: str | Path) -> Source:
-    """Find the files of a Parquet/CSV file, directory or glob (local or remote) and read the schema (no rows)."""
-    files = locate_data_files(os.fspath(uri))
+def open_dataset(uri: str | Path, modified_since: float | None = None) -> Source:
+    """Find the files of a Parquet/CSV file, directory or glob (local or remote) and read the
+    schema (no rows); with `modified_since`, only the files written since then."""
+    files = locate_data_files(os.fspath(uri), modified_since=modified_since)
     if any(format_of(path) not in (None, files.format) for path in files.paths):
         raise DataError(f"{files.uri}: mixed CSV and Parquet files; point the URI at one format")
     first = files.paths[0]

@@ -332,3 +332,28 @@ def test_unusable_runtime_config_exits_78(tmp_path, runtime_config):
     result = CliRunner().invoke(main, ["drift", "--config", str(without_drift), "--profile", "p.json"])
     assert result.exit_code == 78
     assert result.output.startswith("error: ") and "drift section" in result.output
+
+
+def test_the_window_reads_only_the_folders_recent_files(tmp_path, write_parquet, columns, reference):
+    """`monitor.drift.current.window`: of a folder new files land in, only those written in the
+    last window are current data; a URI naming one file is that file, whatever its age."""
+    import os
+    import shutil
+    import time
+
+    folder = tmp_path / "live"
+    folder.mkdir()
+    old, new = folder / "old.parquet", folder / "new.parquet"
+    shutil.move(write_parquet(columns(1000, seed=4, shift=1.0, shifted=("x0",))), old)
+    shutil.move(write_parquet(columns(600, seed=5)), new)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+
+    assert _check(reference, folder).rows_current == 1600  # no window: every file
+    windowed = _check(reference, folder, window_seconds=86400)
+    assert (windowed.rows_current, windowed.drifted) == (600, False)  # the shifted old file is out
+    assert _check(reference, old, window_seconds=86400).rows_current == 1000  # named: read whole
+    an_hour_ago = time.time() - 3600
+    os.utime(new, (an_hour_ago, an_hour_ago))
+    with pytest.raises(DataError, match="no data file was written in the window"):
+        _check(reference, folder, window_seconds=60)

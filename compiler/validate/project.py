@@ -24,10 +24,11 @@ from mlc.compiler.diagnostics import Diagnostic, Finding, Severity, error
 from mlc.compiler.load.document import FieldPath, LoadedDocument, SourceMap
 from mlc.compiler.load.file_probes import FileProbes
 from mlc.compiler.load.spec import MLProject
+from mlc.compiler.load.values import image_reference_with_digest
 from mlc.compiler.validate.findings import findings_from_pydantic
-from mlc.compiler.validate.overlays import merge_overlay
+from mlc.compiler.validate.overlays import OverlaySources, merge_overlay
 from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes
-from mlc.compiler.validate.rules import section_rules
+from mlc.compiler.validate.rules import PRODUCTION_ENVIRONMENTS, section_rules
 
 # Keys an overlay may not change: they identify the project or would nest overlays.
 _FIXED_KEYS = ("apiVersion", "kind", "environments", "code")
@@ -61,6 +62,7 @@ def validate_document(
     environments: dict[str, MLProject] = {}
     raw_envs = document.data.get("environments")
     if isinstance(raw_envs, dict):
+        sources = OverlaySources.of(document)
         for name, overlay in raw_envs.items():
             env_path: FieldPath = ("environments", name)
             if not isinstance(overlay, dict):
@@ -79,7 +81,7 @@ def validate_document(
                 )
             if fixed:
                 continue
-            merged, source, origin = merge_overlay(document, name)
+            merged, source, origin = merge_overlay(document, name, sources)
             spec, env_diagnostics = _validate_view(merged, source, (name, origin), root, files)
             for d in env_diagnostics:
                 if (d.position, d.field, d.message) in base_seen:
@@ -89,10 +91,68 @@ def validate_document(
                 diagnostics.append(d)
             if spec is not None:
                 environments[name] = spec
+    if isinstance(raw_envs, dict):
+        diagnostics += _project_rules(document, base, environments)
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
     hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
     return ValidatedProject(document, base, environments, root, hashed), diagnostics
+
+
+# Folders mlc writes beside the environments' under `gitops.path`: an environment of that name
+# would mix its manifests with them (and prune them).
+_RESERVED_ENVIRONMENT_NAMES = frozenset({"docker", "tests", "clusters"})
+
+
+def _project_rules(
+    document: LoadedDocument, base: MLProject | None, environments: dict[str, MLProject]
+) -> list[Diagnostic]:
+    """Rules across environments: their names, and what their shared images must satisfy."""
+    found = []
+    for name in document.data.get("environments") or {}:
+        if name in _RESERVED_ENVIRONMENT_NAMES:
+            found.append(
+                error(
+                    f"environment '{name}' would share its folder with mlc's own `{name}/` under gitops.path",
+                    document.source.key_position(("environments", name)),
+                    field=f"environments.{name}",
+                    hint="name it for where it runs, e.g. 'staging' or 'production'",
+                )
+            )
+    production = [name for name in environments if name in PRODUCTION_ENVIRONMENTS]
+    if not production:
+        return found
+    # One image of each role ships to every environment, production included: the base it is
+    # built from (a digest-pinned override wins, as resolve picks it) must be pinned.
+    for role in ("train", "serve"):
+        path: FieldPath = ("images", role, "base")
+        overrides = [image for spec in environments.values() if (image := getattr(spec.images, role).base)]
+        if not overrides or any(image_reference_with_digest(image) for image in overrides):
+            continue
+        setters = [name for name in environments if _overlay_sets(document, name, path)]
+        blamed = next((n for n in setters if n in production), None)
+        if blamed is None and base is not None and getattr(base.images, role).base is not None:
+            where: FieldPath = path
+        else:
+            where = ("environments", blamed or setters[0], *path)
+        found.append(
+            error(
+                f"environment '{production[0]}' ships this image, so its base must be pinned by digest",
+                document.source.value_position(where),
+                field=".".join(map(str, where)),
+                hint=f"e.g. `base: {overrides[0].split('@')[0]}@sha256:<64 hex>` (`mlc images lock` finds it)",
+            )
+        )
+    return found
+
+
+def _overlay_sets(document: LoadedDocument, environment: str, path: FieldPath) -> bool:
+    node: Any = document.data["environments"][environment]
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node is not None
 
 
 def _validate_view(

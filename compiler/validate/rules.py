@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from mlc.compiler.diagnostics import Finding, Severity
 from mlc.compiler.load.document import FieldPath
 from mlc.compiler.load.spec import DEFAULT_TRACKING_URI, TRACKING_SECRET_PREFIX, MLProject
-from mlc.compiler.load.values import image_reference_with_digest, is_cluster_internal_url, quantity_to_number
+from mlc.compiler.load.values import is_cluster_internal_url, quantity_to_number
 from mlc.runtime.contract import LATENCY_METRICS, TASK_METRICS, TASKS, metric_is_higher_better, metric_tasks
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
@@ -149,15 +149,6 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
             f"a project that builds images needs `images.registry`: it builds {' and '.join(why[r] for r in built)}",
             "e.g. `images: {registry: ghcr.io/acme}`",
         )
-    if environment in PRODUCTION_ENVIRONMENTS:
-        for role in ("train", "serve"):
-            base = getattr(spec.images, role).base
-            if base is not None and not image_reference_with_digest(base):
-                yield Finding(
-                    ("images", role, "base"),
-                    f"environment '{environment}' requires the base image pinned by digest",
-                    f"e.g. `base: {base.split('@')[0]}@sha256:<64 hex>` (`mlc images lock` finds it)",
-                )
 
     monitor = spec.monitor
     if monitor is not None and monitor.drift is not None:

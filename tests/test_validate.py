@@ -299,3 +299,46 @@ def test_hostile_values_are_refused_at_their_line(project) -> None:
         found = lines(project(BASE.replace("images:\n  registry: ghcr.io/acme\n", "") + text))
         assert found and all(line.startswith("mlproject.yaml:") for line in found), (text, found)
         assert any(f"error: {field}" in line for line in found), (text, found)
+
+
+TOKENS = {
+    "an AWS access key": "AKIA" + "ABCDEFGHIJKLMNOP",
+    "a GitHub token": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "an OpenAI key": "sk-" + "proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8t",
+    "a Slack token": "xoxb-" + "123456789012-abcdefghijkl",
+    "a private key": "-----BEGIN RSA " + "PRIVATE KEY-----",
+    "a password in a URL": "https://mlflow:" + "hunter2@mlflow.example.com",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENS))
+def test_a_token_anywhere_in_the_spec_is_refused_and_never_echoed(kind: str, project) -> None:
+    token = TOKENS[kind]
+    for where in (
+        f"metadata:\n  name: demo\n  labels: {{team: '{token}'}}\n",
+        f"registry:\n  tracking_uri: '{token}'\n",
+        f"train:\n  entrypoint: demo.model:train\n  params: {{api_key: '{token}'}}\n",
+    ):
+        text = BASE.replace("metadata:\n  name: demo\n", "") if where.startswith("metadata") else BASE
+        if where.startswith("train"):
+            text = text.replace("train:\n  entrypoint: demo.model:train\n", "")
+        result = resolve_spec_file(project(text + where), "mlproject.yaml")
+        rendered = "\n".join(d.render() for d in result.diagnostics)
+        assert not result.ok and f"looks like {kind}: a credential is never written" in rendered, rendered
+        assert token not in rendered and token[:12] not in rendered  # no echo, not even in a hint
+
+
+def test_a_lock_linked_out_of_the_repository_is_never_read_or_quoted(project, tmp_path: Path) -> None:
+    """It was reported as leading outside and printed anyway (also into the bot's PR comment)."""
+    outside = tmp_path / "outside-config"
+    outside.write_text("[core]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n")
+    spec = project(BASE)
+    lock = spec.parent / "requirements.lock"
+    lock.unlink()
+    lock.symlink_to(outside)
+    found = lines(spec)
+    assert found == [
+        "mlproject.yaml:1:1: error: code.requirements: 'requirements.lock' leads outside the repository through a symlink"
+    ]
+    rendered = "\n".join(d.render() for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics)
+    assert "AUTHORIZATION" not in rendered and "core" not in rendered

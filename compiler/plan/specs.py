@@ -44,6 +44,7 @@ from mlc.compiler.plan.lock import (
     sha256_hex,
 )
 from mlc.compiler.validate.cache import ValidationRecord
+from mlc.compiler.validate.secret_scan import token_kind
 
 if TYPE_CHECKING:
     from mlc.compiler.resolve.resolved import ResolvedSpec
@@ -131,7 +132,15 @@ def _plan_spec(
         result = checked.result if checked.result is not None else resolve_spec_file(spec_path, display(spec_path))
         if not result.ok:
             raise _InvalidNow(result.diagnostics)
-        return _emit(result.resolved)
+        artifacts = _emit(result.resolved)
+        leaks = [
+            error(f"{artifact.path}: would carry {kind}; nothing is written", hint="report this: mlc compiled it in")
+            for artifact in artifacts
+            if (kind := token_kind(artifact.content.decode("utf-8", "replace")))
+        ]
+        if leaks:
+            raise _InvalidNow(leaks)
+        return artifacts
 
     try:
         spec_plan, used = _plan_record(checked.record, spec_path, display, pins, emit)

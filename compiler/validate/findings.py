@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from mlc.compiler.diagnostics import Finding
 from mlc.compiler.load.document import FieldPath
 from mlc.compiler.load.spec import Data, Dataset, MLProject
+from mlc.compiler.validate.secret_scan import token_kind
 
 
 def findings_from_pydantic(exc: ValidationError, data: dict[str, Any]) -> Iterator[Finding]:
@@ -67,6 +68,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {value!r}"
     if isinstance(value, str):
+        if token_kind(value):
+            return "a credential-shaped string (not shown)"
         return f"the string '{value}'" if len(value) <= 60 else "a long string"
     if isinstance(value, dict):
         return "a mapping"
@@ -101,6 +104,9 @@ def _finding(path: FieldPath, errors: list[dict[str, Any]]) -> Finding:
         expected = first["ctx"]["expected"]
         got = "" if secret else f", got {_describe(value)}"
         return Finding(path, f"must be one of {expected}{got}", _close_match_hint(value, expected))
+    if isinstance(value, str) and token_kind(value):
+        # Whatever the rule, its message might quote the value: say only that it is refused.
+        return Finding(path, "is not valid here (the value is not shown: it looks like a credential)")
     if kind == "value_error":
         message = str(first["ctx"]["error"]) if "ctx" in first else first["msg"]
         return Finding(path, message)
@@ -150,6 +156,8 @@ def _example_for(path: FieldPath) -> str:
 
 def _unknown_key(path: FieldPath) -> Finding:
     key = str(path[-1])
+    if token_kind(key):
+        return Finding(path, "unknown key (not shown: it looks like a credential)", at_key=True)
     allowed = sorted(allowed_keys(path[:-1]))
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:

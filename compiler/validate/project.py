@@ -29,6 +29,7 @@ from mlc.compiler.validate.findings import findings_from_pydantic
 from mlc.compiler.validate.overlays import OverlaySources, merge_overlay
 from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes
 from mlc.compiler.validate.rules import PRODUCTION_ENVIRONMENTS, section_rules
+from mlc.compiler.validate.secret_scan import scan_data
 
 # Keys an overlay may not change: they identify the project or would nest overlays.
 _FIXED_KEYS = ("apiVersion", "kind", "environments", "code")
@@ -93,6 +94,7 @@ def validate_document(
                 environments[name] = spec
     if isinstance(raw_envs, dict):
         diagnostics += _project_rules(document, base, environments)
+    diagnostics += _credentials(document)
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
     hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
@@ -141,6 +143,23 @@ def _project_rules(
                 document.source.value_position(where),
                 field=".".join(map(str, where)),
                 hint=f"e.g. `base: {overrides[0].split('@')[0]}@sha256:<64 hex>` (`mlc images lock` finds it)",
+            )
+        )
+    return found
+
+
+def _credentials(document: LoadedDocument) -> list[Diagnostic]:
+    """Token-shaped literals anywhere but `secrets:` (whose own rule refuses literals there)."""
+    found = []
+    for path, kind in scan_data({k: v for k, v in document.data.items() if k != "secrets"}):
+        found.append(
+            error(
+                f"looks like {kind}: a credential is never written in mlproject.yaml (it would reach "
+                "ConfigMaps, labels and workflows)",
+                document.source.value_position(path),
+                field=".".join(map(str, path)),
+                hint="keep it in a Kubernetes Secret (and a GitHub secret) and reference it: "
+                "`secrets: {NAME: {k8s: <secret>, key: <key>, github: <NAME>}}`",
             )
         )
     return found

@@ -17,6 +17,7 @@ from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
 from mlc.compiler.load.file_probes import FileProbes
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.load.values import is_remote_uri
+from mlc.compiler.validate.secret_scan import token_kind
 
 _REQUIREMENT = re.compile(
     r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?\s*(?P<spec>[^;]*?)\s*(?P<marker>;.*)?"
@@ -50,7 +51,9 @@ def check_project_files(
     if builds_images:
         problems.extend(_code_files(spec, root, files))
         lock = root / spec.code.requirements
-        if files.is_file(lock):
+        # A lock that leads out of the repository (confinement reports it) is never read: through
+        # a link it could be any file of the machine, and its lines would be quoted back.
+        if files.is_file(lock) and _inside(root, spec.code.requirements, files):
             text = _text(files.read_bytes(lock))
             if text is None:
                 problems.append(
@@ -160,7 +163,7 @@ def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
                         hint="list every package pinned with == in this one file (no -r, -c or -e)",
                     )
                 )
-            elif _CREDENTIALS.search(line):
+            elif _CREDENTIALS.search(line) or token_kind(line):
                 problems.append(
                     error(
                         "credentials in an index URL; they would be baked into the image",
@@ -168,6 +171,15 @@ def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
                         hint="pass private index credentials as a BuildKit secret (PIP_INDEX_URL), not in the file",
                     )
                 )
+            continue
+        if kind := token_kind(line):
+            problems.append(
+                error(
+                    f"this line looks like {kind} (not shown); a credential would be baked into the image",
+                    where,
+                    hint="keep credentials out of the lock: a private index's go in a BuildKit secret (PIP_INDEX_URL)",
+                )
+            )
             continue
         has_hash = bool(_HASH.search(" " + line))
         requirement = _HASH.sub("", " " + line).strip()

@@ -20,7 +20,9 @@ MODULE_NAME = "plan_test_backend"
 def emit_artifacts(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     """The test artifacts of one project."""
     first = environments[0]
-    header = f"# {generated_notice(first.compiler_version, first.spec_digest)}\n"
+    # The notice names the whole spec's digest here: every file of this stand-in changes with
+    # any spec edit, which the plan tests rely on (the real backends' notices are per file).
+    header = f"# {generated_notice(first.compiler_version, first.spec_digest.encode())}\n"
     out = [
         Artifact(
             "train.Dockerfile",

@@ -178,8 +178,9 @@ def test_shell_pipefail_in_every_stage_that_runs_commands(churn: dict[str, str],
 def test_oci_labels_and_no_secret_in_args_or_env(churn: dict[str, str]) -> None:
     train = churn["deploy/docker/train.Dockerfile"]
     label = next(ins for ins in _stages(train)[-1] if ins.startswith("LABEL"))
-    digest = resolve_spec_file(CHURN / "mlproject.yaml").resolved[0].spec_digest
-    assert f'dev.mlc.spec-digest="sha256:{digest}"' in label
+    images = resolve_spec_file(CHURN / "mlproject.yaml").resolved[0].images
+    assert images.train is not None
+    assert f'dev.mlc.build-digest="sha256:{images.train.digest}"' in label  # what the image is built from
     assert 'dev.mlc.compiler-version="0.1.0"' in label
     assert 'org.opencontainers.image.source="https://github.com/acme/churn"' in label
     assert 'org.opencontainers.image.revision="${REVISION}"' in label

@@ -20,12 +20,11 @@ def test_churn_example_resolves_every_environment() -> None:
     assert staging.registered_model == "churn-classifier"
     assert staging.autoscale_target == 8
     assert staging.spec_digest == production.spec_digest
-    assert staging.environment_digest != production.environment_digest
     assert staging.training_digest != production.training_digest  # staging trains on CPU
     assert staging.names.training_job == f"churn-train-{staging.training_digest[:8]}"
     assert staging.labels["app.kubernetes.io/instance"] == "churn-staging"
     assert staging.labels["team"] == "growth"
-    assert staging.annotations["mlc.dev/spec-digest"] == f"sha256:{staging.spec_digest}"
+    assert staging.annotations["mlc.dev/environment"] == "staging"
 
 
 def test_defaults_filled(project) -> None:
@@ -66,7 +65,6 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "environment",
         "namespace",
         "spec_digest",
-        "environment_digest",
         "training_digest",
         "compiler_version",
         "names",

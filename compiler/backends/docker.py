@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.artifact import Artifact, with_generated_notice
 from mlc.compiler.backends.templating import render_template
 from mlc.compiler.resolve.images import ImageBuild
 from mlc.compiler.resolve.resolved import RUNTIME_UID, ResolvedSpec
@@ -37,7 +37,7 @@ def _labels(project: ResolvedSpec, build: ImageBuild) -> list[str]:
     labels = [
         ("org.opencontainers.image.title", f"{project.name}-{build.role}"),
         ("org.opencontainers.image.base.name", build.base),
-        ("dev.mlc.spec-digest", f"sha256:{project.spec_digest}"),
+        ("dev.mlc.build-digest", f"sha256:{build.digest}"),  # what the image is built from, no more
         ("dev.mlc.compiler-version", project.compiler_version),
     ]
     repo = project.spec.gitops.repo
@@ -53,9 +53,7 @@ def render_dockerfile(build: ImageBuild, project: ResolvedSpec) -> str:
     """The Dockerfile text of one image."""
     return render_template(
         "image.Dockerfile.j2",
-        notice=generated_notice(project.compiler_version, project.spec_digest),
         plan=build,
-        runtime_requirement=project.runtime_requirement,
         uid=RUNTIME_UID,
         venv=VENV,
         python_dir=PYTHON_DIR,
@@ -68,7 +66,7 @@ def render_dockerfile(build: ImageBuild, project: ResolvedSpec) -> str:
 
 def render_dockerignore(build: ImageBuild, project: ResolvedSpec) -> str:
     """The Dockerfile-specific ignore file: an allowlist of what the build COPYs, nothing else."""
-    lines = [f"# {generated_notice(project.compiler_version, project.spec_digest)}"]
+    lines = []
     if build.source == ".":
         # The whole context is the code: keep out what never belongs in an image.
         lines += [".git", ".venv", ".mlc", f"{build.dockerfile.split('/')[0]}", "**/.env"]
@@ -87,8 +85,8 @@ def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     artifacts: list[Artifact] = []
     for build in project.images.builds():
         sources = ("code", "images", build.role)
-        dockerfile = render_dockerfile(build, project).encode()
-        ignore = render_dockerignore(build, project).encode()
+        dockerfile = with_generated_notice(render_dockerfile(build, project).encode(), project.compiler_version)
+        ignore = with_generated_notice(render_dockerignore(build, project).encode(), project.compiler_version)
         artifacts.append(Artifact(build.dockerfile, dockerfile, "docker", sources))
         artifacts.append(Artifact(f"{build.dockerfile}.dockerignore", ignore, "docker", sources))
     return artifacts

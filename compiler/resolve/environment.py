@@ -25,6 +25,7 @@ from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 DEFAULT_ENVIRONMENT = "default"
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
+RUNTIME_REQUIREMENT = f"mlc[runtime]=={__version__}"  # what images and CI install to run `mlc-runtime`
 
 
 def canonical_digest(data: Any) -> str:
@@ -50,13 +51,14 @@ def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
 
 
 def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
-    """Everything the training pod depends on, as data: its digest names the training Job.
+    """Everything the training pod depends on, as data: its digest names the training Job
+    (`train_image`: the training image's reference, repository and placeholder tag).
 
     A Job's pod template is immutable, so the Job gets a new name whenever this changes, and
     only then: a serving or monitoring edit must not start a retraining. `train.schedule` is
     left out (it drives the CronJob, which is mutable); the compiler version is in, because a
-    new compiler may render a different pod template. Values at their defaults are left out,
-    as in the environment digest: a field added with a default renames no Job.
+    new compiler may render a different pod template. Values at their defaults are left out: a
+    field a later compiler adds with a default renames no Job.
     """
 
     def data(section: Any, **exclude: Any) -> Any:
@@ -122,13 +124,10 @@ def resolve_environment(
     """
     digests = dict(sorted((base_image_digests or {}).items()))
     if images is None:
-        images = resolve_project_images(_environment_specs(project), digests, project.requirements_hashed)
+        images = _project_images(project, digests)
     spec = project.environments[environment] if environment is not None else project.base
     env_name = environment or DEFAULT_ENVIRONMENT
     spec_digest = canonical_digest(project.document.data)
-    # Values left at their defaults are left out: a field a later compiler adds with a default
-    # does not change the digest (and the labels it names) of specs that do not set it.
-    env_digest = canonical_digest(spec.model_dump(mode="json", by_alias=True, exclude_defaults=True))
     name = spec.metadata.name
     train, serve = spec.train, spec.serve
 
@@ -137,7 +136,12 @@ def resolve_environment(
         "train": image_repository(spec, "train"),
         "serve": image_repository(spec, "serve"),
     }
-    training_digest = canonical_digest(training_inputs(spec, repositories["train"]))
+    # Each image's tag follows what it is built from, and no more: a training parameter (read
+    # from the runtime config) changes neither, so serving does not roll and the CronJobs that
+    # run the training image stay as they are. The training image's reference is one of the
+    # training Job's inputs: the Job (its pod template is immutable) is renamed when it changes.
+    train_image_ref = _image_ref(repositories["train"], images.train.digest if images.train else "")
+    training_digest = canonical_digest(training_inputs(spec, train_image_ref))
     registered_model = spec.registry.model or name
 
     labels = {
@@ -146,11 +150,11 @@ def resolve_environment(
         "app.kubernetes.io/instance": f"{name}-{env_name}"[:63].rstrip("-"),
         "app.kubernetes.io/part-of": name,
         "app.kubernetes.io/managed-by": "mlc",
-        "app.kubernetes.io/version": env_digest[:12],
     }
+    # No digest of the whole spec here: on every resource, it would change them all on any edit
+    # (the spec's digest is in mlc.lock and the runtime config; each resource's version label
+    # is its own digest, stamped by the kubernetes backend).
     annotations = {
-        f"{ANNOTATION_PREFIX}/spec-digest": f"sha256:{spec_digest}",
-        f"{ANNOTATION_PREFIX}/environment-digest": f"sha256:{env_digest}",
         f"{ANNOTATION_PREFIX}/compiler-version": __version__,
         f"{ANNOTATION_PREFIX}/environment": env_name,
     }
@@ -161,11 +165,10 @@ def resolve_environment(
         environment=env_name,
         namespace=namespace,
         spec_digest=spec_digest,
-        environment_digest=env_digest,
         training_digest=training_digest,
         compiler_version=__version__,
         compiler_requirement=f"mlc=={__version__}",
-        runtime_requirement=f"mlc[runtime]=={__version__}",
+        runtime_requirement=RUNTIME_REQUIREMENT,
         names=ResourceNames(
             project=name,
             training_job=f"{name}-train-{training_digest[:8]}",
@@ -184,10 +187,8 @@ def resolve_environment(
         images=images,
         train_image=repositories["train"],
         serve_image=repositories["serve"],
-        # The training image's tag follows the training digest, like the training Job's name: the
-        # Job's pod template is immutable, so what it runs may only change when its name does.
-        train_image_ref=_image_ref(repositories["train"], training_digest),
-        serve_image_ref=_image_ref(repositories["serve"], spec_digest),
+        train_image_ref=train_image_ref,
+        serve_image_ref=_image_ref(repositories["serve"], images.serve.digest if images.serve else ""),
         train_gpu=runs_on_gpu(spec, "train"),
         serve_gpu=runs_on_gpu(spec, "serve"),
         train_resources=None
@@ -210,9 +211,11 @@ def resolve_environment(
     )
 
 
-def _environment_specs(project: ValidatedProject) -> list[MLProject]:
-    """The merged spec of every environment, in file order (the base alone when there are none)."""
-    return list(project.environments.values()) or [project.base]
+def _project_images(project: ValidatedProject, digests: Mapping[str, str]) -> ProjectImages:
+    """The project's images, decided once from the merged spec of every environment (in file
+    order; the base alone when there are none)."""
+    environments = list(project.environments.values()) or [project.base]
+    return resolve_project_images(environments, digests, project.requirements_hashed, RUNTIME_REQUIREMENT)
 
 
 def resolve_project(
@@ -222,6 +225,6 @@ def resolve_project(
 ) -> list[ResolvedSpec]:
     """One `ResolvedSpec` per environment, in file order (the base alone when there are none)."""
     digests = dict(sorted((base_image_digests or {}).items()))
-    images = resolve_project_images(_environment_specs(project), digests, project.requirements_hashed)
+    images = _project_images(project, digests)
     names = list(project.environments) or [None]
     return [resolve_environment(project, name, digests, repository_folder, images) for name in names]

@@ -11,8 +11,10 @@ Pure: the compatibility tables are package data; no other file, clock or environ
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -44,8 +46,15 @@ class ImageBuild:
     requirements: str  # the requirements lock, relative to the build context
     source: str  # the code folder in the build context ("." for the whole context)
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
+    runtime_requirement: str  # the mlc runtime it installs, pinned to the compiler
     ports: tuple[int, ...]  # what the image serves on (EXPOSE)
     dockerfile: str  # where its Dockerfile is written, relative to the spec's folder
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of what the image is made of, as above: its placeholder tag and its
+        `dev.mlc.build-digest` label. An edit that does not touch the image leaves it alone."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,7 @@ def resolve_image(
     role: ImageRole,
     digests: Mapping[str, str],
     requirements_hashed: bool,
+    runtime_requirement: str,
 ) -> ImageBuild | None:
     """What the `role` image of this project is made of, or None when the project doesn't build it.
 
@@ -211,16 +221,17 @@ def resolve_image(
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=PurePosixPath(code.source).as_posix(),
         requirements_hashed=requirements_hashed,
+        runtime_requirement=runtime_requirement,
         ports=tuple(ports),
         dockerfile=dockerfile_path(first, role),
     )
 
 
 def resolve_project_images(
-    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool
+    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, runtime_requirement: str
 ) -> ProjectImages:
     """Both images of a project (each None where it builds no such image)."""
     return ProjectImages(
-        train=resolve_image(environments, "train", digests, requirements_hashed),
-        serve=resolve_image(environments, "serve", digests, requirements_hashed),
+        train=resolve_image(environments, "train", digests, requirements_hashed, runtime_requirement),
+        serve=resolve_image(environments, "serve", digests, requirements_hashed, runtime_requirement),
     )

@@ -79,7 +79,6 @@ class ResolvedSpec:
     environment: str
     namespace: str
     spec_digest: str  # of the whole file: headers and the lock name it
-    environment_digest: str  # of this environment's merged spec: names that must change with it
     training_digest: str  # of what the training pod depends on (`training_inputs`)
     compiler_version: str
     compiler_requirement: str  # what CI installs to run `mlc`: the compiler that wrote the workflows

@@ -36,7 +36,7 @@ def test_flux_folders_carry_their_namespace_kept_out_of_pruning(rendered):
             assert "namespace" not in namespace["metadata"]
             annotations = namespace["metadata"]["annotations"]
             assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
-            assert annotations["mlc.dev/spec-digest"].startswith("sha256:")
+            assert annotations["mlc.dev/compiler-version"] == "0.1.0"
             assert namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlc"
     assert checked >= 2  # llm-chat's environments and the cpu-autoscale-flux variant
 

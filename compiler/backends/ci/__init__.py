@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.artifact import Artifact, with_generated_notice
 from mlc.compiler.backends.ci._location import ProjectLocation, path_filter_literal
 from mlc.compiler.backends.ci._main_branch import KIND as MAIN_KIND
 from mlc.compiler.backends.ci._main_branch import PATH as MAIN_WORKFLOW_PATH
@@ -70,20 +70,19 @@ def workflow_paths(project: ResolvedSpec) -> tuple[str, str]:
 def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     """The pull request and main-branch workflows of one project."""
     project = environments[0]
-    header = generated_notice(project.compiler_version, project.spec_digest)
     pull_request = emit_pull_request_workflow(project, smoke_environment=project.environment)
     main = emit_main_workflow(project)
     pull_request_path, main_path = workflow_paths(project)
     return [
         Artifact(
             pull_request_path,
-            dump_yaml([pull_request], header=header),
+            with_generated_notice(dump_yaml([pull_request]), project.compiler_version),
             BACKEND,
             ("ci", "code", "data", "secrets", "registry"),
         ),
         Artifact(
             main_path,
-            dump_yaml([main], header=header),
+            with_generated_notice(dump_yaml([main]), project.compiler_version),
             BACKEND,
             ("ci", "images", "gitops", "code"),
         ),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlc.compiler.artifact import Artifact, generated_notice
+from mlc.compiler.artifact import Artifact, with_generated_notice
 from mlc.compiler.backends.kubernetes.batch import emit_batch
 from mlc.compiler.backends.kubernetes.config_map import emit_runtime_config_map
 from mlc.compiler.backends.kubernetes.gitops import (
@@ -27,6 +27,7 @@ from mlc.compiler.backends.kubernetes.gitops import (
 )
 from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
+from mlc.compiler.backends.kubernetes.objects import stamp_version
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
 from mlc.compiler.backends.yaml_writer import dump_yaml
@@ -56,8 +57,9 @@ def manifest_filename(resource: dict[str, Any]) -> str:
     return f"{resource['kind'].lower()}-{resource['metadata']['name']}.yaml"
 
 
-def _header(resolved: ResolvedSpec) -> str:
-    return generated_notice(resolved.compiler_version, resolved.spec_digest)
+def _file(documents: list[dict[str, Any]], resolved: ResolvedSpec) -> bytes:
+    """Documents as a generated file: each resource's version label stamped, the notice on top."""
+    return with_generated_notice(dump_yaml([stamp_version(doc) for doc in documents]), resolved.compiler_version)
 
 
 def _sources(resource: dict[str, Any]) -> tuple[str, ...]:
@@ -69,7 +71,6 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
     """The artifacts of one environment."""
     root = resolved.spec.gitops.path.rstrip("/")
     folder = resolved.manifests_folder
-    header = _header(resolved)
     artifacts: list[Artifact] = []
     files: list[str] = []
     for resource in emit_environment_resources(resolved):
@@ -77,11 +78,11 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
         if filename in files:
             raise ValueError(f"two resources would be written to {folder}/{filename}")  # a compiler bug
         files.append(filename)
-        artifacts.append(Artifact(f"{folder}/{filename}", dump_yaml([resource], header), BACKEND, _sources(resource)))
+        artifacts.append(Artifact(f"{folder}/{filename}", _file([resource], resolved), BACKEND, _sources(resource)))
     artifacts.append(
         Artifact(
             f"{folder}/{KUSTOMIZATION}",
-            dump_yaml([emit_kustomization(files)], header),
+            _file([emit_kustomization(files)], resolved),
             BACKEND,
             ("gitops",),
         )
@@ -93,7 +94,7 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
         artifacts.append(
             Artifact(
                 f"{root}/clusters/{resolved.environment}.yaml",
-                dump_yaml([application], header),
+                _file([application], resolved),
                 BACKEND,
                 ("gitops",),
             )
@@ -102,7 +103,7 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
         artifacts.append(
             Artifact(
                 f"{root}/clusters/{resolved.environment}.yaml",
-                dump_yaml(emit_flux_objects(resolved), header),
+                _file(emit_flux_objects(resolved), resolved),
                 BACKEND,
                 ("gitops",),
             )
@@ -112,7 +113,7 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
         artifacts.append(
             Artifact(
                 f"{root}/tests/{resolved.environment}/alerts.test.yaml",
-                dump_yaml([alert_tests], header),
+                _file([alert_tests], resolved),
                 BACKEND,
                 ("monitor",),
             )

@@ -1,18 +1,23 @@
 """Object metadata shared by every manifest: names, labels, annotations, selectors.
 
 Every resource carries the resolved `app.kubernetes.io/*` labels plus its component, and the
-provenance annotations (spec digest, compiler version). Selectors use only the labels that never
-change with a spec edit (`name`, `instance`, `component`), because a Deployment's selector is
-immutable.
+provenance annotations (compiler version, environment). Its `app.kubernetes.io/version` is the
+digest of the resource itself (`stamp_version`): it changes when the resource does and only
+then, so an edit relabels only what it changes. Selectors use only the labels that never change
+with a spec edit (`name`, `instance`, `component`), because a Deployment's selector is immutable.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from mlc.compiler.resolve.resolved import ResolvedSpec
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
+VERSION_LABEL = "app.kubernetes.io/version"
+_UNSTAMPED = ""  # the version label's value until `stamp_version` fills it
 _SELECTOR_KEYS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 # How each GitOps engine is told to delete and recreate an object whose immutable fields changed
 # (a Job's pod template), where patching it would fail the sync.
@@ -29,7 +34,7 @@ def recreate_on_change(resolved: ResolvedSpec) -> dict[str, str]:
 
 def component_labels(resolved: ResolvedSpec, component: str) -> dict[str, str]:
     """Every label of a resource of `component` (training, serving, drift, batch, config...)."""
-    return {**resolved.labels, COMPONENT_LABEL: component}
+    return {**resolved.labels, VERSION_LABEL: _UNSTAMPED, COMPONENT_LABEL: component}
 
 
 def selector_labels(resolved: ResolvedSpec, component: str) -> dict[str, str]:
@@ -53,6 +58,17 @@ def object_meta(
     meta["labels"] = {**component_labels(resolved, component), **(labels or {})}
     meta["annotations"] = {**resolved.annotations, **(annotations or {})}
     return meta
+
+
+def stamp_version(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with its version label set to 12 hex of its own canonical digest (the
+    label left out of it); documents without the label (a kustomization) are returned as they are."""
+    labels = resource.get("metadata", {}).get("labels", {})
+    if labels.get(VERSION_LABEL) != _UNSTAMPED:
+        return resource
+    body = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    labels[VERSION_LABEL] = hashlib.sha256(body.encode()).hexdigest()[:12]
+    return resource
 
 
 def manifest(api_version: str, kind: str, metadata: dict[str, Any], **body: Any) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 retraining CronJob.
 
 A Job's pod template is immutable, so the Job is named with the training digest
-(`ResolvedSpec.names.training_job`, of what the training pod depends on; the training image's
-placeholder tag follows it too): a changed training pod is a new Job, and a serving or monitoring
-edit does not retrain. One change keeps the name: `mlc apply --image` pinning a newly built
+(`ResolvedSpec.names.training_job`, of what the training pod depends on, the training image's
+reference included): a changed training pod is a new Job, and a serving or monitoring edit
+does not retrain. One change keeps the name: `mlc apply --image` pinning a newly built
 training image (new code). The Job carries the GitOps engine's recreate annotation for it, so
 the sync replaces the Job (and trains the new code) instead of failing on an immutable field.
 

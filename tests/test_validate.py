@@ -217,7 +217,7 @@ def test_requirements_lock_rules() -> None:
     found = [d.render().splitlines()[0] for d in check_requirements_lock(bad, "r.lock")]
     assert found == [
         "r.lock:1:1: error: option '-r' is not allowed in a lock file",
-        "r.lock:2:1: error: option '-e' is not allowed in a lock file",
+        "r.lock:2:1: error: an editable install cannot go into an image (it points at a folder on this machine)",
         "r.lock:3:1: error: 'pkg @ https://x/y.whl' is not a pinned requirement",
         "r.lock:4:2: error: 'c==1.*' is not pinned with ==",
         "r.lock:5:1: error: credentials in an index URL; they would be baked into the image",
@@ -342,3 +342,24 @@ def test_a_lock_linked_out_of_the_repository_is_never_read_or_quoted(project, tm
     ]
     rendered = "\n".join(d.render() for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics)
     assert "AUTHORIZATION" not in rendered and "core" not in rendered
+
+
+def test_the_lock_matches_the_spec_and_can_be_installed(project) -> None:
+    """Each problem at the lock's line with the fix: a duplicate, mlc itself, an editable
+    install (what `pip freeze` writes for a checkout), and torch at another version than
+    code.framework.torch (the image installs that one first; the pin would replace it)."""
+    lock = "numpy==2.0.0\nNumPy==2.0.1\ntorch==2.5.1+cpu\nmlc[runtime]==0.1.0\n-e ./mypkg\n"
+    spec = project(BASE + 'code:\n  framework: {torch: "2.13.0"}\n', lock=lock)
+    found = [d.render() for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics]
+    assert [line.splitlines()[0] for line in found] == [
+        "requirements.lock:2:1: error: 'NumPy' is pinned twice (first at line 1)",
+        "requirements.lock:3:6: error: torch==2.5.1+cpu here, but code.framework.torch is 2.13.0: the image "
+        "installs torch 2.13.0 from its wheel index first, and this pin would replace it",
+        "requirements.lock:4:1: error: mlc itself is pinned here: the image installs the mlc runtime that matches "
+        "the compiler",
+        "requirements.lock:5:1: error: an editable install cannot go into an image (it points at a folder on this "
+        "machine)",
+    ]
+    assert "pip freeze --exclude-editable" in found[-1]
+    fixed = project(BASE + 'code:\n  framework: {torch: "2.13.0"}\n', lock="numpy==2.0.0\ntorch==2.13.0+cpu\n")
+    assert resolve_spec_file(fixed).ok

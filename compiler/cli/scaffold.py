@@ -8,6 +8,7 @@ from pathlib import Path
 from mlc.compiler.backends.templating import render_template
 from mlc.compiler.errors import MlcError
 from mlc.compiler.output_tree import write_atomically
+from mlc.compiler.validate.project_files import LOCK_COMMAND
 
 _MODEL_PY = '''"""Training entrypoint: mlc calls `train(ctx)` with the project's params and data."""
 
@@ -35,6 +36,23 @@ def write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
     write_atomically(path, text.encode("utf-8"))
 
 
+def _torch_release() -> dict[str, object]:
+    """The torch release the scaffold names: the installed one when the table knows it (read
+    from its metadata, torch is not imported), else the newest the table has."""
+    from importlib import metadata
+
+    from mlc.compiler.compat import supported_torch_versions
+
+    known = supported_torch_versions()
+    try:
+        installed = metadata.version("torch").split("+")[0]
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed in known:
+        return {"torch": installed, "torch_installed": True}
+    return {"torch": known[-1], "torch_installed": False}
+
+
 def scaffold_project(directory: Path, name: str | None = None, force: bool = False) -> list[Path]:
     """Write mlproject.yaml, its JSON Schema, and (where missing) a lock file and a train stub."""
     from mlc.compiler.load.json_schema import json_schema_text
@@ -50,11 +68,11 @@ def scaffold_project(directory: Path, name: str | None = None, force: bool = Fal
         raise ScaffoldError(f"{spec} already exists (use --force to overwrite)")
     package = name.replace("-", "_")
     files = {
-        spec: render_template("mlproject.yaml.j2", name=name, package=package),
+        spec: render_template("mlproject.yaml.j2", name=name, package=package, **_torch_release()),
         directory / "mlproject.schema.json": json_schema_text(),
     }
     optional = {
-        directory / "requirements.lock": "# Fully pinned requirements (name==version), e.g. from `pip freeze`.\n",
+        directory / "requirements.lock": f"# Fully pinned requirements (name==version), made with {LOCK_COMMAND}.\n",
         directory / "src" / package / "__init__.py": "",
         directory / "src" / package / "model.py": _MODEL_PY,
     }

@@ -37,6 +37,10 @@ _ALLOWED_OPTIONS = (
     "--trusted-host",
 )
 _CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# How a lock is made that validates: every package pinned, nothing editable, mlc left out (the
+# image installs the mlc runtime that matches the compiler).
+LOCK_COMMAND = "`pip freeze --exclude-editable | grep -vi '^mlc[=\\[]' > requirements.lock`, or `uv pip compile`"
+_MLC = "mlc"
 _GLOB = re.compile(r"[*?\[]")
 
 
@@ -65,7 +69,7 @@ def check_project_files(
                 )
             else:
                 display = str(PurePosixPath(spec_file).parent / spec.code.requirements).removeprefix("./")
-                problems.extend(check_requirements_lock(text, display))
+                problems.extend(check_requirements_lock(text, display, spec.code.framework.torch))
     return problems
 
 
@@ -116,7 +120,7 @@ def _code_files(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Find
         yield Finding(
             ("code", "requirements"),
             f"'{code.requirements}' does not exist",
-            "create it with fully pinned requirements, e.g. `pip freeze > requirements.lock`",
+            f"create it with fully pinned requirements: {LOCK_COMMAND}",
         )
     source = root / code.source
     if not files.is_dir(source):
@@ -146,16 +150,31 @@ def requirements_use_hashes(lock: Path, files: FileProbes | None = None) -> bool
     return any(_HASH.search(" " + line) for _, _, line in _logical_lines(text))
 
 
-def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
-    """Every requirement pinned with `==` (hashes honoured: all or none); nothing else allowed."""
+def _normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_requirements_lock(text: str, file: str, torch: str | None = None) -> list[Diagnostic]:
+    """Every requirement pinned with `==` (hashes honoured: all or none), once; nothing else
+    allowed: no editable or local install, not mlc itself, and torch at `code.framework.torch`."""
     problems: list[Diagnostic] = []
+    seen: dict[str, int] = {}
     hashed: list[bool] = []
     unhashed_positions: list[SourcePosition] = []
     for line_number, column, line in _logical_lines(text):
         where = SourcePosition(file, line_number, column)
         if line.startswith("-"):
             option = re.split(r"[=\s]", line, maxsplit=1)[0]
-            if option not in _ALLOWED_OPTIONS:
+            if option in ("-e", "--editable"):
+                problems.append(
+                    error(
+                        "an editable install cannot go into an image (it points at a folder on this machine)",
+                        where,
+                        hint=f"leave it out: {LOCK_COMMAND}; code.source is copied into the image",
+                    )
+                )
+            elif option not in _ALLOWED_OPTIONS:
                 problems.append(
                     error(
                         f"option '{option}' is not allowed in a lock file",
@@ -193,7 +212,36 @@ def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
                 )
             )
             continue
-        spec = match["spec"]
+        name, spec = _normalized(match["name"]), match["spec"]
+        if name in seen:
+            problems.append(
+                error(
+                    f"'{match['name']}' is pinned twice (first at line {seen[name]})",
+                    where,
+                    hint="keep one pin: pip refuses a lock that asks for a package twice",
+                )
+            )
+            continue
+        seen[name] = line_number
+        if name == _MLC:
+            problems.append(
+                error(
+                    "mlc itself is pinned here: the image installs the mlc runtime that matches the compiler",
+                    where,
+                    hint="remove this line (a different mlc would read another runtime config format)",
+                )
+            )
+            continue
+        pinned_version = spec.split("=")[-1].strip() if _PINNED.fullmatch(spec) else None
+        if name == "torch" and torch is not None and pinned_version and pinned_version.split("+")[0] != torch:
+            problems.append(
+                error(
+                    f"torch=={pinned_version} here, but code.framework.torch is {torch}: the image installs "
+                    f"torch {torch} from its wheel index first, and this pin would replace it",
+                    SourcePosition(file, line_number, column + requirement.find(spec)),
+                    hint=f"pin 'torch=={torch}', or change code.framework.torch to {pinned_version.split('+')[0]}",
+                )
+            )
         if not _PINNED.fullmatch(spec) or "*" in spec:
             version = re.search(r"[0-9][A-Za-z0-9.+!_-]*", spec)
             example = f"{match['name']}=={version.group(0) if version else '<version>'}"
@@ -201,7 +249,7 @@ def check_requirements_lock(text: str, file: str) -> list[Diagnostic]:
                 error(
                     f"'{requirement}' is not pinned with ==",
                     SourcePosition(file, line_number, column + requirement.find(spec) if spec else column),
-                    hint=f"pin an exact version, e.g. '{example}' (`pip freeze` or `uv pip compile` writes a lock)",
+                    hint=f"pin an exact version, e.g. '{example}' ({LOCK_COMMAND})",
                 )
             )
         hashed.append(has_hash)

@@ -17,6 +17,7 @@ from mlc.runtime.contract import (
     DEFAULT_SERVE_PORT,
     DRIFT_FDR,
     DRIFT_MIN_PSI,
+    FORMAT_VERSION,
     ExitCode,
 )
 
@@ -26,7 +27,33 @@ if TYPE_CHECKING:
 _Command = TypeVar("_Command", bound=Callable[..., object])
 
 
+def runtime_version() -> str:
+    """The installed distribution's version (the runtime ships in the `mlc` package with the compiler)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlc")
+    except PackageNotFoundError:  # run from a source checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"mlc-runtime {runtime_version()} (reads runtime config format_version {FORMAT_VERSION})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the runtime config format it reads, then exit.",
+)
 def main() -> None:
     """Run a step of an mlc project: train, gate, drift, serve."""
     # MLflow's usage telemetry would call out of every training pod and CI job (and its thread
@@ -283,19 +310,23 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
 def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
 
-    Exit 0 trained and registered, 1 training failed (an entrypoint's own error shows its
-    traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
+    Exit 0 trained and registered, 1 training failed (an error in the project's code shows that
+    code's traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
     """
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
     from mlc.runtime.preprocessor import PreprocessError
-    from mlc.runtime.training import Preempted, TrainingError, run_training
+    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training
 
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
         result = run_training(config, smoke=smoke)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
+    except EntrypointError as error:
+        # The project's code failed: its own frames first, then the one line that says so.
+        click.echo(error.traceback, err=True, nl=False)
+        _fail(str(error), 1)
     except (DataError, PreprocessError, TrainingError) as error:
         _fail(str(error), 1)
     except Preempted as error:

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mlc.runtime.errors import MlcRuntimeError
+
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
@@ -43,7 +45,7 @@ KNOWN_SCHEMES = "s3://, gs:// (gcs://), hdfs://, file://"
 _BUCKET_SCHEMES = ("s3", "gs", "gcs")
 
 
-class DataError(Exception):
+class DataError(MlcRuntimeError):
     """A dataset cannot be found or read."""
 
 

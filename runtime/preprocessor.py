@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlc.runtime.contract.config import Contract
+from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.feature_values import CoercedColumn, coerce_column
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ Task = Literal["binary", "multiclass", "regression"]
 ENCODED_TYPES = frozenset({"float", "int", "bool", "category"})
 
 
-class PreprocessError(ValueError):
+class PreprocessError(MlcRuntimeError, ValueError):
     """Input the preprocessor cannot encode: a missing column or an unreadable value."""
 
 

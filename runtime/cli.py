@@ -476,7 +476,9 @@ def serve(
 def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | None) -> None:
     """Score files shard, shard+shards, ... of serve.batch.input into serve.batch.output.
 
-    Exit 0 all scored, 1 a file or the model failed, config_error (78) unusable config.
+    Rows are checked against the data contract as serve checks a request: a row breaking it fails
+    its file, or with serve.batch.invalid_rows: skip, is left out and reported. Exit 0 all
+    scored, 1 a file or the model failed, config_error (78) unusable config.
     """
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
@@ -498,8 +500,18 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
         info = resolve_model(uri, config.tracking_uri)
         model = load_model(info)
         scored = 0
-        for result in run_batch(model, section.input, section.output, shard, shards, text_columns):
-            click.echo(f"{result.input}: {result.rows} rows -> {result.output}")
+        results = run_batch(
+            model, section.input, section.output, shard, shards, text_columns, contract, section.invalid_rows
+        )
+        for result in results:
+            skipped = f" ({result.skipped} invalid row(s) skipped)" if result.skipped else ""
+            click.echo(f"{result.input}: {result.rows} rows -> {result.output}{skipped}")
+            if result.first_skipped is not None:
+                click.echo(
+                    f"warning: {result.input}: skipped {result.skipped} row(s) breaking the data contract, "
+                    f"first: {result.first_skipped.sentence()}",
+                    err=True,
+                )
             scored += 1
     except (DataError, ModelError) as error:
         _fail(str(error), 1)

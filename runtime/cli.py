@@ -313,6 +313,8 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     Exit 0 trained and registered, 1 training failed (an error in the project's code shows that
     code's traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
     """
+    from mlflow.exceptions import MlflowException
+
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
     from mlc.runtime.preprocessor import PreprocessError
@@ -331,6 +333,11 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
         _fail(str(error), 1)
     except Preempted as error:
         _fail(str(error), ExitCode.PREEMPTED)
+    except MlflowException as error:  # the tracking server refused or failed a request
+        from mlc.runtime.errors import tracking_error_line
+        from mlc.runtime.training import configure_tracking
+
+        _fail(tracking_error_line(error, configure_tracking(config, os.environ)), 1)
     if result.model_version is not None:
         click.echo(
             f"registered {config.registered_model} version {result.model_version} "
@@ -368,7 +375,7 @@ def gate(
             json_path.write_text(render_gate_json(report))
         outcome = promote_challenger(config, report) if promote and report.passed else None
     except Exception as error:  # fail closed: no verdict is never a pass
-        _fail(_gate_error_line(error), 2)
+        _fail(_gate_error_line(error, config), 2)
     click.echo(markdown, nl=False)
     if outcome:
         click.echo(outcome)
@@ -385,17 +392,18 @@ def rollback(config_path: Path) -> None:
     try:
         click.echo(roll_back(config))
     except Exception as error:
-        _fail(_gate_error_line(error), 2)
+        _fail(_gate_error_line(error, config), 2)
 
 
-def _gate_error_line(error: Exception) -> str:
-    """Our own errors say what is wrong; anything else also names its type (a bug or an outage)."""
-    from mlc.runtime.contract.config import ConfigError
-    from mlc.runtime.promotion import GateError
+def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
+    """Our own errors say what is wrong; a tracking server's refusal says which credentials; anything
+    else also names its type (a bug or an outage)."""
+    from mlc.runtime.errors import MlcRuntimeError, tracking_error_line
+    from mlc.runtime.promotion import tracking_uri
 
-    if isinstance(error, GateError | ConfigError):
+    if isinstance(error, MlcRuntimeError):
         return str(error)
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return tracking_error_line(error, tracking_uri(config))
 
 
 # --- serve, batch, fetch-model (branch serve) ----------------------------------------------------

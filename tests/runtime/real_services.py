@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -62,13 +63,14 @@ def wait_for(check: Any, timeout: float, what: str, process: subprocess.Popen[by
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process (its group, for servers that fork workers), SIGKILL after 20 s."""
+    """SIGTERM the process (its group, for servers that fork workers), SIGKILL after 5 s: test servers
+    hold nothing worth a longer grace period."""
     if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -143,35 +145,38 @@ def _postgres_user() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def postgresql(folder: Path) -> Iterator[str]:
-    """A PostgreSQL cluster in `folder` on a free 127.0.0.1 port; the SQLAlchemy URI of its `mlflow` database."""
+def postgresql() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port; the SQLAlchemy URI of its `mlflow` database.
+
+    It lives in its own temporary folder under /tmp, not pytest's (private to root, where the
+    `postgres` user could not reach its data directory).
+    """
     initdb, pg_ctl = binary("initdb", "postgresql"), binary("pg_ctl", "postgresql")
     createdb = binary("createdb", "postgresql")
     as_user = _postgres_user()
-    folder.mkdir(parents=True, exist_ok=True)
-    data, sockets = folder / "data", folder / "sockets"
-    sockets.mkdir()
-    if as_user:
-        for path in (folder, sockets):
-            shutil.chown(path, as_user["user"], as_user["group"])
-    password = secrets.token_hex(8)
-    (folder / "password").write_text(password)
-    if as_user:
-        shutil.chown(folder / "password", as_user["user"], as_user["group"])
-    run = {"check": True, "capture_output": True, "timeout": 120, **as_user}
-    subprocess.run(
-        [initdb, "-D", str(data), "-U", "mlc", f"--pwfile={folder / 'password'}", "-A", "scram-sha-256", "-E", "UTF8"],
-        **run,
-    )
-    port = free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off"
-    subprocess.run([pg_ctl, "-D", str(data), "-l", str(folder / "postgres.log"), "-o", options, "-w", "start"], **run)
-    try:
-        environ = {**os.environ, "PGPASSWORD": password}
-        subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlc", "mlflow"], env=environ, **run)
-        yield f"postgresql://mlc:{password}@127.0.0.1:{port}/mlflow"
-    finally:
-        subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], **{**run, "check": False})
+    with tempfile.TemporaryDirectory(prefix="mlc-postgres-") as name:
+        folder = Path(name)
+        data, sockets, password_file = folder / "data", folder / "sockets", folder / "password"
+        sockets.mkdir()
+        password = secrets.token_hex(8)
+        password_file.write_text(password)
+        if as_user:
+            for path in (folder, sockets, password_file):
+                shutil.chown(path, as_user["user"], as_user["group"])
+        run: dict[str, Any] = {"check": True, "capture_output": True, "timeout": 120, **as_user}
+        auth = ["-A", "scram-sha-256", "-U", "mlc", f"--pwfile={password_file}"]
+        subprocess.run([initdb, "-D", str(data), *auth, "-E", "UTF8", "--no-sync"], **run)
+        port = free_port()
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off"
+        log = folder / "postgres.log"
+        subprocess.run([pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"], **run)
+        try:
+            environ = {**os.environ, "PGPASSWORD": password}
+            subprocess.run([createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlc", "mlflow"], env=environ, **run)
+            # The driver named: psycopg 3 whatever SQLAlchemy's default for postgresql:// is.
+            yield f"postgresql+psycopg://mlc:{password}@127.0.0.1:{port}/mlflow"
+        finally:
+            subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], **{**run, "check": False})
 
 
 # --- MLflow ----------------------------------------------------------------------------------
@@ -215,6 +220,7 @@ def mlflow_server(folder: Path, backend_uri: str, basic_auth: bool) -> Iterator[
     """`mlflow server` on a free port with `backend_uri`, artifacts proxied into `folder`; with `basic_auth`,
     MLflow's basic-auth app, an admin, and a `mlc-runtime` user (the one the runtime's Secret holds)."""
     folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()  # the server runs in it: every path it is given must be absolute
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     mlflow = str(Path(sys.executable).parent / "mlflow")
@@ -244,9 +250,12 @@ def mlflow_server(folder: Path, backend_uri: str, basic_auth: bool) -> Iterator[
             f"admin_username = {admin[0]}\n"
             f"admin_password = {admin[1]}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Each request's password check is a PBKDF2 hash (slow by design): cache good ones for a minute.
+            "auth_cache_ttl_seconds = 60\n"
         )
         command += ["--app-name", "basic-auth"]
         environ["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        environ["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(16)  # the auth app's CSRF protection
     with started(command, folder / "mlflow.log", f"{url}/health", 120, env=environ, cwd=folder):
         credentials = None
         if basic_auth:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract import BATCH_INVALID_ROWS, BatchInvalidRows
@@ -63,17 +63,18 @@ class _ContractTally:
 
     rows: int = 0  # rows breaking a rule
     violations: int = 0
-    first: list[Violation] = field(default_factory=list)
+    first: Violation | None = None  # the file's first, by row
 
     def add(self, invalid_rows: int, violations: int, first: tuple[Violation, ...]) -> None:
         self.rows += invalid_rows
         self.violations += violations
-        if not self.first and first:
-            self.first = [first[0]]
+        if self.first is None and first:
+            self.first = first[0]
 
     def sentence(self) -> str:
+        assert self.first is not None
         more = f" (and {self.violations - 1} more)" if self.violations > 1 else ""
-        return self.first[0].sentence() + more
+        return self.first.sentence() + more
 
 
 def shard_paths(paths: Sequence[str], shard: int, shards: int) -> list[str]:
@@ -197,8 +198,7 @@ def score_file(
                 filesystem.delete_file(temporary)
         except OSError:
             pass  # cleaning up after a failure: the failure is the error to report
-    first = tally.first[0] if tally.first else None
-    return ScoredFile(files.location(path), shown, rows, tally.rows, first)
+    return ScoredFile(files.location(path), shown, rows, tally.rows, tally.first)
 
 
 def run_batch(

@@ -108,9 +108,9 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
     (root / "bad-in/part-0.csv").write_text(text)
     base = json.loads(config.read_text())
 
-    def variant(invalid_rows: str) -> Path:
-        batch = {"input": "bad-in/", "output": f"bad-out-{invalid_rows}/", "invalid_rows": invalid_rows}
-        path = tmp_path / f"{invalid_rows}.json"
+    def variant(invalid_rows: str, folder: str = "bad-in") -> Path:
+        batch = {"input": f"{folder}/", "output": f"{folder}-out-{invalid_rows}/", "invalid_rows": invalid_rows}
+        path = tmp_path / f"{folder}-{invalid_rows}.json"
         path.write_text(
             json.dumps(base | {"serve": base["serve"] | {"batch": batch}, "data": {"scored": {"uri": "bad-in/"}}})
         )
@@ -130,7 +130,7 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
         f"error: {root}/bad-in/part-0.csv: {refused['message']}: 3 row(s) break the data contract, nothing written "
         "for this file (serve.batch.invalid_rows is fail; skip scores the valid rows)"
     ]
-    assert not (root / "bad-out-fail").exists() or not list((root / "bad-out-fail").rglob("*.parquet"))
+    assert not (root / "bad-in-out-fail").exists() or not list((root / "bad-in-out-fail").rglob("*.parquet"))
 
     skipped = runtime(root, "batch", "--config", str(variant("skip")), "--shards", "1")
     assert skipped.returncode == 0, skipped.stderr
@@ -139,10 +139,20 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
         f"warning: {root}/bad-in/part-0.csv: skipped 3 row(s) breaking the data contract, first: {first}"
     ]
     assert "/bad-in/part-0.csv: 5 rows -> " in skipped.stdout
-    assert "bad-out-skip/part-0.predictions.parquet (3 invalid row(s) skipped)" in skipped.stdout
-    scored = pd.read_parquet(root / "bad-out-skip/part-0.predictions.parquet")
+    assert "bad-in-out-skip/part-0.predictions.parquet (3 invalid row(s) skipped)" in skipped.stdout
+    scored = pd.read_parquet(root / "bad-in-out-skip/part-0.predictions.parquet")
     assert scored["row"].tolist() == [0, 1, 2, 4, 7]
     assert scored["probability"].tolist() == pytest.approx([p["probability"] for p in answered["predictions"]])
+
+    # A file without a required feature: no row can be scored, whatever invalid_rows says.
+    (root / "no-x-in").mkdir(exist_ok=True)
+    (root / "no-x-in/part-0.csv").write_text("n,color\n1,red\n")
+    missing = runtime(root, "batch", "--config", str(variant("skip", "no-x-in")), "--shards", "1")
+    assert missing.returncode == 1
+    assert said(missing) == [
+        f"error: {root}/no-x-in/part-0.csv: column 'x': missing feature (valid: a number in [0, 10], not null); "
+        "no row of the file can be scored"
+    ]
 
     checked = runtime(root, "validate-data", "--config", str(variant("fail")), "--dataset", "scored")
     assert checked.returncode == 1

@@ -166,14 +166,14 @@ def test_train_gate_promote_serve_drift_rollback(project, server, monkeypatch) -
 
     # The serving pod: models:/churn-classifier@champion, fetched through the server's artifact proxy.
     port = free_port()
-    log = (project["root"] / "serve.log").open("w")
-    process = subprocess.Popen(
-        [*RUNTIME_CLI, *job_arguments("serve", str(project["config"]), port), "--host", "127.0.0.1"],
-        cwd=project["root"],
-        env=runtime_env(**pod_environment(serving, project["secrets"])),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (project["root"] / "serve.log").open("w") as log:
+        process = subprocess.Popen(
+            [*RUNTIME_CLI, *job_arguments("serve", str(project["config"]), port), "--host", "127.0.0.1"],
+            cwd=project["root"],
+            env=runtime_env(**pod_environment(serving, project["secrets"])),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _status(url + "/ready") == 200, 120, "the server to load the champion", process)

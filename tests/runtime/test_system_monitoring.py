@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import pytest
 import yaml
 from operator_scrape import Endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
-from served_project import RUNTIME_CLI, free_port, post, runtime_env
+from served_project import RUNTIME_CLI, free_port, get, post, runtime_env
 
 from mlc.compiler.pipeline import compile_spec_file
 from mlc.runtime.contract import CONFIG_PATH
@@ -90,7 +91,7 @@ def alerts(url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The compiled project on disk, its champion trained, two serving pods, the Pushgateway and Prometheus."""
     root = tmp_path_factory.mktemp("system")
     project = root / "churn"
@@ -137,28 +138,27 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         for index, (pod_hash, port) in enumerate(ports.items())
     }
-    stack = contextlib.ExitStack()
-    gateway = stack.enter_context(pushgateway(root))
-    # Where the chart `prometheus-community/prometheus-pushgateway` puts it: the Service the compiled monitor selects.
-    gateway_endpoint = Endpoint(
-        address=gateway.removeprefix("http://"),
-        namespace="monitoring",
-        service="prometheus-pushgateway",
-        service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
-        port_name="http",
-        pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
-        container="pushgateway",
-    )
-    monitors = [doc for key, doc in manifests.items() if key.startswith("ServiceMonitor/")]
-    rule_file = project / "deploy" / "tests" / ENVIRONMENT / "alerts.rules.yaml"  # the emitted file, as written
-    prometheus_config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(rule_file)],
-        "scrape_configs": [
-            job for monitor in monitors for job in scrape_configs(monitor, [*pods.values(), gateway_endpoint], "1s")
-        ],
-    }
-    try:
+    with contextlib.ExitStack() as stack:  # every process started here is stopped, whatever fails
+        gateway = stack.enter_context(pushgateway(root))
+        # Where the chart `prometheus-community/prometheus-pushgateway` puts it: the Service the compiled monitor selects.
+        gateway_endpoint = Endpoint(
+            address=gateway.removeprefix("http://"),
+            namespace="monitoring",
+            service="prometheus-pushgateway",
+            service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
+            port_name="http",
+            pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
+            container="pushgateway",
+        )
+        monitors = [doc for key, doc in manifests.items() if key.startswith("ServiceMonitor/")]
+        rule_file = project / "deploy" / "tests" / ENVIRONMENT / "alerts.rules.yaml"  # the emitted file, as written
+        prometheus_config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rule_file)],
+            "scrape_configs": [
+                job for monitor in monitors for job in scrape_configs(monitor, [*pods.values(), gateway_endpoint], "1s")
+            ],
+        }
         url = stack.enter_context(prometheus(root, prometheus_config))
         servers = {}
         for pod_hash, port in ports.items():
@@ -166,10 +166,10 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             command += ["--host", "127.0.0.1"] + (
                 ["--model-uri", str(root / "broken-model")] if pod_hash == CANARY_HASH else []
             )
-            log = (root / f"serve-{pod_hash}.log").open("w")
-            process = subprocess.Popen(
-                [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**tracking), stdout=log, stderr=log
-            )
+            with (root / f"serve-{pod_hash}.log").open("w") as log:
+                process = subprocess.Popen(
+                    [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**tracking), stdout=log, stderr=log
+                )
             stack.callback(lambda process=process: (process.terminate(), process.wait(timeout=30)))
             servers[pod_hash] = f"http://127.0.0.1:{port}"
         for pod_hash, server in servers.items():
@@ -185,16 +185,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "prometheus": url,
             "rules": yaml.safe_load(rule_file.read_text())["groups"][0]["rules"],
         }
-    finally:
-        stack.close()
 
 
 def _ready(server: str) -> bool:
-    import urllib.request
-
     try:
-        with urllib.request.urlopen(f"{server}/ready", timeout=2) as response:
-            return response.status == 200
+        return get(f"{server}/ready", timeout=2)[0] == 200
     except OSError:
         return False
 

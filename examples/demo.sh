@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on embedded defaults: no cluster, no servers, MLflow on sqlite.
 # Works on a copy of examples/churn under .mlc/demo/, a git repository of its own, so the
-# example in the source tree is never modified. Each step prints what it does.
+# example in the source tree is never modified. Each step prints what it does. The gate is shown
+# passing a model and blocking a worse one, the drift check quiet on healthy data and firing on
+# shifted data; the server it starts is stopped at the end (and on any failure), so nothing is
+# left running.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.mlc/demo/churn"
@@ -56,29 +59,49 @@ step "mlc-runtime validate-data: the training set against the data contract"
 mlc run validate-data --env staging --dataset train 2>&1 | tail -n 8
 
 step "mlc run train: the churn model trained on CPU, logged and registered in MLflow (sqlite under .mlc/)"
-mlc run train --env staging 2>&1 | tail -n 5
+mlc run train --env staging 2>&1 | tail -n 1
 
 step "mlc run gate --promote: challenger vs champion on the eval set; the first model becomes champion"
-mlc run gate --env staging --report .mlc/gate.md --promote 2>&1 | tail -n 5
-sed 's/^/  /' .mlc/gate.md | head -n 20
+mlc run gate --env staging --report .mlc/gate.md --promote 2>&1 | tail -n 1
+sed 's/^/  /' .mlc/gate.md | head -n 8
 
-step "mlc run drift: live data vs the champion's reference profile (exit 1 = drift)"
+step "a worse model: the learning rate cut 1000x, trained, and the gate blocks it (exit 1, champion unchanged)"
+sed -i.orig 's/^    lr: 0.05$/    lr: 0.00005/' mlproject.yaml
+git --no-pager diff -U0 -- mlproject.yaml | grep -E '^[-+] ' | sed 's/^/  /'
+mlc run train --env staging 2>&1 | tail -n 1
+set +e
+mlc run gate --env staging --report .mlc/gate-blocked.md --promote >/dev/null 2>&1
+code=$?
+set -e
+sed 's/^/  /' .mlc/gate-blocked.md | head -n 8
+echo "(gate exit code: $code; nothing promoted)"
+mv mlproject.yaml.orig mlproject.yaml
+
+step "mlc run drift on healthy live data: the champion's reference profile vs data from the same distribution (exit 0)"
+mlc run drift --env staging --on-drift none --data data/live-healthy.csv 2>&1 | tail -n 1
+echo "(drift exit code: ${PIPESTATUS[0]})"
+
+step "mlc run drift on today's live data (monitor.drift.current.uri), shifted in monthly_charges and region (exit 1 = drift)"
 # In a cluster, on_drift: retrain starts the retraining Job; here there is no cluster to ask.
 set +e
-mlc run drift --env staging --on-drift none --report .mlc/drift.html 2>&1 | tail -n 10
-echo "(drift exit code: $?)"
+mlc run drift --env staging --on-drift none --report .mlc/drift.html 2>&1 | tail -n 9
+echo "(drift exit code: ${PIPESTATUS[0]})"
 set -e
 echo "report: ${work#"$root"/}/.mlc/drift.html"
 
 step "mlc run serve: the champion behind /invocations on 127.0.0.1 (contract-checked, metrics at /metrics)"
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# `mlc run` becomes mlc-runtime (exec): this PID is the server, and stopping it stops the server.
 mlc run serve --env staging --host 127.0.0.1 --port "$port" > .mlc/serve.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  kill -0 "$server" 2>/dev/null || { echo "the server exited:"; tail -n 5 .mlc/serve.log; exit 1; }
   sleep 0.5
 done
+echo "GET /ready -> $(curl -fsS "http://127.0.0.1:$port/ready")"
+echo "(version 1 serves: the gate kept the worse version 2 out)"
 row='{"dataframe_records": [{"tenure_months": 3, "monthly_charges": 95.5, "support_calls": 4, "plan": "basic", "region": "north"}]}'
 echo "POST /invocations $row"
 curl -fsS -H 'Content-Type: application/json' -d "$row" "http://127.0.0.1:$port/invocations"; echo
@@ -86,9 +109,15 @@ bad='{"dataframe_records": [{"tenure_months": -3, "monthly_charges": 95.5, "supp
 echo "POST /invocations (breaks the contract) -> $(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "$bad" "http://127.0.0.1:$port/invocations")"
 curl -s -H 'Content-Type: application/json' -d "$bad" "http://127.0.0.1:$port/invocations" | head -c 400; echo
 curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^mlc_requests_total' | sed 's/^/  /'
+
+step "stop the server (SIGTERM): nothing the demo started is left running"
 kill "$server"
 wait "$server" 2>/dev/null || true
 trap - EXIT
+if pgrep -f -- "mlc-runtime serve .*--port $port" >/dev/null; then
+  echo "error: a server is still running on port $port" >&2
+  exit 1
+fi
+echo "no mlc-runtime process left on port $port"
 
-step "done: compiled, applied, trained, gated, drift-checked and served on embedded defaults"
-
+step "done: compiled, applied, trained, gated (and blocked a worse model), drift-checked and served on embedded defaults"

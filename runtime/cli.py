@@ -17,6 +17,7 @@ from mlc.runtime.contract import (
     DEFAULT_SERVE_PORT,
     DRIFT_FDR,
     DRIFT_MIN_PSI,
+    FORMAT_VERSION,
     ExitCode,
 )
 
@@ -26,7 +27,33 @@ if TYPE_CHECKING:
 _Command = TypeVar("_Command", bound=Callable[..., object])
 
 
+def runtime_version() -> str:
+    """The installed distribution's version (the runtime ships in the `mlc` package with the compiler)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlc")
+    except PackageNotFoundError:  # run from a source checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"mlc-runtime {runtime_version()} (reads runtime config format_version {FORMAT_VERSION})")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the runtime config format it reads, then exit.",
+)
 def main() -> None:
     """Run a step of an mlc project: train, gate, drift, serve."""
     # MLflow's usage telemetry would call out of every training pod and CI job (and its thread
@@ -288,23 +315,34 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
 def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
 
-    Exit 0 trained and registered, 1 training failed (an entrypoint's own error shows its
-    traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
+    Exit 0 trained and registered, 1 training failed (an error in the project's code shows that
+    code's traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
     """
+    from mlflow.exceptions import MlflowException
+
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
     from mlc.runtime.preprocessor import PreprocessError
-    from mlc.runtime.training import Preempted, TrainingError, run_training
+    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training
 
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
         result = run_training(config, smoke=smoke)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
+    except EntrypointError as error:
+        # The project's code failed: its own frames first, then the one line that says so.
+        click.echo(error.traceback, err=True, nl=False)
+        _fail(str(error), 1)
     except (DataError, PreprocessError, TrainingError) as error:
         _fail(str(error), 1)
     except Preempted as error:
         _fail(str(error), ExitCode.PREEMPTED)
+    except MlflowException as error:  # the tracking server refused or failed a request
+        from mlc.runtime.errors import tracking_error_line
+        from mlc.runtime.training import configure_tracking
+
+        _fail(tracking_error_line(error, configure_tracking(config, os.environ)), 1)
     if result.model_version is not None:
         click.echo(
             f"registered {config.registered_model} version {result.model_version} "
@@ -342,7 +380,7 @@ def gate(
             json_path.write_text(render_gate_json(report))
         outcome = promote_challenger(config, report) if promote and report.passed else None
     except Exception as error:  # fail closed: no verdict is never a pass
-        _fail(_gate_error_line(error), 2)
+        _fail(_gate_error_line(error, config), 2)
     click.echo(markdown, nl=False)
     if outcome:
         click.echo(outcome)
@@ -359,17 +397,18 @@ def rollback(config_path: Path) -> None:
     try:
         click.echo(roll_back(config))
     except Exception as error:
-        _fail(_gate_error_line(error), 2)
+        _fail(_gate_error_line(error, config), 2)
 
 
-def _gate_error_line(error: Exception) -> str:
-    """Our own errors say what is wrong; anything else also names its type (a bug or an outage)."""
-    from mlc.runtime.contract.config import ConfigError
-    from mlc.runtime.promotion import GateError
+def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
+    """Our own errors say what is wrong; a tracking server's refusal says which credentials; anything
+    else also names its type (a bug or an outage)."""
+    from mlc.runtime.errors import MlcRuntimeError, tracking_error_line
+    from mlc.runtime.promotion import tracking_uri
 
-    if isinstance(error, GateError | ConfigError):
+    if isinstance(error, MlcRuntimeError):
         return str(error)
-    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return tracking_error_line(error, tracking_uri(config))
 
 
 # --- serve, batch, fetch-model (branch serve) ----------------------------------------------------
@@ -450,7 +489,9 @@ def serve(
 def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | None) -> None:
     """Score files shard, shard+shards, ... of serve.batch.input into serve.batch.output.
 
-    Exit 0 all scored, 1 a file or the model failed, config_error (78) unusable config.
+    Rows are checked against the data contract as serve checks a request: a row breaking it fails
+    its file, or with serve.batch.invalid_rows: skip, is left out and reported. Exit 0 all
+    scored, 1 a file or the model failed, config_error (78) unusable config.
     """
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
@@ -472,8 +513,18 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
         info = resolve_model(uri, config.tracking_uri)
         model = load_model(info)
         scored = 0
-        for result in run_batch(model, section.input, section.output, shard, shards, text_columns):
-            click.echo(f"{result.input}: {result.rows} rows -> {result.output}")
+        results = run_batch(
+            model, section.input, section.output, shard, shards, text_columns, contract, section.invalid_rows
+        )
+        for result in results:
+            skipped = f" ({result.skipped} invalid row(s) skipped)" if result.skipped else ""
+            click.echo(f"{result.input}: {result.rows} rows -> {result.output}{skipped}")
+            if result.first_skipped is not None:
+                click.echo(
+                    f"warning: {result.input}: skipped {result.skipped} row(s) breaking the data contract, "
+                    f"first: {result.first_skipped.sentence()}",
+                    err=True,
+                )
             scored += 1
     except (DataError, ModelError) as error:
         _fail(str(error), 1)

@@ -1,9 +1,11 @@
 """`validate-data`: a dataset against the data contract, batch by batch.
 
-Rules per feature column: present; readable as its type; nulls only where `nullable`; within
-`min`/`max`; in `values` when the category set is closed. The target must be present (and
-not null) in the datasets a model trains or is evaluated on. Memory stays O(columns): each rule
-keeps a count and its first offending row.
+Rules per feature column: present; then `contract_rules.check_feature` (the rules `serve` and
+`batch` apply too): readable as its type; nulls only where `nullable`; within `min`/`max`; in
+`values` when the category set is closed. The target must be present (and not null) in the
+datasets a model trains or is evaluated on. Memory stays O(columns): each rule keeps a count and
+its first offending row. Rows are numbered from 0 over the data rows, across all the dataset's
+files in order (as `serve` and `batch` number them; see `contract_rules`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlc.runtime.contract.config import Contract, Feature, RuntimeConfig
-from mlc.runtime.feature_values import coerce_column
+from mlc.runtime.contract_rules import RuleKind, check_feature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +25,7 @@ _EXAMPLE_CHARS = 40
 
 @dataclass
 class RuleViolation:
-    """Rows of one column breaking one rule: how many, and the first (1-based data row) with its value."""
+    """Rows of one column breaking one rule: how many, and the first (0-based data row) with its value."""
 
     rule: str
     count: int
@@ -80,23 +82,8 @@ class ContractCheck:
         self._rows += batch.num_rows
 
     def _check_feature(self, column: ColumnReport, feature: Feature, array: pa.Array) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        coerced = coerce_column(array, feature.type)
-        self._record(column, f"not {feature.type}", coerced.invalid, array)
-        if not feature.nullable:
-            self._record(column, "null (not nullable)", coerced.missing, array)
-        values = coerced.values
-        if feature.min is not None:
-            self._record(column, f"below min {feature.min:g}", _mask(pc.less(values, feature.min)), array)
-        if feature.max is not None:
-            self._record(column, f"above max {feature.max:g}", _mask(pc.greater(values, feature.max)), array)
-        if feature.type == "category" and feature.values is not None:
-            allowed = pa.array([str(value) for value in feature.values])
-            outside = pc.and_(pc.invert(pc.is_in(values, value_set=allowed)), pc.is_valid(values))
-            shown = ", ".join(str(value) for value in feature.values)
-            self._record(column, f"not in values [{shown}]", _mask(outside), array)
+        for rule in check_feature(feature, array).broken:
+            self._record(column, _rule_name(feature, rule.kind), rule.rows, array)
 
     def _record(self, column: ColumnReport, rule: str, rows: np.ndarray, array: pa.Array) -> None:
         import numpy as np
@@ -107,7 +94,7 @@ class ContractCheck:
         seen = column.violations.get(rule)
         if seen is None:
             example = repr(array[int(hits[0])].as_py())[:_EXAMPLE_CHARS]
-            column.violations[rule] = RuleViolation(rule, int(hits.size), self._rows + int(hits[0]) + 1, example)
+            column.violations[rule] = RuleViolation(rule, int(hits.size), self._rows + int(hits[0]), example)
         else:
             seen.count += int(hits.size)
 
@@ -115,10 +102,17 @@ class ContractCheck:
         return DataReport(self._dataset, self._uri, self._rows, list(self._columns.values()))
 
 
-def _mask(array: pa.Array) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    return pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+def _rule_name(feature: Feature, kind: RuleKind) -> str:
+    """How the report names a broken rule, e.g. `below min 0`, `not in values [basic, plus]`."""
+    if kind == "type":
+        return f"not {feature.type}"
+    if kind == "null":
+        return "null (not nullable)"
+    if kind == "min":
+        return f"below min {feature.min:g}"
+    if kind == "max":
+        return f"above max {feature.max:g}"
+    return f"not in values [{', '.join(str(value) for value in feature.values or [])}]"
 
 
 def render_data_report(report: DataReport) -> str:

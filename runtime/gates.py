@@ -49,17 +49,22 @@ def check_gate(gate: Gate, challenger: dict[str, float], champion: dict[str, flo
         return None
     if math.isnan(value) or (base is not None and math.isnan(base)):
         return GateResult(gate.metric, rule, bound, value, base, False, "not a number")
+    # The detail states the relation that holds: `0.51 >= 0.45` on a pass, `0.24 < 0.45` on a failure.
     if rule == "min":
-        passed, detail = value >= bound, f"{value:.4g} >= {bound:g}"
+        passed = value >= bound
+        detail = f"{value:.4g} {'>=' if passed else '<'} {bound:g}"
     elif rule == "max":
-        passed, detail = value <= bound, f"{value:.4g} <= {bound:g}"
+        passed = value <= bound
+        detail = f"{value:.4g} {'<=' if passed else '>'} {bound:g}"
     elif rule == "max_drop":
         assert base is not None
-        passed, detail = value >= base - bound, f"drop {base - value:.4g} <= {bound:g} (champion {base:.4g})"
+        passed = value >= base - bound
+        detail = f"drop {base - value:.4g} {'<=' if passed else '>'} {bound:g} (champion {base:.4g})"
     else:
         assert base is not None
-        passed, detail = value <= base + bound, f"rise {value - base:.4g} <= {bound:g} (champion {base:.4g})"
-    return GateResult(gate.metric, rule, bound, value, base, passed, detail if passed else f"fails: {detail}")
+        passed = value <= base + bound
+        detail = f"rise {value - base:.4g} {'<=' if passed else '>'} {bound:g} (champion {base:.4g})"
+    return GateResult(gate.metric, rule, bound, value, base, passed, detail)
 
 
 def evaluate_gates(

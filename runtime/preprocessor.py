@@ -55,12 +55,12 @@ class TargetEncoding:
             codes = [index.get(label, -1) for label in labels.values.to_pylist()]
             if -1 in codes:
                 row = codes.index(-1)
-                raise PreprocessError(f"target {self.name}: row {row + 1}: label not seen in training")
+                raise PreprocessError(f"target {self.name}: row {row}: label not seen in training")
             return np.asarray(codes, dtype=np.int64)
         coerced = _binary_labels(array) if self.task == "binary" else coerce_column(array, "float")
         if coerced.missing.any() or coerced.invalid.any():
             row = int(np.flatnonzero(coerced.missing | coerced.invalid)[0])
-            raise PreprocessError(f"target {self.name}: row {row + 1}: missing or not a {self.task} label")
+            raise PreprocessError(f"target {self.name}: row {row}: missing or not a {self.task} label")
         return coerced.values.to_numpy(zero_copy_only=False).astype(np.float32)
 
 
@@ -145,7 +145,7 @@ class Preprocessor:
             if coerced.invalid.any():
                 row = int(np.flatnonzero(coerced.invalid)[0])
                 value = table.column(feature.name)[row].as_py()
-                raise PreprocessError(f"{feature.name}: row {row + 1}: {value!r} is not {feature.type}")
+                raise PreprocessError(f"{feature.name}: row {row}: {value!r} is not {feature.type}")
             if feature.type == "category":
                 codes = pc.index_in(coerced.values, value_set=pa.array(feature.categories, pa.string()))
                 codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract import LATENCY_METRICS
 from mlc.runtime.contract.config import RuntimeConfig
-from mlc.runtime.errors import MlcRuntimeError
+from mlc.runtime.errors import MlcRuntimeError, is_not_found, tracking_error_line
 from mlc.runtime.gates import GateReport, evaluate_gates
 from mlc.runtime.metrics import MetricError, task_metric
 
@@ -39,21 +39,30 @@ class LoadedModel:
     model: Any  # mlflow.pyfunc.PyFuncModel
 
 
+def tracking_uri(config: RuntimeConfig) -> str:
+    """`MLFLOW_TRACKING_URI` overrides the config's `tracking_uri`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+
+
 def _client(config: RuntimeConfig) -> MlflowClient:
     import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri(config))
     return MlflowClient()
 
 
 def _version_by_alias(client: MlflowClient, model: str, alias: str) -> str | None:
+    """The version `alias` names; None when the model or alias does not exist. A refusal is a
+    GateError saying so (a missing credential must not read as "no challenger")."""
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client.get_model_version_by_alias(model, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if is_not_found(error):
+            return None
+        raise GateError(tracking_error_line(error, client.tracking_uri)) from None
 
 
 def _load(config: RuntimeConfig, alias: str, version: str) -> LoadedModel:

@@ -10,6 +10,11 @@ Lineage on the MLflow run: params, the entrypoint's metrics, tags `mlc.spec_dige
 reference profile (`reference_profile/profile.json`, what `drift --model` reads). The model is
 registered as a new version of `registered_model` with the alias `challenger`.
 
+Errors in the project's own code (importing the entrypoint's module, or inside `train(ctx)`) are
+`EntrypointError`s carrying that code's traceback from its first frame on: the user reads their
+own frames, not mlc-runtime's and click's. An entrypoint must return a `torch.nn.Module`; None
+(without a SIGTERM) or anything else is a `TrainingError` that says what came back.
+
 Preemption: SIGTERM sets `ctx.should_stop`; the entrypoint saves a checkpoint and returns None;
 the runtime then exits 143 (128 + SIGTERM) without registering, and the Job's retry resumes from
 the checkpoint in the same MLflow run.
@@ -24,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,11 +50,57 @@ CODE_SOURCE_ENV = "MLC_CODE_SOURCE"
 
 
 class TrainingError(MlcRuntimeError):
-    """Training could not produce a model (the entrypoint failed, returned nothing, bad data)."""
+    """Training could not produce a model (no entrypoint to import, it returned no module)."""
+
+
+class EntrypointError(MlcRuntimeError):
+    """The project's own code raised, importing the entrypoint's module or inside `train(ctx)`.
+
+    `traceback` is that exception's traceback from the first frame outside mlc-runtime and
+    importlib (chained exceptions included): what the user needs to find their bug.
+    """
+
+    def __init__(self, message: str, traceback: str) -> None:
+        super().__init__(message)
+        self.traceback = traceback
 
 
 class Preempted(MlcRuntimeError):
     """SIGTERM arrived and the entrypoint stopped early; its checkpoint is the resume point."""
+
+
+# Frames in these folders are mlc-runtime's own (or the import machinery's): a user's traceback starts below them.
+_RUNTIME_FOLDER = Path(__file__).resolve().parent
+_IMPORTLIB_FOLDER = Path(importlib.__file__).resolve().parent
+
+
+def _is_runtime_frame(filename: str) -> bool:
+    if filename.startswith("<frozen "):
+        return True
+    path = Path(filename).resolve()
+    return path.is_relative_to(_RUNTIME_FOLDER) or path.is_relative_to(_IMPORTLIB_FOLDER)
+
+
+def user_traceback(error: BaseException) -> str:
+    """`error`'s traceback without the frames of mlc-runtime and importlib above the user's code."""
+    frames = error.__traceback__
+    while frames is not None and _is_runtime_frame(frames.tb_frame.f_code.co_filename):
+        frames = frames.tb_next
+    return "".join(traceback.format_exception(type(error), error, frames))
+
+
+def _entrypoint_error(what: str, error: Exception) -> EntrypointError:
+    text = str(error).strip()
+    first = f": {text.splitlines()[0]}" if text else ""
+    return EntrypointError(f"{what} raised {type(error).__name__}{first}", user_traceback(error))
+
+
+def _describe_returned(value: Any) -> str:
+    """What an entrypoint returned, in words: `a tuple (Linear, dict)`, `a dict`."""
+    if isinstance(value, tuple | list):
+        kinds = ", ".join(type(item).__name__ for item in value[:3]) + (", ..." if len(value) > 3 else "")
+        return f"a {type(value).__name__} ({kinds})"
+    return f"a {type(value).__name__}"
 
 
 @dataclass(frozen=True)
@@ -100,9 +152,11 @@ def load_entrypoint(entrypoint: str, source: Path) -> tuple[Any, Path | None]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+        if error.name and (module_name == error.name or module_name.startswith(error.name + ".")):
             raise TrainingError(f"cannot import {module_name!r} from {source} (set {CODE_SOURCE_ENV})") from None
-        raise
+        raise _entrypoint_error(f"importing {module_name}", error) from error
+    except Exception as error:  # the module's own code failed at import: its traceback, not ours
+        raise _entrypoint_error(f"importing {module_name}", error) from error
     function = getattr(module, function_name, None)
     if not callable(function):
         raise TrainingError(f"{module_name} has no function {function_name!r}")
@@ -231,16 +285,27 @@ def _context(
 
 
 def _call(function: Any, ctx: TrainingContext, entrypoint: str) -> Any:
-    """Run the entrypoint with SIGTERM turned into `ctx.should_stop`."""
+    """Run the entrypoint with SIGTERM turned into `ctx.should_stop`; its trained module."""
+    import torch
+
     previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: ctx.request_stop())
     try:
         model = function(ctx)
+    except MlcRuntimeError:
+        raise  # raised by a ctx method the entrypoint called (unreadable data, ...): already one clear line
+    except Exception as error:
+        raise _entrypoint_error(entrypoint, error) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
     if model is None:
         if ctx.should_stop:
             raise Preempted("SIGTERM: the entrypoint stopped early; its last checkpoint is the resume point")
         raise TrainingError(f"{entrypoint} returned None; it must return the trained torch.nn.Module")
+    if not isinstance(model, torch.nn.Module):
+        raise TrainingError(
+            f"{entrypoint} returned {_describe_returned(model)}; it must return the trained torch.nn.Module "
+            "alone (log metrics with ctx.log_metric)"
+        )
     return model
 
 

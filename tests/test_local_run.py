@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -69,6 +71,35 @@ def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> Non
     assert {k: v for k, v in local.items() if k != "tracking_uri"} == {
         k: v for k, v in in_cluster.items() if k != "tracking_uri"
     }
+
+
+def test_sigterm_to_mlc_run_stops_the_runtime_itself(tmp_path: Path) -> None:
+    """`mlc run` becomes the runtime (exec): the process a supervisor signals is the one serving."""
+    project = tmp_path / "churn"
+    shutil.copytree(CHURN, project)
+    stub_dir = tmp_path / "bin"
+    stub_dir.mkdir()
+    pid_file = tmp_path / "runtime.pid"
+    stub = stub_dir / "mlc-runtime"  # a server that runs until it is signalled
+    stub.write_text(
+        f"#!{sys.executable}\nimport os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)\n"
+    )
+    stub.chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    environ["PATH"] = f"{stub_dir}{os.pathsep}{environ['PATH']}"
+    process = subprocess.Popen([*MLC, "run", "serve", "--env", "staging"], cwd=project, env=environ, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, "the runtime never started"
+            time.sleep(0.05)
+        assert int(pid_file.read_text()) == process.pid  # no child left to orphan: mlc run is the runtime
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def test_every_job_the_compiler_runs_is_a_runtime_command() -> None:

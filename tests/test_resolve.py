@@ -115,3 +115,14 @@ def test_the_repository_folder_is_where_the_spec_sits_in_its_git_repository(tmp_
     assert folder(top / "mlproject.yaml") == "."
     assert folder(top / "models" / "churn" / "mlproject.yaml") == "models/churn"
     assert folder(top / "models" / ".." / "models" / "churn" / "mlproject.yaml") == "models/churn"
+
+
+def test_batch_invalid_rows_reaches_the_runtime_config(project) -> None:
+    from mlc.compiler.resolve.runtime_config import runtime_config
+    from mlc.runtime.contract import BATCH_INVALID_ROWS
+
+    batch = "serve:\n  batch: {schedule: '0 * * * *', input: in/, output: out/"
+    (default,) = resolve_spec_file(project(BASE + batch + "}\n")).resolved
+    assert runtime_config(default).require_batch().invalid_rows == BATCH_INVALID_ROWS == "fail"
+    (skipping,) = resolve_spec_file(project(BASE + batch + ", invalid_rows: skip}\n")).resolved
+    assert runtime_config(skipping).require_batch().invalid_rows == "skip"

@@ -425,9 +425,10 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
 def run(job: str, spec_path: Path, environment: str | None, print_config: bool, extra: tuple[str, ...]) -> None:
     """Run a compiled job's command on this machine (MLflow on sqlite under .mlc/ by default).
 
-    Extra arguments after JOB go to `mlc-runtime JOB` unchanged.
+    Extra arguments after JOB go to `mlc-runtime JOB` unchanged. `mlc run` becomes that command
+    (exec): signals reach the runtime itself and its exit code is mlc run's.
     """
-    import subprocess
+    import shutil
 
     from mlc.compiler.cli.local_run import local_command, local_runtime_config, write_local_config
     from mlc.compiler.cli.views import render_diagnostics
@@ -450,9 +451,13 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
     write_local_config(spec_path.parent, resolved, os.environ)
     command = [*local_command(job, resolved), *extra]
     click.echo(f"$ {' '.join(command)}", err=True)
-    try:
-        completed = subprocess.run(command, cwd=spec_path.parent, check=False)
-    except FileNotFoundError:
+    executable = shutil.which(command[0])
+    if executable is None:
         click.echo("error: mlc-runtime is not installed (pip install 'mlc[runtime]')", err=True)
         sys.exit(ExitCode.INVALID)
-    sys.exit(completed.returncode)
+    # Replace this process rather than wait on a child: a SIGTERM or Ctrl-C sent to `mlc run`
+    # (a supervisor, a shell's `kill`) then stops the runtime itself instead of orphaning it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(spec_path.parent)
+    os.execv(executable, command)

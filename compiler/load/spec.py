@@ -40,9 +40,11 @@ from mlc.compiler.load.values import (
     TorchVersion,
 )
 from mlc.runtime.contract import (
+    BATCH_INVALID_ROWS,
     DEFAULT_SERVE_PORT,
     DRIFT_PSI_THRESHOLD,
     DRIFT_SHARE_THRESHOLD,
+    BatchInvalidRows,
     DriftMethod,
     FeatureType,
     Task,
@@ -311,6 +313,10 @@ class Batch(Section):
     input: DataUri
     output: DataUri
     parallelism: PositiveInt = 1
+    invalid_rows: BatchInvalidRows = Field(
+        BATCH_INVALID_ROWS,
+        description="a row breaking the data contract (serve answers it 400): fail its file, or skip and report it",
+    )
 
 
 class Serve(Section):

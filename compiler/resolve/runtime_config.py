@@ -74,7 +74,9 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
         port=serve.port,
         batch=None
         if batch is None
-        else ServeBatch(input=batch.input, output=batch.output, parallelism=batch.parallelism),
+        else ServeBatch(
+            input=batch.input, output=batch.output, parallelism=batch.parallelism, invalid_rows=batch.invalid_rows
+        ),
     )
 
 

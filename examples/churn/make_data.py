@@ -1,6 +1,7 @@
 """Regenerate the example's synthetic data (deterministic): `python make_data.py`.
 
-`live.csv` is shifted in `monthly_charges` and `region`, so the drift check has something to find.
+`live.csv` is shifted in `monthly_charges` and `region`, so the drift check has something to find;
+`live-healthy.csv` is live data from the training distribution, where it must find nothing.
 """
 
 from __future__ import annotations
@@ -50,3 +51,4 @@ if __name__ == "__main__":
     write(here / "train.csv", rows(4000, seed=1))
     write(here / "eval.csv", rows(1000, seed=2))
     write(here / "live.csv", rows(1000, seed=3, shift=True))
+    write(here / "live-healthy.csv", rows(1000, seed=4))

@@ -212,4 +212,8 @@ DRIFT_SHARE_THRESHOLD = 0.3  # the dataset drifts when this share of its feature
 DRIFT_FDR = 0.05  # false discovery rate of the per-feature tests
 DRIFT_MIN_PSI = 0.01  # effect-size floor for a significant feature to count as drifted
 DriftMethod = Literal["auto", "psi", "ks", "chi2"]
+# What `batch` does with a row that breaks the data contract (as `serve` answers 400 to it):
+# `fail` the file (nothing written for it; the job exits 1), or `skip` the row and report it.
+BatchInvalidRows = Literal["fail", "skip"]
+BATCH_INVALID_ROWS: BatchInvalidRows = "fail"
 FeatureType = Literal["float", "int", "bool", "category", "string", "bytes"]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 from mlc.runtime.contract import (
+    BATCH_INVALID_ROWS,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     DEFAULT_SERVE_PORT,
@@ -19,6 +20,7 @@ from mlc.runtime.contract import (
     DRIFT_PUSH_JOB,
     DRIFT_SHARE_THRESHOLD,
     PREVIOUS_ALIAS,
+    BatchInvalidRows,
     DriftMethod,
     ExitCode,
     FeatureType,
@@ -115,6 +117,7 @@ class ServeBatch(_Section):
     input: str
     output: str
     parallelism: int = 1
+    invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS
 
 
 class Serve(_Section):

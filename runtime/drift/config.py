@@ -7,6 +7,7 @@ check run with a config and one run without it decide alike.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,7 +79,8 @@ def drift_config(config: RuntimeConfig) -> DriftConfig:
         current_uri=drift.current.uri,
         window_seconds=drift.current.window_seconds,
         model_uri=config.champion_uri,
-        tracking_uri=config.tracking_uri,
+        # As every other command: a pod's MLFLOW_TRACKING_URI (from a Secret) wins over the config.
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri,
         retrain_cronjob=drift.retrain_cronjob,
         namespace=config.namespace,
     )

@@ -2,10 +2,18 @@
 
 The input files are listed in sorted order; shard `i` of `n` takes files i, i+n, i+2n, ... so the
 shards of an Indexed Job cover every file exactly once with no coordination. Each file is read
-in record batches (CSV contract columns as text, like training), scored, and written as
+in record batches (CSV contract columns as text, like training), checked against the data
+contract exactly as `serve` checks a request (`validation.check_rows`), scored, and written as
 `<output>/<relative path without its format suffix>.predictions.parquet`: the model's output
-columns plus `row` (the row's 0-based position in the input file). A file is written to a
-temporary name and moved into place, so a crashed or retried pod never leaves a partial file.
+columns plus `row` (the row's 0-based position among the input file's data rows). A file is
+written to a temporary name and moved into place, so a crashed or retried pod never leaves a
+partial file.
+
+Rows breaking the contract (those `serve` answers 400): with `serve.batch.invalid_rows: fail`
+(the default) the file fails with the first violation named by row and column, how many there
+are, and nothing written for it; with `skip` they are left out of the output (their `row`
+numbers are missing there), counted, and the first is reported. A required feature missing
+from a file fails it either way: no row could be scored.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import BATCH_INVALID_ROWS, BatchInvalidRows
+from mlc.runtime.contract.config import Contract
 from mlc.runtime.datasets import (
     FORMAT_SUFFIXES,
     DataError,
@@ -27,6 +37,7 @@ from mlc.runtime.datasets import (
     read_record_batches,
     store_error,
 )
+from mlc.runtime.serve.validation import Violation, check_rows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -37,9 +48,33 @@ _FORMAT_SUFFIXES = tuple(sorted((suffix for suffix, _ in FORMAT_SUFFIXES), key=l
 
 @dataclass(frozen=True)
 class ScoredFile:
+    """A file scored: where from, where to, rows written and invalid rows skipped (the first of them)."""
+
     input: str
     output: str
     rows: int
+    skipped: int = 0
+    first_skipped: Violation | None = None
+
+
+@dataclass
+class _ContractTally:
+    """The contract violations of one file, over its record batches."""
+
+    rows: int = 0  # rows breaking a rule
+    violations: int = 0
+    first: Violation | None = None  # the file's first, by row
+
+    def add(self, invalid_rows: int, violations: int, first: tuple[Violation, ...]) -> None:
+        self.rows += invalid_rows
+        self.violations += violations
+        if self.first is None and first:
+            self.first = first[0]
+
+    def sentence(self) -> str:
+        assert self.first is not None
+        more = f" (and {self.violations - 1} more)" if self.violations > 1 else ""
+        return self.first.sentence() + more
 
 
 def shard_paths(paths: Sequence[str], shard: int, shards: int) -> list[str]:
@@ -69,28 +104,63 @@ def file_format(path: str, default: str) -> str:
     return format_of(path) or default
 
 
-def _scored_batches(model: Any, files: DataFiles, path: str, text_columns: list[str]) -> Iterator[pa.RecordBatch]:
+def _scored_batches(
+    model: Any,
+    files: DataFiles,
+    path: str,
+    text_columns: list[str],
+    contract: Contract | None,
+    invalid_rows: BatchInvalidRows,
+    tally: _ContractTally,
+) -> Iterator[pa.RecordBatch]:
+    """The file's predictions, record batch by record batch (contract-checked first, when there is one).
+
+    In `fail` mode the first violation stops scoring, but the rest of the file is still checked
+    so the error can say how many violations there are; `tally` holds them.
+    """
     import pyarrow as pa
 
     # A folder may mix CSV and parquet files: each file is read by its own suffix.
     one_file = DataFiles(files.uri, file_format(path, files.format), files.filesystem, (path,))
     start = 0
     for batch in read_record_batches(one_file, text_columns):
-        output = model.predict(batch.to_pandas())
+        rows = pa.array(range(start, start + batch.num_rows), pa.int64())
+        if contract is not None and contract.features:
+            check = check_rows(pa.Table.from_batches([batch]), contract, first_row=start)
+            if check.missing:
+                raise DataError(f"{files.location(path)}: {check.summary()}; no row of the file can be scored")
+            start += batch.num_rows
+            if check.total:
+                tally.add(int(check.invalid_rows.sum()), check.total, check.violations)
+            if tally.violations and invalid_rows == "fail":
+                continue  # nothing more is scored; the rest is only counted
+            keep = pa.array(~check.invalid_rows)
+            frame, rows = check.typed.filter(keep).to_pandas(), rows.filter(keep)
+        else:
+            start += batch.num_rows
+            frame = batch.to_pandas()
+        if len(frame) == 0:
+            continue
+        output = model.predict(frame)
         table = (
             pa.Table.from_pandas(output, preserve_index=False)
             if hasattr(output, "columns")
             else pa.table({"prediction": pa.array(list(output))})
         )
-        rows = pa.array(range(start, start + batch.num_rows), pa.int64())
-        start += batch.num_rows
         yield from table.add_column(0, "row", rows).to_batches()
 
 
 def score_file(
-    model: Any, files: DataFiles, path: str, text_columns: list[str], output_uri: str, name: str
+    model: Any,
+    files: DataFiles,
+    path: str,
+    text_columns: list[str],
+    output_uri: str,
+    name: str,
+    contract: Contract | None = None,
+    invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS,
 ) -> ScoredFile:
-    """Score one input file and move its predictions into place."""
+    """Score one input file and move its predictions into place (see the module docstring for invalid rows)."""
     import pyarrow.parquet as pq
 
     filesystem, root = open_filesystem(output_uri)
@@ -98,13 +168,21 @@ def score_file(
     temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.tmp-{os.getpid()}")
     shown = location(output_uri, final)
     rows, writer = 0, None
+    tally = _ContractTally()
     try:
         filesystem.create_dir(posixpath.dirname(final), recursive=True)
-        for batch in _scored_batches(model, files, path, text_columns):
+        for batch in _scored_batches(model, files, path, text_columns, contract, invalid_rows, tally):
             if writer is None:
                 writer = pq.ParquetWriter(temporary, batch.schema, filesystem=filesystem)
             writer.write_batch(batch)
             rows += batch.num_rows
+        if tally.violations and invalid_rows == "fail":
+            raise DataError(
+                f"{files.location(path)}: {tally.sentence()}: {tally.rows} row(s) break the data contract, "
+                "nothing written for this file (serve.batch.invalid_rows is fail; skip scores the valid rows)"
+            )
+        if writer is None and tally.rows:
+            raise DataError(f"{files.location(path)}: every row breaks the data contract: {tally.sentence()}")
         if writer is None:
             raise DataError(f"{files.location(path)}: no rows")
         writer.close()
@@ -120,14 +198,22 @@ def score_file(
                 filesystem.delete_file(temporary)
         except OSError:
             pass  # cleaning up after a failure: the failure is the error to report
-    return ScoredFile(files.location(path), shown, rows)
+    return ScoredFile(files.location(path), shown, rows, tally.rows, tally.first)
 
 
 def run_batch(
-    model: Any, input_uri: str, output_uri: str, shard: int, shards: int, text_columns: list[str]
+    model: Any,
+    input_uri: str,
+    output_uri: str,
+    shard: int,
+    shards: int,
+    text_columns: list[str],
+    contract: Contract | None = None,
+    invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS,
 ) -> Iterator[ScoredFile]:
     """Score this shard's files one by one (yielding each as it is written)."""
     files = locate_data_files(input_uri, None)
     base = common_base(files.paths)
     for path in shard_paths(files.paths, shard, shards):
-        yield score_file(model, files, path, text_columns, output_uri, output_name(path, base))
+        name = output_name(path, base)
+        yield score_file(model, files, path, text_columns, output_uri, name, contract, invalid_rows)

@@ -1,11 +1,13 @@
-"""A request's rows against the data contract: typed model input, or the violations as a 400.
+"""Rows against the data contract: typed model input, or the violations (a 400 for `serve`).
 
-Each feature column goes through `feature_values.coerce_column`, the parser training and
-`validate-data` use, so a value means the same thing in a request as in the training data.
-Rules: the feature is present; each value reads as its type; null only where `nullable`; within
-`min`/`max`; in `values` when the category set is closed. Rows are 0-based indexes into the
-request's rows. A nullable feature may be left out (all null); columns outside the contract
-are dropped.
+Each feature column goes through `contract_rules.check_feature`, the rules `validate-data`
+applies over `feature_values.coerce_column` (the parser training uses), so a value means the same
+thing in a request, a batch file and the training data. Rules: the feature is present; each
+value reads as its type; null only where `nullable`; within `min`/`max`; in `values` when the
+category set is closed. Rows are numbered from 0 (a request's first row; with `first_row`, a
+batch file's rows). A nullable feature may be left out (all null); columns outside the contract
+are dropped. `serve` refuses a request with any violation (`validate_rows`); `batch` uses
+`check_rows` to fail a file or skip its invalid rows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract.config import Contract, Feature
+from mlc.runtime.contract_rules import RuleKind, check_feature
 from mlc.runtime.errors import MlcRuntimeError
 from mlc.runtime.feature_values import coerce_column
 
@@ -94,48 +97,55 @@ def _example(value: Any) -> Any:
     return value
 
 
-def _mask(array: pa.Array) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    return pc.fill_null(array, False).to_numpy(zero_copy_only=False)
-
-
-def _feature_violations(
-    name: str, feature: Feature, raw: pa.ChunkedArray
-) -> tuple[pa.Array, list[tuple[int, str]], int]:
-    """The column in the contract's type, the first (row, problem) pairs by rule, and how many there are."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    coerced = coerce_column(raw, feature.type)
-    values = coerced.values
-    rules: list[tuple[np.ndarray, str]] = [(coerced.invalid, f"not {_article(feature.type)}")]
-    if not feature.nullable:
-        rules.append((coerced.missing, "null, and the feature is not nullable"))
-    if feature.min is not None:
-        rules.append((_mask(pc.less(values, feature.min)), f"below min {feature.min:g}"))
-    if feature.max is not None:
-        rules.append((_mask(pc.greater(values, feature.max)), f"above max {feature.max:g}"))
-    if feature.type == "category" and feature.values is not None:
-        allowed = pa.array([str(value) for value in feature.values])
-        outside = pc.and_(pc.invert(pc.is_in(values, value_set=allowed)), pc.is_valid(values))
-        rules.append((_mask(outside), "not in the closed set of values"))
-    listed = [(int(row), problem) for rows, problem in rules for row in np.flatnonzero(rows)[:MAX_REPORTED]]
-    return values, listed, sum(int(rows.sum()) for rows, _ in rules)
+def _problem(feature: Feature, kind: RuleKind) -> str:
+    """A broken rule as the end of a sentence: `<value> is <problem>`."""
+    if kind == "type":
+        return f"not {_article(feature.type)}"
+    if kind == "null":
+        return "null, and the feature is not nullable"
+    if kind == "min":
+        return f"below min {feature.min:g}"
+    if kind == "max":
+        return f"above max {feature.max:g}"
+    return "not in the closed set of values"
 
 
 def _article(feature_type: str) -> str:
     return {"int": "an integer", "bool": "a bool", "bytes": "bytes"}.get(feature_type, f"a {feature_type}")
 
 
-def validate_rows(table: pa.Table, contract: Contract) -> pa.Table:
-    """The contract's features in their types (float and int as float64), or InvalidRequest."""
+@dataclass(frozen=True)
+class RowCheck:
+    """Rows checked against the contract.
+
+    `typed`: the features present, in their contract types (unreadable cells null). `violations`:
+    the first `MAX_REPORTED`, by row (whole-column problems first), then contract column order.
+    `total`: how many there are in all. `invalid_rows`: bool mask of the rows breaking any rule.
+    `missing`: required features absent from the rows (no row can be scored without them).
+    """
+
+    typed: pa.Table
+    violations: tuple[Violation, ...]
+    total: int
+    invalid_rows: np.ndarray
+    missing: tuple[str, ...]
+
+    def summary(self) -> str:
+        """The first violation as a sentence, and how many more there are."""
+        more = f" (and {self.total - 1} more)" if self.total > 1 else ""
+        return self.violations[0].sentence() + more
+
+
+def check_rows(table: pa.Table, contract: Contract, first_row: int = 0) -> RowCheck:
+    """Every contract rule on every row of `table`; rows are numbered from `first_row`."""
+    import numpy as np
     import pyarrow as pa
 
     order = {name: index for index, name in enumerate(contract.features)}
     violations: list[Violation] = []
+    missing: list[str] = []
     total = 0
+    invalid = np.zeros(table.num_rows, dtype=bool)
     typed: dict[str, pa.Array] = {}
     for name, feature in contract.features.items():
         if name not in table.column_names and feature.nullable:
@@ -144,17 +154,28 @@ def validate_rows(table: pa.Table, contract: Contract) -> pa.Table:
             continue
         if name not in table.column_names:
             total += 1
+            missing.append(name)
             violations.append(Violation(None, name, "missing feature", valid_values(feature)))
             continue
         raw = table.column(name)
-        typed[name], listed, count = _feature_violations(name, feature, raw)
-        total += count
-        violations += [
-            Violation(row, name, problem, valid_values(feature), _example(raw[row].as_py())) for row, problem in listed
-        ]
-    if total:
-        violations.sort(key=lambda v: (-1 if v.row is None else v.row, order[v.column]))
-        shown = tuple(violations[:MAX_REPORTED])
-        more = f" (and {total - 1} more)" if total > 1 else ""
-        raise InvalidRequest(shown[0].sentence() + more, shown, total)
-    return pa.table(typed)
+        checked = check_feature(feature, raw)
+        typed[name] = checked.values
+        for rule in checked.broken:
+            rows = np.flatnonzero(rule.rows)
+            total += int(rows.size)
+            invalid |= rule.rows
+            problem, valid = _problem(feature, rule.kind), valid_values(feature)
+            violations += [
+                Violation(first_row + int(row), name, problem, valid, _example(raw[int(row)].as_py()))
+                for row in rows[:MAX_REPORTED]
+            ]
+    violations.sort(key=lambda v: (-1 if v.row is None else v.row, order[v.column]))
+    return RowCheck(pa.table(typed), tuple(violations[:MAX_REPORTED]), total, invalid, tuple(missing))
+
+
+def validate_rows(table: pa.Table, contract: Contract) -> pa.Table:
+    """The contract's features in their types (float and int as float64), or InvalidRequest."""
+    check = check_rows(table, contract)
+    if check.total:
+        raise InvalidRequest(check.summary(), check.violations, check.total)
+    return check.typed

@@ -1,5 +1,6 @@
-"""PrometheusRules pass `promtool check rules`, and the emitted `promtool test rules` files pass:
-every alert has a case that fires it and one that does not."""
+"""PrometheusRules pass `promtool check rules`, and the emitted `promtool test rules` files pass,
+run as written beside the rule file they name: every alert has a case that fires it and one that
+does not. No alert queries a metric nothing exports."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import subprocess
 from pathlib import PurePosixPath
 
 import pytest
-import yaml
 
+from k8s_cases import CHURN
 from k8s_validators import find_tool
 
 
@@ -63,40 +64,60 @@ def test_churn_alerts_cover_latency_errors_drift_and_the_drift_job(rendered):
     assert names == {
         "LatencyP95High",
         "ErrorRateHigh",
-        "PredictionDrift",
         "DataDrift",
         "DriftJobFailed",
         "DriftCheckStale",
     }
 
 
-def test_promtool_checks_and_tests_every_rule(rendered, tmp_path):
+def test_the_rule_file_beside_the_tests_holds_the_prometheus_rules_groups(rendered):
+    checked = 0
+    for case in rendered.values():
+        for path, rule, tests in _rule_and_tests(case):
+            rules_path = str(PurePosixPath(path).with_name(tests["rule_files"][0]))
+            assert case.documents[rules_path] == [rule["spec"]], f"{case.name}:{rules_path}"
+            checked += 1
+    assert checked >= 3
+
+
+def test_promtool_checks_and_tests_every_rule_as_written(rendered):
+    """`promtool test rules` in the emitted folder, on the emitted files, exactly as they were written."""
     promtool = find_tool("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
     ran = 0
     for case in rendered.values():
-        for path, rule, _ in _rule_and_tests(case):
-            folder = tmp_path / case.name / PurePosixPath(path).parent.name
-            folder.mkdir(parents=True)
-            (folder / "alerts.rules.yaml").write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
-            shutil.copy(case.root / path, folder / "alerts.test.yaml")
-            check = subprocess.run(
-                [promtool, "check", "rules", "alerts.rules.yaml"],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert check.returncode == 0, f"{case.name}:{path}\n{check.stdout}{check.stderr}"
-            test = subprocess.run(
-                [promtool, "test", "rules", "alerts.test.yaml"],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            assert test.returncode == 0, f"{case.name}:{path}\n{test.stdout}{test.stderr}"
-            assert "SUCCESS" in test.stdout + test.stderr
+        for path, _, _ in _rule_and_tests(case):
+            folder = case.root / PurePosixPath(path).parent
+            for command in (["check", "rules", "alerts.rules.yaml"], ["test", "rules", "alerts.test.yaml"]):
+                done = subprocess.run([promtool, *command], cwd=folder, capture_output=True, text=True, check=False)
+                assert done.returncode == 0, (
+                    f"{case.name}:{path}: promtool {' '.join(command)}\n{done.stdout}{done.stderr}"
+                )
+                assert "SUCCESS" in done.stdout + done.stderr
             ran += 1
     assert ran >= 3
+
+
+def test_prediction_psi_compiles_no_alert_and_says_so_at_its_line(tmp_path):
+    """Nothing exports mlc_prediction_psi yet: the setting is accepted with a warning, and no alert queries it."""
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.pipeline import compile_spec_file
+
+    spec = (
+        (CHURN / "mlproject.yaml")
+        .read_text()
+        .replace("    error_rate: 0.01\n", "    error_rate: 0.01\n    prediction_psi: 0.25\n")
+    )
+    line = spec.splitlines().index("    prediction_psi: 0.25") + 1
+    shutil.copytree(CHURN, tmp_path / "churn")
+    (tmp_path / "churn" / "mlproject.yaml").write_text(spec)
+    compiled = compile_spec_file(tmp_path / "churn" / "mlproject.yaml", "mlproject.yaml")
+    assert compiled.ok
+    assert render_diagnostics(compiled.result.diagnostics).splitlines()[0] == (
+        f"mlproject.yaml:{line}:21: warning: monitor.alerts.prediction_psi: not compiled yet: the prediction-drift "
+        "alert needs the server's prediction log, which is coming; no alert is emitted for it"
+    )
+    compiled_text = b"".join(artifact.content for artifact in compiled.artifacts)
+    assert b"mlc_prediction_psi" not in compiled_text.replace(b'"prediction_psi": "mlc_prediction_psi"', b"")
+    assert b"PredictionDrift" not in compiled_text

@@ -120,6 +120,17 @@ def test_runtime_config_names_the_champion_and_tracking_server(
     assert "no drift" in result.output
 
 
+def test_mlflow_tracking_uri_overrides_the_runtime_configs(
+    champion, tracking_uri, monkeypatch, write_parquet, columns, runtime_config
+):
+    """As for every other command: a pod's MLFLOW_TRACKING_URI wins over the config's tracking_uri."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    config = runtime_config(str(write_parquet(columns(2000, seed=3))), "http://127.0.0.1:1")  # nothing there
+    result = CliRunner().invoke(main, ["drift", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "no drift" in result.output
+
+
 def test_model_uri_forms():
     assert parse_model_uri("models:/churn@champion") == ("churn", "champion", None)
     assert parse_model_uri("models:/churn/3") == ("churn", None, "3")

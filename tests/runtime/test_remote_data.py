@@ -278,7 +278,7 @@ def test_validate_data_reads_the_bucket_like_the_disk(uri, sample, code, s3, con
     assert reports["remote"].startswith(f"dataset train ({remote_uri}): ")
     assert reports["remote"].replace(remote_uri, f"data/{uri}") == reports["local"]
     if code == 1:
-        assert "above max 10: 3 row(s), e.g. row 151: 11.5" in reports["remote"]
+        assert "above max 10: 3 row(s), e.g. row 150: 11.5" in reports["remote"]
 
 
 # ---------------------------------------------------------------- batch

@@ -59,10 +59,11 @@ def test_gate_rules() -> None:
     good = {"f1": 0.85, "roc_auc": 0.90, "latency_p95_ms": 10.0}
     results, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.905}, "allow")
     assert passed and [r.rule for r in results] == ["min", "max_drop", "max"]
-    _, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.92}, "allow")
-    assert not passed  # dropped 0.02 > 0.01
-    _, passed, _ = evaluate_gates(GATES, {**good, "latency_p95_ms": 51.0}, None, "allow")
-    assert not passed
+    assert [r.detail for r in results] == ["0.85 >= 0.8", "drop 0.005 <= 0.01 (champion 0.905)", "10 <= 50"]
+    results, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.92}, "allow")
+    assert not passed and results[1].detail == "drop 0.02 > 0.01 (champion 0.92)"  # the relation that holds
+    results, passed, _ = evaluate_gates(GATES, {**good, "f1": 0.5, "latency_p95_ms": 51.0}, None, "allow")
+    assert not passed and [r.detail for r in results] == ["0.5 < 0.8", "51 > 50"]
     _, passed, _ = evaluate_gates([Gate(metric="rmse", max_rise=0.1)], {"rmse": 1.05}, {"rmse": 1.0}, "allow")
     assert passed
     results, passed, _ = evaluate_gates(GATES, {**good, "f1": float("nan")}, None, "allow")

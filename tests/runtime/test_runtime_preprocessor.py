@@ -52,7 +52,7 @@ def test_serving_rows_missing_values_and_unseen_categories() -> None:
 
 def test_unreadable_values_and_missing_columns_are_errors() -> None:
     preprocessor = fit_preprocessor(TRAIN, CONTRACT)
-    with pytest.raises(PreprocessError, match="x: row 2: 'abc' is not float"):
+    with pytest.raises(PreprocessError, match="x: row 1: 'abc' is not float"):
         preprocessor.transform(TRAIN.set_column(0, "x", pa.array(["1", "abc"])))
     with pytest.raises(PreprocessError, match="missing feature column 'plan'"):
         preprocessor.transform(TRAIN.drop_columns(["plan"]))

@@ -115,10 +115,46 @@ def test_training_errors_are_one_line(toy, run_runtime, train, code, message) ->
     assert done.returncode == code and message in done.stderr and done.stderr.count("error: ") == 1
 
 
-def test_an_entrypoint_exception_shows_its_traceback(toy, run_runtime) -> None:
+def test_an_entrypoint_exception_shows_the_users_frames_then_one_line(toy, run_runtime) -> None:
     root, config = toy
     done = run_runtime("train", "--config", str(config(params={"mode": "raise", "epochs": 1, "lr": 1})), cwd=root)
-    assert done.returncode == 1 and "toy/train.py" in done.stderr and "RuntimeError: boom in user code" in done.stderr
+    assert done.returncode == 1
+    lines = done.stderr.rstrip("\n").splitlines()
+    # The traceback starts at the entrypoint's own frame: no mlc-runtime, click or importlib frames above it.
+    start = lines.index("Traceback (most recent call last):")
+    assert lines[start + 1] == f'  File "{root / "src/toy/train.py"}", line 20, in train'
+    assert not [line for line in lines if "click" in line or "mlc/runtime" in line or "runtime/training.py" in line]
+    assert lines[-2:] == [
+        "RuntimeError: boom in user code",
+        "error: toy.train:train raised RuntimeError: boom in user code",
+    ]
+    (run,) = client_for(root).search_runs([client_for(root).get_experiment_by_name("toy").experiment_id])
+    assert run.info.status == "FAILED"  # the MLflow run records the failure too
+
+
+def test_an_entrypoint_returning_a_tuple_fails_saying_what_it_returned(toy, run_runtime) -> None:
+    root, config = toy
+    done = run_runtime("train", "--config", str(config(params={"mode": "tuple", "epochs": 1, "lr": 1})), cwd=root)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: toy.train:train returned a tuple (Linear, dict); it must return the trained torch.nn.Module alone "
+        "(log metrics with ctx.log_metric)"
+    )
+    assert "Traceback" not in done.stderr and "AttributeError" not in done.stderr
+
+
+def test_an_entrypoint_module_failing_at_import_shows_its_own_frames(toy, run_runtime) -> None:
+    root, config = toy
+    (root / "src/toy/broken.py").write_text("import os\n\nTHRESHOLD = undefined_name + 1\n")
+    done = run_runtime("train", "--config", str(config(entrypoint="toy.broken:train")), cwd=root)
+    assert done.returncode == 1
+    lines = done.stderr.rstrip("\n").splitlines()
+    assert lines[:2] == [
+        "Traceback (most recent call last):",
+        f'  File "{root / "src/toy/broken.py"}", line 3, in <module>',
+    ]
+    assert lines[-1] == "error: importing toy.broken raised NameError: name 'undefined_name' is not defined"
+    assert "importlib" not in done.stderr and "click" not in done.stderr
 
 
 def test_a_config_without_train_is_a_config_error(toy, run_runtime, write_config) -> None:

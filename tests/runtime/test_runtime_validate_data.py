@@ -47,14 +47,14 @@ def test_valid_csv_passes_with_nulls_where_allowed(project: Path, write_config) 
 @pytest.mark.parametrize(
     ("rows", "column", "rule", "count_and_row"),
     [
-        ("1,1,red,0\nabc,1,red,0\nx1,2,blue,1\n", "x", "not float", (2, 2)),
-        ("1,2.5,red,0\n", "n", "not int", (1, 1)),
-        ("1,2,red,0\n,3,red,0\n", "x", "null (not nullable)", (1, 2)),
-        ("-0.5,1,red,0\n", "x", "below min 0", (1, 1)),
-        ("1,1,red,0\n11,1,red,0\n12,1,red,0\n", "x", "above max 10", (2, 2)),
-        ("1,-1,red,0\n", "n", "below min 0", (1, 1)),
-        ("1,1,red,0\n1,1,green,0\n", "color", "not in values [red, blue]", (1, 2)),
-        ("1,1,red,\n", "label", "null", (1, 1)),
+        ("1,1,red,0\nabc,1,red,0\nx1,2,blue,1\n", "x", "not float", (2, 1)),
+        ("1,2.5,red,0\n", "n", "not int", (1, 0)),
+        ("1,2,red,0\n,3,red,0\n", "x", "null (not nullable)", (1, 1)),
+        ("-0.5,1,red,0\n", "x", "below min 0", (1, 0)),
+        ("1,1,red,0\n11,1,red,0\n12,1,red,0\n", "x", "above max 10", (2, 1)),
+        ("1,-1,red,0\n", "n", "below min 0", (1, 0)),
+        ("1,1,red,0\n1,1,green,0\n", "color", "not in values [red, blue]", (1, 1)),
+        ("1,1,red,\n", "label", "null", (1, 0)),
     ],
 )
 def test_each_rule_counts_rows_and_names_the_first(
@@ -88,9 +88,9 @@ def test_parquet_types_and_a_directory_of_files(project: Path, write_config) -> 
     pq.write_table(bad, project / "data/train/part-1.parquet")
     config = write_config(data={"train": {"uri": "data/train", "format": None}})
     assert violations(config) == {
-        "x": {"not float": (2, 3)},  # a bool column cannot hold a float feature
-        "n": {"not int": (1, 3)},
-        "color": {"not in values [red, blue]": (1, 4)},
+        "x": {"not float": (2, 2)},  # a bool column cannot hold a float feature; rows count across files from 0
+        "n": {"not int": (1, 2)},
+        "color": {"not in values [red, blue]": (1, 3)},
     }
 
 
@@ -108,7 +108,7 @@ def test_exit_codes_through_the_cli(project: Path, write_config, run_runtime) ->
     assert run_runtime("validate-data", "--config", config, "--dataset", "train", cwd=project).returncode == 0
     write_csv(project, "x,n,color,label\n-1,1,red,0\n")
     done = run_runtime("validate-data", "--config", config, "--dataset", "train", cwd=project)
-    assert done.returncode == 1 and "below min 0: 1 row(s), e.g. row 1: '-1'" in done.stdout
+    assert done.returncode == 1 and "below min 0: 1 row(s), e.g. row 0: '-1'" in done.stdout
     (project / "data/train.csv").unlink()
     done = run_runtime("validate-data", "--config", config, "--dataset", "train", cwd=project)
     assert done.returncode == 2 and done.stderr == "error: data/train.csv: no such file or directory\n"

@@ -14,6 +14,7 @@ import pytest
 from served_project import (
     RUNTIME_CLI,
     get,
+    post,
     rows_csv,
     running_server,
     runtime_env,
@@ -29,6 +30,11 @@ from mlc.runtime.serve.batch_scoring import common_base, output_name, shard_path
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("batch")
     return root, train_served_project(root)
+
+
+def said(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The runtime's own error and warning lines (MLflow logs its INFO lines to stderr too)."""
+    return [line for line in done.stderr.splitlines() if line.startswith(("error: ", "warning: "))]
 
 
 def runtime(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +93,72 @@ def test_batch_errors(project, tmp_path: Path) -> None:
     assert no_batch.returncode == 78 and "no serve.batch section" in no_batch.stderr
     wrong_shard = runtime(root, "batch", "--config", str(config), "--shard", "2", "--shards", "2")
     assert wrong_shard.returncode == 1 and "--shard 2 is not below --shards 2" in wrong_shard.stderr
+
+
+def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(project, tmp_path: Path) -> None:
+    """One contract, one behaviour: the rows serve answers 400 to are the rows batch fails or skips,
+    and validate-data points at them by the same 0-based numbers."""
+    root, config = project
+    rows = toy_rows(8, seed=7)
+    rows[3]["x"] = -1  # below min 0
+    rows[5]["color"] = "green"  # outside the closed set
+    rows[6]["x"] = "abc"  # not a float
+    text = rows_csv(rows)
+    (root / "bad-in").mkdir(exist_ok=True)
+    (root / "bad-in/part-0.csv").write_text(text)
+    base = json.loads(config.read_text())
+
+    def variant(invalid_rows: str, folder: str = "bad-in") -> Path:
+        batch = {"input": f"{folder}/", "output": f"{folder}-out-{invalid_rows}/", "invalid_rows": invalid_rows}
+        path = tmp_path / f"{folder}-{invalid_rows}.json"
+        path.write_text(
+            json.dumps(base | {"serve": base["serve"] | {"batch": batch}, "data": {"scored": {"uri": "bad-in/"}}})
+        )
+        return path
+
+    with running_server(root, config) as server:
+        status, refused = post(server.url + "/invocations", text, "text/csv")
+        valid = [row for index, row in enumerate(rows) if index not in (3, 5, 6)]
+        _, answered = post(server.url + "/invocations", rows_csv(valid), "text/csv")
+    assert status == 400 and refused["violation_count"] == 3
+    assert [v["row"] for v in refused["violations"]] == [3, 5, 6]
+    assert refused["message"].startswith("row 3, column 'x': '-1' is below min 0")
+
+    failed = runtime(root, "batch", "--config", str(variant("fail")), "--shards", "1")
+    assert failed.returncode == 1
+    assert said(failed) == [
+        f"error: {root}/bad-in/part-0.csv: {refused['message']}: 3 row(s) break the data contract, nothing written "
+        "for this file (serve.batch.invalid_rows is fail; skip scores the valid rows)"
+    ]
+    assert not (root / "bad-in-out-fail").exists() or not list((root / "bad-in-out-fail").rglob("*.parquet"))
+
+    skipped = runtime(root, "batch", "--config", str(variant("skip")), "--shards", "1")
+    assert skipped.returncode == 0, skipped.stderr
+    first = refused["message"].removesuffix(" (and 2 more)")
+    assert said(skipped) == [
+        f"warning: {root}/bad-in/part-0.csv: skipped 3 row(s) breaking the data contract, first: {first}"
+    ]
+    assert "/bad-in/part-0.csv: 5 rows -> " in skipped.stdout
+    assert "bad-in-out-skip/part-0.predictions.parquet (3 invalid row(s) skipped)" in skipped.stdout
+    scored = pd.read_parquet(root / "bad-in-out-skip/part-0.predictions.parquet")
+    assert scored["row"].tolist() == [0, 1, 2, 4, 7]
+    assert scored["probability"].tolist() == pytest.approx([p["probability"] for p in answered["predictions"]])
+
+    # A file without a required feature: no row can be scored, whatever invalid_rows says.
+    (root / "no-x-in").mkdir(exist_ok=True)
+    (root / "no-x-in/part-0.csv").write_text("n,color\n1,red\n")
+    missing = runtime(root, "batch", "--config", str(variant("skip", "no-x-in")), "--shards", "1")
+    assert missing.returncode == 1
+    assert said(missing) == [
+        f"error: {root}/no-x-in/part-0.csv: column 'x': missing feature (valid: a number in [0, 10], not null); "
+        "no row of the file can be scored"
+    ]
+
+    checked = runtime(root, "validate-data", "--config", str(variant("fail")), "--dataset", "scored")
+    assert checked.returncode == 1
+    assert "below min 0: 1 row(s), e.g. row 3: '-1'" in checked.stdout
+    assert "not float: 1 row(s), e.g. row 6: 'abc'" in checked.stdout
+    assert "not in values [red, blue]: 1 row(s), e.g. row 5: 'green'" in checked.stdout
 
 
 def test_fetch_model_downloads_the_version_the_alias_names(project, tmp_path: Path) -> None:

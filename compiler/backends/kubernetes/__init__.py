@@ -6,6 +6,7 @@ Output, per environment `<env>` (`default` when the spec has none), under `gitop
     <path>/<env>/kustomization.yaml             lists exactly those files, sorted
     <path>/clusters/<env>.yaml                  the Argo CD Application or Flux objects
     <path>/tests/<env>/alerts.test.yaml         `promtool test rules` cases for the PrometheusRule
+    <path>/tests/<env>/alerts.rules.yaml        its rule groups, the file those cases name
 
 Modules: `pod` (the hardened pod template), `runtime_config` (the ConfigMap), `training`,
 `serving`, `kserve`, `batch`, `monitoring`, `gitops`; `objects` (metadata) and `images` (image references).
@@ -26,7 +27,7 @@ from mlc.compiler.backends.kubernetes.gitops import (
     emit_namespace,
 )
 from mlc.compiler.backends.kubernetes.kserve import emit_kserve
-from mlc.compiler.backends.kubernetes.monitoring import emit_alert_tests, emit_monitoring
+from mlc.compiler.backends.kubernetes.monitoring import RULE_FILE, emit_alert_rules, emit_alert_tests, emit_monitoring
 from mlc.compiler.backends.kubernetes.objects import stamp_version
 from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
 from mlc.compiler.backends.kubernetes.training import emit_training
@@ -108,16 +109,20 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
                 ("gitops",),
             )
         )
-    alert_tests = emit_alert_tests(resolved)
-    if alert_tests is not None:
-        artifacts.append(
-            Artifact(
-                f"{root}/tests/{resolved.environment}/alerts.test.yaml",
-                _file([alert_tests], resolved),
-                BACKEND,
-                ("monitor",),
+    # The promtool tests and the rule file they name, side by side: `promtool test rules` runs there as written.
+    for filename, document in (
+        ("alerts.test.yaml", emit_alert_tests(resolved)),
+        (RULE_FILE, emit_alert_rules(resolved)),
+    ):
+        if document is not None:
+            artifacts.append(
+                Artifact(
+                    f"{root}/tests/{resolved.environment}/{filename}",
+                    _file([document], resolved),
+                    BACKEND,
+                    ("monitor",),
+                )
             )
-        )
     return artifacts
 
 

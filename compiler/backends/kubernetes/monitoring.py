@@ -2,11 +2,14 @@
 and the `promtool test rules` file that proves every alert fires when it should and only then.
 
 The alert test file (`<gitops.path>/tests/<env>/alerts.test.yaml`) names the rule file
-`alerts.rules.yaml`: a test (or CI step) writes the `spec` of the PrometheusRule manifest to that
-name beside the test file, then runs `promtool check rules alerts.rules.yaml` and
-`promtool test rules alerts.test.yaml`. Alerts carry static annotations so the expected alerts
-in the tests are exact. Each alert is defined once, as an `AlertCase` holding its rule and the
-input series of a firing and a quiet case.
+`alerts.rules.yaml`, emitted beside it with the same rule groups as the PrometheusRule's `spec`,
+so `promtool check rules alerts.rules.yaml` and `promtool test rules alerts.test.yaml` run in
+that folder as written. Alerts carry static annotations so the expected alerts in the tests are
+exact. Each alert is defined once, as an `AlertCase` holding its rule and the input series of a
+firing and a quiet case.
+
+Every alert queries a metric something exports: `monitor.alerts.prediction_psi` compiles to
+nothing until the runtime produces `mlc_prediction_psi` (validation warns at its line).
 """
 
 from __future__ import annotations
@@ -129,20 +132,6 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
         )
     drift = monitor.drift
     pushed = drift_selector(resolved)
-    if alerts.prediction_psi is not None:
-        psi = QUERIED_METRICS["prediction_psi"]
-        cases.append(
-            AlertCase(
-                name=f"{prefix}PredictionDrift",
-                expr=f"max({psi}{pushed}) > {alerts.prediction_psi:g}",
-                for_="0m",
-                severity="warning",
-                summary=f"predictions of {resolved.name} drifted (PSI > {alerts.prediction_psi:g})",
-                firing={f"{psi}{pushed}": f"{alerts.prediction_psi * 2:g}x{TEST_MINUTES}"},
-                quiet={f"{psi}{pushed}": f"{alerts.prediction_psi / 2:g}x{TEST_MINUTES}"},
-                eval_minutes=10,
-            )
-        )
     if drift is not None:
         drifted = QUERIED_METRICS["drift_dataset_drifted"]
         last = QUERIED_METRICS["drift_last_success_timestamp_seconds"]
@@ -209,8 +198,8 @@ def _rule_annotations(case: AlertCase) -> dict[str, str]:
     return {"summary": case.summary}
 
 
-def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict[str, Any]:
-    """Alerts for latency, errors, prediction and data drift, and the drift job itself."""
+def alert_rule_groups(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict[str, Any]:
+    """The rule groups: a PrometheusRule's `spec`, and the rule file its promtool tests read."""
     rules = [
         {
             "alert": case.name,
@@ -221,12 +210,23 @@ def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict
         }
         for case in cases
     ]
+    return {"groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]}
+
+
+def emit_prometheus_rule(resolved: ResolvedSpec, cases: list[AlertCase]) -> dict[str, Any]:
+    """Alerts for latency, errors and data drift, and the drift job itself."""
     return manifest(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         object_meta(resolved, resolved.names.alerts, MONITORING_COMPONENT),
-        spec={"groups": [{"name": f"{resolved.name}.{resolved.environment}.alerts", "rules": rules}]},
+        spec=alert_rule_groups(resolved, cases),
     )
+
+
+def emit_alert_rules(resolved: ResolvedSpec) -> dict[str, Any] | None:
+    """The rule file `RULE_FILE` the promtool tests name: the PrometheusRule's groups, as Prometheus reads them."""
+    cases = alert_cases(resolved)
+    return alert_rule_groups(resolved, cases) if cases else None
 
 
 def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:

@@ -352,12 +352,14 @@ def emit_rollout(resolved: ResolvedSpec) -> dict[str, Any]:
 
 
 def _analysis_metric(name: str, query: str, limit: float) -> dict[str, Any]:
-    # No traffic yet gives NaN: that is not a failure.
+    # A canary with no traffic, or without a single 5xx (no such series for its pods), gives an empty
+    # result, and traffic that stopped gives NaN: neither is a failure. Unguarded, Argo Rollouts
+    # counts `result[0]` of an empty result as an Error and aborts a healthy canary.
     return {
         "name": name,
         "interval": ANALYSIS_INTERVAL,
         "failureLimit": ANALYSIS_FAILURE_LIMIT,
-        "successCondition": f"isNaN(result[0]) || result[0] <= {limit:g}",
+        "successCondition": f"len(result) == 0 || isNaN(result[0]) || result[0] <= {limit:g}",
         "provider": {"prometheus": {"address": PROMETHEUS_URL, "query": query}},
     }
 

@@ -1,0 +1,348 @@
+"""The compiled monitoring against its real counterparts: a real Prometheus loading the emitted
+alert rules, scraping two real `mlc-runtime serve` pods and a real Pushgateway fed by the real
+drift job, with the labels the Prometheus Operator adds from the compiled ServiceMonitors.
+
+The churn example's production environment is compiled through the library API (it has a canary
+rollout with its AnalysisTemplate and KEDA autoscaling on queue depth). Its champion is trained
+here (one epoch) and served by the stable pod; the canary pod serves a model that raises, so its
+answers are real 500s. Then: every `mlc_*` selector of every alert, KEDA trigger and canary
+analysis matches a series; healthy traffic and healthy data raise nothing; drifted data fires
+the data-drift alert; the 5xx burst makes the error-rate alert's expression true and the canary
+analysis fail. Alert `for:` durations are long, so expressions are evaluated directly and the
+alerts' `pending` state is read from `ALERTS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from operator_scrape import Endpoint, scrape_configs
+from real_services import prometheus, prometheus_api, pushgateway, wait_for
+from served_project import RUNTIME_CLI, free_port, get, post, runtime_env
+
+from mlc.compiler.pipeline import compile_spec_file
+from mlc.runtime.contract import CONFIG_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+ENVIRONMENT = "production"
+STABLE_HASH, CANARY_HASH = "6d9f8b7c5d", "7c4b9d8f6a"  # rollouts-pod-template-hash of the two pods
+SELECTOR = re.compile(r"\b(mlc_[a-zA-Z0-9_]+)\{([^}]*)\}")
+
+BROKEN_MODEL = '''
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):
+    """Every prediction raises: the server answers 500."""
+
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("broken on purpose")
+
+
+set_model(BrokenModel())
+'''
+
+
+def documents(root: Path, folder: str) -> dict[str, dict[str, Any]]:
+    """`kind/name` -> the compiled manifest, for the files of one environment folder."""
+    found = {}
+    for path in sorted((root / folder).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and "metadata" in doc:
+                found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+    return found
+
+
+def substitute(command: list[str], replacements: dict[str, str]) -> list[str]:
+    """The compiled command with placement values swapped for local ones: `--option` -> new value."""
+    local = list(command)
+    for option, value in replacements.items():
+        local[local.index(option) + 1] = value
+    return local
+
+
+def runtime(project: Path, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert command[0] == "mlc-runtime"
+    return subprocess.run(
+        [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**env), capture_output=True, text=True, timeout=600
+    )
+
+
+def query(url: str, expression: str) -> list[dict[str, Any]]:
+    return prometheus_api(url, "/api/v1/query", query=expression)["result"]
+
+
+def alerts(url: str) -> dict[str, str]:
+    """alertname -> state (pending or firing) of the alerts Prometheus holds now."""
+    return {alert["labels"]["alertname"]: alert["state"] for alert in prometheus_api(url, "/api/v1/alerts")["alerts"]}
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The compiled project on disk, its champion trained, two serving pods, the Pushgateway and Prometheus."""
+    root = tmp_path_factory.mktemp("system")
+    project = root / "churn"
+    shutil.copytree(REPO / "examples" / "churn", project)
+    compiled = compile_spec_file(project / "mlproject.yaml")
+    assert compiled.ok, [d.render() for d in compiled.result.diagnostics]
+    for artifact in compiled.artifacts:  # as `mlc apply` writes them
+        (project / artifact.path).parent.mkdir(parents=True, exist_ok=True)
+        (project / artifact.path).write_bytes(artifact.content)
+    manifests = documents(project, f"deploy/{ENVIRONMENT}")
+
+    # The runtime config every pod mounts (the ConfigMap), one epoch so the test trains in seconds.
+    (config_map,) = [doc for key, doc in manifests.items() if key.startswith("ConfigMap/")]
+    runtime_config = json.loads(config_map["data"]["runtime-config.json"])
+    runtime_config["train"]["params"]["epochs"] = 1
+    config = project / ".mlc" / ENVIRONMENT / "runtime-config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps(runtime_config))
+    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{project}/.mlc/mlflow.db"}
+    trained = runtime(project, ["mlc-runtime", "train", "--config", str(config)], tracking)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking["MLFLOW_TRACKING_URI"])
+    MlflowClient().set_registered_model_alias(runtime_config["registered_model"], "champion", "1")
+    (root / "broken.py").write_text(BROKEN_MODEL)
+    mlflow.pyfunc.save_model(str(root / "broken-model"), python_model=str(root / "broken.py"), pip_requirements=[])
+
+    deployment = manifests["Deployment/churn-serve"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    service = manifests["Service/churn-serve"]
+    ports = {STABLE_HASH: free_port(), CANARY_HASH: free_port()}
+    pods = {
+        pod_hash: Endpoint(
+            address=f"127.0.0.1:{port}",
+            namespace=service["metadata"]["namespace"],
+            service=service["metadata"]["name"],
+            service_labels=service["metadata"]["labels"],
+            port_name=service["spec"]["ports"][0]["name"],
+            pod=f"churn-serve-{pod_hash}-x{index}z9q",
+            container=container["name"],
+            pod_labels={**deployment["spec"]["template"]["metadata"]["labels"], "rollouts-pod-template-hash": pod_hash},
+        )
+        for index, (pod_hash, port) in enumerate(ports.items())
+    }
+    with contextlib.ExitStack() as stack:  # every process started here is stopped, whatever fails
+        gateway = stack.enter_context(pushgateway(root))
+        # Where the chart `prometheus-community/prometheus-pushgateway` puts it: the Service the compiled monitor selects.
+        gateway_endpoint = Endpoint(
+            address=gateway.removeprefix("http://"),
+            namespace="monitoring",
+            service="prometheus-pushgateway",
+            service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
+            port_name="http",
+            pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
+            container="pushgateway",
+        )
+        monitors = [doc for key, doc in manifests.items() if key.startswith("ServiceMonitor/")]
+        rule_file = project / "deploy" / "tests" / ENVIRONMENT / "alerts.rules.yaml"  # the emitted file, as written
+        prometheus_config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rule_file)],
+            "scrape_configs": [
+                job for monitor in monitors for job in scrape_configs(monitor, [*pods.values(), gateway_endpoint], "1s")
+            ],
+        }
+        url = stack.enter_context(prometheus(root, prometheus_config))
+        servers = {}
+        for pod_hash, port in ports.items():
+            command = substitute(container["command"], {"--config": str(config), "--port": str(port)})
+            command += ["--host", "127.0.0.1"] + (
+                ["--model-uri", str(root / "broken-model")] if pod_hash == CANARY_HASH else []
+            )
+            with (root / f"serve-{pod_hash}.log").open("w") as log:
+                process = subprocess.Popen(
+                    [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**tracking), stdout=log, stderr=log
+                )
+            stack.callback(lambda process=process: (process.terminate(), process.wait(timeout=30)))
+            servers[pod_hash] = f"http://127.0.0.1:{port}"
+        for pod_hash, server in servers.items():
+            wait_for(lambda server=server: _ready(server), 120, f"serving pod {pod_hash}")
+        wait_for(lambda: _targets_up(url) == 3, 60, "Prometheus scraping both pods and the Pushgateway")
+        yield {
+            "project": project,
+            "config": config,
+            "tracking": tracking,
+            "manifests": manifests,
+            "servers": servers,
+            "pushgateway": gateway,
+            "prometheus": url,
+            "rules": yaml.safe_load(rule_file.read_text())["groups"][0]["rules"],
+        }
+
+
+def _ready(server: str) -> bool:
+    try:
+        return get(f"{server}/ready", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def _targets_up(url: str) -> int:
+    targets = prometheus_api(url, "/api/v1/targets")["activeTargets"]
+    return sum(target["health"] == "up" for target in targets)
+
+
+def _rule(system: dict[str, Any], suffix: str) -> dict[str, Any]:
+    (rule,) = [rule for rule in system["rules"] if rule["alert"].endswith(suffix)]
+    return rule
+
+
+def _drift(system: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
+    """The compiled drift CronJob's command, against the local config and Pushgateway."""
+    (cronjob,) = [doc for key, doc in system["manifests"].items() if key == "CronJob/churn-drift"]
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][container["command"].index("--config") + 1] == CONFIG_PATH
+    command = substitute(container["command"], {"--config": str(system["config"]), "--push": system["pushgateway"]})
+    # No Kubernetes API here to start the retraining Job `on_drift: retrain` asks for.
+    return runtime(system["project"], [*command, "--on-drift", "none", *extra], system["tracking"])
+
+
+def _rows(path: Path, count: int) -> list[dict[str, Any]]:
+    frame = pd.read_csv(path).drop(columns=["churned"]).head(count)
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def became(check: Any, timeout: float) -> bool:
+    """Whether `check()` turned true within `timeout` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope="module")
+def observed(system: dict[str, Any]) -> dict[str, Any]:
+    """The scenario, in order, and what Prometheus said at each step (the tests below judge it)."""
+    url, servers, project = system["prometheus"], system["servers"], system["project"]
+    latency, errors, data_drift = (_rule(system, name) for name in ("LatencyP95High", "ErrorRateHigh", "DataDrift"))
+    seen: dict[str, Any] = {"rules": (latency, errors, data_drift)}
+    healthy_rows = _rows(project / "data" / "live-healthy.csv", 40)
+
+    # Healthy: valid requests to the stable pod, the drift job on live data from the training distribution.
+    seen["healthy_statuses"] = [
+        post(servers[STABLE_HASH] + "/invocations", json.dumps({"dataframe_records": [row]}))[0] for row in healthy_rows
+    ]
+    seen["healthy_drift"] = _drift(system, "--data", "data/live-healthy.csv")
+    wait_for(
+        lambda: query(url, 'sum(mlc_requests_total{code="200"}) >= 40 and on() count(mlc_drift_rows) > 0'),
+        30,
+        "the requests and the drift result in Prometheus",
+    )
+    time.sleep(3)  # a few rule evaluations (every second) over what was scraped
+    seen["healthy"] = {rule["alert"]: query(url, rule["expr"]) for rule in (latency, errors, data_drift)}
+    seen["healthy_alerts"] = alerts(url)
+
+    # Drifted: the CronJob's command as compiled (its data: monitor.drift.current.uri, data/live.csv).
+    seen["drifted"] = _drift(system)
+    seen["drift_alert_fired"] = became(lambda: alerts(url).get(data_drift["alert"]) == "firing", 30)
+
+    # 5xx from the canary pod, whose model raises on every request, while traffic goes on. rate() counts
+    # increases between scrapes: the server exports code="500" from its first 500 on (no series at 0
+    # before), so the errors before that series' first scrape never count; the later ones do.
+    seen["burst_statuses"] = []
+    for index, row in enumerate(healthy_rows[:30]):
+        seen["burst_statuses"].append(
+            post(servers[CANARY_HASH] + "/invocations", json.dumps({"dataframe_records": [row]}))[0]
+        )
+        if index == 4:
+            wait_for(lambda: query(url, 'mlc_requests_total{code="500"}'), 30, "the first 500s to be scraped")
+    seen["error_expression_true"] = became(lambda: query(url, errors["expr"]) != [], 30)
+    seen["error_alert_pending"] = became(lambda: alerts(url).get(errors["alert"]) == "pending", 30)
+    seen["alerts_after_burst"] = alerts(url)
+
+    (template,) = [doc for key, doc in system["manifests"].items() if key.startswith("AnalysisTemplate/")]
+    (error_metric,) = [m for m in template["spec"]["metrics"] if m["name"] == "error-rate"]
+    analysis = error_metric["provider"]["prometheus"]["query"]
+    seen["analysis_condition"] = error_metric["successCondition"]
+    seen["analysis"] = {
+        pod_hash: [
+            float(sample["value"][1]) for sample in query(url, analysis.replace("{{args.canary-hash}}", pod_hash))
+        ]
+        for pod_hash in (CANARY_HASH, STABLE_HASH)
+    }
+    return seen
+
+
+def test_healthy_traffic_and_healthy_data_raise_no_alert(observed) -> None:
+    latency, errors, data_drift = observed["rules"]
+    assert set(observed["healthy_statuses"]) == {200}
+    assert observed["healthy_drift"].returncode == 0, (
+        observed["healthy_drift"].stdout + observed["healthy_drift"].stderr
+    )
+    assert observed["healthy"] == {latency["alert"]: [], errors["alert"]: [], data_drift["alert"]: []}
+    assert not set(observed["healthy_alerts"]) & {latency["alert"], errors["alert"], data_drift["alert"]}
+
+
+def test_drifted_data_fires_the_data_drift_alert(observed) -> None:
+    assert observed["drifted"].returncode == 1, observed["drifted"].stdout + observed["drifted"].stderr  # 1: drift
+    assert observed["drift_alert_fired"]
+
+
+def test_a_5xx_burst_makes_the_error_rate_alert_true_and_fails_the_canary_analysis(observed) -> None:
+    latency, _, _ = observed["rules"]
+    assert set(observed["burst_statuses"]) == {500}
+    assert observed["error_expression_true"] and observed["error_alert_pending"]
+    assert latency["alert"] not in observed["alerts_after_burst"]
+    # The canary analysis, its condition evaluated as Argo Rollouts does on each pod's answer: the
+    # canary's error rate fails it (the rollout aborts); the stable pod, with no 5xx series, passes.
+    condition, measured = observed["analysis_condition"], observed["analysis"]
+    assert measured[CANARY_HASH] == [1.0] and measured[STABLE_HASH] == []
+    assert not analysis_passes(condition, measured[CANARY_HASH])
+    assert analysis_passes(condition, measured[STABLE_HASH])
+
+
+def analysis_passes(condition: str, result: list[float]) -> bool:
+    """An AnalysisTemplate `successCondition` on a Prometheus vector, as Argo Rollouts evaluates it.
+
+    Only the expr-language forms the compiler emits (`len`, `isNaN`, `result[0]`, `||`, `<=`); an
+    index into an empty result is an error there, as here (IndexError), not a pass.
+    """
+    assert re.fullmatch(r"[a-zA-Z0-9_\[\]().<=|\s]+", condition), condition
+    python = condition.replace("||", " or ").replace("isNaN(", "math.isnan(")
+    return bool(eval(python, {"math": math, "len": len, "__builtins__": {}}, {"result": result}))
+
+
+def test_every_mlc_selector_of_alerts_autoscaling_and_canary_analysis_matches_a_series(system, observed) -> None:
+    """After the scenario (`observed`): requests of every status, a drift result pushed."""
+    manifests, url = system["manifests"], system["prometheus"]
+    expressions = [rule["expr"] for rule in system["rules"]]
+    for key, doc in manifests.items():
+        if key.startswith("ScaledObject/"):
+            expressions += [trigger["metadata"]["query"] for trigger in doc["spec"]["triggers"]]
+        if key.startswith("AnalysisTemplate/"):
+            for metric in doc["spec"]["metrics"]:
+                expressions.append(
+                    metric["provider"]["prometheus"]["query"].replace("{{args.canary-hash}}", CANARY_HASH)
+                )
+    selectors = sorted(
+        {f"{name}{{{labels}}}" for expression in expressions for name, labels in SELECTOR.findall(expression)}
+    )
+    unmatched = [s for s in selectors if not prometheus_api(url, "/api/v1/series", **{"match[]": s, "start": "0"})]
+    assert unmatched == [], f"selectors matching no series: {unmatched}"
+    names = {selector.split("{")[0] for selector in selectors}
+    assert {
+        "mlc_requests_in_flight",  # KEDA
+        "mlc_requests_total",  # error-rate alert and canary analysis
+        "mlc_request_duration_seconds_bucket",  # latency alert and canary analysis
+        "mlc_drift_dataset_drifted",  # data-drift alert
+        "mlc_drift_last_success_timestamp_seconds",  # stale drift check alert
+    } <= names

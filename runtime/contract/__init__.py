@@ -116,6 +116,8 @@ SERVER_METRICS = {
     "model_info": "mlc_model_info",
     "model_calls_total": "mlc_model_calls_total",
     "batch_rows": "mlc_batch_rows",
+    "queue_seconds": "mlc_request_queue_seconds",
+    "request_log_dropped_total": "mlc_request_log_dropped_total",
 }
 
 # --- defaults the runtime applies ----------------------------------------------------------------

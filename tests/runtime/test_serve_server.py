@@ -196,7 +196,7 @@ def test_probes_and_metrics(server) -> None:
     assert metric_value(after, "mlc_requests_in_flight") == 0
     assert "# TYPE mlc_request_duration_seconds histogram" in after
     info = [line for line in after.splitlines() if line.startswith("mlc_model_info{")]
-    assert len(info) == 1 and 'version="1"' in info[0] and 'model="toy-model"' in info[0] and info[0].endswith(" 1")
+    assert len(info) == 1 and 'version="1"' in info[0] and 'model="toy-model"' in info[0] and info[0].endswith(" 1.0")
 
 
 def test_ready_is_503_until_the_model_is_loaded(project) -> None:
@@ -204,7 +204,8 @@ def test_ready_is_503_until_the_model_is_loaded(project) -> None:
     with running_server(root, config, ready=False, TOY_LOAD_SLEEP="3") as server:
         status, body = get(server.url + "/ready")
         assert (status, json.loads(body)) == (503, {"status": "loading"})
-        assert get(server.url + "/ping")[0] == 200  # alive while loading
+        assert get(server.url + "/v2/health/live")[0] == 200  # alive while loading
+        assert get(server.url + "/ping")[0] == 503  # MLflow's meaning: 200 once the model is loaded
         status, answer = invoke(server, {"dataframe_records": toy_rows(1, seed=1)})
         assert status == 503 and "not loaded yet" in answer["message"]
         wait_until(lambda: get(server.url + "/ready")[0] == 200, 60, "/ready", server.process)
@@ -238,7 +239,7 @@ def test_concurrent_requests_are_predicted_in_fewer_model_calls(project, referen
         assert answer["predictions"][0]["probability"] == pytest.approx(row_expected["probability"], rel=1e-6)
     calls = metric_value(metrics, "mlc_model_calls_total") - calls_before
     assert 3 <= calls < len(rows)  # at most 8 rows a call: at least 3 calls, and far fewer than 24
-    assert metric_value(metrics, "mlc_batch_rows_bucket", 'le="8"') == metric_value(metrics, "mlc_batch_rows_count")
+    assert metric_value(metrics, "mlc_batch_rows_bucket", 'le="8.0"') == metric_value(metrics, "mlc_batch_rows_count")
     assert max(peak) > 1  # the in-flight gauge KEDA scales on saw the queue
 
 

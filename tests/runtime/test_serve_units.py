@@ -10,7 +10,7 @@ import pytest
 from mlc.runtime.contract.config import Contract, Feature
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import ServerMetrics
-from mlc.runtime.serve.payload import parse_json_body
+from mlc.runtime.serve.payload import columns_table, parse_json_body
 from mlc.runtime.serve.validation import InvalidRequest, validate_rows
 
 
@@ -103,24 +103,33 @@ CONTRACT = Contract(features={"x": Feature(type="float", min=0, max=1), "c": Fea
 
 
 def test_mixed_json_types_are_read_by_the_contract_parser() -> None:
-    table = parse_json_body(b'{"dataframe_records": [{"x": 1, "c": "a"}, {"x": "0.5", "c": "a"}]}')
+    table = columns_table(parse_json_body(b'{"dataframe_records": [{"x": 1, "c": "a"}, {"x": "0.5", "c": "a"}]}'))
     assert validate_rows(table, CONTRACT).column("x").to_pylist() == [1.0, 0.5]
     with pytest.raises(InvalidRequest, match=r"row 1, column 'x': 'nope' is not a float"):
-        validate_rows(parse_json_body(b'{"inputs": {"x": [0.5, "nope"], "c": ["a", "a"]}}'), CONTRACT)
+        validate_rows(columns_table(parse_json_body(b'{"inputs": {"x": [0.5, "nope"], "c": ["a", "a"]}}')), CONTRACT)
 
 
 def test_metrics_text_is_prometheus_exposition() -> None:
-    metrics = ServerMetrics({"requests_in_flight": "custom_in_flight"})
-    metrics.duration.observe(0.003, "200")
-    metrics.requests.inc("200")
     import numpy as np
+    from prometheus_client.parser import text_string_to_metric_families
 
+    metrics = ServerMetrics({"requests_in_flight": "custom_in_flight"})
+    metrics.observe_request(200, 0.003)
+    metrics.observe_batch(3, [0.0002, 0.0004, 0.002])
     metrics.observe_predictions("probability", np.array([0.05, 0.5, 1.0, np.nan]))
-    text = metrics.render()
-    assert "custom_in_flight 0" in text
-    assert 'mlc_request_duration_seconds_bucket{code="200",le="0.0025"} 0' in text
-    assert 'mlc_request_duration_seconds_bucket{code="200",le="0.005"} 1' in text
-    assert 'mlc_requests_total{code="200"} 1' in text
-    assert 'mlc_predictions_bucket{output="probability",le="0.05"} 1' in text  # le is "less or equal"
-    assert 'mlc_predictions_count{output="probability"} 3' in text  # NaN is not a prediction
+    metrics.observe_predictions("prediction", np.array([-3.0, 2.0]))
+    text = metrics.render().decode()
+    assert "custom_in_flight 0.0" in text
+    assert 'mlc_request_duration_seconds_bucket{code="200",le="0.0025"} 0.0' in text
+    assert 'mlc_request_duration_seconds_bucket{code="200",le="0.005"} 1.0' in text
+    assert 'mlc_requests_total{code="200"} 1.0' in text
+    assert "mlc_request_queue_seconds_count 3.0" in text
+    assert 'mlc_batch_rows_bucket{le="4.0"} 1.0' in text
+    assert 'mlc_predictions_bucket{le="0.05",output="probability"} 1.0' in text  # le is "less or equal"
+    assert 'mlc_predictions_count{output="probability"} 3.0' in text  # NaN is not a prediction
+    assert 'mlc_predictions_bucket{le="-1.0",output="prediction"} 1.0' in text  # values on the wide buckets
     assert text.count("# TYPE mlc_predictions histogram") == 1
+    assert "process_resident_memory_bytes" in text and "python_gc_collections_total" in text
+    # Prometheus' own parser reads every family.
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert {"mlc_requests", "mlc_predictions", "mlc_batch_rows", "custom_in_flight"} <= families

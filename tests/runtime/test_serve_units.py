@@ -133,3 +133,122 @@ def test_metrics_text_is_prometheus_exposition() -> None:
     # Prometheus' own parser reads every family.
     families = {family.name for family in text_string_to_metric_families(text)}
     assert {"mlc_requests", "mlc_predictions", "mlc_batch_rows", "custom_in_flight"} <= families
+
+
+# --- the contract fast path: same verdicts and the same matrix as the arrow path -------------
+
+WIDE = Contract(
+    features={
+        "x": Feature(type="float", min=-5, max=5),
+        "n": Feature(type="int", min=0, nullable=True),
+        "flag": Feature(type="bool", nullable=True),
+        "plan": Feature(type="category", values=["a", "b"]),
+        "region": Feature(type="category", nullable=True),  # an open set: unseen values encode as zeros
+        "note": Feature(type="string", nullable=True),
+    }
+)
+
+# Values a JSON body may carry for any feature: canonical ones, and what only the arrow path reads.
+JSON_VALUES = [
+    None,
+    0,
+    3,
+    -7,
+    2**60,
+    1.5,
+    -4.25,
+    3.0,
+    1e308,
+    True,
+    False,
+    "a",
+    "b",
+    "c",
+    "east",
+    " 2 ",
+    "1e1",
+    "yes",
+    [1],
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_fast_check_accepts_only_what_the_arrow_check_accepts_with_the_same_values(seed: int) -> None:
+    import random
+
+    from mlc.runtime.serve.payload import RequestColumns
+    from mlc.runtime.serve.validation import ContractCheck
+
+    rng = random.Random(seed)
+    rows = rng.randint(1, 4)
+    # Mostly valid rows (so the fast path is taken), with a random value here and there.
+    valid = {
+        "x": [1.0, -2, 4.5],
+        "n": [0, 2, None],
+        "flag": [True, False, None],
+        "plan": ["a", "b"],
+        "region": ["east", "west", None],
+        "note": ["hi", None],
+    }
+    columns = {name: [rng.choice(choices) for _ in range(rows)] for name, choices in valid.items()}
+    for _ in range(rng.randint(0, 2)):
+        columns[rng.choice(list(columns))][rng.randrange(rows)] = rng.choice(JSON_VALUES)
+    request = RequestColumns(columns, rows)
+    check = ContractCheck(WIDE)
+    fast = check.fast_checked_rows(request)
+    try:
+        slow = check.checked_table(columns_table(request))
+    except InvalidRequest:
+        slow = None
+    if fast is not None:
+        assert slow is not None, columns  # the fast path never lets through what the arrow check refuses
+        for name in WIDE.features:
+            assert [None if v is None else (float(v) if name in ("x", "n") else v) for v in fast.columns[name]] == (
+                slow.columns[name]
+            ), name
+
+
+def test_the_encoder_computes_the_preprocessors_matrix_bit_for_bit() -> None:
+    import random
+
+    import numpy as np
+    import pyarrow as pa
+    import torch
+
+    from mlc.runtime.contract_model import ContractModelParts
+    from mlc.runtime.preprocessor import fit_preprocessor
+    from mlc.runtime.serve.scoring import ContractScorer
+
+    rng = random.Random(5)
+    training = pa.table(
+        {
+            "x": [rng.uniform(-5, 5) for _ in range(50)],
+            "n": [rng.randint(0, 9) for _ in range(50)],
+            "flag": [rng.random() < 0.3 for _ in range(50)],
+            "plan": [rng.choice("ab") for _ in range(50)],
+            "region": [rng.choice(["east", "west", "north"]) for _ in range(50)],
+            "note": ["x"] * 50,
+        }
+    )
+    preprocessor = fit_preprocessor(training, WIDE)
+    scorer = ContractScorer(ContractModelParts(preprocessor, torch.nn.Linear(len(preprocessor.output_names), 1)))
+    columns = {
+        "x": [0.1, -4.999999, 3, 2.5e-7, 1 / 3],
+        "n": [None, 4, 0, 7.0, None],
+        "flag": [None, True, False, True, None],
+        "plan": ["a", "b", "b", "a", "a"],
+        "region": ["east", "south", None, "north", "west"],  # south: never seen in training
+        "note": [None, "a", "b", None, "c"],
+    }
+    types = {
+        "x": pa.float64(),
+        "n": pa.float64(),
+        "flag": pa.bool_(),
+        "plan": pa.string(),
+        "region": pa.string(),
+        "note": pa.string(),
+    }
+    table = pa.table({name: pa.array(values, types[name]) for name, values in columns.items()})
+    encoded = scorer.encode(columns, 5)
+    assert encoded.dtype == np.float32
+    assert encoded.tobytes() == preprocessor.transform(table).tobytes()

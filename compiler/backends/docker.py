@@ -224,6 +224,18 @@ def _labels(env: ResolvedSpec, role: Role, base: str) -> tuple[tuple[str, str], 
     )
 
 
+def _runtime_extras(environments: Sequence[ResolvedSpec], role: Role) -> str:
+    """The `mlc` extras an image installs: the serve image only what its jobs import (see pyproject)."""
+    if role == "train":
+        return "runtime"
+    extras = ["serve"]  # mlc-runtime serve, fetch-model
+    if any(env.spec.serve is not None and env.spec.serve.batch is not None for env in environments):
+        extras.append("batch")
+    if any(env.spec.monitor is not None and env.spec.monitor.drift and not env.train_image for env in environments):
+        extras.append("drift")  # as monitoring.py places the drift CronJob: the serve image without a train image
+    return ",".join(extras)
+
+
 def plan_image(
     environments: Sequence[ResolvedSpec], role: Role, digests: Mapping[str, str] | None = None
 ) -> ImagePlan | None:
@@ -260,7 +272,7 @@ def plan_image(
         unpinned_packages=unpinned,
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=source,
-        runtime_requirement=f"mlc[runtime]=={first.compiler_version}",
+        runtime_requirement=f"mlc[{_runtime_extras(building, role)}]=={first.compiler_version}",
         requirements_hashed=first.requirements_hashed,
         command=role,
         expose=tuple(ports),

@@ -64,9 +64,13 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = b"application/json"
-# A model call shorter than this (moving average) runs on the event loop instead of the model thread.
+# A model whose warmed-up calls take less than this (median) runs on the event loop instead of the
+# model thread; one that later averages more than INLINE_LIMIT_SECONDS per call moves to the model
+# thread for good. Two thresholds, so contention on a busy machine does not make it flap.
 INLINE_CALL_SECONDS = 0.001
-_SMOOTHING = 0.2  # weight of the newest call in that moving average
+INLINE_LIMIT_SECONDS = 0.005
+_SMOOTHING = 0.1  # weight of the newest call in the moving average
+_WARM_UP_CALLS = 5
 REQUEST_ID_HEADER = b"x-request-id"
 _MAX_REQUEST_ID = 128
 
@@ -277,26 +281,31 @@ class ModelServer:
         return info, scorer
 
     def _warm_up(self, scorer: Scorer) -> None:
-        """Run the model on rows within the contract, one row and a full batch, until its call time settles.
+        """Run the model on rows within the contract, one row then full batches, and time it.
 
-        The first calls are slow (torch picks its kernels, caches fill); the last call of each
-        size is what decides whether the model runs on the event loop.
+        The first calls are slow (torch picks its kernels, caches fill); the median of the
+        last full-batch calls decides whether the model runs on the event loop.
         """
         from mlc.runtime.serve.scoring import warm_up_rows
 
-        for _ in range(2):
-            self._call_seconds = None
-            for rows in (1, self.settings.max_batch_rows):
-                batch = warm_up_rows(self.settings.contract, rows)
-                if batch is None:
-                    return
-                try:
-                    self._timed(scorer, [batch], observe=False)
-                except Exception as error:  # the model's own failure shows on the first request, as a 500
-                    log.warning("warm-up prediction failed: %s: %s", type(error).__name__, error)
-                    return
-                if self._call_seconds is not None and self._call_seconds > 0.1:
-                    return  # a slow model: one call is enough to know it runs on the model thread
+        single = warm_up_rows(self.settings.contract, 1)
+        full = warm_up_rows(self.settings.contract, self.settings.max_batch_rows)
+        if single is None or full is None:
+            return  # no contract: nothing to make rows from; the model thread it is
+        timings = []
+        for batch in [single, *[full] * _WARM_UP_CALLS]:
+            started = time.perf_counter()
+            try:
+                self._timed(scorer, [batch], observe=False)
+            except Exception as error:  # the model's own failure shows on the first request, as a 500
+                log.warning("warm-up prediction failed: %s: %s", type(error).__name__, error)
+                return
+            timings.append(time.perf_counter() - started)
+            if timings[-1] > 0.1:
+                return  # a slow model: no need to time it further, it runs on the model thread
+        median = sorted(timings[1:])[len(timings[1:]) // 2]
+        self._call_seconds = median
+        self.inline = median < INLINE_CALL_SECONDS
 
     def _timed(self, scorer: Scorer, batch: list[CheckedRows], observe: bool = True) -> list[Predictions]:
         started = time.perf_counter()
@@ -304,7 +313,9 @@ class ModelServer:
         seconds = time.perf_counter() - started
         previous = self._call_seconds
         self._call_seconds = seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
-        self.inline = self._call_seconds < INLINE_CALL_SECONDS
+        if self.inline and self._call_seconds > INLINE_LIMIT_SECONDS:
+            self.inline = False
+            log.warning("model calls average %.1f ms: moving them to the model thread", self._call_seconds * 1000)
         if observe:
             for column, values in numeric.items():
                 self.metrics.observe_predictions(column, values)

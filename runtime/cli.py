@@ -383,7 +383,7 @@ def _gate_error_line(error: Exception) -> str:
 @click.option(
     "--max-batch-size",
     type=click.IntRange(min=1),
-    default=64,
+    default=256,
     show_default=True,
     envvar="MLC_SERVE_MAX_BATCH_SIZE",
     help="Most rows one model call predicts (micro-batching).",

@@ -84,7 +84,7 @@ class ServeSettings:
     contract: Contract | None
     model_name: str = ""  # the name in /v2/models/{name} (default: the registered model's)
     metric_names: dict[str, str] = field(default_factory=dict)
-    max_batch_rows: int = 64
+    max_batch_rows: int = 256
     max_wait_ms: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_buffered_bytes: int = 256 * 1024 * 1024
@@ -113,11 +113,20 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return dict(scope["headers"])  # names are lower-case in ASGI
 
 
-def _request_id(headers: dict[bytes, bytes]) -> bytes:
-    given = headers.get(REQUEST_ID_HEADER)
-    if given and len(given) <= _MAX_REQUEST_ID and all(0x21 <= byte <= 0x7E for byte in given):
-        return given
-    return os.urandom(16).hex().encode()
+class RequestIds:
+    """Request ids: 32 hex digits, a random per-process half and a counter (unique across pods, no syscall)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = 0
+
+    def __call__(self, headers: dict[bytes, bytes]) -> bytes:
+        """The client's `X-Request-ID` when it is one printable token of at most 128 bytes, else a new id."""
+        given = headers.get(REQUEST_ID_HEADER)
+        if given and len(given) <= _MAX_REQUEST_ID and all(0x21 <= byte <= 0x7E for byte in given):
+            return given
+        self._count += 1
+        return f"{self._prefix}{self._count:016x}".encode()
 
 
 async def _send(
@@ -157,6 +166,7 @@ class ModelServer:
         self._buffered = 0  # body bytes held by requests being answered
         self._loading: asyncio.Task[None] | None = None
         self._version = _runtime_version()
+        self._request_id = RequestIds()
         self._routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             "/invocations": self._invocations,
             "/ping": self._ping,
@@ -404,7 +414,7 @@ class ModelServer:
             return
         started = time.perf_counter()
         headers = _headers(scope)
-        request_id = _request_id(headers)
+        request_id = self._request_id(headers)
         self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
@@ -429,11 +439,13 @@ class ModelServer:
                 self._log_sample("/invocations", request_id, status, seconds, rows, predictions)
 
     async def _invocation_rows(self, receive: Receive, headers: dict[bytes, bytes]) -> CheckedRows:
-        content_type = headers.get(b"content-type", JSON).decode("latin-1")
-        media = content_type.split(";", 1)[0].strip().lower()
+        content_type = headers.get(b"content-type", JSON)
+        media = "application/json" if content_type == JSON else _media_type(content_type)
         if media not in ("application/json", "text/csv"):
             raise Refused(
-                415, "BAD_REQUEST", f"content type {content_type!r} is not supported; use application/json or text/csv"
+                415,
+                "BAD_REQUEST",
+                f"content type {content_type.decode('latin-1')!r} is not supported; use application/json or text/csv",
             )
         self._ready_or_refuse()
         assert self.batcher is not None
@@ -517,7 +529,7 @@ class ModelServer:
             return
         started = time.perf_counter()
         headers = _headers(scope)
-        request_id = _request_id(headers)
+        request_id = self._request_id(headers)
         self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
@@ -594,6 +606,10 @@ def _contract_parts(pyfunc: Any) -> Any:
         return getattr(pyfunc.unwrap_python_model(), "parts", None)
     except Exception:  # not a Python-model pyfunc
         return None
+
+
+def _media_type(content_type: bytes) -> str:
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
 def _violations(error: InvalidRequest) -> dict[str, Any]:

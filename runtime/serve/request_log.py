@@ -31,11 +31,13 @@ def _default(value: Any) -> Any:
 class RequestLog:
     """Sampled records, written by one daemon thread."""
 
-    def __init__(self, rate: float, sink: str, on_drop: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, rate: float, sink: str, on_drop: Callable[[], None] = lambda: None, capacity: int = QUEUE_RECORDS
+    ) -> None:
         self.rate = max(0.0, min(1.0, rate))
         self.sink = sink
         self._on_drop = on_drop
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUE_RECORDS)
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(capacity)
         self._thread: threading.Thread | None = None
         self._random = random.random
 

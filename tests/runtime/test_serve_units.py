@@ -252,3 +252,36 @@ def test_the_encoder_computes_the_preprocessors_matrix_bit_for_bit() -> None:
     encoded = scorer.encode(columns, 5)
     assert encoded.dtype == np.float32
     assert encoded.tobytes() == preprocessor.transform(table).tobytes()
+
+
+def test_serve_binds_every_interface_only_with_the_pods_config() -> None:
+    from pathlib import Path
+
+    from mlc.runtime.cli import default_serve_host
+
+    assert default_serve_host(Path("/etc/mlc/runtime-config.json")) == "0.0.0.0"  # the compiled pods' mount
+    assert default_serve_host(Path(".mlc/staging/runtime-config.json")) == "127.0.0.1"  # mlc run serve
+
+
+def test_a_stuck_request_log_drops_records_and_never_blocks(tmp_path) -> None:
+    import os
+    import threading
+
+    from mlc.runtime.serve.request_log import RequestLog
+
+    fifo = tmp_path / "sink"
+    os.mkfifo(fifo)  # opening it for writing blocks until a reader comes: a writer that cannot keep up
+    dropped = []
+    log = RequestLog(1.0, str(fifo), on_drop=lambda: dropped.append(1), capacity=3)
+    log.start()
+    started = time.monotonic()
+    for index in range(10):
+        log.submit({"request_id": str(index)})
+    assert time.monotonic() - started < 0.5  # submitting never waited for the writer
+    assert len(dropped) >= 6  # the queue holds 3 (the writer may have taken one before blocking)
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(fifo.open("rb").read().splitlines()))
+    reader.start()
+    log.stop()
+    reader.join(5)
+    assert 1 <= len(lines) <= 4 and b'"request_id":"0"' in lines[0]

@@ -346,9 +346,8 @@ class ModelServer:
         self.metrics.model_info.labels(info.model, info.version, info.alias, info.run_id, info.uri).set(1)
         self.info = info
         self.scorer = scorer
-        if self.fetch is not None:
-            self.fetch.remove()  # loaded: the files are no longer read
-            self.fetch = None
+        # The downloaded folder stays until the server stops: its `code/` is on sys.path, and a
+        # model may import from it lazily.
 
     # --- request bodies ------------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ class RegistryFetch:
         return ModelInfo(**message["info"])
 
     def remove(self) -> None:
-        """Delete the downloaded files (the server has loaded them, or is stopping)."""
+        """Delete the downloaded files (the server is stopping)."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

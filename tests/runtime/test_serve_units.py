@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlc.runtime.contract.config import Contract, Feature
 from mlc.runtime.serve.batching import MicroBatcher
@@ -285,3 +287,109 @@ def test_a_stuck_request_log_drops_records_and_never_blocks(tmp_path) -> None:
     log.stop()
     reader.join(5)
     assert 1 <= len(lines) <= 4 and b'"request_id":"0"' in lines[0]
+
+
+# --- malformed input: a 4xx, never a 5xx (the app in-process, a stub model) ---------------------
+
+ANY_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from(["a", "red", "blue", "1.5", "nan", "", "true"]),
+    st.text(max_size=5),
+)
+ANY_JSON = st.recursive(
+    ANY_SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+COLUMNS = st.sampled_from(["x", "n", "color", "other"])
+
+
+def _documents() -> st.SearchStrategy:
+    row = st.dictionaries(COLUMNS, ANY_JSON, max_size=4)
+    split = st.fixed_dictionaries(
+        {"columns": st.lists(COLUMNS, max_size=4), "data": st.lists(st.lists(ANY_JSON, max_size=4), max_size=3)}
+    )
+    tensor = st.fixed_dictionaries(
+        {
+            "name": COLUMNS,
+            "shape": st.lists(st.integers(min_value=-1, max_value=3), min_size=0, max_size=2),
+            "datatype": st.sampled_from(["FP64", "INT64", "BOOL", "BYTES", "FP16", "nope"]),
+            "data": st.lists(ANY_JSON, max_size=3),
+        }
+    )
+    return st.one_of(
+        st.fixed_dictionaries({"dataframe_split": split | ANY_JSON}),
+        st.fixed_dictionaries({"dataframe_records": st.lists(row | ANY_JSON, max_size=3)}),
+        st.fixed_dictionaries(
+            {"inputs": st.dictionaries(COLUMNS, ANY_JSON, max_size=3) | st.lists(tensor, max_size=3)}
+        ),
+        st.fixed_dictionaries({"instances": st.lists(row, max_size=3)}),
+        ANY_JSON,
+    )
+
+
+class _StubScorer:
+    """Predicts 0.5 for every row, like a model that never fails."""
+
+    outputs = (("prediction", "int"), ("probability", "float"))
+
+    def score_batch(self, batch):
+        from mlc.runtime.serve.scoring import Predictions
+
+        parts = [Predictions({"prediction": [0] * item.rows, "probability": [0.5] * item.rows}) for item in batch]
+        return parts, {}
+
+
+def _call(app, method: str, path: str, body: bytes, content_type: bytes = b"application/json") -> int:
+    async def scenario() -> int:
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent: list[dict] = []
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "headers": [(b"content-type", content_type)]}
+        app.batcher = MicroBatcher(app._score_batch, _run_now, 256, 1.0)
+        app.batcher.start()
+        try:
+            await app(scope, receive, send)
+        finally:
+            await app.batcher.stop()
+        return sent[0]["status"]
+
+    return asyncio.run(scenario())
+
+
+async def _run_now(function, *args):
+    return function(*args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_documents(), endpoint=st.sampled_from(["/invocations", "/v2/models/toy/infer"]))
+def test_malformed_documents_are_4xx_never_5xx(document, endpoint) -> None:
+    import json
+
+    from mlc.runtime.contract.config import Contract as RuntimeContract
+    from mlc.runtime.serve.app import ModelServer, ServeSettings
+    from mlc.runtime.serve.served_model import ModelInfo
+
+    contract = RuntimeContract.model_validate(
+        {
+            "features": {
+                "x": {"type": "float", "min": 0, "max": 10},
+                "n": {"type": "int", "min": 0, "nullable": True},
+                "color": {"type": "category", "values": ["red", "blue"]},
+            }
+        }
+    )
+    app = ModelServer(ServeSettings(model_uri="unused", tracking_uri="", contract=contract, model_name="toy"))
+    app.scorer = _StubScorer()
+    app.info = ModelInfo("toy", "1", "champion", "", "models:/toy/1")
+    status = _call(app, "POST", endpoint, json.dumps(document).encode())
+    assert status in (200, 400), (status, document)

@@ -338,9 +338,9 @@ class ModelServer:
     async def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             info, scorer = await loop.run_in_executor(self.model_thread, self._load_blocking)
-        except ModelError as error:
-            self.load_error = str(error)
-            log.error("error: %s", error)
+        except Exception as error:  # whatever stops loading stops the server, with one line saying why
+            self.load_error = str(error) if isinstance(error, ModelError) else f"{type(error).__name__}: {error}"
+            log.error("error: %s", self.load_error, exc_info=not isinstance(error, ModelError))
             self.on_fatal()
             return
         self.metrics.model_info.labels(info.model, info.version, info.alias, info.run_id, info.uri).set(1)

@@ -13,6 +13,7 @@ import click
 
 from mlc.runtime.contract import (
     COMPLETION_INDEX_VARIABLE,
+    CONFIG_PATH,
     CONFIG_VARIABLE,
     DEFAULT_SERVE_PORT,
     DRIFT_FDR,
@@ -418,12 +419,15 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
 @main.command()
 @config_option
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default: the config's serve.port).")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind (127.0.0.1 for local use).")
+@click.option(
+    "--host",
+    help=f"Address to bind (default: 0.0.0.0 in a pod, where the config is {CONFIG_PATH}; else 127.0.0.1).",
+)
 @click.option("--model-uri", help="The model to serve (default: models:/<registered_model>@champion; or a directory).")
 @click.option(
     "--max-batch-size",
     type=click.IntRange(min=1),
-    default=64,
+    default=256,
     show_default=True,
     envvar="MLC_SERVE_MAX_BATCH_SIZE",
     help="Most rows one model call predicts (micro-batching).",
@@ -443,16 +447,52 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     show_default=True,
     help="Seconds SIGTERM waits for in-flight requests (below the pod's terminationGracePeriodSeconds).",
 )
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=8.0,
+    show_default=True,
+    envvar="MLC_SERVE_MAX_BODY_MB",
+    help="Largest request body (MiB); larger ones are refused with 413.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    envvar="MLC_SERVE_MAX_CONNECTIONS",
+    help="Concurrent connections and requests; past it requests get 503 (bounded memory).",
+)
+@click.option(
+    "--log-sample-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    envvar="MLC_SERVE_LOG_SAMPLE_RATE",
+    help="Share of prediction requests logged with their inputs, predictions and request id (JSON lines).",
+)
+@click.option(
+    "--log-sink",
+    default="-",
+    show_default=True,
+    envvar="MLC_SERVE_LOG_SINK",
+    help="Where sampled requests are written: - for stdout, else a file (appended to).",
+)
 def serve(
     config_path: Path,
     port: int | None,
-    host: str,
+    host: str | None,
     model_uri: str | None,
     max_batch_size: int,
     max_wait_ms: float,
     graceful_timeout: int,
+    max_body_mb: float,
+    max_connections: int,
+    log_sample_rate: float,
+    log_sink: str,
 ) -> None:
-    """Serve the model: /invocations (MLflow formats), /ping, /ready, /metrics.
+    """Serve the model: /invocations (MLflow formats), the Open Inference Protocol (/v2/...),
+    /ping, /ready, /metrics.
 
     SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
     exit 1 when the model cannot be loaded.
@@ -464,12 +504,25 @@ def serve(
         model_uri=model_uri or config.champion_uri,
         tracking_uri=config.tracking_uri,
         contract=config.contract,
+        model_name=config.registered_model,
         metric_names=config.metrics.names,
         max_batch_rows=max_batch_size,
         max_wait_ms=max_wait_ms,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        log_sample_rate=log_sample_rate,
+        log_sink=log_sink,
     )
     listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
-    sys.exit(run_server(settings, host, listen, graceful_timeout))
+    sys.exit(run_server(settings, host or default_serve_host(config_path), listen, graceful_timeout, max_connections))
+
+
+def default_serve_host(config_path: Path) -> str:
+    """Every interface in a pod (the config mounted at the contract's CONFIG_PATH), else loopback only.
+
+    `mlc run serve` runs the same command with a config under `.mlc/`, so a server started on a
+    laptop is not reachable from the network unless `--host` says so.
+    """
+    return "0.0.0.0" if Path(config_path).absolute() == Path(CONFIG_PATH) else "127.0.0.1"
 
 
 @main.command()

@@ -2,12 +2,10 @@
 
 Input: raw features as the contract names them (a pandas DataFrame, a dict of columns, or a list
 of row dicts); the preprocessor serving runs is the one training fitted, so there is no
-training/serving skew. Output (a DataFrame), by the task the training target implied:
-
-- binary: `prediction` (0/1) and `probability` (of 1); the module returns one logit per row
-- multiclass: `prediction` (the label) and `probability_<label>` per class; the module returns
-  one logit per class
-- regression: `prediction`; the module returns one value per row
+training/serving skew. Output: a DataFrame of the columns `contract_model.predictions` names
+(binary: `prediction`, `probability`; multiclass: `prediction`, `probability_<label>`;
+regression: `prediction`). Loading and scoring are `contract_model.ContractModelParts`, which
+the model server also uses without MLflow.
 
 The torch module is saved whole (`torch.save`); the entrypoint's top-level package goes into
 the model as MLflow `code_paths`, so custom module classes load anywhere mlc-runtime is installed.
@@ -22,16 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 
+from mlc.runtime.contract_model import (
+    PREPROCESSOR_ARTIFACT,
+    TORCH_MODEL_ARTIFACT,
+    ContractModelParts,
+    predictions,
+)
 from mlc.runtime.preprocessor import Preprocessor
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import torch
 
-TORCH_MODEL_ARTIFACT = "torch_model"
-PREPROCESSOR_ARTIFACT = "preprocessor"
+__all__ = ["PREPROCESSOR_ARTIFACT", "TORCH_MODEL_ARTIFACT", "ContractModel", "log_contract_model", "predictions"]
 
 
 def input_table(model_input: Any) -> pa.Table:
@@ -50,24 +52,6 @@ def input_table(model_input: Any) -> pa.Table:
     raise TypeError(f"expected a DataFrame, a dict of columns or a list of rows, got {type(model_input).__name__}")
 
 
-def predictions(scores: np.ndarray, preprocessor: Preprocessor) -> dict[str, np.ndarray]:
-    """The model's raw outputs as named prediction columns (see the module docstring)."""
-    import numpy as np
-
-    task = preprocessor.target.task if preprocessor.target is not None else "regression"
-    if task == "binary":
-        probability = 1.0 / (1.0 + np.exp(-scores.reshape(-1).astype(np.float64)))
-        return {"prediction": (probability >= 0.5).astype(np.int64), "probability": probability}
-    if task == "multiclass":
-        assert preprocessor.target is not None
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        classes = np.asarray(preprocessor.target.classes, dtype=object)
-        named = {f"probability_{label}": probabilities[:, i] for i, label in enumerate(preprocessor.target.classes)}
-        return {"prediction": classes[probabilities.argmax(axis=1)], **named}
-    return {"prediction": scores.reshape(len(scores), -1)[:, 0].astype(np.float64)}
-
-
 class ContractModel(mlflow.pyfunc.PythonModel):
     """The pyfunc wrapper: raw contract features in, predictions out."""
 
@@ -76,22 +60,15 @@ class ContractModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        import torch
-
-        self.preprocessor = Preprocessor.from_dict(
-            json.loads(Path(context.artifacts[PREPROCESSOR_ARTIFACT]).read_text())
-        )
-        self.module = torch.load(context.artifacts[TORCH_MODEL_ARTIFACT], map_location="cpu", weights_only=False)
-        self.module.eval()
+        # The same loading the model server does without MLflow (`contract_model`).
+        self.parts = ContractModelParts.load(context.artifacts)
+        self.preprocessor: Preprocessor = self.parts.preprocessor
+        self.module = self.parts.module
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         import pandas as pd
-        import torch
 
-        features = torch.from_numpy(self.preprocessor.transform(input_table(model_input)))
-        with torch.no_grad():
-            scores = self.module(features).detach().cpu().numpy()
-        return pd.DataFrame(predictions(scores, self.preprocessor))
+        return pd.DataFrame(self.parts.score(self.preprocessor.transform(input_table(model_input))))
 
 
 def log_contract_model(

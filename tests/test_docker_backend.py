@@ -134,8 +134,10 @@ def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], ro
     lock = next(i for i, ins in enumerate(builder) if "pip install -r /tmp/mlc/requirements.lock" in ins)
     assert torch < lock
     install = builder[lock]
-    # The runtime after the user's lock, pinned to the compiler version, in the same venv.
-    assert install.index("-r /tmp/mlc/requirements.lock") < install.index('"mlc[runtime]==0.1.0"')
+    # The runtime after the user's lock, pinned to the compiler version, in the same venv; the
+    # serve image only with the serve extra (churn's drift runs on its train image, no batch).
+    runtime = '"mlc[runtime]==0.1.0"' if role == "train" else '"mlc[serve]==0.1.0"'
+    assert install.index("-r /tmp/mlc/requirements.lock") < install.index(runtime)
     assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in install
 
 
@@ -226,6 +228,14 @@ def test_without_torch_no_wheel_index_and_newest_cuda_for_gpu(tmp_path: Path) ->
     assert "pip install torch" not in train and "--index-url" not in train
     assert "FROM nvidia/cuda:13.2.1-cudnn-runtime-ubuntu24.04 AS builder" in train
     assert "without framework.torch: the newest CUDA runtime in the table" in train
+
+
+def test_the_serve_image_installs_the_extras_of_the_jobs_it_runs(tmp_path: Path) -> None:
+    def with_batch(spec: dict) -> None:
+        spec["serve"]["batch"] = {"schedule": "0 4 * * *", "input": "data/live.csv", "output": "scored/"}
+
+    batch = _variant(tmp_path, with_batch, "batch")["deploy/docker/serve.Dockerfile"]
+    assert 'pip install "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
 
 
 def test_base_override_replaces_the_table_and_digest_wins(tmp_path: Path) -> None:
@@ -360,12 +370,12 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
 
     Substitutions, each because this machine has no network beyond its package mirrors:
     `--index-url <download.pytorch.org>` is dropped (the local pip config finds the CPU torch
-    wheel in its find-links folder), and `mlc[runtime]==<version>` becomes `--no-deps <this
+    wheel in its find-links folder), and `mlc[serve]==<version>` becomes `--no-deps <this
     repo>`: the runtime is not published from here, and its own dependencies (mlflow, scipy)
     are not part of what the user's lock pins.
     """
     commands = _builder_pip_commands(churn["deploy/docker/serve.Dockerfile"])
-    assert [c[2] for c in commands] == ["torch==2.13.0", "-r", "mlc[runtime]==0.1.0"]
+    assert [c[2] for c in commands] == ["torch==2.13.0", "-r", "mlc[serve]==0.1.0"]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -376,7 +386,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
             assert args[at + 1] == "https://download.pytorch.org/whl/cpu"
             del args[at : at + 2]
         args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
-        if args == ["mlc[runtime]==0.1.0"]:
+        if args == ["mlc[serve]==0.1.0"]:
             args = ["--no-deps", str(_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],

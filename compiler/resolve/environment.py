@@ -215,7 +215,7 @@ def _project_images(project: ValidatedProject, digests: Mapping[str, str]) -> Pr
     """The project's images, decided once from the merged spec of every environment (in file
     order; the base alone when there are none)."""
     environments = list(project.environments.values()) or [project.base]
-    return resolve_project_images(environments, digests, project.requirements_hashed, RUNTIME_REQUIREMENT)
+    return resolve_project_images(environments, digests, project.requirements_hashed, __version__)
 
 
 def resolve_project(

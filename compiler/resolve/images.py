@@ -46,7 +46,7 @@ class ImageBuild:
     requirements: str  # the requirements lock, relative to the build context
     source: str  # the code folder in the build context ("." for the whole context)
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
-    runtime_requirement: str  # the mlc runtime it installs, pinned to the compiler
+    runtime_requirement: str  # the mlc runtime it installs (its role's extras), pinned to the compiler
     ports: tuple[int, ...]  # what the image serves on (EXPOSE)
     dockerfile: str  # where its Dockerfile is written, relative to the spec's folder
 
@@ -180,12 +180,25 @@ def _choose_base(environments: Sequence[MLProject], role: ImageRole, gpu: bool) 
     return _Base(cuda_image.image, reason, f"ubuntu-{cuda_image.ubuntu}", cuda, index_url, True)
 
 
+def runtime_extras(environments: Sequence[MLProject], role: ImageRole) -> str:
+    """The `mlc` extras an image installs: the serve image only what its jobs import (pyproject's
+    per-role extras), which keeps an image pull, part of every scale-up, small."""
+    if role == "train":
+        return "runtime"
+    extras = ["serve"]  # mlc-runtime serve, fetch-model
+    if any(spec.serve is not None and spec.serve.batch is not None for spec in environments):
+        extras.append("batch")
+    if any(spec.monitor and spec.monitor.drift and not spec.builds_image("train") for spec in environments):
+        extras.append("drift")  # the drift CronJob runs on the serve image when there is no train image
+    return ",".join(extras)
+
+
 def resolve_image(
     environments: Sequence[MLProject],
     role: ImageRole,
     digests: Mapping[str, str],
     requirements_hashed: bool,
-    runtime_requirement: str,
+    version: str,
 ) -> ImageBuild | None:
     """What the `role` image of this project is made of, or None when the project doesn't build it.
 
@@ -221,17 +234,18 @@ def resolve_image(
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=PurePosixPath(code.source).as_posix(),
         requirements_hashed=requirements_hashed,
-        runtime_requirement=runtime_requirement,
+        runtime_requirement=f"mlc[{runtime_extras(building, role)}]=={version}",
         ports=tuple(ports),
         dockerfile=dockerfile_path(first, role),
     )
 
 
 def resolve_project_images(
-    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, runtime_requirement: str
+    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, version: str
 ) -> ProjectImages:
-    """Both images of a project (each None where it builds no such image)."""
+    """Both images of a project (each None where it builds no such image); `version`: the mlc the
+    images install, the compiler's own."""
     return ProjectImages(
-        train=resolve_image(environments, "train", digests, requirements_hashed, runtime_requirement),
-        serve=resolve_image(environments, "serve", digests, requirements_hashed, runtime_requirement),
+        train=resolve_image(environments, "train", digests, requirements_hashed, version),
+        serve=resolve_image(environments, "serve", digests, requirements_hashed, version),
     )

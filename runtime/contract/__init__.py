@@ -69,6 +69,14 @@ def job_arguments(job: str, config_path: str, port: int | None = None) -> list[s
     return arguments
 
 
+# The model server's HTTP paths the compiled probes, scrape configs and clients use.
+SERVER_PATHS = {
+    "invocations": "/invocations",
+    "live": "/v2/health/live",  # 200 whenever the process serves: liveness and startup
+    "ready": "/ready",  # 200 once the model is loaded and warmed up: readiness
+    "metrics": "/metrics",
+}
+
 # --- durations and the checkpoint cadence -------------------------------------------------------
 
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+")
@@ -167,6 +175,8 @@ SERVER_METRICS = {
     "model_info": "mlc_model_info",
     "model_calls_total": "mlc_model_calls_total",
     "batch_rows": "mlc_batch_rows",
+    "queue_seconds": "mlc_request_queue_seconds",
+    "request_log_dropped_total": "mlc_request_log_dropped_total",
 }
 
 # --- evaluation metrics ----------------------------------------------------------------------

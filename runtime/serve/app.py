@@ -1,224 +1,638 @@
-"""The model server: an ASGI app (starlette) and how uvicorn runs it.
+"""The model server: a plain ASGI app, run by uvicorn (uvloop and httptools when installed).
 
+Endpoints (one port):
 - `POST /invocations`: MLflow's scoring formats (`payload.py`) -> contract check
   (`validation.py`, 400 naming row, column and what is valid) -> micro-batch (`batching.py`)
   -> `{"predictions": [...]}`. 503 until the model is loaded; 500 (short message) when the
   model itself fails.
-- `GET /ping`: liveness, 200 whenever the process serves.
-- `GET /ready`: readiness, 200 once the model is loaded, 503 before.
+- Open Inference Protocol (KServe V2 / Triton REST, `open_inference.py`): `GET /v2`,
+  `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}[/versions/{v}]` (metadata from the
+  contract), `.../ready`, `POST .../infer`.
+- `GET /ping`: MLflow's meaning, 200 once the model is loaded (503 before); `/v2/health/live`
+  is the liveness probe, 200 whenever the process serves. `GET /ready`: 200 and the model's
+  identity once loaded, 503 before.
 - `GET /metrics`: Prometheus text (`metrics.py`).
 
-The model loads on the model thread after the server starts listening, so probes answer at once.
-A model that fails to load stops the server with exit 1 (the pod restarts and its log says why).
-SIGTERM: uvicorn stops accepting connections and waits (up to `graceful_timeout_seconds`) for
-in-flight requests, whose queued frames the batcher still predicts; then uvicorn re-raises the
-signal, so the process ends as killed by SIGTERM (143), like any process asked to stop.
+Why no web framework: a prediction request's own work (parse, check, encode, score) costs tens
+of microseconds, so routing, request and response objects would be a large share of each
+request; the handlers here read the ASGI scope and send the two response messages themselves.
+
+Every prediction response carries `X-Request-ID` (the client's, or a new one); a sample of
+requests is logged with it (`request_log.py`), never delaying the response.
+
+Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
+read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
+uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
+whatever the clients do.
+
+The model loads on the model thread after the server starts listening (a registry model is
+downloaded meanwhile by a forked child, `served_model.RegistryFetch`), is run once on rows
+within the contract (warm-up), and only then is the server ready. A model that fails to load
+stops the server with exit 1. A model whose calls take well under a millisecond runs on the
+event loop itself (a thread hop would cost more than the call); a slower one on the model
+thread, so the loop keeps reading requests meanwhile. SIGTERM: uvicorn stops accepting
+connections and waits (up to `graceful_timeout_seconds`) for in-flight requests, whose queued
+rows the batcher still predicts; then uvicorn re-raises the signal, so the process ends as
+killed by SIGTERM (143), like any process asked to stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-
+from mlc.runtime.contract import SERVER_PATHS
 from mlc.runtime.contract.config import Contract
 from mlc.runtime.serve.batching import MicroBatcher
+from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlc.runtime.serve.metrics import ServerMetrics
-from mlc.runtime.serve.payload import model_frame, parse_csv_body, parse_json_body, predictions_json
-from mlc.runtime.serve.served_model import ModelError, ModelInfo, load_model, predict_frames, resolve_model
-from mlc.runtime.serve.validation import InvalidRequest, validate_rows
+from mlc.runtime.serve.payload import RequestColumns, columns_table, decode_json, parse_csv_body, request_columns
+from mlc.runtime.serve.request_log import RequestLog
+from mlc.runtime.serve.scoring import Predictions, Scorer
+from mlc.runtime.serve.served_model import ModelError, ModelInfo, RegistryFetch
+from mlc.runtime.serve.validation import CheckedRows, ContractCheck, InvalidRequest
 
 log = logging.getLogger("mlc.runtime.serve")
 
-CONTENT_TYPES = ("application/json", "text/csv")
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+JSON = b"application/json"
+# A model whose warmed-up calls take less than this (median) runs on the event loop instead of the
+# model thread; one that later averages more than INLINE_LIMIT_SECONDS per call moves to the model
+# thread for good. Two thresholds, so contention on a busy machine does not make it flap.
+INLINE_CALL_SECONDS = 0.001
+INLINE_LIMIT_SECONDS = 0.005
+_SMOOTHING = 0.1  # weight of the newest call in the moving average
+_WARM_UP_CALLS = 5
+REQUEST_ID_HEADER = b"x-request-id"
+_MAX_REQUEST_ID = 128
 
 
 @dataclass(frozen=True)
 class ServeSettings:
+    """How one server serves: the model, the contract, batching, limits, request logging."""
+
     model_uri: str
     tracking_uri: str
     contract: Contract | None
+    model_name: str = ""  # the name in /v2/models/{name} (default: the registered model's)
     metric_names: dict[str, str] = field(default_factory=dict)
-    max_batch_rows: int = 64
+    max_batch_rows: int = 256
     max_wait_ms: float = 5.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_buffered_bytes: int = 256 * 1024 * 1024
+    log_sample_rate: float = 0.0
+    log_sink: str = "-"
 
 
-@dataclass
-class ServerState:
-    """What the handlers share: the loaded model (None until ready) and the metrics."""
+class Refused(Exception):
+    """A request answered with an error before scoring (status, code, message)."""
 
-    settings: ServeSettings
-    metrics: ServerMetrics
-    model: Any = None
-    info: ModelInfo | None = None
-    load_error: str | None = None
-    batcher: MicroBatcher | None = None
-    on_fatal: Callable[[], None] = lambda: None
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
-def _error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+def _runtime_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-
-def _request_table(content_type: str, body: bytes) -> Any:
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media == "text/csv":
-        return parse_csv_body(body)
-    return parse_json_body(body)
-
-
-def _observe_output(metrics: ServerMetrics, output: Any) -> None:
-    """Prediction distribution: probability columns when the model has them, else numeric predictions."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(output, pd.DataFrame):
-        columns = [c for c in output.columns if str(c).startswith("probability")] or [
-            c for c in output.columns if pd.api.types.is_numeric_dtype(output[c])
-        ]
-        for column in columns:
-            metrics.observe_predictions(str(column), output[column].to_numpy(dtype=np.float64, na_value=np.nan))
-    else:
-        values = np.asarray(output)
-        if values.dtype.kind in "fiub":
-            metrics.observe_predictions("prediction", values.reshape(len(values), -1)[:, 0])
-
-
-async def _answer(state: ServerState, request: Request) -> Response:
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";", 1)[0].strip().lower() not in CONTENT_TYPES:
-        return _error(
-            415, f"content type {content_type!r} is not supported; use application/json or text/csv", "BAD_REQUEST"
-        )
-    if state.batcher is None or state.model is None:
-        return _error(503, "the model is not loaded yet; retry when /ready answers 200", "NOT_READY")
-    state.batcher.announce()
     try:
-        table = _request_table(content_type, await request.body())
-        contract = state.settings.contract
-        if contract is not None and contract.features:
-            table = validate_rows(table, contract)
-        if table.num_rows == 0:
-            raise InvalidRequest("no rows to score")
-        frame = model_frame(table)
-    except InvalidRequest as error:
-        return JSONResponse(error.to_dict(), status_code=400)
-    finally:
-        state.batcher.settle()
-    try:
-        output = await state.batcher.submit(frame, len(frame))
-    except Exception as error:  # the model's own failure: a short line, the traceback in the log
-        log.exception("prediction failed")
-        line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return _error(500, f"prediction failed: {type(error).__name__}: {line}"[:300], "INTERNAL_ERROR")
-    _observe_output(state.metrics, output)
-    return Response(predictions_json(output), media_type="application/json")
+        return version("mlc")
+    except PackageNotFoundError:
+        return "unknown"
 
 
-def create_app(settings: ServeSettings) -> Starlette:
-    """The ASGI app; `app.state.server` is the ServerState (tests and `run_server` reach it there)."""
-    state = ServerState(settings, ServerMetrics(settings.metric_names))
-    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-model")
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return dict(scope["headers"])  # names are lower-case in ASGI
 
-    async def invocations(request: Request) -> Response:
-        metrics = state.metrics
-        started = time.perf_counter()
-        metrics.in_flight.add(1)
-        status = 500
-        try:
-            response = await _answer(state, request)
-            status = response.status_code
-            return response
-        finally:
-            metrics.in_flight.add(-1)
-            metrics.duration.observe(time.perf_counter() - started, str(status))
-            metrics.requests.inc(str(status))
 
-    async def ping(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+class RequestIds:
+    """Request ids: 32 hex digits, a random per-process half and a counter (unique across pods, no syscall)."""
 
-    async def ready(request: Request) -> Response:
-        if state.model is not None:
-            info = state.info.to_dict() if state.info else {}
-            return JSONResponse({"status": "ready", **info})
-        return JSONResponse({"status": "loading" if state.load_error is None else "failed"}, status_code=503)
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = 0
 
-    async def metrics(request: Request) -> Response:
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    def __call__(self, headers: dict[bytes, bytes]) -> bytes:
+        """The client's `X-Request-ID` when it is one printable token of at most 128 bytes, else a new id."""
+        given = headers.get(REQUEST_ID_HEADER)
+        if given and len(given) <= _MAX_REQUEST_ID and all(0x21 <= byte <= 0x7E for byte in given):
+            return given
+        self._count += 1
+        return f"{self._prefix}{self._count:016x}".encode()
 
-    def load() -> tuple[ModelInfo, Any]:
-        started = time.perf_counter()
-        info = resolve_model(settings.model_uri, settings.tracking_uri)
-        model = load_model(info)
-        label = f"{info.model} version {info.version}" if info.version else info.uri
-        log.info("loaded %s from %s in %.1fs", label, info.uri, time.perf_counter() - started)
-        return info, model
 
-    async def load_in_background(loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            state.info, model = await loop.run_in_executor(model_thread, load)
-        except ModelError as error:
-            state.load_error = str(error)
-            log.error("error: %s", error)
-            state.on_fatal()
-            return
-        metrics = state.metrics
-        metrics.model_info.set(
-            1, state.info.model, state.info.version, state.info.alias, state.info.run_id, state.info.uri
-        )
-        state.model = model
+async def _send(
+    send: Send, status: int, body: bytes, content_type: bytes = JSON, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+
+def _json(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
+
+
+class ModelServer:
+    """The ASGI app and what its handlers share (the loaded model, the batcher, the metrics)."""
+
+    def __init__(self, settings: ServeSettings, fetch: RegistryFetch | None = None) -> None:
+        self.settings = settings
+        self.metrics = ServerMetrics(settings.metric_names)
+        contract = settings.contract
+        self.check = ContractCheck(contract) if contract is not None and contract.features else None
+        self.fetch = fetch
+        self.scorer: Scorer | None = None
+        self.info: ModelInfo | None = None
+        self.load_error: str | None = None
+        self.batcher: MicroBatcher | None = None
+        self.request_log = RequestLog(settings.log_sample_rate, settings.log_sink, self.metrics.log_dropped.inc)
+        self.on_fatal: Callable[[], None] = lambda: None
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-model")
+        self.inline = False  # run the model on the event loop (set from measured call times)
+        self._call_seconds: float | None = None
+        self._buffered = 0  # body bytes held by requests being answered
+        self._loading: asyncio.Task[None] | None = None
+        self._version = _runtime_version()
+        self._request_id = RequestIds()
+        self._routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+            SERVER_PATHS["invocations"]: self._invocations,
+            "/ping": self._ping,
+            SERVER_PATHS["ready"]: self._ready,
+            SERVER_PATHS["metrics"]: self._metrics,
+            "/v2": self._server_metadata,
+            SERVER_PATHS["live"]: self._live,
+            "/v2/health/ready": self._v2_ready,
+        }
+
+    @property
+    def model_name(self) -> str:
+        """The name the Open Inference Protocol addresses the model by."""
+        if self.settings.model_name:
+            return self.settings.model_name
+        return self.info.model if self.info is not None and self.info.model else "model"
+
+    # --- ASGI ----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            handler = self._routes.get(path)
+            if handler is not None:
+                await handler(scope, receive, send)
+            elif path.startswith("/v2/models/"):
+                await self._v2_model(scope, receive, send)
+            else:
+                await _send(send, 404, _json({"error_code": "NOT_FOUND", "message": f"no endpoint {path}"}))
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _start(self) -> None:
         loop = asyncio.get_running_loop()
 
-        def predict_batch(frames: list[Any]) -> list[Any]:
-            return predict_frames(state.model, frames)
+        def run_model(function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+            if self.inline:
+                future = loop.create_future()
+                try:
+                    future.set_result(function(*args))
+                except Exception as error:
+                    future.set_exception(error)
+                return future
+            return loop.run_in_executor(self.model_thread, function, *args)
 
-        def run_blocking(function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-            state.metrics.model_calls.inc()
-            state.metrics.batch_rows.observe(sum(len(frame) for frame in args[0]))
-            return loop.run_in_executor(model_thread, function, *args)
+        self.batcher = MicroBatcher(
+            self._score_batch,
+            run_model,
+            self.settings.max_batch_rows,
+            self.settings.max_wait_ms,
+            on_batch=self.metrics.observe_batch,
+        )
+        self.batcher.start()
+        self.request_log.start()
+        self._loading = loop.create_task(self._load(loop))
 
-        state.batcher = MicroBatcher(predict_batch, run_blocking, settings.max_batch_rows, settings.max_wait_ms)
-        state.batcher.start()
-        loading = loop.create_task(load_in_background(loop))
+    async def _stop(self) -> None:
+        if self._loading is not None:
+            self._loading.cancel()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.model_thread.shutdown(wait=False, cancel_futures=True)
+        self.request_log.stop()
+        if self.fetch is not None:
+            self.fetch.remove()
+
+    # --- loading -------------------------------------------------------------------------------
+
+    def _load_blocking(self) -> tuple[ModelInfo, Scorer]:
+        from pathlib import Path
+
+        from mlc.runtime.serve.scoring import ContractScorer, PyfuncScorer, contract_scorer_fits
+        from mlc.runtime.serve.served_model import directory_info, load_served_model, resolve_model
+
+        started = time.perf_counter()
+        import numpy  # noqa: F401  (imported while a forked child downloads the model)
+        import torch  # noqa: F401
+
+        settings = self.settings
+        if self.fetch is not None:
+            info = self.fetch.result()
+            directory = self.fetch.directory
+        elif settings.model_uri.startswith("models:/"):
+            info = resolve_model(settings.model_uri, settings.tracking_uri)
+            directory = None
+        else:
+            info = directory_info(settings.model_uri)
+            directory = Path(settings.model_uri.removeprefix("file://"))
+        from mlc.runtime.contract_model import ContractModelParts
+        from mlc.runtime.serve.served_model import load_model
+
+        # A model mlc registered is scored straight through its parts; any other through its pyfunc.
+        model = load_model(info) if directory is None else load_served_model(directory)
+        parts = model if isinstance(model, ContractModelParts) else _contract_parts(model)
+        if parts is not None and contract_scorer_fits(parts.preprocessor, settings.contract):
+            scorer: Scorer = ContractScorer(parts)
+        else:  # not mlc's, or the served contract is not the one it was trained on
+            pyfunc = load_model(ModelInfo("", "", "", "", str(directory))) if model is parts else model
+            scorer = PyfuncScorer(pyfunc, settings.contract)
+        loaded = time.perf_counter()
+        self._warm_up(scorer)
+        label = f"{info.model} version {info.version}" if info.version else info.uri
+        log.info(
+            "loaded %s from %s in %.2fs, warmed up in %.2fs (model calls %s)",
+            label,
+            info.uri,
+            loaded - started,
+            time.perf_counter() - loaded,
+            "on the event loop" if self.inline else "on the model thread",
+        )
+        return info, scorer
+
+    def _warm_up(self, scorer: Scorer) -> None:
+        """Run the model on rows within the contract, one row then full batches, and time it.
+
+        The first calls are slow (torch picks its kernels, caches fill); the median of the
+        last full-batch calls decides whether the model runs on the event loop.
+        """
+        from mlc.runtime.serve.scoring import warm_up_rows
+
+        single = warm_up_rows(self.settings.contract, 1)
+        full = warm_up_rows(self.settings.contract, self.settings.max_batch_rows)
+        if single is None or full is None:
+            return  # no contract: nothing to make rows from; the model thread it is
+        timings = []
+        for batch in [single, *[full] * _WARM_UP_CALLS]:
+            started = time.perf_counter()
+            try:
+                self._timed(scorer, [batch], observe=False)
+            except Exception as error:  # the model's own failure shows on the first request, as a 500
+                log.warning("warm-up prediction failed: %s: %s", type(error).__name__, error)
+                return
+            timings.append(time.perf_counter() - started)
+            if timings[-1] > 0.1:
+                return  # a slow model: no need to time it further, it runs on the model thread
+        median = sorted(timings[1:])[len(timings[1:]) // 2]
+        self._call_seconds = median
+        self.inline = median < INLINE_CALL_SECONDS
+
+    def _timed(self, scorer: Scorer, batch: list[CheckedRows], observe: bool = True) -> list[Predictions]:
+        started = time.perf_counter()
+        parts, numeric = scorer.score_batch(batch)
+        seconds = time.perf_counter() - started
+        previous = self._call_seconds
+        self._call_seconds = seconds if previous is None else previous + _SMOOTHING * (seconds - previous)
+        if self.inline and self._call_seconds > INLINE_LIMIT_SECONDS:
+            self.inline = False
+            log.warning("model calls average %.1f ms: moving them to the model thread", self._call_seconds * 1000)
+        if observe:
+            for column, values in numeric.items():
+                self.metrics.observe_predictions(column, values)
+        return parts
+
+    def _score_batch(self, batch: list[CheckedRows]) -> list[Predictions]:
+        assert self.scorer is not None
+        return self._timed(self.scorer, batch)
+
+    async def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            yield
+            info, scorer = await loop.run_in_executor(self.model_thread, self._load_blocking)
+        except Exception as error:  # whatever stops loading stops the server, with one line saying why
+            self.load_error = str(error) if isinstance(error, ModelError) else f"{type(error).__name__}: {error}"
+            log.error("error: %s", self.load_error, exc_info=not isinstance(error, ModelError))
+            self.on_fatal()
+            return
+        self.metrics.model_info.labels(info.model, info.version, info.alias, info.run_id, info.uri).set(1)
+        self.info = info
+        self.scorer = scorer
+        # The downloaded folder stays until the server stops: its `code/` is on sys.path, and a
+        # model may import from it lazily.
+
+    # --- request bodies ------------------------------------------------------------------------
+
+    async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
+        """The whole body, within the per-request and the all-requests limits (else Refused)."""
+        limit = self.settings.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has {int(declared)} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refused(499, "CLIENT_CLOSED", "the client went away")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    self._buffered += len(chunk)
+                    if size > limit:
+                        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has more than {limit} bytes")
+                    if self._buffered > self.settings.max_buffered_bytes:
+                        raise Refused(503, "OVERLOADED", "the server holds too many request bodies; retry shortly")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         finally:
-            loading.cancel()
-            await state.batcher.stop()
-            model_thread.shutdown(wait=False, cancel_futures=True)
+            self._buffered -= size
 
-    app = Starlette(
-        routes=[
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/ping", ping, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.server = state
-    return app
+    def _checked_json(self, request: RequestColumns, exact: Callable[[], RequestColumns]) -> CheckedRows:
+        """The request's rows through the contract: the fast check, else the arrow check (re-reading exactly)."""
+        if self.check is None:
+            table = columns_table(request)
+            if table.num_rows == 0:
+                raise InvalidRequest("no rows to score")
+            return CheckedRows({}, table.num_rows, table)
+        checked = self.check.fast_checked_rows(request)
+        if checked is not None:
+            return checked
+        return self.check.checked_table(columns_table(exact()))
+
+    def _checked_table(self, table: Any) -> CheckedRows:
+        if self.check is None:
+            if table.num_rows == 0:
+                raise InvalidRequest("no rows to score")
+            return CheckedRows({}, table.num_rows, table)
+        return self.check.checked_table(table)
+
+    # --- prediction endpoints ------------------------------------------------------------------
+
+    async def _predict(self, rows: CheckedRows) -> Predictions:
+        assert self.batcher is not None
+        return await self.batcher.submit(rows, rows.rows)
+
+    def _ready_or_refuse(self) -> None:
+        if self.scorer is None or self.batcher is None:
+            raise Refused(503, "NOT_READY", "the model is not loaded yet; retry when /ready answers 200")
+
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _send(send, 405, _json({"error_code": "METHOD_NOT_ALLOWED", "message": "POST /invocations"}))
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        request_id = self._request_id(headers)
+        self.metrics.in_flight.inc()
+        status = 500
+        rows: CheckedRows | None = None
+        predictions: Predictions | None = None
+        try:
+            try:
+                rows = await self._invocation_rows(receive, headers)
+                predictions = await self._predict(rows)
+                status, body = 200, _json({"predictions": predictions.rows()})
+            except Refused as refused:
+                status, body = refused.status, _json({"error_code": refused.code, "message": refused.message})
+            except InvalidRequest as error:
+                status, body = 400, _json(error.to_dict())
+            except Exception as error:
+                status, body = 500, self._model_failure(error, "error_code", "INTERNAL_ERROR")
+            await _send(send, status, body, extra=[(REQUEST_ID_HEADER, request_id)])
+        finally:
+            self.metrics.in_flight.dec()
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(status, seconds)
+            if self.request_log.sampled():
+                self._log_sample("/invocations", request_id, status, seconds, rows, predictions)
+
+    async def _invocation_rows(self, receive: Receive, headers: dict[bytes, bytes]) -> CheckedRows:
+        content_type = headers.get(b"content-type", JSON)
+        media = "application/json" if content_type == JSON else _media_type(content_type)
+        if media not in ("application/json", "text/csv"):
+            raise Refused(
+                415,
+                "BAD_REQUEST",
+                f"content type {content_type.decode('latin-1')!r} is not supported; use application/json or text/csv",
+            )
+        self._ready_or_refuse()
+        assert self.batcher is not None
+        self.batcher.announce()
+        try:
+            body = await self._read_body(receive, headers)
+            if media == "text/csv":
+                return self._checked_table(parse_csv_body(body))
+            request = request_columns(decode_json(body))
+            return self._checked_json(request, lambda: request_columns(decode_json(body, exact=True)))
+        finally:
+            self.batcher.settle()
+
+    def _model_failure(self, error: Exception, key: str, code: str | None = None) -> bytes:
+        log.error("prediction failed", exc_info=error)
+        line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        message = f"prediction failed: {type(error).__name__}: {line}"[:300]
+        return _json({key: code, "message": message} if code else {key: message})
+
+    def _log_sample(
+        self,
+        endpoint: str,
+        request_id: bytes,
+        status: int,
+        seconds: float,
+        rows: CheckedRows | None,
+        predictions: Predictions | None,
+    ) -> None:
+        inputs = None
+        if rows is not None:
+            inputs = rows.columns if rows.columns or rows.table is None else rows.table.to_pydict()
+        self.request_log.submit(
+            {
+                "request_id": request_id.decode("latin-1"),
+                "endpoint": endpoint,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 3),
+                "model": self.info.model if self.info else "",
+                "version": self.info.version if self.info else "",
+                "inputs": inputs,
+                "predictions": predictions.columns if predictions is not None else None,
+            }
+        )
+
+    # --- Open Inference Protocol ---------------------------------------------------------------
+
+    async def _v2_model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/v2/models/{name}[/versions/{version}][/ready|/infer]`."""
+        parts = scope["path"][len("/v2/models/") :].rstrip("/").split("/")
+        name, rest = parts[0], parts[1:]
+        version = ""
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        action = rest[0] if len(rest) == 1 else ("" if not rest else None)
+        if action not in ("", "ready", "infer"):
+            await _send(send, 404, _json({"error": f"no endpoint {scope['path']}"}))
+            return
+        if self.scorer is None or self.info is None:
+            status = 400 if action == "ready" else 503  # the protocol: 4xx for "not ready"
+            await _send(send, status, _json({"error": "the model is not loaded yet"}))
+            return
+        if name != self.model_name or (version and version != self.info.version):
+            wanted = f"{name} version {version}" if version else name
+            await _send(send, 404, _json({"error": f"unknown model {wanted}; this server serves {self.model_name}"}))
+            return
+        if action == "infer":
+            await self._infer(scope, receive, send)
+        elif action == "ready":
+            await _send(send, 200, _json({"name": self.model_name, "ready": True}))
+        else:
+            from mlc.runtime.serve.open_inference import model_metadata
+
+            metadata = model_metadata(self.model_name, self.info.version, self.settings.contract, self.scorer.outputs)
+            await _send(send, 200, _json(metadata))
+
+    async def _infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mlc.runtime.serve.open_inference import infer_response, parse_infer_request
+
+        if scope["method"] != "POST":
+            await _send(send, 405, _json({"error": "POST .../infer"}))
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        request_id = self._request_id(headers)
+        self.metrics.in_flight.inc()
+        status = 500
+        rows: CheckedRows | None = None
+        predictions: Predictions | None = None
+        extra = [(REQUEST_ID_HEADER, request_id)]
+        content_type = JSON
+        try:
+            try:
+                assert self.batcher is not None and self.info is not None
+                self.batcher.announce()
+                try:
+                    body = await self._read_body(receive, headers)
+                    length = headers.get(b"inference-header-content-length")
+                    if length is not None and not length.isdigit():
+                        raise InvalidRequest("Inference-Header-Content-Length must be a number of bytes")
+                    request = parse_infer_request(body, int(length) if length else None, self.settings.contract)
+                    rows = self._checked_json(request.columns, lambda: request.columns)
+                finally:
+                    self.batcher.settle()
+                predictions = await self._predict(rows)
+                body, header_length = infer_response(request, self.model_name, self.info.version, predictions)
+                status = 200
+                if header_length is not None:
+                    content_type = b"application/octet-stream"
+                    extra.append((b"inference-header-content-length", str(header_length).encode()))
+            except Refused as refused:
+                status, body = refused.status, _json({"error": refused.message})
+            except InvalidRequest as error:
+                status, body = 400, _json({"error": error.message, **_violations(error)})
+            except Exception as error:
+                status, body = 500, self._model_failure(error, "error")
+            await _send(send, status, body, content_type, extra)
+        finally:
+            self.metrics.in_flight.dec()
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(status, seconds)
+            if self.request_log.sampled():
+                self._log_sample(scope["path"], request_id, status, seconds, rows, predictions)
+
+    async def _server_metadata(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mlc.runtime.serve.open_inference import server_metadata
+
+        await _send(send, 200, _json(server_metadata(self._version)))
+
+    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send(send, 200, _json({"live": True}))
+
+    async def _v2_ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ready = self.scorer is not None
+        await _send(send, 200 if ready else 400, _json({"ready": ready}))
+
+    # --- probes and metrics --------------------------------------------------------------------
+
+    async def _ping(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.scorer is not None:
+            await _send(send, 200, b"ok\n", b"text/plain; charset=utf-8")
+        else:
+            await _send(send, 503, b"loading\n", b"text/plain; charset=utf-8")
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.scorer is not None and self.info is not None:
+            await _send(send, 200, _json({"status": "ready", **self.info.to_dict()}))
+        else:
+            status = "loading" if self.load_error is None else "failed"
+            await _send(send, 503, _json({"status": status}))
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
 
 
-def run_server(settings: ServeSettings, host: str, port: int, graceful_timeout_seconds: int) -> int:
+def _contract_parts(pyfunc: Any) -> Any:
+    """The parts of a pyfunc whose Python model is mlc's `ContractModel`, else None."""
+    try:
+        return getattr(pyfunc.unwrap_python_model(), "parts", None)
+    except Exception:  # not a Python-model pyfunc
+        return None
+
+
+def _media_type(content_type: bytes) -> str:
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+
+
+def _violations(error: InvalidRequest) -> dict[str, Any]:
+    body = error.to_dict()
+    return {key: body[key] for key in ("violations", "violation_count") if key in body}
+
+
+def create_app(settings: ServeSettings, fetch: RegistryFetch | None = None) -> ModelServer:
+    """The ASGI app (a `ModelServer`: tests and `run_server` reach its state on it)."""
+    return ModelServer(settings, fetch)
+
+
+def run_server(
+    settings: ServeSettings, host: str, port: int, graceful_timeout_seconds: int, max_connections: int = 2048
+) -> int:
     """Serve until SIGTERM/SIGINT (then ended by that signal); 1 if the model did not load."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Forked first, before uvicorn opens its socket or anything starts a thread.
+    registry = settings.model_uri.startswith("models:/")
+    fetch = RegistryFetch(settings.model_uri, settings.tracking_uri) if registry else None
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = create_app(settings, fetch)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -227,14 +641,19 @@ def run_server(settings: ServeSettings, host: str, port: int, graceful_timeout_s
             log_level="info",
             access_log=False,  # per-request lines cost throughput; /metrics has the counts
             timeout_graceful_shutdown=graceful_timeout_seconds,
+            limit_concurrency=max_connections,
+            backlog=max_connections,
             lifespan="on",
         )
     )
-    state: ServerState = app.state.server
 
     def stop() -> None:
         server.should_exit = True
 
-    state.on_fatal = stop
-    server.run()
-    return 1 if state.load_error is not None else 0
+    app.on_fatal = stop
+    try:
+        server.run()
+    finally:
+        if app.fetch is not None:
+            app.fetch.remove()
+    return 1 if app.load_error is not None else 0

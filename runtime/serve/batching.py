@@ -6,8 +6,9 @@ while other requests are still being read and parsed (`announce`/`settle`), and 
 `max_wait_ms` after the oldest frame arrived: an idle server adds no latency, a busy one fills
 batches. A request larger than `max_batch_rows` is predicted alone, never split.
 
-The model runs on one worker thread, so the event loop keeps answering `/ping` and `/metrics`
-and reading new requests meanwhile; frames queue up behind a running call and form the next batch.
+How a call runs is the caller's `run_blocking`: on the model thread (the event loop keeps
+reading requests meanwhile, and frames queue up behind a running call to form the next batch)
+or, for a model whose calls take microseconds, on the loop itself (`app.py` decides).
 If a batched call fails, each request is retried alone: one bad request does not fail the others.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PredictBatch = Callable[[list[Any]], list[Any]]  # frames -> one output per frame (blocking)
+BatchObserver = Callable[[int, list[float]], None]  # (rows, each request's seconds in the queue)
 
 
 @dataclass
@@ -40,9 +42,11 @@ class MicroBatcher:
         run_blocking: Callable[..., asyncio.Future[Any]],
         max_batch_rows: int,
         max_wait_ms: float,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         self._predict_batch = predict_batch
         self._run_blocking = run_blocking  # e.g. loop.run_in_executor(model_thread, ...)
+        self._on_batch = on_batch
         self.max_batch_rows = max_batch_rows
         self.max_wait = max_wait_ms / 1000.0
         self._queue: deque[_Pending] = deque()
@@ -85,6 +89,9 @@ class MicroBatcher:
             await self._predict(batch)
 
     async def _collect(self) -> list[_Pending]:
+        # One turn of the event loop first: requests whose bytes arrived with this one's are
+        # parsed and queued, so a busy server fills its batches at the cost of one loop turn.
+        await asyncio.sleep(0)
         batch = [self._queue.popleft()]
         rows = batch[0].rows
         deadline = batch[0].arrived + self.max_wait
@@ -107,6 +114,9 @@ class MicroBatcher:
         return batch
 
     async def _predict(self, batch: list[_Pending]) -> None:
+        if self._on_batch is not None:
+            now = time.monotonic()
+            self._on_batch(sum(item.rows for item in batch), [now - item.arrived for item in batch])
         try:
             outputs = await self._run_blocking(self._predict_batch, [item.frame for item in batch])
         except Exception as error:

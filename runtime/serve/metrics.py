@@ -1,92 +1,37 @@
-"""Prometheus metrics of the model server, in the text exposition format (version 0.0.4).
-
-Written here rather than with prometheus-client: the server is one process per pod (no
-multiprocess mode to manage), needs three metric kinds and one renderer, and the runtime image
-stays one dependency smaller. Every update happens on the server's event loop, so no locks.
+"""Prometheus metrics of the model server, through `prometheus_client`.
 
 Names come from the contract (`mlc.runtime.contract.SERVER_METRICS`), overridden by the runtime
-config's `metrics.names` (what alerts, KEDA and Argo analyses query).
+config's `metrics.names` (what alerts, KEDA and Argo analyses query). Each server has its own
+registry: the server's metrics, plus the process (CPU, memory, open files), garbage collector
+and platform collectors `prometheus_client` ships.
+
+The prediction histogram is one metric family with two bucket layouts (probabilities on
+[0, 1], other values on a wide log scale) and observes a whole batch's column at once with
+numpy, so it is kept here and exported through a custom collector.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract import OUTPUT_LABEL, SERVER_METRICS, STATUS_LABEL
 
 if TYPE_CHECKING:
     import numpy as np
 
-LabelValues = tuple[str, ...]
+# The text format every Prometheus version reads (prometheus_client's newest default says 1.0.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Request latency: fine below 100 ms where a model server should live, coarse above.
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+QUEUE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, -0.1, 0.0, 0.1, 1.0, 10.0, 100.0, 1000.0)
 BATCH_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(names: Sequence[str], values: LabelValues, extra: str = "") -> str:
-    pairs = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
-    if extra:
-        pairs.append(extra)
-    return "{" + ",".join(pairs) + "}" if pairs else ""
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-@dataclass
-class Counter:
-    name: str
-    help: str
-    label_names: tuple[str, ...] = ()
-    values: dict[LabelValues, float] = field(default_factory=dict)
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        return self.values.get(labels, 0.0)
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(self.label_names, labels)} {_number(value)}"
-
-
-@dataclass
-class Gauge:
-    name: str
-    help: str
-    label_names: tuple[str, ...] = ()
-    values: dict[LabelValues, float] = field(default_factory=dict)
-
-    def set(self, value: float, *labels: str) -> None:
-        self.values[labels] = value
-
-    def add(self, amount: float, *labels: str) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        return self.values.get(labels, 0.0)
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_labels(self.label_names, labels)} {_number(value)}"
 
 
 @dataclass
@@ -96,102 +41,150 @@ class _Series:
 
 
 @dataclass
-class Histogram:
-    name: str
-    help: str
+class BatchHistogram:
+    """A histogram whose observations come as arrays (one per batch), one series per label value."""
+
     buckets: tuple[float, ...]
-    label_names: tuple[str, ...] = ()
-    series: dict[LabelValues, _Series] = field(default_factory=dict)
+    series: dict[str, _Series] = field(default_factory=dict)
 
-    def _series(self, labels: LabelValues) -> _Series:
-        if labels not in self.series:
-            self.series[labels] = _Series([0] * (len(self.buckets) + 1))
-        return self.series[labels]
-
-    def observe(self, value: float, *labels: str) -> None:
-        import bisect
-
-        series = self._series(labels)
-        series.counts[bisect.bisect_left(self.buckets, value)] += 1
-        series.total += value
-
-    def observe_many(self, values: np.ndarray, *labels: str) -> None:
-        """Observe every finite value of an array at once (a batch of predictions)."""
+    def observe_many(self, values: np.ndarray, label: str) -> None:
+        """Observe every finite value of an array at once."""
         import numpy as np
 
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         if values.size == 0:
             return
-        series = self._series(labels)
+        series = self.series.get(label)
+        if series is None:
+            series = self.series[label] = _Series([0] * (len(self.buckets) + 1))
         # side="left": a value equal to a bound counts in that bucket (le is "less or equal").
         index = np.searchsorted(np.asarray(self.buckets), values, side="left")
         for bucket, count in enumerate(np.bincount(index, minlength=len(series.counts))):
             series.counts[bucket] += int(count)
         series.total += float(values.sum())
 
-    def count(self, *labels: str) -> int:
-        series = self.series.get(labels)
+    def count(self, label: str) -> int:
+        series = self.series.get(label)
         return sum(series.counts) if series else 0
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        for labels, series in sorted(self.series.items()):
-            cumulative = 0
-            for bound, count in zip((*self.buckets, math.inf), series.counts, strict=True):
-                cumulative += count
-                le = f'le="{_number(bound)}"'
-                yield f"{self.name}_bucket{_labels(self.label_names, labels, le)} {cumulative}"
-            yield f"{self.name}_sum{_labels(self.label_names, labels)} {_number(series.total)}"
-            yield f"{self.name}_count{_labels(self.label_names, labels)} {cumulative}"
+
+class _PredictionCollector:
+    """Exports the prediction histograms as one family."""
+
+    def __init__(self, name: str, histograms: tuple[BatchHistogram, ...], lock: threading.Lock) -> None:
+        self.name = name
+        self.histograms = histograms
+        self.lock = lock
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import HistogramMetricFamily
+
+        family = HistogramMetricFamily(self.name, "Predicted values, by output column.", labels=(OUTPUT_LABEL,))
+        with self.lock:
+            for histogram in self.histograms:
+                for label, series in sorted(histogram.series.items()):
+                    cumulative, buckets = 0, []
+                    for bound, count in zip((*histogram.buckets, math.inf), series.counts, strict=True):
+                        cumulative += count
+                        buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), cumulative))
+                    family.add_metric([label], buckets, series.total)
+        yield family
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())  # collected on every scrape, never checked for name clashes up front
+
+
+PRESET_STATUSES = (200, 400, 500)  # the statuses alerts and canary analyses count
 
 
 class ServerMetrics:
-    """The metrics one model server exports."""
+    """The metrics one model server exports (one registry per server)."""
 
     def __init__(self, names: dict[str, str] | None = None) -> None:
+        import prometheus_client
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        prometheus_client.disable_created_metrics()  # `_created` series double the output, nobody queries them
         name = {**SERVER_METRICS, **(names or {})}
-        self.in_flight = Gauge(name["requests_in_flight"], "Prediction requests being answered (KEDA scales on it).")
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        prometheus_client.ProcessCollector(registry=registry)
+        prometheus_client.GCCollector(registry=registry)
+        prometheus_client.PlatformCollector(registry=registry)
+        self.in_flight = Gauge(
+            name["requests_in_flight"], "Prediction requests being answered (KEDA scales on it).", registry=registry
+        )
         self.duration = Histogram(
             name["request_duration_seconds"],
             "Prediction request latency, by HTTP status.",
-            LATENCY_BUCKETS,
             (STATUS_LABEL,),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.requests = Counter(
-            name["requests_total"], "Prediction requests answered, by HTTP status.", (STATUS_LABEL,)
+            name["requests_total"], "Prediction requests answered, by HTTP status.", (STATUS_LABEL,), registry=registry
         )
-        self.probabilities = Histogram(
-            name["predictions"], "Predicted values, by output column.", PROBABILITY_BUCKETS, (OUTPUT_LABEL,)
+        self.queue = Histogram(
+            name["queue_seconds"],
+            "Time a checked request waited for its model call to start.",
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
         )
-        self.values = Histogram(name["predictions"], "", VALUE_BUCKETS, (OUTPUT_LABEL,))
+        self.model_calls = Counter(
+            name["model_calls_total"], "Calls of the model (one per micro-batch).", registry=registry
+        )
+        self.batch_rows = Histogram(
+            name["batch_rows"], "Rows per model call.", buckets=BATCH_ROW_BUCKETS, registry=registry
+        )
         self.model_info = Gauge(
-            name["model_info"], "The served model (always 1).", ("model", "version", "alias", "run_id", "uri")
+            name["model_info"],
+            "The served model (always 1).",
+            ("model", "version", "alias", "run_id", "uri"),
+            registry=registry,
         )
-        self.model_calls = Counter(name["model_calls_total"], "Calls of the model's predict (one per micro-batch).")
-        self.batch_rows = Histogram(name["batch_rows"], "Rows per model call.", BATCH_ROW_BUCKETS)
-        self.in_flight.set(0)
+        self.log_dropped = Counter(
+            name["request_log_dropped_total"],
+            "Sampled request log records dropped because the writer fell behind.",
+            registry=registry,
+        )
+        self._lock = threading.Lock()
+        self.probabilities = BatchHistogram(PROBABILITY_BUCKETS)
+        self.values = BatchHistogram(VALUE_BUCKETS)
+        registry.register(_PredictionCollector(name["predictions"], (self.probabilities, self.values), self._lock))
+        # Children by status, so a request does not look its labels up.
+        self._durations: dict[int, Any] = {}
+        self._counts: dict[int, Any] = {}
+        # Series that exist at 0 from the start: `rate()` over a series born at its first
+        # increment misses that increment, so the first burst of errors would not alert.
+        for status in PRESET_STATUSES:
+            self._child(status)
+
+    def _child(self, status: int) -> None:
+        self._durations[status] = self.duration.labels(str(status))
+        self._counts[status] = self.requests.labels(str(status))
+
+    def observe_request(self, status: int, seconds: float) -> None:
+        """One answered prediction request."""
+        if status not in self._durations:
+            self._child(status)
+        self._durations[status].observe(seconds)
+        self._counts[status].inc()
+
+    def observe_batch(self, rows: int, queued_seconds: list[float]) -> None:
+        """One model call: its rows, and how long each of its requests waited for it."""
+        self.model_calls.inc()
+        self.batch_rows.observe(rows)
+        for seconds in queued_seconds:
+            self.queue.observe(seconds)
 
     def observe_predictions(self, column: str, values: np.ndarray) -> None:
         """A batch of one output column: probabilities on [0, 1] buckets, other values on wide ones."""
         histogram = self.probabilities if column.startswith("probability") else self.values
-        histogram.observe_many(values, column)
+        with self._lock:
+            histogram.observe_many(values, column)
 
-    def render(self) -> str:
-        predictions = Histogram(self.probabilities.name, self.probabilities.help, ())
-        lines: list[str] = []
-        for metric in (
-            self.in_flight,
-            self.duration,
-            self.requests,
-            self.model_info,
-            self.model_calls,
-            self.batch_rows,
-        ):
-            lines += metric.render()
-        # One metric family, two bucket layouts: render both series sets under one header.
-        lines += list(predictions.render())[:2]
-        for histogram in (self.probabilities, self.values):
-            lines += [line for line in histogram.render() if not line.startswith("#")]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)

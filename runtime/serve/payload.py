@@ -1,4 +1,4 @@
-"""Request bodies in MLflow's scoring formats, as a table of raw columns; predictions as JSON.
+"""Request bodies in MLflow's scoring formats, as raw columns; predictions as JSON.
 
 JSON (`application/json`), exactly one of:
 - `dataframe_split`: `{"columns": [...], "data": [[...], ...]}` (`index` ignored)
@@ -7,24 +7,125 @@ JSON (`application/json`), exactly one of:
 CSV (`text/csv`): a header row, then data rows; every column is read as text and parsed by the
 contract's types, like a CSV dataset. `params` is accepted and ignored (the models take none).
 Anything else is an `InvalidRequest` (400), never a server error.
+
+JSON is decoded with orjson (several times faster than the standard library on these bodies);
+what orjson refuses but Python's `json` reads (`NaN`, `Infinity`, numbers past a double) is
+read by `json`, so the accepted bodies are the same as MLflow's server accepts. The contract
+check (`validation.py`) reads the columns as parsed; when a value needs the contract's text
+parser it re-reads the body with `json`, the parser the arrow check was written against.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.serve.validation import InvalidRequest
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def _column_array(name: str, values: list[Any]) -> pa.Array:
+@dataclass(frozen=True)
+class RequestColumns:
+    """A request's rows as columns of values as parsed (unchecked): name -> one value per row."""
+
+    columns: dict[str, list[Any]]
+    rows: int
+
+
+def decode_json(body: bytes, exact: bool = False) -> Any:
+    """The JSON document of a body (orjson, falling back to `json` for what only it reads).
+
+    `exact`: with `json` only, so integers past 64 bits stay integers (the arrow check reads
+    them as text, as it always has).
+    """
+    if not exact:
+        import orjson
+
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # NaN, Infinity, a number past a double, or malformed: `json` decides
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidRequest(f"malformed JSON: {error}") from None
+
+
+def _from_columns(columns: dict[Any, Any], source: str) -> RequestColumns:
+    lists = {str(name): values if isinstance(values, list) else [values] for name, values in columns.items()}
+    lengths = {len(values) for values in lists.values()}
+    if len(lengths) > 1:
+        raise InvalidRequest(f"{source}: the columns have different lengths ({sorted(lengths)})")
+    return RequestColumns(lists, lengths.pop() if lengths else 0)
+
+
+def _from_records(records: list[Any], source: str) -> RequestColumns:
+    names: dict[str, None] = {}  # insertion-ordered union of the rows' keys
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidRequest(
+                f"{source}: row {index} is {type(record).__name__}, expected an object of feature names to values"
+            )
+        names.update(dict.fromkeys(record))
+    # A key a row lacks is a null there: the contract check reports it where nulls are not allowed.
+    return _from_columns({name: [record.get(name) for record in records] for name in names}, source)
+
+
+def _from_split(split: Any) -> RequestColumns:
+    if (
+        not isinstance(split, dict)
+        or not isinstance(split.get("columns"), list)
+        or not isinstance(split.get("data"), list)
+    ):
+        raise InvalidRequest('dataframe_split: expected {"columns": [...], "data": [[...], ...]}')
+    columns, data = split["columns"], split["data"]
+    width = len(columns)
+    for index, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != width:
+            raise InvalidRequest(f"dataframe_split: row {index} must be a list of {width} values")
+    if len(data) == 1:  # the most common request: one row, no per-column comprehension
+        return _from_columns({str(name): [value] for name, value in zip(columns, data[0], strict=True)}, "")
+    return _from_columns({str(name): [row[i] for row in data] for i, name in enumerate(columns)}, "dataframe_split")
+
+
+def _from_tensor_input(key: str, value: Any) -> RequestColumns:
+    if isinstance(value, dict):
+        return _from_columns(value, key)
+    if isinstance(value, list):
+        return _from_records(value, key)
+    raise InvalidRequest(f"{key}: expected a list of row objects or an object of columns")
+
+
+def request_columns(document: Any) -> RequestColumns:
+    """The rows of an MLflow JSON scoring document (formats in the module docstring)."""
+    if not isinstance(document, dict):
+        raise InvalidRequest(f"expected a JSON object with one of {', '.join(JSON_FORMATS)}")
+    given = [key for key in JSON_FORMATS if key in document]
+    if len(given) != 1:
+        found = f"got {', '.join(given)}" if given else f"got keys {', '.join(map(str, document)) or 'none'}"
+        raise InvalidRequest(f"expected exactly one of {', '.join(JSON_FORMATS)}; {found}")
+    key = given[0]
+    if key == "dataframe_split":
+        return _from_split(document[key])
+    if key == "dataframe_records":
+        if not isinstance(document[key], list):
+            raise InvalidRequest("dataframe_records: expected a list of row objects")
+        return _from_records(document[key], key)
+    return _from_tensor_input(key, document[key])
+
+
+def parse_json_body(body: bytes) -> RequestColumns:
+    """The rows of an MLflow JSON scoring request."""
+    return request_columns(decode_json(body))
+
+
+def _column_array(values: list[Any]) -> pa.Array:
     """One JSON column as an arrow array: its own type when uniform, else text for the contract parser."""
     import pyarrow as pa
 
@@ -44,73 +145,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _from_columns(columns: dict[str, Any], source: str) -> pa.Table:
+def columns_table(request: RequestColumns) -> pa.Table:
+    """The request's columns as an arrow table (each column in its JSON type, mixed ones as text)."""
     import pyarrow as pa
 
-    lengths = {len(values) if isinstance(values, list) else 1 for values in columns.values()}
-    if len(lengths) > 1:
-        raise InvalidRequest(f"{source}: the columns have different lengths ({sorted(lengths)})")
-    arrays = {
-        str(name): _column_array(str(name), values if isinstance(values, list) else [values])
-        for name, values in columns.items()
-    }
+    arrays = {name: _column_array(values) for name, values in request.columns.items()}
     return pa.table(arrays) if arrays else pa.table({})
-
-
-def _from_records(records: list[Any], source: str) -> pa.Table:
-    names: dict[str, None] = {}  # insertion-ordered union of the rows' keys
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise InvalidRequest(
-                f"{source}: row {index} is {type(record).__name__}, expected an object of feature names to values"
-            )
-        names.update(dict.fromkeys(record))
-    # A key a row lacks is a null there: the contract check reports it where nulls are not allowed.
-    return _from_columns({name: [record.get(name) for record in records] for name in names}, source)
-
-
-def _from_split(split: Any) -> pa.Table:
-    if (
-        not isinstance(split, dict)
-        or not isinstance(split.get("columns"), list)
-        or not isinstance(split.get("data"), list)
-    ):
-        raise InvalidRequest('dataframe_split: expected {"columns": [...], "data": [[...], ...]}')
-    columns, data = split["columns"], split["data"]
-    for index, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise InvalidRequest(f"dataframe_split: row {index} must be a list of {len(columns)} values")
-    return _from_columns({str(name): [row[i] for row in data] for i, name in enumerate(columns)}, "dataframe_split")
-
-
-def _from_tensor_input(key: str, value: Any) -> pa.Table:
-    if isinstance(value, dict):
-        return _from_columns(value, key)
-    if isinstance(value, list):
-        return _from_records(value, key)
-    raise InvalidRequest(f"{key}: expected a list of row objects or an object of columns")
-
-
-def parse_json_body(body: bytes) -> pa.Table:
-    """The rows of an MLflow JSON scoring request (formats in the module docstring)."""
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest(f"malformed JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise InvalidRequest(f"expected a JSON object with one of {', '.join(JSON_FORMATS)}")
-    given = [key for key in JSON_FORMATS if key in document]
-    if len(given) != 1:
-        found = f"got {', '.join(given)}" if given else f"got keys {', '.join(map(str, document)) or 'none'}"
-        raise InvalidRequest(f"expected exactly one of {', '.join(JSON_FORMATS)}; {found}")
-    key = given[0]
-    if key == "dataframe_split":
-        return _from_split(document[key])
-    if key == "dataframe_records":
-        if not isinstance(document[key], list):
-            raise InvalidRequest("dataframe_records: expected a list of row objects")
-        return _from_records(document[key], key)
-    return _from_tensor_input(key, document[key])
 
 
 def parse_csv_body(body: bytes) -> pa.Table:
@@ -132,13 +172,8 @@ def parse_csv_body(body: bytes) -> pa.Table:
         raise InvalidRequest(f"malformed CSV: {error}") from None
 
 
-def predictions_json(output: Any) -> bytes:
-    """`{"predictions": ...}` like `mlflow models serve`: a DataFrame as records, arrays as lists."""
-    return json.dumps({"predictions": jsonable(output)}, allow_nan=False).encode()
-
-
 def jsonable(output: Any) -> Any:
-    """A model output as JSON values (NaN as null)."""
+    """A pyfunc model's output as JSON values, as `mlflow models serve` writes them (NaN as null)."""
     import numpy as np
     import pandas as pd
 
@@ -163,8 +198,3 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def model_frame(table: pa.Table) -> pd.DataFrame:
-    """The model's input: the (validated) table as the DataFrame `pyfunc.predict` takes."""
-    return table.to_pandas()

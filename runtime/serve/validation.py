@@ -8,10 +8,20 @@ category set is closed. Rows are numbered from 0 (a request's first row; with `f
 batch file's rows). A nullable feature may be left out (all null); columns outside the contract
 are dropped. `serve` refuses a request with any violation (`validate_rows`); `batch` uses
 `check_rows` to fail a file or skip its invalid rows.
+
+Two ways to the same verdict for `serve`. `ContractCheck.fast_checked_rows` takes a request's
+columns as JSON parsed them and accepts them only when every value is already in its feature's
+canonical form (a finite number for a number, a string for a category, true/false for a bool,
+null where nullable) and within the rules; it never reports a violation. Anything else (numbers
+as text, ints for a category, NaN, a violation) goes through `validate_rows`, the arrow check
+above, which reports every violation. Both give `CheckedRows`: the contract's columns as Python
+values.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +33,8 @@ from mlc.runtime.feature_values import coerce_column
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+
+    from mlc.runtime.serve.payload import RequestColumns
 
 MAX_REPORTED = 20  # violations listed in one 400 body; the count says how many there were
 _EXAMPLE_CHARS = 60
@@ -179,3 +191,132 @@ def validate_rows(table: pa.Table, contract: Contract) -> pa.Table:
     if check.total:
         raise InvalidRequest(check.summary(), check.violations, check.total)
     return check.typed
+
+
+# --- checked rows, and the check without arrow -------------------------------------------------
+
+# Integers up to 2**53 are exact as float64, so comparing them in Python equals arrow's
+# comparison of their float64 casts; larger ones go to the arrow check.
+_EXACT_INTEGER = 2**53
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """Rows that passed the contract: feature -> one Python value per row.
+
+    Numbers are int or float (float64 for what the arrow check parsed), categories and strings
+    str, bools bool, bytes bytes, missing values None. `table`: the arrow table the rows came
+    from, when they had one (a model without a contract is handed it as it is).
+    """
+
+    columns: dict[str, list[Any]]
+    rows: int
+    table: Any = None
+
+
+ColumnCheck = Callable[[list[Any]], bool]
+
+
+def _numbers(feature: Feature) -> ColumnCheck:
+    low, high, nullable, integral = feature.min, feature.max, feature.nullable, feature.type == "int"
+
+    def check(values: list[Any]) -> bool:
+        for value in values:
+            kind = type(value)  # exact types: a bool is not a number here, as in the arrow check
+            if kind is float:
+                if not math.isfinite(value) or (integral and not value.is_integer()):
+                    return False  # NaN reads as missing, inf as a number: the arrow check decides
+            elif kind is int:
+                if not -_EXACT_INTEGER <= value <= _EXACT_INTEGER:
+                    return False
+            elif value is None:
+                if nullable:
+                    continue
+                return False
+            else:
+                return False
+            if (low is not None and value < low) or (high is not None and value > high):
+                return False
+        return True
+
+    return check
+
+
+def _of_type(kind: type, nullable: bool, allowed: frozenset[str] | None = None) -> ColumnCheck:
+    def check(values: list[Any]) -> bool:
+        for value in values:
+            if type(value) is kind:
+                if allowed is not None and value not in allowed:
+                    return False
+            elif value is not None or not nullable:
+                return False
+        return True
+
+    return check
+
+
+def _column_check(feature: Feature) -> ColumnCheck | None:
+    """The canonical-form check of one feature; None where only the arrow check applies (bytes)."""
+    if feature.type in ("float", "int"):
+        return _numbers(feature)
+    if feature.type == "bool":
+        return _of_type(bool, feature.nullable)
+    if feature.type == "category":
+        allowed = None if feature.values is None else frozenset(str(value) for value in feature.values)
+        return _of_type(str, feature.nullable, allowed)
+    if feature.type == "string":
+        return _of_type(str, feature.nullable)
+    return None
+
+
+class ContractCheck:
+    """A contract's checks, built once per server: the fast one and the arrow one."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self._checks = [(name, feature, _column_check(feature)) for name, feature in contract.features.items()]
+
+    def fast_checked_rows(self, request: RequestColumns) -> CheckedRows | None:
+        """The request's rows when every value is canonical and within the rules; else None."""
+        rows = request.rows
+        if rows == 0:
+            return None
+        columns: dict[str, list[Any]] = {}
+        given = request.columns
+        for name, feature, check in self._checks:
+            values = given.get(name)
+            if values is None:
+                if not feature.nullable:
+                    return None
+                columns[name] = [None] * rows
+            elif check is None or not check(values):
+                return None
+            else:
+                columns[name] = values
+        return CheckedRows(columns, rows)
+
+    def checked_table(self, table: pa.Table) -> CheckedRows:
+        """The arrow check of a table of raw columns: CheckedRows, or InvalidRequest naming each violation."""
+        typed = validate_rows(table, self.contract)
+        if typed.num_rows == 0:
+            raise InvalidRequest("no rows to score")
+        return CheckedRows({name: typed.column(name).to_pylist() for name in typed.column_names}, typed.num_rows)
+
+
+def rows_table(rows: CheckedRows, contract: Contract | None) -> pa.Table:
+    """Checked rows as the arrow table the arrow check would have produced (a pyfunc's input)."""
+    import pyarrow as pa
+
+    if rows.table is not None or contract is None:
+        return rows.table
+    types = {
+        "float": pa.float64(),
+        "int": pa.float64(),
+        "bool": pa.bool_(),
+        "category": pa.string(),
+        "string": pa.string(),
+        "bytes": pa.binary(),
+    }
+    return pa.table(
+        {name: pa.array(rows.columns[name], types[feature.type]) for name, feature in contract.features.items()}
+    )

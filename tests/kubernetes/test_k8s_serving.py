@@ -12,7 +12,10 @@ def test_autoscaled_deployment_has_no_replicas_and_probes(rendered):
     assert "replicas" not in deployment["spec"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/ping"
+    # Liveness and startup ask whether the process serves, not whether the model is loaded:
+    # a slow model download must not restart the pod.
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["command"][:2] == ["mlc-runtime", "serve"]

@@ -238,7 +238,7 @@ def running_server(root: Path, config: Path, *args: str, ready: bool = True, **e
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_until(lambda: _answers(server.url + "/ping"), 60, "/ping", process)
+        wait_until(lambda: _answers(server.url + "/v2/health/live"), 60, "/v2/health/live", process)
         if ready:
             wait_until(lambda: _answers(server.url + "/ready"), 120, "/ready", process)
         yield server

@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 from served_project import (
+    CONFIG,
     RUNTIME_CLI,
     free_port,
     get,
@@ -196,7 +197,7 @@ def test_probes_and_metrics(server) -> None:
     assert metric_value(after, "mlc_requests_in_flight") == 0
     assert "# TYPE mlc_request_duration_seconds histogram" in after
     info = [line for line in after.splitlines() if line.startswith("mlc_model_info{")]
-    assert len(info) == 1 and 'version="1"' in info[0] and 'model="toy-model"' in info[0] and info[0].endswith(" 1")
+    assert len(info) == 1 and 'version="1"' in info[0] and 'model="toy-model"' in info[0] and info[0].endswith(" 1.0")
 
 
 def test_ready_is_503_until_the_model_is_loaded(project) -> None:
@@ -204,7 +205,8 @@ def test_ready_is_503_until_the_model_is_loaded(project) -> None:
     with running_server(root, config, ready=False, TOY_LOAD_SLEEP="3") as server:
         status, body = get(server.url + "/ready")
         assert (status, json.loads(body)) == (503, {"status": "loading"})
-        assert get(server.url + "/ping")[0] == 200  # alive while loading
+        assert get(server.url + "/v2/health/live")[0] == 200  # alive while loading
+        assert get(server.url + "/ping")[0] == 503  # MLflow's meaning: 200 once the model is loaded
         status, answer = invoke(server, {"dataframe_records": toy_rows(1, seed=1)})
         assert status == 503 and "not loaded yet" in answer["message"]
         wait_until(lambda: get(server.url + "/ready")[0] == 200, 60, "/ready", server.process)
@@ -238,7 +240,7 @@ def test_concurrent_requests_are_predicted_in_fewer_model_calls(project, referen
         assert answer["predictions"][0]["probability"] == pytest.approx(row_expected["probability"], rel=1e-6)
     calls = metric_value(metrics, "mlc_model_calls_total") - calls_before
     assert 3 <= calls < len(rows)  # at most 8 rows a call: at least 3 calls, and far fewer than 24
-    assert metric_value(metrics, "mlc_batch_rows_bucket", 'le="8"') == metric_value(metrics, "mlc_batch_rows_count")
+    assert metric_value(metrics, "mlc_batch_rows_bucket", 'le="8.0"') == metric_value(metrics, "mlc_batch_rows_count")
     assert max(peak) > 1  # the in-flight gauge KEDA scales on saw the queue
 
 
@@ -284,3 +286,181 @@ def test_a_model_that_does_not_load_exits_1_with_one_clear_line(project) -> None
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "models:/toy-model@nope:" in errors[0]
+
+
+# --- the fast path, the Open Inference Protocol, request ids, logging, abuse ---------------------
+
+
+def test_the_fast_path_predicts_exactly_what_the_pyfunc_predicts(project, reference_model) -> None:
+    """What the server computes for a model mlc registered, without MLflow, equals pyfunc.predict bit for bit."""
+    from mlc.runtime.contract.config import Contract
+    from mlc.runtime.contract_model import ContractModelParts
+    from mlc.runtime.serve.model_fetch import fetch_model
+    from mlc.runtime.serve.payload import RequestColumns, columns_table
+    from mlc.runtime.serve.scoring import ContractScorer
+    from mlc.runtime.serve.served_model import load_served_model
+    from mlc.runtime.serve.validation import ContractCheck
+
+    root, _ = project
+    directory = root / "fetched-for-fast-path"
+    fetch_model("models:/toy-model@champion", directory, tracking_uri(root))
+    parts = load_served_model(directory)
+    assert isinstance(parts, ContractModelParts)  # loaded from the directory, not through MLflow
+    scorer = ContractScorer(parts)
+    check = ContractCheck(Contract.model_validate(CONFIG["contract"]))
+    rows = toy_rows(60, seed=3)
+    want = reference_model.predict(pd.DataFrame(rows))
+
+    def request(part: list[dict]) -> RequestColumns:
+        return RequestColumns({name: [row[name] for row in part] for name in ("x", "n", "color")}, len(part))
+
+    whole = check.fast_checked_rows(request(rows))
+    assert whole is not None
+    predictions, _ = scorer.score_batch([whole])
+    assert predictions[0].columns == {name: want[name].tolist() for name in want.columns}
+    # Three requests predicted in one batch: each gets its rows of the pyfunc's answer on all of them.
+    pieces = [check.fast_checked_rows(request(rows[a:b])) for a, b in ((0, 1), (1, 25), (25, 60))]
+    batched, _ = scorer.score_batch(pieces)
+    assert [value for part in batched for value in part.columns["probability"]] == want["probability"].tolist()
+    # Numbers as text take the arrow path; the predictions are the same.
+    as_text = request([{**row, "x": str(row["x"])} for row in rows])
+    assert check.fast_checked_rows(as_text) is None
+    slow, _ = scorer.score_batch([check.checked_table(columns_table(as_text))])
+    assert slow[0].columns == predictions[0].columns
+
+
+def test_open_inference_protocol_through_tritonclient(server, reference_model) -> None:
+    import numpy as np
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("toy-model")
+    assert not client.is_model_ready("other-model")
+    metadata = client.get_model_metadata("toy-model")
+    assert metadata["inputs"] == [
+        {"name": "x", "datatype": "FP64", "shape": [-1]},
+        {"name": "n", "datatype": "INT64", "shape": [-1]},
+        {"name": "color", "datatype": "BYTES", "shape": [-1]},
+    ]
+    assert [output["name"] for output in metadata["outputs"]] == ["prediction", "probability"]
+    assert metadata["versions"] == ["1"]
+
+    rows = toy_rows(12, seed=4)
+    want = reference_model.predict(pd.DataFrame(rows))
+
+    def inputs(binary: bool) -> list:
+        x = triton.InferInput("x", [len(rows)], "FP64")
+        x.set_data_from_numpy(np.array([row["x"] for row in rows]), binary_data=binary)
+        # n is nullable: sent as FP64, a missing value as NaN (the contract reads NaN as missing).
+        n = triton.InferInput("n", [len(rows), 1], "FP64")
+        values = [[np.nan if row["n"] is None else row["n"]] for row in rows]
+        n.set_data_from_numpy(np.array(values, dtype=np.float64), binary_data=True)
+        color = triton.InferInput("color", [len(rows)], "BYTES")
+        color.set_data_from_numpy(np.array([row["color"] for row in rows], dtype=object), binary_data=binary)
+        return [x, n, color]
+
+    for binary in (True, False):
+        outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("prediction", "probability")]
+        result = client.infer("toy-model", inputs(binary), outputs=outputs, request_id="r-1")
+        assert result.get_response()["id"] == "r-1"
+        assert result.as_numpy("prediction").tolist() == want["prediction"].tolist()
+        assert result.as_numpy("probability").tolist() == want["probability"].tolist()  # exactly: same computation
+    result = client.infer("toy-model", inputs(True))  # no outputs named: all of them, binary
+    assert result.as_numpy("probability").tolist() == want["probability"].tolist()
+
+    bad = triton.InferInput("x", [1], "FP64")
+    bad.set_data_from_numpy(np.array([12.5]))
+    color = triton.InferInput("color", [1], "BYTES")
+    color.set_data_from_numpy(np.array(["red"], dtype=object))
+    with pytest.raises(InferenceServerException, match=r"row 0, column 'x': 12.5 is above max 10"):
+        client.infer("toy-model", [bad, color])
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        client.infer("other-model", [bad, color])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1]}]}', "holds 2 values, data has 1"),
+        ('{"inputs": [{"name": "x", "shape": [1], "datatype": "FP99", "data": [1]}]}', "datatype 'FP99'"),
+        ('{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}', "must be [rows]"),
+        ('{"inputs": []}', "expected {"),
+        ("[1]", "expected {"),
+        ("{nope", "malformed JSON"),
+    ],
+)
+def test_malformed_infer_requests_are_400_with_the_protocols_error_body(server, body, message) -> None:
+    status, answer = post(server.url + "/v2/models/toy-model/infer", body)
+    assert status == 400
+    assert message in answer["error"]
+
+
+def test_responses_carry_the_request_id(server) -> None:
+    import urllib.request
+
+    body = json.dumps({"dataframe_records": toy_rows(1, seed=2)}).encode()
+    headers = {"Content-Type": "application/json", "X-Request-ID": "order-7431"}
+    request = urllib.request.Request(server.url + "/invocations", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["X-Request-ID"] == "order-7431"
+    request = urllib.request.Request(server.url + "/invocations", data=body, headers=headers | {"X-Request-ID": ""})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        made = response.headers["X-Request-ID"]
+    assert len(made) == 32 and int(made, 16) >= 0
+
+
+def test_sampled_logging_body_limit_and_a_thousand_connections(project) -> None:
+    """One server with every request logged and a small body limit, under 1000 concurrent connections."""
+    import asyncio
+
+    root, config = project
+    log_file = root / "sampled.jsonl"
+    args = ("--log-sample-rate", "1", "--log-sink", str(log_file), "--max-body-mb", "0.05")
+    with running_server(root, config, *args) as server:
+        rows = toy_rows(3, seed=9)
+        status, answer = invoke(server, {"dataframe_records": rows})
+        assert status == 200
+        wait_until(lambda: log_file.is_file() and log_file.read_text().strip(), 10, "the sampled record")
+        record = json.loads(log_file.read_text().splitlines()[0])
+        assert record["status"] == 200 and len(record["request_id"]) == 32
+        assert record["inputs"]["x"] == [row["x"] for row in rows]
+        assert record["predictions"]["probability"] == [p["probability"] for p in answer["predictions"]]
+
+        too_big = json.dumps({"dataframe_records": toy_rows(2000, seed=1)})
+        assert len(too_big) > 0.05 * 1024 * 1024
+        status, answer = post(server.url + "/invocations", too_big)
+        assert status == 413 and answer["error_code"] == "PAYLOAD_TOO_LARGE"
+
+        def resident_bytes() -> float:
+            return metric_value(get(server.url + "/metrics")[1].decode(), "process_resident_memory_bytes")
+
+        before = resident_bytes()
+        host, port = server.url.removeprefix("http://").split(":")
+        body = json.dumps({"dataframe_records": toy_rows(1, seed=5)}).encode()
+        raw = (
+            f"POST /invocations HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+
+        async def one(idle: bool) -> int:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                if idle:  # holds a connection open and sends nothing
+                    await asyncio.sleep(1.0)
+                    return 0
+                writer.write(raw)
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(), 60)
+                return int(answer.split(b" ", 2)[1])
+            finally:
+                writer.close()
+
+        async def crowd() -> list[int]:
+            return await asyncio.gather(*(one(idle=i % 5 == 0) for i in range(1250)))
+
+        statuses = asyncio.run(crowd())
+        answered = [status for status in statuses if status]
+        assert len(answered) == 1000 and set(answered) == {200}
+        assert resident_bytes() - before < 150 * 1024 * 1024  # bounded: no per-connection growth to speak of
+        assert invoke(server, {"dataframe_records": rows})[0] == 200  # still serving

@@ -32,7 +32,7 @@ from mlc.compiler.backends.kubernetes.queries import (
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
-from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, job_arguments
+from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, SERVER_PATHS, job_arguments
 
 DRIFT_COMPONENT = "drift"
 MONITORING_COMPONENT = "monitoring"
@@ -266,7 +266,7 @@ def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
 
 def emit_serving_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
     """ServiceMonitor on `/metrics` of the serving port (canary pods keep their hash label)."""
-    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": "/metrics", "interval": SCRAPE_INTERVAL}
+    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": SERVER_PATHS["metrics"], "interval": SCRAPE_INTERVAL}
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(resolved, "serving")},
         "endpoints": [endpoint],

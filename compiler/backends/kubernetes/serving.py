@@ -1,6 +1,6 @@
 """Online serving: Deployment, Service, PodDisruptionBudget, NetworkPolicy, autoscaler, canary.
 
-`engine: runtime` serves the registered model with `mlc-runtime serve` (API, `/metrics`, `/ping`
+`engine: runtime` serves the registered model with `mlc-runtime serve` (API, `/metrics`, `/v2/health/live`
 liveness and `/ready` readiness on `serve.port`). `engine: vllm` runs vLLM's OpenAI-compatible
 server for `serve.llm`. Who owns the replica count is resolved (`Serving.replica_owner`): when
 an autoscaler does, the workload has no `spec.replicas` (GitOps would otherwise reset it on
@@ -28,7 +28,7 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.resolve.resolved import ResolvedSpec, Serving
-from mlc.runtime.contract import CONFIG_PATH, duration_seconds, job_arguments
+from mlc.runtime.contract import CONFIG_PATH, SERVER_PATHS, duration_seconds, job_arguments
 
 if TYPE_CHECKING:  # the verbatim section, for values copied as written
     from mlc.compiler.load.spec import Serve
@@ -112,9 +112,11 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
         resources=serving(resolved).resources,
         ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
         probes={
-            "startupProbe": _http_probe("/ping", 5, 60),
-            "livenessProbe": _http_probe("/ping", 10, 3),
-            "readinessProbe": _http_probe("/ready", 5, 2),
+            # Liveness is the process serving, not the model loaded: a large model downloading
+            # must not get the pod restarted; readiness holds traffic back until it is warm.
+            "startupProbe": _http_probe(SERVER_PATHS["live"], 5, 60),
+            "livenessProbe": _http_probe(SERVER_PATHS["live"], 10, 3),
+            "readinessProbe": _http_probe(SERVER_PATHS["ready"], 5, 2),
             **_lifecycle(),
         },
     )

@@ -27,6 +27,7 @@ from plan_fixtures import init_repo, write_project
 ROUNDS = 20
 RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli import main; main()"
 VERSIONS = [(3, True), (5, True), (4, False), (9, True)]
+WRITE_DELAY = 0.05  # seconds apply pauses after each file (MLC_APPLY_TEST_DELAY)
 
 
 pytestmark = pytest.mark.usefixtures("stand_in_backend")
@@ -62,21 +63,24 @@ def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monke
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
-        "MLC_APPLY_TEST_DELAY": "0.05",
+        "MLC_APPLY_TEST_DELAY": str(WRITE_DELAY),
     }
-    # How long a whole apply takes here (start-up included), so kills land inside it on a fast
-    # machine and a slow one alike: a fixed sleep made the test depend on the machine's speed.
-    write_project(root, replicas=VERSIONS[1][0], serve=VERSIONS[1][1])
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", RUNNER, "apply"], cwd=root, env=env, check=True, capture_output=True)
-    whole = time.perf_counter() - start
     killed = partial = 0
     for round_number in range(ROUNDS):
         version = rng.choice(VERSIONS)
         before = snapshot(root)
         write_project(root, replicas=version[0], serve=version[1])
         process = subprocess.Popen([sys.executable, "-c", RUNNER, "apply"], cwd=root, env=env)
-        time.sleep(whole * rng.uniform(0.4, 1.0))
+        # Kill inside the writes however slow the start-up (a loaded machine made a fixed or a
+        # measured sleep miss them): wait for apply's intent record, then for a random share of
+        # the time its writes take (one pause per changed file).
+        changed = {
+            path for path in before.keys() | expected[version].keys() if before.get(path) != expected[version].get(path)
+        }
+        deadline = time.monotonic() + 120
+        while not (root / INTENT_FILENAME).exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(WRITE_DELAY * len(changed) * rng.uniform(0.0, 0.9))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             killed += 1

@@ -130,8 +130,10 @@ def test_serving_image_is_cpu_and_never_carries_cuda(churn: dict[str, str]) -> N
 @pytest.mark.parametrize("role", ["train", "serve"])
 def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], role: str) -> None:
     builder = _stages(churn[f"deploy/docker/{role}.Dockerfile"])[-2]
-    torch = _index(builder, "RUN --mount=type=cache,target=/root/.cache/pip pip install torch==2.13.0")
-    lock = next(i for i, ins in enumerate(builder) if "pip install -r /tmp/mlc/requirements.lock" in ins)
+    # The serve image compiles bytecode for its start only, after the installs (below).
+    pip = "pip install --no-compile" if role == "serve" else "pip install"
+    torch = _index(builder, f"RUN --mount=type=cache,target=/root/.cache/pip {pip} torch==2.13.0")
+    lock = next(i for i, ins in enumerate(builder) if f"{pip} -r /tmp/mlc/requirements.lock" in ins)
     assert torch < lock
     install = builder[lock]
     # The runtime after the user's lock, pinned to the compiler version, in the same venv; the
@@ -139,6 +141,16 @@ def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], ro
     runtime = '"mlc[runtime]==0.1.0"' if role == "train" else '"mlc[serve]==0.1.0"'
     assert install.index("-r /tmp/mlc/requirements.lock") < install.index(runtime)
     assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in install
+
+
+def test_only_the_serve_builder_prunes_and_compiles_its_start(churn: dict[str, str]) -> None:
+    """The serve builder's last step is `mlc.runtime.image_files` (proven on a real start by
+    tests/runtime/test_image_files.py); the train image keeps pip's full install."""
+    serve = _stages(churn["deploy/docker/serve.Dockerfile"])[-2]
+    assert serve[-1] == "RUN python -m mlc.runtime.image_files serve"
+    assert all("--no-compile" in ins for ins in serve if "pip install" in ins)
+    train = _stages(churn["deploy/docker/train.Dockerfile"])[-2]
+    assert not [ins for ins in train if "image_files" in ins or "--no-compile" in ins]
 
 
 @pytest.mark.parametrize("role", ["train", "serve"])
@@ -235,7 +247,7 @@ def test_the_serve_image_installs_the_extras_of_the_jobs_it_runs(tmp_path: Path)
         spec["serve"]["batch"] = {"schedule": "0 4 * * *", "input": "data/live.csv", "output": "scored/"}
 
     batch = _variant(tmp_path, with_batch, "batch")["deploy/docker/serve.Dockerfile"]
-    assert 'pip install "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
+    assert 'pip install --no-compile "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
 
 
 def test_base_override_replaces_the_table_and_digest_wins(tmp_path: Path) -> None:
@@ -375,7 +387,11 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
     are not part of what the user's lock pins.
     """
     commands = _builder_pip_commands(churn["deploy/docker/serve.Dockerfile"])
-    assert [c[2] for c in commands] == ["torch==2.13.0", "-r", "mlc[serve]==0.1.0"]
+    assert [c[2:4] for c in commands] == [
+        ["--no-compile", "torch==2.13.0"],
+        ["--no-compile", "-r"],
+        ["--no-compile", "mlc[serve]==0.1.0"],
+    ]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -386,7 +402,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
             assert args[at + 1] == "https://download.pytorch.org/whl/cpu"
             del args[at : at + 2]
         args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
-        if args == ["mlc[serve]==0.1.0"]:
+        if args == ["--no-compile", "mlc[serve]==0.1.0"]:
             args = ["--no-deps", str(_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],
@@ -420,7 +436,7 @@ def test_images_lock_and_hashed_lock_reach_the_dockerfile(tmp_path: Path) -> Non
     serve = next(a for a in first.artifacts if a.path.endswith("serve.Dockerfile")).content.decode()
     base = next(line.split()[1] for line in serve.splitlines() if line.startswith("FROM ") and " AS " not in line)
     assert "@sha256:" not in base
-    assert "pip install --require-hashes -r" in serve
+    assert "pip install --no-compile --require-hashes -r" in serve
 
     digest = "sha256:" + "b" * 64
     (root / "mlc.images.lock").write_text(json.dumps({"format_version": 1, "images": {base: digest}}))

@@ -48,6 +48,9 @@ class ImageBuild:
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
     runtime_requirement: str  # the mlc runtime it installs (its role's extras), pinned to the compiler
     ports: tuple[int, ...]  # what the image serves on (EXPOSE)
+    # The role whose start the builder compiles bytecode for, after pruning what no import
+    # reaches (`mlc.runtime.image_files`); None keeps pip's full install (bytecode of everything).
+    lean_start: ImageRole | None
     dockerfile: str  # where its Dockerfile is written, relative to the spec's folder
 
     @property
@@ -236,6 +239,9 @@ def resolve_image(
         requirements_hashed=requirements_hashed,
         runtime_requirement=f"mlc[{runtime_extras(building, role)}]=={version}",
         ports=tuple(ports),
+        # Serving scales up by pulling: its image carries only what the server loads. The train
+        # image keeps everything (torch.compile needs torch's headers, tests and tools may run).
+        lean_start="serve" if role == "serve" else None,
         dockerfile=dockerfile_path(first, role),
     )
 

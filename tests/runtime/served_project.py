@@ -223,13 +223,27 @@ def _answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, config: Path, *args: str, ready: bool = True, **env: str) -> Iterator[Server]:
-    """`mlc-runtime serve` on a free 127.0.0.1 port in a subprocess; stopped (SIGTERM, then kill) on exit."""
+def running_server(
+    root: Path, config: Path, *args: str, ready: bool = True, python: str = sys.executable, **env: str
+) -> Iterator[Server]:
+    """`mlc-runtime serve` on a free 127.0.0.1 port in a subprocess (of `python`: another venv's
+    interpreter runs its own packages); stopped (SIGTERM, then kill) on exit."""
     port = free_port()
     log_path = root / f"serve-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [*RUNTIME_CLI, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port), *args],
+            [
+                python,
+                *RUNTIME_CLI[1:],
+                "serve",
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
             cwd=root,
             env=runtime_env(**env),
             stdout=log,

@@ -69,6 +69,7 @@ START_IMPORTS = {
         "torch.utils.serialization.config",
         "orjson",
         "yaml",
+        "certifi",  # an https registry's CA bundle (the REST fetch)
         "prometheus_client",
         "uvicorn",
         "uvicorn.main",

@@ -46,6 +46,15 @@ class ModelInfo:
         return asdict(self)
 
 
+def registry_reference(uri: str) -> tuple[str, str, str] | None:
+    """(name, alias, version) of a `models:/<name>@<alias>` or `models:/<name>/<version>` URI
+    (one of alias and version empty); None for anything else."""
+    match = _MODELS_URI.match(uri)
+    if match is None:
+        return None
+    return match["name"], match["alias"] or "", match["version"] or ""
+
+
 def tracking_uri(configured: str) -> str:
     """`MLFLOW_TRACKING_URI` overrides the config's `tracking_uri`."""
     return os.environ.get("MLFLOW_TRACKING_URI") or configured

@@ -21,6 +21,7 @@ from mlc.compiler.load.document import parse_spec_text
 from mlc.compiler.pipeline import compile_spec_file, resolve_spec_file
 from mlc.compiler.resolve.environment import resolve_project
 from mlc.compiler.resolve.resolved import RUNTIME_UID
+from package_source import package_source_copy
 
 REPO = Path(__file__).resolve().parents[1]
 CHURN = REPO / "examples" / "churn"
@@ -366,16 +367,6 @@ def _builder_pip_commands(dockerfile: str) -> list[list[str]]:
     return commands
 
 
-def _source_copy(target: Path) -> Path:
-    """The package's sources in a temp dir: building it writes build/ and *.egg-info beside them."""
-    target.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, target / name)
-    for name in ("compiler", "runtime", "templates", "schemas"):
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
 @pytest.mark.slow
 def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn: dict[str, str]) -> None:
     """Run the serve builder's own pip commands in a temp venv (CPU image: the CPU index).
@@ -403,7 +394,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
             del args[at : at + 2]
         args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
         if args == ["--no-compile", "mlc[serve]==0.1.0"]:
-            args = ["--no-deps", str(_source_copy(tmp_path / "mlc-src"))]
+            args = ["--no-deps", str(package_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],
             capture_output=True,

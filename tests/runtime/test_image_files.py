@@ -12,7 +12,6 @@ bytecode: the start writes none into the venv.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,21 +21,11 @@ from real_services import mlflow_server
 from served_project import MODEL, post, running_server, toy_rows, tracking_uri, train_served_project
 
 from mlc.runtime.image_files import UNUSED
+from package_source import package_source_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-REPO = Path(__file__).resolve().parents[2]
 TORCH = "torch==2.13.0"  # the Makefile's pin: a CPU wheel on this machine's disk
-
-
-def source_copy(target: Path) -> Path:
-    """The package's sources in a temp dir: building it writes build/ and *.egg-info beside them."""
-    target.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, target / name)
-    for name in ("compiler", "runtime", "templates", "schemas"):
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
 
 
 def bytecode_files(venv: Path) -> set[Path]:
@@ -50,7 +39,7 @@ def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    source = source_copy(root / "mlc-src")
+    source = package_source_copy(root / "mlc-src")
     for requirement in (TORCH, f"{source}[serve]"):
         installed = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", "--no-compile", requirement],

@@ -312,23 +312,39 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
 @main.command()
 @config_option
 @click.option("--smoke", is_flag=True, help="A quick check: at most a few hundred rows, 1 epoch, CPU is fine.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a train.params value for this run (repeatable), e.g. -p lr=0.01; recorded as the tag mlc.overrides.",
+)
 @challenger_alias_option
-def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
+def train(config_path: Path, smoke: bool, params: tuple[str, ...], challenger_alias: str | None) -> None:
     """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
 
     Exit 0 trained and registered, 1 training failed (an error in the project's code shows that
-    code's traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
+    code's traceback) or a -p override is not one of train.params, 143 stopped by SIGTERM after
+    checkpointing, config_error (78) unusable config.
     """
     from mlflow.exceptions import MlflowException
 
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
+    from mlc.runtime.param_overrides import OverrideError, parse_overrides
     from mlc.runtime.preprocessor import PreprocessError
-    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training
+    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training, where_to_look
 
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
-        result = run_training(config, smoke=smoke)
+        overrides = parse_overrides(params, config.require_train().params)
+    except ConfigError as error:
+        _fail(str(error), config.exit_codes.config_error)
+    except OverrideError as error:
+        _fail(str(error), 1)
+    try:
+        result = run_training(config, smoke=smoke, overrides=overrides)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
     except EntrypointError as error:
@@ -347,8 +363,10 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     if result.model_version is not None:
         click.echo(
             f"registered {config.registered_model} version {result.model_version} "
-            f"as @{config.aliases.challenger} (MLflow run {result.run_id})"
+            f"as @{config.aliases.challenger} (MLflow run {result.run_name}, id {result.run_id})"
         )
+        if hint := where_to_look(result):
+            click.echo(hint)
 
 
 @main.command()

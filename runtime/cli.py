@@ -205,7 +205,12 @@ def drift(
         result = run_check(reference, data, config)
     except (DataError, ProfileError) as exc:
         _fail(str(exc))
-    click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True) if fmt == "json" else render_text(result))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        from mlc.runtime.drift.report import text_legend
+
+        click.echo(render_text(result) + "\n\n" + text_legend())
     if report:
         from mlc.runtime.drift.report import write_report
 
@@ -290,17 +295,26 @@ def load_config(path: Path) -> RuntimeConfig:
 
 @main.command("validate-data")
 @config_option
-@click.option("--dataset", "dataset_name", required=True, help="A dataset name of the config's `data`.")
+@click.option("--dataset", "dataset_name", help="A dataset name of the config's `data` (train, eval, ...).")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Any data instead: a file, directory or glob, local or remote (live data, a batch input); "
+    "its features are checked, a target is not required.",
+)
 @click.option("--sample", type=click.IntRange(min=1), help="Check only the first N rows.")
-def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> None:
+def validate_data(config_path: Path, dataset_name: str | None, data_uri: str | None, sample: int | None) -> None:
     """Check a dataset against the data contract: exit 0 valid, 1 violations, 2 unreadable."""
     from mlc.runtime.contract.config import ConfigError
-    from mlc.runtime.data_check import check_dataset, render_data_report
+    from mlc.runtime.data_check import check_data, check_dataset, data_choices, render_data_report
     from mlc.runtime.datasets import DataError
 
     config = load_config(config_path)
+    if bool(dataset_name) == bool(data_uri):
+        given = "not both" if dataset_name else "one of them"
+        _fail(f"give --dataset NAME or --data URI, {given}: {data_choices(config)}", 2)
     try:
-        report = check_dataset(config, dataset_name, sample)
+        report = check_dataset(config, dataset_name, sample) if dataset_name else check_data(config, data_uri, sample)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
     except DataError as error:

@@ -220,7 +220,8 @@ def plan(
     plans = run.plans
     if environment is not None:
         if not any(environment in spec.environments for spec in run.specs):
-            message = f"no spec defines environment {environment!r}"
+            known = sorted({name for spec in run.specs for name in spec.environments})
+            message = f"no spec defines environment {environment!r}; environments: {', '.join(known) or 'none'}"
             raise click.BadParameter(message, param_hint="--env")
         plans = [restrict_to_environment(p, environment) for p in plans]
     if output_format == "json":

@@ -194,8 +194,22 @@ def test_fetch_model_downloads_the_version_the_alias_names(project, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--uri", "models:/toy-model@nope"], True, "error: models:/toy-model@nope: "),
-        (["--uri", "models:/missing-model/3"], True, "error: models:/missing-model/3: "),
+        # What is missing is said with what there is.
+        (
+            ["--uri", "models:/toy-model@nope"],
+            True,
+            "error: models:/toy-model@nope: toy-model has no alias 'nope'; its aliases: challenger (version 1), champion (version 1)",
+        ),
+        (
+            ["--uri", "models:/missing-model/3"],
+            True,
+            "error: models:/missing-model/3: no registered model 'missing-model'; registered models: toy-model",
+        ),
+        (
+            ["--uri", "models:/toy-model/7"],
+            True,
+            "error: models:/toy-model/7: toy-model has no version 7; its versions: 1",
+        ),
         (["--uri", "runs:/abc/model"], True, "error: runs:/abc/model: expected models:/<name>@<alias>"),
         (["--uri", "models:/toy-model@champion"], False, "error: set MLFLOW_TRACKING_URI"),
     ],

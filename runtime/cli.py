@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -60,6 +61,11 @@ def main() -> None:
     # MLflow's usage telemetry would call out of every training pod and CI job (and its thread
     # rewrites os.environ while requests reads it). Off unless the user turns it on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's notes on creating a local store and on the pyfunc wrapper's type hints say nothing a
+    # user can act on, and bury the lines that do (training progress, the gate's verdict); its
+    # warnings still show.
+    for name in ("mlflow.store.db.utils", "mlflow.models.signature"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
@@ -593,7 +599,8 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
         _fail(f"--shard {shard} is not below --shards {shards}", 1)
     uri = model_uri or config.champion_uri
     contract = config.contract
-    text_columns = list(contract.features) if contract is not None else []
+    # Contract columns as text, as training reads them; ids too, so they pass through as written.
+    text_columns = [*contract.features, *contract.ids] if contract is not None else []
     try:
         info = resolve_model(uri, config.tracking_uri)
         model = load_model(info)

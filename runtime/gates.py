@@ -149,11 +149,14 @@ def render_gate_markdown(report: GateReport) -> str:
     rows = f" ({report.rows:,} rows)" if report.rows is not None else ""
     scored = "both models" if report.champion_version else "the challenger"
     failed = sum(not result.passed for result in report.results)
+    count = len(report.results)
     summary = (
-        f"{failed} of {len(report.results)} gates failed."
+        f"{failed} of {count} gate{'s' if count != 1 else ''} failed."
         if failed
-        else f"All {len(report.results)} gates passed."
-        if report.results
+        else f"All {count} gates passed."
+        if count > 1
+        else "Its one gate passed."
+        if count
         else "No gate applied."
     )
     lines = [

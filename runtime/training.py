@@ -28,7 +28,6 @@ the checkpoint in the same MLflow run.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import random
 import signal
@@ -406,17 +405,11 @@ def _train_and_register(
     overrides: dict[str, Any],
 ) -> TrainingResult:
     import mlflow
-
-    from mlc.runtime.param_overrides import overrides_tag
-
-    # MLflow's notes on creating the local store and on the pyfunc wrapper's type hints say nothing
-    # a user can act on, and hide the progress lines; its warnings still show.
-    for name in ("mlflow.store.db.utils", "mlflow.models.signature"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
     from mlc.runtime.datasets import data_digest, locate_data_files
     from mlc.runtime.model_package import log_contract_model
+    from mlc.runtime.param_overrides import overrides_tag
 
     tracking_uri = configure_tracking(config, os.environ)
     train_data = config.dataset("train")

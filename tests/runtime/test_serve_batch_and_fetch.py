@@ -220,3 +220,54 @@ def test_fetch_model_failures_are_one_line_and_exit_1(project, tmp_path: Path, a
     done = runtime(root, "fetch-model", *args, "--dest", str(tmp_path / "dest"), **environ)
     assert done.returncode == 1
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_id_columns_pass_through_batch_and_serve_untouched_and_never_reach_the_model(project, tmp_path: Path) -> None:
+    """`data.contract.ids`: batch writes them beside each prediction (as read: CSV ids stay text, so
+    leading zeros survive), serve echoes them per prediction; the model scores what it would
+    without them."""
+    root, config = project
+    with_ids = json.loads(config.read_text())
+    with_ids["contract"]["ids"] = ["customer_id"]
+    with_ids["serve"]["batch"] = {"input": "ids-in/", "output": "ids-out/", "parallelism": 1}
+    config_ids = tmp_path / "config-ids.json"
+    config_ids.write_text(json.dumps(with_ids))
+    rows = toy_rows(30, seed=7)
+    lines = rows_csv(rows).splitlines()
+    (root / "ids-in").mkdir()
+    (root / "ids-in/part.csv").write_text(
+        "\n".join([f"customer_id,{lines[0]}", *(f"{i:05d},{line}" for i, line in enumerate(lines[1:]))]) + "\n"
+    )
+    done = runtime(root, "batch", "--config", str(config_ids))
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored = pd.read_parquet(root / "ids-out/part.predictions.parquet")
+    assert list(scored.columns) == ["row", "customer_id", "prediction", "probability"]
+    assert scored["customer_id"].tolist() == [f"{i:05d}" for i in range(30)]  # text, zeros kept
+    mlflow.set_tracking_uri(tracking_uri(root))
+    want = mlflow.pyfunc.load_model("models:/toy-model@champion").predict(pd.DataFrame(rows))
+    assert scored["probability"].to_numpy() == pytest.approx(want["probability"].to_numpy(), rel=1e-6)
+
+    # A file without the id column cannot be joined back: it fails, naming the column.
+    (root / "ids-in/part.csv").write_text(rows_csv(rows))
+    missing = runtime(root, "batch", "--config", str(config_ids))
+    assert missing.returncode == 1
+    [line] = said(missing)
+    assert line.startswith("error: ") and line.endswith(
+        "ids-in/part.csv: no id column 'customer_id' (data.contract.ids): predictions could not be "
+        "joined back to their rows"
+    )
+
+    records = [{"customer_id": f"c-{i}", **row} for i, row in enumerate(rows[:3])]
+    with running_server(root, config_ids) as server:
+        # The fast path (canonical JSON), the arrow path (a number as text), CSV, and no ids sent.
+        status, fast = post(server.url + "/invocations", json.dumps({"dataframe_records": records}))
+        texty = [{**records[0], "x": str(records[0]["x"])}, *records[1:]]
+        _, slow = post(server.url + "/invocations", json.dumps({"dataframe_records": texty}))
+        csv_body = "customer_id," + rows_csv(rows[:3]).splitlines()[0] + "\n"
+        csv_body += "\n".join(f"c-{i},{line}" for i, line in enumerate(rows_csv(rows[:3]).splitlines()[1:])) + "\n"
+        _, from_csv = post(server.url + "/invocations", csv_body, "text/csv")
+        _, without = post(server.url + "/invocations", json.dumps({"dataframe_records": rows[:3]}))
+    assert status == 200
+    assert fast["ids"] == slow["ids"] == from_csv["ids"] == [{"customer_id": f"c-{i}"} for i in range(3)]
+    assert fast["predictions"] == without["predictions"]  # the id is never a model input
+    assert "ids" not in without

@@ -185,3 +185,18 @@ def test_plan_env_lists_the_environments(project) -> None:
     spec = project(BASE)
     code, _, err = run_mlc("plan", "-f", str(spec), "--env", "prod")
     assert code == 64 and "no spec defines environment 'prod'; environments: default" in err
+
+
+def test_a_long_name_pushes_the_comments_right_and_still_validates(tmp_path: Path) -> None:
+    # A package of 14+ characters once glued the comment to the entrypoint ('x.model:train# ...').
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.csv").write_text("reading,label\n1.5,0\n2.5,1\n")
+    name = "customer-lifetime-value-prediction"
+    code, _, err = run_mlc("init", str(tmp_path), "--name", name)
+    assert code == 0, err
+    text = (tmp_path / "mlproject.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=mlproject.schema.json\n")
+    assert f"  name: {name} # DNS-1123 label" in text
+    assert "  entrypoint: customer_lifetime_value_prediction.model:train # module:function" in text
+    result = resolve_spec_file(tmp_path / "mlproject.yaml")
+    assert result.ok, [d.render() for d in result.diagnostics]

@@ -177,3 +177,17 @@ def check_spec_file(spec_path: Path, display: str, cache: Path | None) -> Checke
     if cache is not None and key is not None and validation_cache.spec_bytes(spec_path) == spec_bytes:
         validation_cache.store(cache, key, files.probes(), record)
     return CheckedSpec(record, result, tuple(result.diagnostics))
+
+
+def requirements_path(spec_path: Path) -> str:
+    """The spec's `code.requirements` as written (its default when absent): where `mlc lock` writes.
+
+    Read before validation, which fails while the lock does not exist yet.
+    """
+    from mlc.compiler.load.document import read_spec
+    from mlc.compiler.load.spec import Code
+
+    document, _ = read_spec(spec_path)
+    code = document.data.get("code") if document is not None else None
+    value = code.get("requirements") if isinstance(code, dict) else None
+    return value if isinstance(value, str) and value else str(Code.model_fields["requirements"].default)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -60,6 +61,11 @@ def main() -> None:
     # MLflow's usage telemetry would call out of every training pod and CI job (and its thread
     # rewrites os.environ while requests reads it). Off unless the user turns it on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's notes on creating a local store and on the pyfunc wrapper's type hints say nothing a
+    # user can act on, and bury the lines that do (training progress, the gate's verdict); its
+    # warnings still show.
+    for name in ("mlflow.store.db.utils", "mlflow.models.signature"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
@@ -205,7 +211,12 @@ def drift(
         result = run_check(reference, data, config)
     except (DataError, ProfileError) as exc:
         _fail(str(exc))
-    click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True) if fmt == "json" else render_text(result))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        from mlc.runtime.drift.report import text_legend
+
+        click.echo(render_text(result) + "\n\n" + text_legend())
     if report:
         from mlc.runtime.drift.report import write_report
 
@@ -290,17 +301,26 @@ def load_config(path: Path) -> RuntimeConfig:
 
 @main.command("validate-data")
 @config_option
-@click.option("--dataset", "dataset_name", required=True, help="A dataset name of the config's `data`.")
+@click.option("--dataset", "dataset_name", help="A dataset name of the config's `data` (train, eval, ...).")
+@click.option(
+    "--data",
+    "data_uri",
+    help="Any data instead: a file, directory or glob, local or remote (live data, a batch input); "
+    "its features are checked, a target is not required.",
+)
 @click.option("--sample", type=click.IntRange(min=1), help="Check only the first N rows.")
-def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> None:
+def validate_data(config_path: Path, dataset_name: str | None, data_uri: str | None, sample: int | None) -> None:
     """Check a dataset against the data contract: exit 0 valid, 1 violations, 2 unreadable."""
     from mlc.runtime.contract.config import ConfigError
-    from mlc.runtime.data_check import check_dataset, render_data_report
+    from mlc.runtime.data_check import check_data, check_dataset, data_choices, render_data_report
     from mlc.runtime.datasets import DataError
 
     config = load_config(config_path)
+    if bool(dataset_name) == bool(data_uri):
+        given = "not both" if dataset_name else "one of them"
+        _fail(f"give --dataset NAME or --data URI, {given}: {data_choices(config)}", 2)
     try:
-        report = check_dataset(config, dataset_name, sample)
+        report = check_dataset(config, dataset_name, sample) if dataset_name else check_data(config, data_uri, sample)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
     except DataError as error:
@@ -312,23 +332,39 @@ def validate_data(config_path: Path, dataset_name: str, sample: int | None) -> N
 @main.command()
 @config_option
 @click.option("--smoke", is_flag=True, help="A quick check: at most a few hundred rows, 1 epoch, CPU is fine.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a train.params value for this run (repeatable), e.g. -p lr=0.01; recorded as the tag mlc.overrides.",
+)
 @challenger_alias_option
-def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
+def train(config_path: Path, smoke: bool, params: tuple[str, ...], challenger_alias: str | None) -> None:
     """Train with the project's entrypoint; log to MLflow; register a version as @challenger.
 
     Exit 0 trained and registered, 1 training failed (an error in the project's code shows that
-    code's traceback), 143 stopped by SIGTERM after checkpointing, config_error (78) unusable config.
+    code's traceback) or a -p override is not one of train.params, 143 stopped by SIGTERM after
+    checkpointing, config_error (78) unusable config.
     """
     from mlflow.exceptions import MlflowException
 
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
+    from mlc.runtime.param_overrides import OverrideError, parse_overrides
     from mlc.runtime.preprocessor import PreprocessError
-    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training
+    from mlc.runtime.training import EntrypointError, Preempted, TrainingError, run_training, where_to_look
 
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
-        result = run_training(config, smoke=smoke)
+        overrides = parse_overrides(params, config.require_train().params)
+    except ConfigError as error:
+        _fail(str(error), config.exit_codes.config_error)
+    except OverrideError as error:
+        _fail(str(error), 1)
+    try:
+        result = run_training(config, smoke=smoke, overrides=overrides)
     except ConfigError as error:
         _fail(str(error), config.exit_codes.config_error)
     except EntrypointError as error:
@@ -347,8 +383,10 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     if result.model_version is not None:
         click.echo(
             f"registered {config.registered_model} version {result.model_version} "
-            f"as @{config.aliases.challenger} (MLflow run {result.run_id})"
+            f"as @{config.aliases.challenger} (MLflow run {result.run_name}, id {result.run_id})"
         )
+        if hint := where_to_look(result):
+            click.echo(hint)
 
 
 @main.command()
@@ -561,7 +599,8 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
         _fail(f"--shard {shard} is not below --shards {shards}", 1)
     uri = model_uri or config.champion_uri
     contract = config.contract
-    text_columns = list(contract.features) if contract is not None else []
+    # Contract columns as text, as training reads them; ids too, so they pass through as written.
+    text_columns = [*contract.features, *contract.ids] if contract is not None else []
     try:
         info = resolve_model(uri, config.tracking_uri)
         model = load_model(info)

@@ -3,8 +3,9 @@
     def train(ctx):
         x, y = ctx.load_training_data()          # float32 features (the contract, encoded), target
         state = ctx.load_checkpoint() or {}      # resume after a preemption
-        for epoch in range(state.get("epoch", 0), ctx.params["epochs"]):
-            ...
+        for epoch in ctx.epochs(start=state.get("epoch", 0)):   # 0 .. params.epochs - 1, with progress
+            for xb, yb in ctx.batches(x, y):     # shuffled mini-batches of params.batch_size rows
+                ...
             ctx.log_metric("train_loss", loss, step=epoch)
             ctx.save_checkpoint({"epoch": epoch + 1, "model": model.state_dict(), ...})  # per the spec's cadence
             if ctx.should_stop:                   # SIGTERM arrived (spot preemption, eviction)
@@ -16,6 +17,10 @@ default; a call without `epoch_end=False` is one), every N steps (`500steps`: pa
 every so many seconds (`30m`); always once a stop was requested. Call it as often as you like,
 with a function for `state` when building it costs: it is built only when written.
 
+`epochs()` and `batches()` are optional conveniences that also report progress (epoch, the
+metrics last logged, rows per second, time left: `mlc.runtime.progress`); a loop of its own
+trains just as well, silently.
+
 Under torchrun (`WORLD_SIZE` > 1) the process group is already initialised; the context wraps
 nothing: `ctx.distributed`, `ctx.rank`, `ctx.world_size`, `ctx.device` say where this process is,
 and `load_training_data(shard=True)` gives each rank every `world_size`-th row. Only rank 0
@@ -25,12 +30,13 @@ logs metrics and writes checkpoints; every rank may read them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract import checkpoint_cadence
-from mlc.runtime.contract.config import RuntimeConfig
+from mlc.runtime.contract.config import ConfigError, RuntimeConfig
 from mlc.runtime.preprocessor import Preprocessor, fit_preprocessor
+from mlc.runtime.progress import TrainingProgress
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from mlc.runtime.checkpoints import CheckpointStore
 
 MetricLogger = Callable[[str, float, int | None], None]
+DEFAULT_BATCH_SIZE = 256
 
 
 class TrainingContext:
@@ -75,6 +82,9 @@ class TrainingContext:
         self._log_metric = log_metric
         self._stop_requested = False
         self._tables: dict[str, pa.Table] = {}
+        self._progress: TrainingProgress | None = None
+        self._epoch = 0
+        self._training_rows: int | None = None
 
     @property
     def distributed(self) -> bool:
@@ -112,7 +122,9 @@ class TrainingContext:
         """
         if self.preprocessor is None:
             self.preprocessor = fit_preprocessor(self.table("train"), self._config.require_contract())
-        return self.load_dataset("train", shard=shard)
+        features, target = self.load_dataset("train", shard=shard)
+        self._training_rows = len(features)
+        return features, target
 
     def load_dataset(self, name: str, shard: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features, target) of any dataset, encoded by the preprocessor fitted on `train`."""
@@ -132,12 +144,64 @@ class TrainingContext:
             return features, None
         return features, torch.from_numpy(encoding.encode(table.column(encoding.name)))
 
+    # --- the training loop ----------------------------------------------------------------------
+
+    def epochs(self, start: int = 0, total: int | None = None) -> Iterator[int]:
+        """Epoch numbers `start`, ..., `total - 1` (default total: `params["epochs"]`, capped at 1
+        in --smoke), reporting progress on stderr after each (rank 0): the epoch, the metrics
+        last logged, rows per second and the time left."""
+        if total is None:
+            total = self.params.get("epochs")
+            if not isinstance(total, int) or isinstance(total, bool):
+                raise ConfigError(
+                    f"ctx.epochs() needs train.params.epochs (an integer) in mlproject.yaml, or total=N; "
+                    f"params: {', '.join(self.params) or 'none'}"
+                )
+        progress = TrainingProgress(total, start) if self.is_main else None
+        self._progress = progress
+        try:
+            for epoch in range(start, total):
+                self._epoch = epoch
+                yield epoch
+                if progress is not None:
+                    progress.epoch_done(self._training_rows)
+        finally:
+            if progress is not None:
+                progress.close()
+            self._progress = None
+
+    def batches(self, *tensors: torch.Tensor, batch_size: int | None = None, shuffle: bool = True) -> Iterator[Any]:
+        """Mini-batches of `tensors` (rows in step): a tuple per batch, or the tensor alone when
+        one is given. `batch_size` defaults to `params["batch_size"]` (else 256); shuffling is
+        seeded by `seed + epoch`, so a resumed run sees the same order. Counts rows for progress."""
+        import torch
+
+        if not tensors:
+            raise TypeError("ctx.batches() needs at least one tensor, e.g. ctx.batches(x, y)")
+        size = batch_size or int(self.params.get("batch_size", DEFAULT_BATCH_SIZE))
+        rows = len(tensors[0])
+        if shuffle:
+            order = torch.randperm(rows, generator=torch.Generator().manual_seed(self.seed + self._epoch))
+        else:
+            order = torch.arange(rows)
+        for begin in range(0, rows, size):
+            index = order[begin : begin + size]
+            picked = tuple(tensor[index] for tensor in tensors)
+            yield picked if len(picked) > 1 else picked[0]
+            if self._progress is not None:
+                self._progress.rows(len(index))
+
     # --- metrics and checkpoints --------------------------------------------------------------
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Log a metric to the MLflow run (rank 0 only; other ranks' calls do nothing)."""
-        if self._log_metric is not None and self.is_main:
+        """Log a metric to the MLflow run (rank 0 only; other ranks' calls do nothing); the
+        progress line shows its latest value."""
+        if not self.is_main:
+            return
+        if self._log_metric is not None:
             self._log_metric(name, float(value), step)
+        if self._progress is not None:
+            self._progress.metric(name, float(value))
 
     def save_checkpoint(
         self,

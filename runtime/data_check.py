@@ -135,6 +135,30 @@ def render_data_report(report: DataReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_choices(config: RuntimeConfig) -> str:
+    """What `validate-data` can check: the datasets by name, and the other data the spec names."""
+    names = ", ".join(config.data) or "none"
+    others = []
+    if config.drift is not None:
+        others.append(f"the live data --data {config.drift.current.uri}")
+    if config.serve is not None and config.serve.batch is not None:
+        others.append(f"the batch input --data {config.serve.batch.input}")
+    also = f"; or any data, e.g. {' or '.join(others)}" if others else "; or --data URI for any other data"
+    return f"datasets: {names}{also}"
+
+
+def check_data(config: RuntimeConfig, uri: str, sample: int | None = None) -> DataReport:
+    """Check any data (live data, a batch input) against the contract's features; no target needed."""
+    from mlc.runtime.datasets import locate_data_files, read_record_batches
+
+    contract = config.require_contract()
+    files = locate_data_files(uri, None)
+    check = ContractCheck("--data", uri, contract, require_target=False)
+    for batch in read_record_batches(files, text_columns=list(contract.features), limit=sample):
+        check.add_batch(batch)
+    return check.report()
+
+
 def check_dataset(config: RuntimeConfig, name: str, sample: int | None = None) -> DataReport:
     """Read the named dataset (its first `sample` rows, if given) and check it against the contract."""
     from mlc.runtime.datasets import locate_data_files, read_record_batches

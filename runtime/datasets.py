@@ -64,9 +64,19 @@ class DataFiles:
 
 
 def location(uri: str, path: str) -> str:
-    """A filesystem path of `uri`'s store shown with the URI's scheme (s3://bucket/key)."""
+    """A filesystem path of `uri`'s store shown with the URI's scheme (s3://bucket/key); a local
+    file under the working directory relative to it, as the spec names it (data/batch-in/a.csv)."""
     scheme, separator, _ = uri.partition("://")
-    return f"{scheme}://{path}" if separator and scheme != "file" else path
+    if separator and scheme != "file":
+        return f"{scheme}://{path}"
+    return _relative_to_working_directory(path)
+
+
+def _relative_to_working_directory(path: str) -> str:
+    here = os.getcwd()
+    if os.path.isabs(path) and os.path.commonpath([here, path]) == here:
+        return os.path.relpath(path, here)
+    return path
 
 
 def is_remote(uri: str) -> bool:

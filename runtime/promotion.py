@@ -158,7 +158,18 @@ def run_gate(config: RuntimeConfig) -> GateReport:
         champion = model_metrics(_load(config, aliases.champion, champion_version).model, table, target, names)
     results, passed, notes = evaluate_gates(evaluate.gates, challenger, champion, evaluate.first_model)
     return GateReport(
-        config.registered_model, challenger_version, champion_version, challenger, champion, results, passed, notes
+        config.registered_model,
+        challenger_version,
+        champion_version,
+        challenger,
+        champion,
+        results,
+        passed,
+        notes,
+        dataset=evaluate.dataset,
+        rows=table.num_rows,
+        challenger_alias=aliases.challenger,
+        champion_alias=aliases.champion,
     )
 
 

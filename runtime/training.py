@@ -4,11 +4,16 @@ The entrypoint's code: `train.entrypoint` is `module:function`, imported from th
 `$MLC_CODE_SOURCE` when set, else `src/` under the working directory when it exists (the
 conventional `code.source`, and where the images copy it), else the working directory.
 
-Lineage on the MLflow run: params, the entrypoint's metrics, tags `mlc.spec_digest`,
+The MLflow run is named `<project>-train-<environment>-<git short sha>` (`-smoke` after it for a
+smoke run; no sha outside a git checkout). Lineage on it: params, the entrypoint's metrics, tags `mlc.spec_digest`,
 `mlc.environment`, `mlc.project`, `mlc.data_digest` (sha256 over the training files' bytes),
 `mlflow.source.git.commit` (when the folder is a git checkout), and the training data's drift
 reference profile (`reference_profile/profile.json`, what `drift --model` reads). The model is
 registered as a new version of `registered_model` with the alias `challenger`.
+
+Overrides (`train -p lr=0.01`, `param_overrides.py`) replace params for one run: the run logs
+the params it trained with and the tag `mlc.overrides` (`lr=0.01`), and its checkpoints live in
+a lineage of their own, so it never resumes from (or clears) the spec's run.
 
 Errors in the project's own code (importing the entrypoint's module, or inside `train(ctx)`) are
 `EntrypointError`s carrying that code's traceback from its first frame on: the user reads their
@@ -107,6 +112,40 @@ def _describe_returned(value: Any) -> str:
 class TrainingResult:
     run_id: str | None  # None on ranks other than 0
     model_version: str | None
+    run_name: str | None = None
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
+
+
+def run_name(config: RuntimeConfig, commit: str | None, smoke: bool) -> str:
+    """`churn-train-staging-1a2b3c4`: what ran, where, from which commit (see the module docstring)."""
+    parts = [config.project, "train", config.environment, *([commit[:7]] if commit else [])]
+    return "-".join(parts) + ("-smoke" if smoke else "")
+
+
+def where_to_look(result: TrainingResult) -> str | None:
+    """How to open the run in MLflow's UI: the command for a local store, the page for a server."""
+    uri, experiment, run = result.tracking_uri, result.experiment_id, result.run_id
+    if uri is None or run is None:
+        return None
+    page = f"#/experiments/{experiment}/runs/{run}"
+    if uri.startswith(("http://", "https://")):
+        return f"see the run: {uri.rstrip('/')}/{page}"
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+        return f"see the run: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{page}"
+    return None
+
+
+def checkpoint_lineage(config: RuntimeConfig, overrides: dict[str, Any]) -> str:
+    """The checkpoint folder's name: one per project, environment and spec (and set of overrides)."""
+    import hashlib
+    import json
+
+    lineage = f"{config.project}-{config.environment}-{config.spec_digest.removeprefix('sha256:')[:12]}"
+    if overrides:
+        text = json.dumps(overrides, sort_keys=True)
+        lineage += "-p" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return lineage
 
 
 @dataclass(frozen=True)
@@ -208,8 +247,15 @@ def experiment_id(config: RuntimeConfig, tracking_uri: str) -> str:
     return mlflow.create_experiment(config.project, artifact_location=location)
 
 
-def run_training(config: RuntimeConfig, smoke: bool = False, workdir: Path | None = None) -> TrainingResult:
-    """Train once: context, entrypoint, MLflow lineage, registration (see the module docstring)."""
+def run_training(
+    config: RuntimeConfig,
+    smoke: bool = False,
+    workdir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Train once: context, entrypoint, MLflow lineage, registration (see the module docstring).
+
+    `overrides` (from `param_overrides.parse_overrides`) replace params for this run."""
     import torch
 
     workdir = workdir or Path.cwd()
@@ -223,7 +269,7 @@ def run_training(config: RuntimeConfig, smoke: bool = False, workdir: Path | Non
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        return _train_in_process_group(config, train.entrypoint, smoke, workdir, placement)
+        return _train_in_process_group(config, train.entrypoint, smoke, workdir, placement, overrides or {})
     finally:
         if distributed:
             import torch.distributed as dist
@@ -232,7 +278,12 @@ def run_training(config: RuntimeConfig, smoke: bool = False, workdir: Path | Non
 
 
 def _train_in_process_group(
-    config: RuntimeConfig, entrypoint: str, smoke: bool, workdir: Path, placement: ProcessPlacement
+    config: RuntimeConfig,
+    entrypoint: str,
+    smoke: bool,
+    workdir: Path,
+    placement: ProcessPlacement,
+    overrides: dict[str, Any],
 ) -> TrainingResult:
     import torch
 
@@ -248,16 +299,26 @@ def _train_in_process_group(
     seed_everything(train.seed)
     with tempfile.TemporaryDirectory(prefix="mlc-train-") as scratch:
         # A smoke run must neither resume nor overwrite the real training's checkpoint.
-        lineage = f"{config.project}-{config.environment}-{config.spec_digest.removeprefix('sha256:')[:12]}"
         checkpoint_uri = scratch if smoke or train.checkpoint.uri is None else train.checkpoint.uri
-        checkpoints = open_checkpoint_store(checkpoint_uri, lineage)
-        params = training_params(train.params, smoke)
+        checkpoints = open_checkpoint_store(checkpoint_uri, checkpoint_lineage(config, overrides))
+        params = training_params({**train.params, **overrides}, smoke)
         if placement.rank != 0:
             ctx = _context(config, params, smoke, device, placement, checkpoints, None)
             _call(function, ctx, entrypoint)
             return TrainingResult(None, None)
         return _train_and_register(
-            config, function, entrypoint, params, smoke, device, placement, checkpoints, package, Path(scratch), workdir
+            config,
+            function,
+            entrypoint,
+            params,
+            smoke,
+            device,
+            placement,
+            checkpoints,
+            package,
+            Path(scratch),
+            workdir,
+            overrides,
         )
 
 
@@ -341,12 +402,14 @@ def _train_and_register(
     package: Path | None,
     scratch: Path,
     workdir: Path,
+    overrides: dict[str, Any],
 ) -> TrainingResult:
     import mlflow
     from mlflow import MlflowClient
 
     from mlc.runtime.datasets import data_digest, locate_data_files
     from mlc.runtime.model_package import log_contract_model
+    from mlc.runtime.param_overrides import overrides_tag
 
     tracking_uri = configure_tracking(config, os.environ)
     train_data = config.dataset("train")
@@ -363,9 +426,13 @@ def _train_and_register(
     commit = git_commit(workdir)
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    if overrides:
+        tags["mlc.overrides"] = overrides_tag(overrides)
     resumed_run = checkpoints.load_run_id()
     with mlflow.start_run(
-        run_id=resumed_run, experiment_id=None if resumed_run else experiment_id(config, tracking_uri)
+        run_id=resumed_run,
+        experiment_id=None if resumed_run else experiment_id(config, tracking_uri),
+        run_name=None if resumed_run else run_name(config, commit, smoke),
     ) as run:
         checkpoints.save_run_id(run.info.run_id)
         mlflow.set_tags(tags)
@@ -400,4 +467,4 @@ def _train_and_register(
         for key in ("mlc.spec_digest", "mlc.data_digest", "mlc.environment", "mlc.smoke"):
             client.set_model_version_tag(config.registered_model, version, key, tags[key])
     checkpoints.clear()
-    return TrainingResult(run.info.run_id, version)
+    return TrainingResult(run.info.run_id, version, run.info.run_name, run.info.experiment_id, tracking_uri)

@@ -11,6 +11,9 @@ import pytest
 
 from spec_fixtures import REFERENCE_SPEC, make_project
 
+# `--area-progress` (what `make test` passes): a line per finished file, the time per area.
+pytest_plugins = ["area_progress"]
+
 # No test talks to anything but 127.0.0.1: MLflow's usage telemetry stays off here and in every
 # process the tests start (they inherit this environment).
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"

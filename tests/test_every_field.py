@@ -127,6 +127,7 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "data.contract.target": ({}, "y"),
     "data.contract.task": ({"evaluate": {"metrics": ["f1"]}}, "multiclass"),
     "data.contract.features": ({}, {"x": {"type": "float"}, "plan": {"type": "category"}}),
+    "data.contract.ids": ({}, ["customer_id"]),
     "train.entrypoint": ({}, "demo.model:fit"),
     "train.params": ({}, {"lr": 0.2}),
     "train.seed": ({}, 2),

@@ -126,20 +126,69 @@ def schema(output: Path | None) -> None:
 
 @main.command()
 @click.option("--name", help="Project name (default: from the directory name).")
+@click.option("--target", help="The column to predict (default: target, label, class or y, else the last column).")
 @click.option("--force", is_flag=True, help="Overwrite an existing mlproject.yaml.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=".")
-def init(directory: Path, name: str | None, force: bool) -> None:
-    """Scaffold a commented mlproject.yaml (with its $schema modeline) in DIRECTORY."""
-    from mlc.compiler.cli.scaffold import ScaffoldError, scaffold_project
+def init(directory: Path, name: str | None, target: str | None, force: bool) -> None:
+    """Scaffold a project in DIRECTORY that trains as written: mlproject.yaml (the data contract
+    read off data/train.csv when it exists), a starter src/<name>/model.py, requirements.in and
+    its lock, .gitignore lines for mlc's local state."""
+    from mlc.compiler.cli.scaffold import TRAIN_URI, ScaffoldError, scaffold_project
 
     try:
-        written = scaffold_project(directory, name, force=force)
+        written = scaffold_project(directory, name, force=force, target=target)
     except ScaffoldError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.INVALID)
     for path in written:
         click.echo(f"created {_display(path)}")
-    click.echo("next: edit mlproject.yaml, then run `mlc validate`")
+    if (directory / TRAIN_URI).is_file():
+        click.echo("next: mlc validate, then mlc run train (the data contract is a first guess: read it)")
+    else:
+        click.echo(
+            f"next: put the training data in {TRAIN_URI} (and evaluation data in data/eval.csv), then run "
+            "`mlc init --force` to read the data contract off it"
+        )
+
+
+@main.command()
+@spec_option
+@click.option(
+    "--input",
+    "input_name",
+    default="requirements.in",
+    show_default=True,
+    help="The project's direct dependencies, beside the spec.",
+)
+def lock(spec_paths: tuple[Path, ...], input_name: str) -> None:
+    """Pin requirements.in, and everything it needs, to what this environment has installed, into
+    the spec's code.requirements (torch and mlc left out: the image installs them)."""
+    from mlc.compiler.cli.requirements_pins import LockError, lock_text, pin_requirements
+    from mlc.compiler.cli.scaffold import write_new_file
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.pipeline import requirements_path
+
+    specs = discover_specs(spec_paths)
+    if not specs:
+        raise click.UsageError(f"no {', '.join(map(str, spec_paths))} found")
+    failed = False
+    for spec in specs:
+        source, target = spec.parent / input_name, spec.parent / requirements_path(spec)
+        try:
+            if not target.resolve().is_relative_to(spec.parent.resolve()):
+                raise LockError(f"code.requirements {requirements_path(spec)!r} leads outside the spec's folder")
+            if not source.is_file():
+                raise LockError(
+                    f"{_display(source)}: no such file: list the project's own dependencies there, one a line"
+                )
+            pins = pin_requirements(source.read_text(encoding="utf-8"), _display(source))
+        except LockError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed = True
+            continue
+        write_new_file(target, lock_text(pins, input_name), overwrite=True)
+        click.echo(f"wrote {_display(target)}: {len(pins)} pinned from {_display(source)}")
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
 
 
 image_option = click.option(
@@ -220,7 +269,8 @@ def plan(
     plans = run.plans
     if environment is not None:
         if not any(environment in spec.environments for spec in run.specs):
-            message = f"no spec defines environment {environment!r}"
+            known = sorted({name for spec in run.specs for name in spec.environments})
+            message = f"no spec defines environment {environment!r}; environments: {', '.join(known) or 'none'}"
             raise click.BadParameter(message, param_hint="--env")
         plans = [restrict_to_environment(p, environment) for p in plans]
     if output_format == "json":

@@ -149,6 +149,11 @@ class Contract(Section):
         "from the training labels: 0/1 or booleans binary, numbers regression, anything else multiclass)",
     )
     features: dict[str, Feature] = Field(default_factory=dict)
+    ids: list[str] = Field(
+        default_factory=list,
+        description="columns that identify a row (e.g. customer_id): never fed to the model; batch writes them "
+        "beside each prediction and serve echoes them in its response, so scores join back",
+    )
 
 
 class Data(Section):

@@ -38,8 +38,12 @@ _ALLOWED_OPTIONS = (
 )
 _CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 # How a lock is made that validates: every package pinned, nothing editable, mlc left out (the
-# image installs the mlc runtime that matches the compiler).
-LOCK_COMMAND = "`pip freeze --exclude-editable | grep -vi '^mlc[=\\[]' > requirements.lock`, or `uv pip compile`"
+# image installs the mlc runtime that matches the compiler). `mlc lock` does it from what is
+# installed here (`cli/requirements_pins.py`); uv resolves one from an index instead.
+LOCK_COMMAND = (
+    "`mlc lock` (pins requirements.in to what is installed here), or "
+    "`uv pip compile requirements.in -o requirements.lock`"
+)
 _MLC = "mlc"
 _GLOB = re.compile(r"[*?\[]")
 

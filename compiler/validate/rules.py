@@ -64,6 +64,18 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
         yield from _metrics_fit_the_task(spec)
 
     contract = spec.data.contract
+    for i, name in enumerate(contract.ids if contract is not None else []):
+        assert contract is not None
+        role = "a feature" if name in contract.features else "the target" if name == contract.target else None
+        if role is not None:
+            yield Finding(
+                ("data", "contract", "ids", i),
+                f"'{name}' is {role}; an id column is never fed to the model nor predicted",
+                f"keep '{name}' in one place: ids (passed through beside predictions) or "
+                + ("features" if role == "a feature" else "target"),
+            )
+        elif name in contract.ids[:i]:
+            yield Finding(("data", "contract", "ids", i), f"'{name}' is listed twice", "list each id column once")
     if contract is not None and contract.target is not None and contract.target in contract.features:
         yield Finding(
             ("data", "contract", "features", contract.target),

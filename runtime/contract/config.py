@@ -52,6 +52,15 @@ class Contract(_Section):
     target: str | None = None
     task: Task | None = None  # None: inferred from the training labels
     features: dict[str, Feature] = {}
+    ids: list[str] = []  # row identifiers: passed through beside predictions (batch, serve), never model inputs
+
+    @model_serializer(mode="wrap")
+    def _ids_when_named(self, handler: Any) -> dict[str, Any]:
+        # Written only when the spec names some: a config without ids keeps its bytes (and digests).
+        data = handler(self)
+        if not data.get("ids"):
+            data.pop("ids", None)
+        return data
 
 
 class Dataset(_Section):

@@ -54,11 +54,14 @@ def load_model_profile(uri: str, tracking_uri: str | None = None) -> dict[str, A
             local = client.download_artifacts(model_version.run_id, ARTIFACT_PATH, tmp)
             return read_profile(local)
     except MlflowException as exc:
-        from mlc.runtime.errors import is_refusal, tracking_error_line
+        from mlc.runtime.errors import is_not_found, is_refusal, tracking_error_line
+        from mlc.runtime.registry_choices import missing_model_sentence
 
         message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
         if is_refusal(exc):
             message = tracking_error_line(exc, client.tracking_uri)
+        elif is_not_found(exc):
+            message = missing_model_sentence(client, name, alias, version) or message
         raise ProfileError(f"cannot load reference profile of {uri}: {message}") from exc
     except OSError as exc:
         raise ProfileError(f"cannot load reference profile of {uri}: {exc}") from exc

@@ -1,5 +1,9 @@
 """HTML drift report: the verdict, a table of per-feature results, and for each feature a
-histogram of reference vs current (matplotlib PNGs embedded, so the file stands alone)."""
+histogram of reference vs current (matplotlib PNGs embedded, so the file stands alone).
+
+Both the text table (`check.render_text`) and the HTML one come with a legend of their columns
+(`TEXT_LEGEND`, `text_legend`): what each number is and which way is worse.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,28 @@ import numpy as np
 from mlc.runtime.drift.check import Comparison, DriftResult, FeatureResult
 
 MAX_LEVELS_SHOWN = 30
+
+# The text table's columns (`check.render_text`), each with what it holds, in table order.
+TEXT_LEGEND: tuple[tuple[str, str], ...] = (
+    ("feature", "a feature of the data contract"),
+    ("kind", "numeric (compared on the reference's quantile bins) or categorical (on its levels)"),
+    ("method", "the test that decides: ks (Kolmogorov-Smirnov), chi2 (chi-square) or psi"),
+    ("statistic", "that test's statistic: the KS distance (0 to 1), the chi-square value, or the PSI"),
+    (
+        "p-value",
+        "how likely a difference this large is by chance alone (small means a real change); compared with a "
+        "cutoff corrected for testing many features at once",
+    ),
+    ("psi", "population stability index: how far the shares per bin or level moved (0.1 is small, 0.2 large)"),
+    ("null Δ", "change in the share of missing values, current minus reference (+0.05: 5 points more nulls)"),
+    ("drifted", "YES when the test is significant and the PSI reaches its floor (for psi: its threshold)"),
+)
+
+
+def text_legend() -> str:
+    """The legend printed under the text table: one line per column."""
+    width = max(len(name) for name, _ in TEXT_LEGEND)
+    return "\n".join(["columns:", *(f"  {name:<{width}}  {meaning}" for name, meaning in TEXT_LEGEND)])
 
 
 def _figure_png(comparison: Comparison, result: FeatureResult) -> str:
@@ -75,6 +101,15 @@ def render_html(result: DriftResult) -> str:
         for r in sorted(result.features, key=lambda r: (not r.drifted, r.feature))
         if r.note is None
     ]
+    html_legend = (
+        *TEXT_LEGEND[:5],
+        ("threshold", "the p-value cutoff of this run after the correction for many features (psi: the PSI one)"),
+        ("PSI", TEXT_LEGEND[5][1]),
+        ("null rate ref → cur", "the share of missing values in the reference and in the current data"),
+        TEXT_LEGEND[7],
+        ("note / unseen", "why a feature was not tested, or categories the reference never had"),
+    )
+    legend = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>" for name, text in html_legend)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Drift report: {verdict}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
@@ -90,6 +125,7 @@ method {result.method}, false discovery rate {result.fdr};
 </tr>
 {chr(10).join(rows)}
 </table>
+<dl>{legend}</dl>
 {chr(10).join(figures)}
 </body></html>
 """

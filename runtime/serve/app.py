@@ -140,6 +140,15 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
+def echoed_ids(rows: CheckedRows) -> dict[str, list[dict[str, Any]]]:
+    """`{"ids": [{"customer_id": ...}, ...]}`, one object per prediction, when the request carried
+    the contract's id columns (`data.contract.ids`); nothing otherwise."""
+    if not rows.ids:
+        return {}
+    names = list(rows.ids)
+    return {"ids": [dict(zip(names, values, strict=True)) for values in zip(*rows.ids.values(), strict=True)]}
+
+
 def _json(value: Any) -> bytes:
     import orjson
 
@@ -423,7 +432,7 @@ class ModelServer:
             try:
                 rows = await self._invocation_rows(receive, headers)
                 predictions = await self._predict(rows)
-                status, body = 200, _json({"predictions": predictions.rows()})
+                status, body = 200, _json({"predictions": predictions.rows(), **echoed_ids(rows)})
             except Refused as refused:
                 status, body = refused.status, _json({"error_code": refused.code, "message": refused.message})
             except InvalidRequest as error:

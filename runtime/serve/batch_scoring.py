@@ -4,8 +4,10 @@ The input files are listed in sorted order; shard `i` of `n` takes files i, i+n,
 shards of an Indexed Job cover every file exactly once with no coordination. Each file is read
 in record batches (CSV contract columns as text, like training), checked against the data
 contract exactly as `serve` checks a request (`validation.check_rows`), scored, and written as
-`<output>/<relative path without its format suffix>.predictions.parquet`: the model's output
-columns plus `row` (the row's 0-based position among the input file's data rows). A file is
+`<output>/<relative path without its format suffix>.predictions.parquet`: `row` (the row's
+0-based position among the input file's data rows), the contract's id columns
+(`data.contract.ids`, as read: CSV ids stay text, so `00123` keeps its zeros), then the model's
+output columns; a file without an id column the contract names fails. A file is
 written to a temporary name and moved into place, so a crashed or retried pod never leaves a
 partial file.
 
@@ -123,8 +125,16 @@ def _scored_batches(
     # A folder may mix CSV and parquet files: each file is read by its own suffix.
     one_file = DataFiles(files.uri, file_format(path, files.format), files.filesystem, (path,))
     start = 0
+    ids = list(contract.ids) if contract is not None else []
     for batch in read_record_batches(one_file, text_columns):
         rows = pa.array(range(start, start + batch.num_rows), pa.int64())
+        absent = [name for name in ids if name not in batch.schema.names]
+        if absent:
+            raise DataError(
+                f"{files.location(path)}: no id column {absent[0]!r} (data.contract.ids): predictions could not "
+                "be joined back to their rows"
+            )
+        passed = {name: batch.column(name) for name in ids}
         if contract is not None and contract.features:
             check = check_rows(pa.Table.from_batches([batch]), contract, first_row=start)
             if check.missing:
@@ -136,9 +146,10 @@ def _scored_batches(
                 continue  # nothing more is scored; the rest is only counted
             keep = pa.array(~check.invalid_rows)
             frame, rows = check.typed.filter(keep).to_pandas(), rows.filter(keep)
+            passed = {name: column.filter(keep) for name, column in passed.items()}
         else:
             start += batch.num_rows
-            frame = batch.to_pandas()
+            frame = pa.Table.from_batches([batch]).drop_columns(ids).to_pandas()  # ids are never model inputs
         if len(frame) == 0:
             continue
         output = model.predict(frame)
@@ -147,6 +158,8 @@ def _scored_batches(
             if hasattr(output, "columns")
             else pa.table({"prediction": pa.array(list(output))})
         )
+        for position, (name, column) in enumerate(passed.items()):
+            table = table.add_column(position, name, column)
         yield from table.add_column(0, "row", rows).to_batches()
 
 

@@ -79,7 +79,11 @@ def resolve_model(uri: str, configured_tracking_uri: str) -> ModelInfo:
             else client.get_model_version(name, match["version"])
         )
     except MlflowException as error:
-        raise ModelError(f"{uri}: {_first_line(error)}") from None
+        from mlc.runtime.errors import is_not_found
+        from mlc.runtime.registry_choices import missing_model_sentence
+
+        choices = missing_model_sentence(client, name, alias, match["version"]) if is_not_found(error) else None
+        raise ModelError(f"{uri}: {choices or _first_line(error)}") from None
     return ModelInfo(name, str(version.version), alias, version.run_id or "", f"models:/{name}/{version.version}")
 
 

@@ -6,7 +6,8 @@ thing in a request, a batch file and the training data. Rules: the feature is pr
 value reads as its type; null only where `nullable`; within `min`/`max`; in `values` when the
 category set is closed. Rows are numbered from 0 (a request's first row; with `first_row`, a
 batch file's rows). A nullable feature may be left out (all null); columns outside the contract
-are dropped. `serve` refuses a request with any violation (`validate_rows`); `batch` uses
+are dropped, except its id columns (`ids`), which `CheckedRows.ids` carries as sent, for the
+response to echo (never to the model). `serve` refuses a request with any violation (`validate_rows`); `batch` uses
 `check_rows` to fail a file or skip its invalid rows.
 
 Two ways to the same verdict for `serve`. `ContractCheck.fast_checked_rows` takes a request's
@@ -212,6 +213,7 @@ class CheckedRows:
     columns: dict[str, list[Any]]
     rows: int
     table: Any = None
+    ids: dict[str, list[Any]] | None = None  # the contract's id columns the request had, as sent
 
 
 ColumnCheck = Callable[[list[Any]], bool]
@@ -275,6 +277,7 @@ class ContractCheck:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self._checks = [(name, feature, _column_check(feature)) for name, feature in contract.features.items()]
+        self._ids = tuple(contract.ids)
 
     def fast_checked_rows(self, request: RequestColumns) -> CheckedRows | None:
         """The request's rows when every value is canonical and within the rules; else None."""
@@ -293,14 +296,17 @@ class ContractCheck:
                 return None
             else:
                 columns[name] = values
-        return CheckedRows(columns, rows)
+        ids = {name: given[name] for name in self._ids if name in given} if self._ids else None
+        return CheckedRows(columns, rows, ids=ids or None)
 
     def checked_table(self, table: pa.Table) -> CheckedRows:
         """The arrow check of a table of raw columns: CheckedRows, or InvalidRequest naming each violation."""
         typed = validate_rows(table, self.contract)
         if typed.num_rows == 0:
             raise InvalidRequest("no rows to score")
-        return CheckedRows({name: typed.column(name).to_pylist() for name in typed.column_names}, typed.num_rows)
+        ids = {name: table.column(name).to_pylist() for name in self._ids if name in table.column_names}
+        columns = {name: typed.column(name).to_pylist() for name in typed.column_names}
+        return CheckedRows(columns, typed.num_rows, ids=ids or None)
 
 
 def rows_table(rows: CheckedRows, contract: Contract | None) -> pa.Table:

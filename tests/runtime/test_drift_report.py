@@ -1,14 +1,17 @@
-"""The HTML report: verdict, table and one reference-vs-current histogram per feature."""
+"""The HTML report: verdict, table and one reference-vs-current histogram per feature; a legend
+for every column of the HTML and the text tables."""
 
 from __future__ import annotations
 
 import base64
+import html
 import re
 
 from click.testing import CliRunner
 
 from mlc.runtime.cli import main
 from mlc.runtime.drift.profile import build_profile, write_profile
+from mlc.runtime.drift.report import TEXT_LEGEND
 
 
 def test_report_has_verdict_table_and_a_png_per_feature(tmp_path, write_parquet, columns):
@@ -27,3 +30,15 @@ def test_report_has_verdict_table_and_a_png_per_feature(tmp_path, write_parquet,
     assert len(images) == 5
     assert all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
     assert "brand-new" in page
+    # Every column of the HTML table is explained under it.
+    headers = re.findall(r"<th>([^<]+)</th>", page)
+    explained = re.findall(r"<dt>([^<]+)</dt>", page)
+    assert [html.unescape(h) for h in headers] == [html.unescape(e) for e in explained]
+
+    # And every column of the text table, under it, in the table's order.
+    header = result.output.splitlines()[0]
+    legend = result.output.split("\ncolumns:\n", 1)[1].splitlines()
+    names = [name for name, _ in TEXT_LEGEND]
+    assert re.split(r"\s{2,}|\s(?=[a-z])", header.strip()) == names
+    assert [line.split("  ")[1].strip() for line in legend] == names
+    assert "null Δ" in names and "missing values" in dict(TEXT_LEGEND)["null Δ"]

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from sklearn import metrics as sk
 
 from mlc.runtime.contract.config import Gate
-from mlc.runtime.gates import evaluate_gates
+from mlc.runtime.gates import GateReport, evaluate_gates, render_gate_markdown
 from mlc.runtime.metrics import binary_metric, multiclass_metric, regression_metric
 
 RNG = np.random.default_rng(0)
@@ -59,23 +59,72 @@ def test_gate_rules() -> None:
     good = {"f1": 0.85, "roc_auc": 0.90, "latency_p95_ms": 10.0}
     results, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.905}, "allow")
     assert passed and [r.rule for r in results] == ["min", "max_drop", "max"]
-    assert [r.detail for r in results] == ["0.85 >= 0.8", "drop 0.005 <= 0.01 (champion 0.905)", "10 <= 50"]
+    assert [r.detail for r in results] == [
+        "0.85 is at least 0.8",
+        "dropped 0.005 from the champion's 0.905, within 0.01",
+        "10 is at most 50",
+    ]
     results, passed, _ = evaluate_gates(GATES, good, {**good, "roc_auc": 0.92}, "allow")
-    assert not passed and results[1].detail == "drop 0.02 > 0.01 (champion 0.92)"  # the relation that holds
+    # What holds, as a sentence: never `fails: 0.2 >= 0.3`.
+    assert not passed and results[1].detail == "dropped 0.02 from the champion's 0.92, more than 0.01"
     results, passed, _ = evaluate_gates(GATES, {**good, "f1": 0.5, "latency_p95_ms": 51.0}, None, "allow")
-    assert not passed and [r.detail for r in results] == ["0.5 < 0.8", "51 > 50"]
-    _, passed, _ = evaluate_gates([Gate(metric="rmse", max_rise=0.1)], {"rmse": 1.05}, {"rmse": 1.0}, "allow")
-    assert passed
+    assert not passed and [r.detail for r in results] == ["0.5 is below 0.8", "51 is above 50"]
+    results, passed, _ = evaluate_gates([Gate(metric="rmse", max_rise=0.1)], {"rmse": 1.05}, {"rmse": 1.0}, "allow")
+    assert passed and results[0].detail == "rose 0.05 from the champion's 1, within 0.1"
+    results, _, _ = evaluate_gates([Gate(metric="rmse", max_rise=0.1)], {"rmse": 0.9}, {"rmse": 1.0}, "allow")
+    assert results[0].detail == "dropped 0.1 from the champion's 1"
     results, passed, _ = evaluate_gates(GATES, {**good, "f1": float("nan")}, None, "allow")
-    assert not passed and results[0].detail == "not a number"
+    assert not passed and results[0].detail == "the challenger's f1 is not a number"
 
 
 def test_first_model_allow_skips_relative_gates_and_block_fails() -> None:
     good = {"f1": 0.85, "roc_auc": 0.90, "latency_p95_ms": 10.0}
     results, passed, notes = evaluate_gates(GATES, good, None, "allow")
-    assert passed and len(results) == 2 and notes == ["roc_auc: no champion to compare with; gate skipped"]
+    assert passed and len(results) == 2
+    assert notes == [
+        "The gate 'roc_auc may drop at most 0.01 below the champion's' did not apply: there is no champion "
+        "to compare with yet."
+    ]
     _, passed, notes = evaluate_gates(GATES, good, None, "block")
     assert not passed and "first_model is block" in notes[-1]
+
+
+def test_the_markdown_report_reads_as_sentences_with_a_legend_per_table() -> None:
+    challenger = {"f1": 0.2005, "roc_auc": 0.61, "latency_p95_ms": 1.5}
+    champion = {"f1": 0.52, "roc_auc": 0.83, "latency_p95_ms": 1.4}
+    gates = [Gate(metric="f1", min=0.3), Gate(metric="roc_auc", max_drop=0.01), Gate(metric="latency_p95_ms", max=50)]
+    results, passed, notes = evaluate_gates(gates, challenger, champion, "allow")
+    report = GateReport("churn", "2", "1", challenger, champion, results, passed, notes, "eval", 1000)
+    assert render_gate_markdown(report) == (
+        "## Gate failed: churn version 2 may not replace version 1, which stays @champion\n"
+        "\n"
+        "Challenger @challenger (version 2), champion @champion (version 1): both models scored on the `eval` "
+        "dataset (1,000 rows). 2 of 3 gates failed.\n"
+        "\n"
+        "| gate | challenger | champion | verdict |\n"
+        "| --- | --- | --- | --- |\n"
+        "| f1 must be at least 0.3 | 0.2005 | 0.52 | **failed**: 0.2005 is below 0.3 |\n"
+        "| roc_auc may drop at most 0.01 below the champion's | 0.61 | 0.83 "
+        "| **failed**: dropped 0.22 from the champion's 0.83, more than 0.01 |\n"
+        "| latency_p95_ms must be at most 50 | 1.5 | 1.4 | passed: 1.5 is at most 50 |\n"
+        "\n"
+        "*gate*: a rule of `evaluate.gates`; *challenger*, *champion*: the rule's metric for each model on the "
+        "`eval` dataset; *verdict*: whether the challenger meets the rule, and why.\n"
+        "\n"
+        "| metric | challenger | champion | better |\n"
+        "| --- | --- | --- | --- |\n"
+        "| f1 | 0.2005 | 0.52 | higher |\n"
+        "| roc_auc | 0.61 | 0.83 | higher |\n"
+        "| latency_p95_ms | 1.5 | 1.4 | lower |\n"
+        "\n"
+        "*metric*: each of `evaluate.metrics` and the gates' metrics; *challenger*, *champion*: its value for "
+        "each model (blank: no champion); *better*: which direction is the better model.\n"
+    )
+    first = GateReport("churn", "1", None, challenger, None, results[:1], False, [], "eval", 10)
+    assert render_gate_markdown(first).startswith(
+        "## Gate failed: churn version 1 may not become @champion\n\n"
+        "Challenger @challenger (version 1), no champion yet: the challenger scored"
+    )
 
 
 # --- the commands, on a real MLflow sqlite store ---------------------------------------------------
@@ -143,7 +192,7 @@ def test_gate_promote_fail_and_rollback(toy, run_runtime) -> None:
     failed = [r for r in report["results"] if not r["passed"]]
     assert [(r["metric"], r["rule"]) for r in failed] == [("roc_auc", "max_drop")]
     assert (report["challenger_version"], report["champion_version"]) == ("2", "1")
-    assert "**FAIL**" in (root / "gate.md").read_text()
+    assert "| **failed**: dropped " in (root / "gate.md").read_text()
     assert aliases(root) == {"challenger": "2", "champion": "1"}  # nothing promoted
 
     train(GOOD)  # version 3: as good as the champion

@@ -155,3 +155,25 @@ def test_the_churn_example_data_meets_its_contract(tmp_path: Path, monkeypatch: 
         if dataset in config.data:
             report = check_dataset(config, dataset)
             assert report.valid, render_data_report(report)
+
+
+def test_without_a_dataset_the_error_lists_the_choices_and_data_checks_live_data(tmp_path: Path, run_runtime) -> None:
+    project = tmp_path / "churn"
+    shutil.copytree(REPO / "examples" / "churn", project)
+    staging = next(r for r in resolve_spec_file(project / "mlproject.yaml").resolved if r.environment == "staging")
+    (project / "runtime-config.json").write_text(runtime_config_json(staging))
+
+    done = run_runtime("validate-data", "--config", "runtime-config.json", cwd=project)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error: give --dataset NAME or --data URI, one of them: datasets: eval, train; "
+        "or any data, e.g. the live data --data data/live.csv\n"
+    )
+    # Live data has no labels: its features are checked, the target is not asked for.
+    done = run_runtime("validate-data", "--config", "runtime-config.json", "--data", "data/live.csv", cwd=project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("dataset --data (data/live.csv): 1000 rows checked\n")
+    assert "churned" not in done.stdout and done.stdout.endswith("\nvalid\n")
+    (project / "data/broken.csv").write_text("tenure_months,monthly_charges,support_calls,plan,region\n-1,5,1,gold,x\n")
+    done = run_runtime("validate-data", "--config", "runtime-config.json", "--data", "data/broken.csv", cwd=project)
+    assert done.returncode == 1 and "not in values [basic, plus, pro]: 1 row(s), e.g. row 0: 'gold'" in done.stdout

@@ -127,7 +127,7 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
     failed = runtime(root, "batch", "--config", str(variant("fail")), "--shards", "1")
     assert failed.returncode == 1
     assert said(failed) == [
-        f"error: {root}/bad-in/part-0.csv: {refused['message']}: 3 row(s) break the data contract, nothing written "
+        f"error: bad-in/part-0.csv: {refused['message']}: 3 row(s) break the data contract, nothing written "
         "for this file (serve.batch.invalid_rows is fail; skip scores the valid rows)"
     ]
     assert not (root / "bad-in-out-fail").exists() or not list((root / "bad-in-out-fail").rglob("*.parquet"))
@@ -135,10 +135,9 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
     skipped = runtime(root, "batch", "--config", str(variant("skip")), "--shards", "1")
     assert skipped.returncode == 0, skipped.stderr
     first = refused["message"].removesuffix(" (and 2 more)")
-    assert said(skipped) == [
-        f"warning: {root}/bad-in/part-0.csv: skipped 3 row(s) breaking the data contract, first: {first}"
-    ]
-    assert "/bad-in/part-0.csv: 5 rows -> " in skipped.stdout
+    assert said(skipped) == [f"warning: bad-in/part-0.csv: skipped 3 row(s) breaking the data contract, first: {first}"]
+    # Local files under the working directory (the spec's folder) are named as the spec names them.
+    assert skipped.stdout.startswith("bad-in/part-0.csv: 5 rows -> bad-in-out-skip/part-0.predictions.parquet")
     assert "bad-in-out-skip/part-0.predictions.parquet (3 invalid row(s) skipped)" in skipped.stdout
     scored = pd.read_parquet(root / "bad-in-out-skip/part-0.predictions.parquet")
     assert scored["row"].tolist() == [0, 1, 2, 4, 7]
@@ -150,7 +149,7 @@ def test_batch_serve_and_validate_data_refuse_the_same_rows_by_the_same_numbers(
     missing = runtime(root, "batch", "--config", str(variant("skip", "no-x-in")), "--shards", "1")
     assert missing.returncode == 1
     assert said(missing) == [
-        f"error: {root}/no-x-in/part-0.csv: column 'x': missing feature (valid: a number in [0, 10], not null); "
+        "error: no-x-in/part-0.csv: column 'x': missing feature (valid: a number in [0, 10], not null); "
         "no row of the file can be scored"
     ]
 
@@ -194,8 +193,22 @@ def test_fetch_model_downloads_the_version_the_alias_names(project, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--uri", "models:/toy-model@nope"], True, "error: models:/toy-model@nope: "),
-        (["--uri", "models:/missing-model/3"], True, "error: models:/missing-model/3: "),
+        # What is missing is said with what there is.
+        (
+            ["--uri", "models:/toy-model@nope"],
+            True,
+            "error: models:/toy-model@nope: toy-model has no alias 'nope'; its aliases: challenger (version 1), champion (version 1)",
+        ),
+        (
+            ["--uri", "models:/missing-model/3"],
+            True,
+            "error: models:/missing-model/3: no registered model 'missing-model'; registered models: toy-model",
+        ),
+        (
+            ["--uri", "models:/toy-model/7"],
+            True,
+            "error: models:/toy-model/7: toy-model has no version 7; its versions: 1",
+        ),
         (["--uri", "runs:/abc/model"], True, "error: runs:/abc/model: expected models:/<name>@<alias>"),
         (["--uri", "models:/toy-model@champion"], False, "error: set MLFLOW_TRACKING_URI"),
     ],
@@ -206,3 +219,54 @@ def test_fetch_model_failures_are_one_line_and_exit_1(project, tmp_path: Path, a
     done = runtime(root, "fetch-model", *args, "--dest", str(tmp_path / "dest"), **environ)
     assert done.returncode == 1
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_id_columns_pass_through_batch_and_serve_untouched_and_never_reach_the_model(project, tmp_path: Path) -> None:
+    """`data.contract.ids`: batch writes them beside each prediction (as read: CSV ids stay text, so
+    leading zeros survive), serve echoes them per prediction; the model scores what it would
+    without them."""
+    root, config = project
+    with_ids = json.loads(config.read_text())
+    with_ids["contract"]["ids"] = ["customer_id"]
+    with_ids["serve"]["batch"] = {"input": "ids-in/", "output": "ids-out/", "parallelism": 1}
+    config_ids = tmp_path / "config-ids.json"
+    config_ids.write_text(json.dumps(with_ids))
+    rows = toy_rows(30, seed=7)
+    lines = rows_csv(rows).splitlines()
+    (root / "ids-in").mkdir()
+    (root / "ids-in/part.csv").write_text(
+        "\n".join([f"customer_id,{lines[0]}", *(f"{i:05d},{line}" for i, line in enumerate(lines[1:]))]) + "\n"
+    )
+    done = runtime(root, "batch", "--config", str(config_ids))
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored = pd.read_parquet(root / "ids-out/part.predictions.parquet")
+    assert list(scored.columns) == ["row", "customer_id", "prediction", "probability"]
+    assert scored["customer_id"].tolist() == [f"{i:05d}" for i in range(30)]  # text, zeros kept
+    mlflow.set_tracking_uri(tracking_uri(root))
+    want = mlflow.pyfunc.load_model("models:/toy-model@champion").predict(pd.DataFrame(rows))
+    assert scored["probability"].to_numpy() == pytest.approx(want["probability"].to_numpy(), rel=1e-6)
+
+    # A file without the id column cannot be joined back: it fails, naming the column.
+    (root / "ids-in/part.csv").write_text(rows_csv(rows))
+    missing = runtime(root, "batch", "--config", str(config_ids))
+    assert missing.returncode == 1
+    [line] = said(missing)
+    assert line.startswith("error: ") and line.endswith(
+        "ids-in/part.csv: no id column 'customer_id' (data.contract.ids): predictions could not be "
+        "joined back to their rows"
+    )
+
+    records = [{"customer_id": f"c-{i}", **row} for i, row in enumerate(rows[:3])]
+    with running_server(root, config_ids) as server:
+        # The fast path (canonical JSON), the arrow path (a number as text), CSV, and no ids sent.
+        status, fast = post(server.url + "/invocations", json.dumps({"dataframe_records": records}))
+        texty = [{**records[0], "x": str(records[0]["x"])}, *records[1:]]
+        _, slow = post(server.url + "/invocations", json.dumps({"dataframe_records": texty}))
+        csv_body = "customer_id," + rows_csv(rows[:3]).splitlines()[0] + "\n"
+        csv_body += "\n".join(f"c-{i},{line}" for i, line in enumerate(rows_csv(rows[:3]).splitlines()[1:])) + "\n"
+        _, from_csv = post(server.url + "/invocations", csv_body, "text/csv")
+        _, without = post(server.url + "/invocations", json.dumps({"dataframe_records": rows[:3]}))
+    assert status == 200
+    assert fast["ids"] == slow["ids"] == from_csv["ids"] == [{"customer_id": f"c-{i}"} for i in range(3)]
+    assert fast["predictions"] == without["predictions"]  # the id is never a model input
+    assert "ids" not in without

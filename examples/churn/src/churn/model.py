@@ -40,13 +40,12 @@ def train(ctx: Any) -> torch.nn.Module | None:
     trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     x, y = ctx.load_training_data(shard=True)  # this rank's rows (all of them without torchrun)
     y = y.reshape(-1, 1)
-    batch_size = ctx.params["batch_size"]
-    for epoch in range(start, ctx.params["epochs"]):
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.seed + epoch))
-        for begin in range(0, len(x), batch_size):
-            batch = order[begin : begin + batch_size]
+    # ctx.epochs() counts params.epochs and reports progress; ctx.batches() shuffles (seeded by the
+    # epoch, so a resumed run sees the same order) into params.batch_size rows.
+    for epoch in ctx.epochs(start=start):
+        for batch_x, batch_y in ctx.batches(x, y):
             optimizer.zero_grad()
-            loss = loss_fn(trained(x[batch]), y[batch])
+            loss = loss_fn(trained(batch_x), batch_y)
             loss.backward()
             optimizer.step()
         ctx.log_metric("train_loss", loss.item(), step=epoch)

@@ -101,7 +101,7 @@ def hostile_spec_text() -> str:
     quoted = json.dumps(HOSTILE)  # a JSON string is a YAML double-quoted scalar
     text = text.replace(
         "  eval:\n    uri: data/eval.csv\n",
-        f"  {quoted}:\n    uri: data/live.csv\n  eval:\n    uri: data/eval.csv\n",
+        f"  {quoted}:\n    uri: s3://acme-ml/churn/live.csv\n  eval:\n    uri: data/eval.csv\n",
     )
     text = text.replace("  model: churn-classifier\n", f"  model: churn-classifier\n  tracking_uri: {quoted}\n")
     path = json.dumps("deploy/${{ secrets.STOLEN }}/$(touch PWNED)")

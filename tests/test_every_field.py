@@ -182,6 +182,7 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "monitor.alerts.error_rate": ({}, 0.05),
     "monitor.pushgateway": ({}, "http://other.monitoring.svc:9091"),
     "secrets": ({}, {"AWS_ACCESS_KEY_ID": {"k8s": "aws", "key": "id"}, "HF_TOKEN": {"k8s": "hf", "key": "t"}}),
+    "volumes": ({}, {"data": {"claim": "demo-data", "path": "data/"}}),
     "gitops.engine": ({}, "flux"),
     "gitops.repo": ({}, "https://github.com/acme/other.git"),
     "gitops.path": ({}, "k8s"),

@@ -76,7 +76,10 @@ def test_spot_job_ignores_disruptions_and_fails_fast_on_a_bad_config(rendered):
     config = json.loads(_only(_env(rendered["churn"], "production"), "ConfigMap")[0]["data"]["runtime-config.json"])
     assert fail["onExitCodes"]["values"] == [config["exit_codes"]["config_error"]]
     assert any(t.get("key") == "cloud.google.com/gke-spot" for t in spec["template"]["spec"]["tolerations"])
-    assert config["train"]["spot"] is True and config["train"]["checkpoint"]["uri"] == "checkpoints/"
+    assert (
+        config["train"]["spot"] is True
+        and config["train"]["checkpoint"]["uri"] == "s3://acme-ml/churn/production/checkpoints/"
+    )
     (staging_job,) = _only(_env(rendered["churn"], "staging"), "Job")
     assert "podReplacementPolicy" not in staging_job["spec"]
 

@@ -114,7 +114,7 @@ if (previous) {
 """
 
 
-def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -> dict[str, object]:
+def emit_pull_request_workflow(resolved: ResolvedSpec) -> dict[str, object]:
     """The PR workflow as data: the jobs listed in `ci.pull_request`, plus the bot job."""
     spec = resolved.spec
     location = ProjectLocation.of(resolved)
@@ -127,9 +127,9 @@ def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -
         elif name == "plan":
             jobs[name] = _plan_job(resolved, needs, comment=spec.ci.bot.comment and not spec.ci.bot.commit)
         elif name == "data_tests":
-            jobs[name] = _data_tests_job(resolved, needs, smoke_environment)
+            jobs[name] = _data_tests_job(resolved, needs)
         elif name == "smoke_train":
-            jobs[name] = _smoke_train_job(resolved, needs, smoke_environment)
+            jobs[name] = _smoke_train_job(resolved, needs)
         elif name == "gate":
             jobs[name] = _gate_job(resolved, needs)
     if spec.ci.bot.commit:
@@ -260,8 +260,8 @@ def _runtime_env(resolved: ResolvedSpec) -> dict[str, str]:
     return {**tracking_env(resolved), **github_secrets_env(resolved)}
 
 
-def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
-    steps = [*_compiler_steps(resolved, runtime=True), write_runtime_config_step(environment)]
+def _data_tests_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
+    steps = [*_compiler_steps(resolved, runtime=True), write_runtime_config_step()]
     for dataset in resolved.spec.data.datasets():
         steps.append(
             {
@@ -283,7 +283,7 @@ def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) 
     )
 
 
-def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
+def _smoke_train_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
     train: Step = {
         "name": "Train on a small sample on the CPU",
         "env": {
@@ -306,7 +306,7 @@ def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str)
     }
     steps = [
         *_compiler_steps(resolved, runtime=True),
-        write_runtime_config_step(environment),
+        write_runtime_config_step(),
         train,
     ]
     if "gate" in resolved.spec.ci.pull_request:

@@ -48,6 +48,7 @@ class ContainerSpec:
     env: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
+    uses_data: bool = False  # a job that reads or writes data: the spec's volumes are mounted
 
 
 def gpu_placement(products: tuple[str, ...]) -> dict[str, Any]:
@@ -111,7 +112,9 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(
+    resolved: ResolvedSpec, shared_memory: bool, uses_data: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
         {"name": "tmp", "emptyDir": {}},
@@ -125,6 +128,14 @@ def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str
     if shared_memory:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for volume in resolved.volumes if uses_data else ():
+        claim: dict[str, Any] = {"claimName": volume.claim}
+        mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount_path}
+        if volume.read_only:
+            claim["readOnly"] = True
+            mount["readOnly"] = True
+        volumes.append({"name": volume.name, "persistentVolumeClaim": claim})
+        mounts.append(mount)
     return volumes, mounts
 
 
@@ -161,7 +172,7 @@ def pod_spec(
     every other pod runs without a token. `extra` adds fields such as `subdomain` or
     `terminationGracePeriodSeconds`.
     """
-    volumes, mounts = _volumes(resolved, spec.shared_memory)
+    volumes, mounts = _volumes(resolved, spec.shared_memory, spec.uses_data)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
     if service_account is not None:
         body["serviceAccountName"] = service_account

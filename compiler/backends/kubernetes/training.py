@@ -129,6 +129,7 @@ def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> Conta
         ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}] if distributed else [],
         env=_rank_env(jobset) if distributed else [],
         shared_memory=True,
+        uses_data=True,
     )
 
 

@@ -359,18 +359,31 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as JSON.")
 @click.option("--promote", is_flag=True, help="On pass: challenger -> @champion, the old champion -> @previous.")
 @challenger_alias_option
+@click.option(
+    "--completion-index",
+    type=click.IntRange(min=0),
+    help="The pod's index in a multi-node training Job: only index 0, whose rank 0 registered the model, gates.",
+)
 def gate(
-    config_path: Path, markdown_path: Path | None, json_path: Path | None, promote: bool, challenger_alias: str | None
+    config_path: Path,
+    markdown_path: Path | None,
+    json_path: Path | None,
+    promote: bool,
+    challenger_alias: str | None,
+    completion_index: int | None,
 ) -> None:
     """Evaluate @challenger against @champion on the eval set and apply the gates.
 
     Exit 0 pass, 1 fail, 2 error: anything that prevents a verdict fails closed (config_error,
-    78, for an unusable config).
+    78, for an unusable config). A training pod runs it after `train` (the same gate as CI's).
     """
     from mlc.runtime.gates import render_gate_json, render_gate_markdown
     from mlc.runtime.promotion import promote as promote_challenger
     from mlc.runtime.promotion import run_gate
 
+    if completion_index:
+        click.echo(f"completion index {completion_index}: only the pod of index 0 (it registered the model) gates")
+        return
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
         report = run_gate(config)

@@ -82,6 +82,8 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
         "data": data(spec.data),  # datasets and the contract
         "registry": data(spec.registry),
         "secrets": {name: data(ref) for name, ref in spec.secrets.items()},
+        "volumes": {name: data(volume) for name, volume in spec.volumes.items()},
+        "gated": spec.evaluate is not None,  # the pod's gate container (its gates are in the runtime config)
         "train_image": train_image,
     }
 

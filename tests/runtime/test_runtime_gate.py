@@ -186,3 +186,13 @@ def test_a_pull_requests_smoke_model_stays_under_its_own_alias_and_is_never_prom
     for reserved in ("champion", "previous", "latest", "v3", "no spaces"):
         refused = run_runtime("train", "--config", config, "--challenger-alias", reserved, cwd=root)
         assert refused.returncode == 2 and "--challenger-alias" in refused.stderr, reserved
+
+
+def test_only_the_first_pod_of_a_multi_node_training_job_gates(toy, run_runtime) -> None:
+    root, toy_config = toy
+    config = str(toy_config(evaluate=EVALUATE, params=GOOD))
+    other = run_runtime("gate", "--config", config, "--promote", "--completion-index", "1", cwd=root)
+    assert other.returncode == 0, other.stderr
+    assert "the gate runs in the pod of index 0" in other.stdout
+    first = run_runtime("gate", "--config", config, "--promote", "--completion-index", "0", cwd=root)
+    assert first.returncode == 2 and "no toy-model@challenger" in first.stderr  # index 0 does gate

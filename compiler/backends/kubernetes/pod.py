@@ -165,12 +165,14 @@ def pod_spec(
     service_account: str | None = None,
     extra: dict[str, Any] | None = None,
     tolerations: Sequence[dict[str, Any]] = (),
+    then: ContainerSpec | None = None,
 ) -> dict[str, Any]:
     """A hardened pod spec around one container.
 
     `service_account` names the one pod allowed to call the Kubernetes API (its token is mounted);
     every other pod runs without a token. `extra` adds fields such as `subdomain` or
-    `terminationGracePeriodSeconds`.
+    `terminationGracePeriodSeconds`. With `then`, `spec` runs first, as the init container, and
+    `then` after it succeeds (a pod's one way to run two steps in order), with the same volumes.
     """
     volumes, mounts = _volumes(resolved, spec.shared_memory, spec.uses_data)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
@@ -189,6 +191,10 @@ def pod_spec(
         all_tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     if all_tolerations:
         body["tolerations"] = all_tolerations
-    body["containers"] = [container(resolved, spec, mounts)]
+    if then is None:
+        body["containers"] = [container(resolved, spec, mounts)]
+    else:
+        body["initContainers"] = [container(resolved, spec, mounts)]
+        body["containers"] = [container(resolved, then, mounts)]
     body["volumes"] = volumes
     return body

@@ -193,6 +193,6 @@ def test_only_the_first_pod_of_a_multi_node_training_job_gates(toy, run_runtime)
     config = str(toy_config(evaluate=EVALUATE, params=GOOD))
     other = run_runtime("gate", "--config", config, "--promote", "--completion-index", "1", cwd=root)
     assert other.returncode == 0, other.stderr
-    assert "the gate runs in the pod of index 0" in other.stdout
+    assert "only the pod of index 0 (it registered the model) gates" in other.stdout
     first = run_runtime("gate", "--config", config, "--promote", "--completion-index", "0", cwd=root)
     assert first.returncode == 2 and "no toy-model@challenger" in first.stderr  # index 0 does gate

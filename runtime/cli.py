@@ -491,6 +491,15 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     envvar="MLC_SERVE_LOG_SINK",
     help="Where sampled requests are written: - for stdout, else a file (appended to).",
 )
+@click.option(
+    "--watch-seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="MLC_SERVE_WATCH_SECONDS",
+    help="How often the served alias (@champion) is checked: a new version is loaded and swapped in; "
+    "before any version has it, the server waits not ready. 0: load once, exit 1 if there is none.",
+)
 def serve(
     config_path: Path,
     port: int | None,
@@ -503,12 +512,14 @@ def serve(
     max_connections: int,
     log_sample_rate: float,
     log_sink: str,
+    watch_seconds: float,
 ) -> None:
     """Serve the model: /invocations (MLflow formats), the Open Inference Protocol (/v2/...),
     /ping, /ready, /metrics.
 
     SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
-    exit 1 when the model cannot be loaded.
+    exit 1 when the model cannot be loaded. The served alias is followed (--watch-seconds): a
+    server started before any champion exists waits, not ready, instead of exiting.
     """
     from mlc.runtime.serve.app import ServeSettings, run_server
 
@@ -524,6 +535,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
+        watch_seconds=watch_seconds,
     )
     listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
     sys.exit(run_server(settings, host or default_serve_host(config_path), listen, graceful_timeout, max_connections))

@@ -34,6 +34,20 @@ class ModelError(MlcRuntimeError):
     """The model cannot be found or loaded."""
 
 
+class NoVersionYet(ModelError):
+    """The alias names no version yet (no model registered, or none promoted): a server waits."""
+
+
+# What the registry answers when the model or the alias does not exist (over REST too).
+_NOT_THERE_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def alias_uri(uri: str) -> bool:
+    """Whether `uri` names a registry alias (`models:/<name>@<alias>`), which can move."""
+    match = _MODELS_URI.match(uri)
+    return match is not None and bool(match["alias"])
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     model: str
@@ -70,8 +84,18 @@ def resolve_model(uri: str, configured_tracking_uri: str) -> ModelInfo:
             else client.get_model_version(name, match["version"])
         )
     except MlflowException as error:
+        if alias and _names_nothing(error):
+            raise NoVersionYet(f"{uri}: {_first_line(error)}") from None
         raise ModelError(f"{uri}: {_first_line(error)}") from None
     return ModelInfo(name, str(version.version), alias, version.run_id or "", f"models:/{name}/{version.version}")
+
+
+def _names_nothing(error: Any) -> bool:
+    """The registry's answer for a model that is not registered or an alias that is not set (not an
+    unreachable or refusing registry, which stays an error)."""
+    code = getattr(error, "error_code", "")
+    text = str(error)
+    return code in _NOT_THERE_CODES and ("not found" in text.lower() or "does not exist" in text.lower())
 
 
 def directory_info(uri: str) -> ModelInfo:
@@ -170,7 +194,7 @@ class RegistryFetch:
             self._receiver.close()
         self._process.join()
         if "error" in message:
-            raise ModelError(message["error"])
+            raise (NoVersionYet if message.get("waiting") else ModelError)(message["error"])
         return ModelInfo(**message["info"])
 
     def remove(self) -> None:
@@ -187,7 +211,7 @@ def _fetch_into(uri: str, directory: Path, configured_tracking_uri: str, sender:
         info = ModelInfo(fetched.model, fetched.version, fetched.alias, fetched.run_id, registry_uri)
         sender.send({"info": info.to_dict()})
     except ModelError as error:
-        sender.send({"error": str(error)})
+        sender.send({"error": str(error), "waiting": isinstance(error, NoVersionYet)})
     except Exception as error:  # whatever MLflow raised: one line for the parent to report
         sender.send({"error": f"{uri}: {type(error).__name__}: {_first_line(error)}"})
     finally:

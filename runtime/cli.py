@@ -364,6 +364,18 @@ def train(config_path: Path, smoke: bool, challenger_alias: str | None) -> None:
     type=click.IntRange(min=0),
     help="The pod's index in a multi-node training Job: only index 0, whose rank 0 registered the model, gates.",
 )
+@click.option(
+    "--baseline-alias",
+    help="Compare with this alias instead of @champion (a pull request: its base branch's code trained the same "
+    "way); it must exist. Not with --promote.",
+)
+@click.option(
+    "--absolute",
+    type=click.Choice(["enforce", "advisory"]),
+    default="enforce",
+    show_default=True,
+    help="advisory: min/max gates are reported but do not decide (a smoke model is not held to production bounds).",
+)
 def gate(
     config_path: Path,
     markdown_path: Path | None,
@@ -371,6 +383,8 @@ def gate(
     promote: bool,
     challenger_alias: str | None,
     completion_index: int | None,
+    baseline_alias: str | None,
+    absolute: str,
 ) -> None:
     """Evaluate @challenger against @champion on the eval set and apply the gates.
 
@@ -384,9 +398,11 @@ def gate(
     if completion_index:
         click.echo(f"completion index {completion_index}: only the pod of index 0 (it registered the model) gates")
         return
+    if baseline_alias is not None and promote:
+        raise click.UsageError("--baseline-alias compares two candidates; neither is promoted (drop --promote)")
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
-        report = run_gate(config)
+        report = run_gate(config, baseline_alias, absolute_enforced=absolute == "enforce")
         markdown = render_gate_markdown(report)
         if markdown_path is not None:
             markdown_path.write_text(markdown)

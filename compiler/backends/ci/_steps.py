@@ -75,14 +75,19 @@ def build_job(
     return job
 
 
-def checkout_step(*, persist_credentials: bool = False, ref: str | None = None, token: str | None = None) -> Step:
+def checkout_step(
+    *, persist_credentials: bool = False, ref: str | None = None, token: str | None = None, fetch_depth: int = 1
+) -> Step:
     """Check out the repository; credentials stay on disk only for a job that pushes (with
-    `token`, an expression, instead of the workflow's own)."""
+    `token`, an expression, instead of the workflow's own). `fetch_depth` 2 on a pull request's
+    merge commit brings its first parent, the base branch's tip."""
     with_: dict[str, Any] = {}
     if ref is not None:
         with_["ref"] = ref
     if token is not None:
         with_["token"] = token
+    if fetch_depth != 1:
+        with_["fetch-depth"] = fetch_depth
     with_["persist-credentials"] = persist_credentials
     return {"name": "Check out", "uses": pinned_action("actions/checkout"), "with": with_}
 

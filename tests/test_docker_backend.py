@@ -268,13 +268,14 @@ def test_lock_digests_pin_every_from(tmp_path: Path) -> None:
                 assert f"@{digest}" in line, line
 
 
-def test_unpinned_package_without_a_table_entry_is_called_out(tmp_path: Path) -> None:
+def test_every_apt_package_is_pinned_from_the_spec_or_the_table(tmp_path: Path) -> None:
     def extra_package(spec: dict) -> None:
-        spec["images"]["serve"] = {"system_packages": ["curl=7.88.1-10+deb12u12", "libunknown1"]}
+        spec["images"]["serve"] = {"system_packages": ["curl=7.88.1-10+deb12u12", "libgl1"]}
 
     serve = _variant(tmp_path, extra_package)["deploy/docker/serve.Dockerfile"]
     assert "curl=7.88.1-10+deb12u12" in serve  # a user's pin is kept as written
-    assert "# NOTE: no pinned version known for libunknown1" in serve
+    assert "libgl1=1.6.0-1" in serve  # the CPU image is Debian bookworm: the table's pin
+    assert "NOTE" not in serve
 
 
 # --- hadolint: no finding at all, info level included -------------------------------------

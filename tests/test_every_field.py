@@ -115,10 +115,14 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "code.framework.torch": ({}, "2.14.1"),
     "images.registry": ({}, "registry.example.com/team"),
     "images.train.gpu": ({}, True),
-    "images.train.system_packages": ({}, ["libgomp1", "curl"]),
-    "images.train.base": ({}, "python:3.11-slim" + DIGEST),
+    "images.train.system_packages": ({}, ["libgomp1", "libgl1"]),
+    # A base override's distribution is the user's: its apt packages carry their versions.
+    "images.train.base": (
+        {"images": {"train": {"system_packages": ["libgomp1=12.2.0-14+deb12u1"]}}},
+        "python:3.11-slim" + DIGEST,
+    ),
     "images.serve.gpu": ({}, True),
-    "images.serve.system_packages": ({}, ["curl"]),
+    "images.serve.system_packages": ({}, ["libgl1"]),
     "images.serve.base": ({}, "python:3.11-slim" + DIGEST),
     "data.train.uri": ({}, "s3://b/other/"),
     "data.train.format": ({}, "csv"),

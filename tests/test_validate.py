@@ -370,3 +370,32 @@ def test_the_lock_matches_the_spec_and_can_be_installed(project) -> None:
     assert "pip freeze --exclude-editable" in found[-1]
     fixed = project(BASE + 'code:\n  framework: {torch: "2.13.0"}\n', lock="numpy==2.0.0\ntorch==2.13.0+cpu\n")
     assert resolve_spec_file(fixed).ok
+
+
+def test_an_apt_package_without_a_pinned_version_is_refused_at_its_line(project) -> None:
+    spec = BASE.replace(
+        "  registry: ghcr.io/acme\n", "  registry: ghcr.io/acme\n  train:\n    system_packages: [libgl1, libunknown1]\n"
+    )
+    found = [d.render() for d in resolve_spec_file(project(spec), "mlproject.yaml").diagnostics]
+    assert len(found) == 1, found  # libgl1: every distro of the table pins it
+    assert found[0].splitlines()[0] == (
+        "mlproject.yaml:8:31: error: images.train.system_packages.1: apt package 'libunknown1' has no pinned version "
+        "for debian-bookworm, ubuntu-22.04, ubuntu-24.04 in mlc's table (compiler/compat/data/docker_build.json): it "
+        "would install whatever the archive has that day (hadolint DL3008), or is not a package of that distribution"
+    )
+    assert "write it with its version, e.g. 'libunknown1=<version>'" in found[0]
+    pinned = spec.replace("libunknown1]", "libunknown1=1.0-1]")
+    assert resolve_spec_file(project(pinned)).ok
+    override = pinned.replace("  train:\n", f"  train:\n    base: python:3.11-slim@sha256:{'a' * 64}\n")
+    found = lines(project(override))
+    assert len(found) == 1 and "apt package 'libgl1' has no version, and the base image" in found[0]
+
+
+def test_libgl1_is_pinned_on_every_base_distro_mlc_builds_on() -> None:
+    from mlc.compiler.compat import docker_build_table
+    from mlc.compiler.resolve.images import _pinned_packages
+
+    for distro in docker_build_table().apt.distros:
+        packages, unpinned = _pinned_packages(["libgl1"], distro)
+        assert unpinned == () and packages[0].startswith("libgl1="), distro
+    assert _pinned_packages(["libgl1"], "ubuntu-22.04")[0] == ("libgl1=1.4.0-1",)

@@ -56,32 +56,32 @@ find deploy .github -type f | sort | sed 's/^/  /' | head -n 12
 echo "  ... $(find deploy .github -type f | wc -l) files in all"
 
 step "mlc-runtime validate-data: the training set against the data contract"
-mlc run validate-data --env staging --dataset train 2>&1 | tail -n 8
+mlc run validate-data --dataset train 2>&1 | tail -n 8
 
 step "mlc run train: the churn model trained on CPU, logged and registered in MLflow (sqlite under .mlc/)"
-mlc run train --env staging 2>&1 | grep -E '^(epoch|registered|see the run)'
+mlc run train 2>&1 | grep -E '^(epoch|registered|see the run)'
 
 step "mlc run gate --promote: challenger vs champion on the eval set; the first model becomes champion"
-mlc run gate --env staging --report .mlc/gate.md --promote 2>&1 | tail -n 1
+mlc run gate --report .mlc/gate.md --promote 2>&1 | tail -n 1
 sed 's/^/  /' .mlc/gate.md | head -n 8
 
 step "a worse model: the learning rate cut 1000x for one run (-p, no edit), and the gate blocks it (exit 1, champion unchanged)"
-mlc run train --env staging -p lr=0.00005 2>&1 | grep -E '^registered'
+mlc run train -p lr=0.00005 2>&1 | grep -E '^registered'
 set +e
-mlc run gate --env staging --report .mlc/gate-blocked.md --promote >/dev/null 2>&1
+mlc run gate --report .mlc/gate-blocked.md --promote >/dev/null 2>&1
 code=$?
 set -e
 sed 's/^/  /' .mlc/gate-blocked.md | head -n 8
 echo "(gate exit code: $code; nothing promoted)"
 
 step "mlc run drift on healthy live data: the champion's reference profile vs data from the same distribution (exit 0)"
-mlc run drift --env staging --on-drift none --data data/live-healthy.csv 2>&1 | grep '^dataset:'
+mlc run drift --on-drift none --data data/live-healthy.csv 2>&1 | grep '^dataset:'
 echo "(drift exit code: ${PIPESTATUS[0]})"
 
 step "mlc run drift on today's live data (monitor.drift.current.uri), shifted in monthly_charges and region (exit 1 = drift)"
 # In a cluster, on_drift: retrain starts the retraining Job; here there is no cluster to ask.
 set +e
-mlc run drift --env staging --on-drift none --report .mlc/drift.html 2>/dev/null
+mlc run drift --on-drift none --report .mlc/drift.html 2>/dev/null
 echo "(drift exit code: ${PIPESTATUS[0]})"
 set -e
 echo "report: ${work#"$root"/}/.mlc/drift.html"
@@ -89,7 +89,7 @@ echo "report: ${work#"$root"/}/.mlc/drift.html"
 step "mlc run serve: the champion behind /invocations on 127.0.0.1 (contract-checked, metrics at /metrics)"
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # `mlc run` becomes mlc-runtime (exec): this PID is the server, and stopping it stops the server.
-mlc run serve --env staging --host 127.0.0.1 --port "$port" > .mlc/serve.log 2>&1 &
+mlc run serve --host 127.0.0.1 --port "$port" > .mlc/serve.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do

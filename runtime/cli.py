@@ -397,21 +397,50 @@ def train(config_path: Path, smoke: bool, params: tuple[str, ...], challenger_al
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as JSON.")
 @click.option("--promote", is_flag=True, help="On pass: challenger -> @champion, the old champion -> @previous.")
 @challenger_alias_option
+@click.option(
+    "--completion-index",
+    type=click.IntRange(min=0),
+    help="The pod's index in a multi-node training Job: only index 0, whose rank 0 registered the model, gates.",
+)
+@click.option(
+    "--baseline-alias",
+    help="Compare with this alias instead of @champion (a pull request: its base branch's code trained the same "
+    "way); it must exist. Not with --promote.",
+)
+@click.option(
+    "--absolute",
+    type=click.Choice(["enforce", "advisory"]),
+    default="enforce",
+    show_default=True,
+    help="advisory: min/max gates are reported but do not decide (a smoke model is not held to production bounds).",
+)
 def gate(
-    config_path: Path, markdown_path: Path | None, json_path: Path | None, promote: bool, challenger_alias: str | None
+    config_path: Path,
+    markdown_path: Path | None,
+    json_path: Path | None,
+    promote: bool,
+    challenger_alias: str | None,
+    completion_index: int | None,
+    baseline_alias: str | None,
+    absolute: str,
 ) -> None:
     """Evaluate @challenger against @champion on the eval set and apply the gates.
 
     Exit 0 pass, 1 fail, 2 error: anything that prevents a verdict fails closed (config_error,
-    78, for an unusable config).
+    78, for an unusable config). A training pod runs it after `train` (the same gate as CI's).
     """
     from mlc.runtime.gates import render_gate_json, render_gate_markdown
     from mlc.runtime.promotion import promote as promote_challenger
     from mlc.runtime.promotion import run_gate
 
+    if completion_index:
+        click.echo(f"completion index {completion_index}: only the pod of index 0 (it registered the model) gates")
+        return
+    if baseline_alias is not None and promote:
+        raise click.UsageError("--baseline-alias compares two candidates; neither is promoted (drop --promote)")
     config = _with_challenger_alias(load_config(config_path), challenger_alias)
     try:
-        report = run_gate(config)
+        report = run_gate(config, baseline_alias, absolute_enforced=absolute == "enforce")
         markdown = render_gate_markdown(report)
         if markdown_path is not None:
             markdown_path.write_text(markdown)
@@ -516,6 +545,15 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     envvar="MLC_SERVE_LOG_SINK",
     help="Where sampled requests are written: - for stdout, else a file (appended to).",
 )
+@click.option(
+    "--watch-seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    envvar="MLC_SERVE_WATCH_SECONDS",
+    help="How often the served alias (@champion) is checked: a new version is loaded and swapped in; "
+    "before any version has it, the server waits not ready. 0: load once, exit 1 if there is none.",
+)
 def serve(
     config_path: Path,
     port: int | None,
@@ -528,12 +566,14 @@ def serve(
     max_connections: int,
     log_sample_rate: float,
     log_sink: str,
+    watch_seconds: float,
 ) -> None:
     """Serve the model: /invocations (MLflow formats), the Open Inference Protocol (/v2/...),
     /ping, /ready, /metrics.
 
     SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
-    exit 1 when the model cannot be loaded.
+    exit 1 when the model cannot be loaded. The served alias is followed (--watch-seconds): a
+    server started before any champion exists waits, not ready, instead of exiting.
     """
     from mlc.runtime.serve.app import ServeSettings, run_server
 
@@ -549,6 +589,7 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
+        watch_seconds=watch_seconds,
     )
     listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
     sys.exit(run_server(settings, host or default_serve_host(config_path), listen, graceful_timeout, max_connections))

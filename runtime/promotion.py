@@ -141,22 +141,31 @@ def evaluation_table(config: RuntimeConfig) -> tuple[pa.Table, str]:
     return table, contract.target
 
 
-def run_gate(config: RuntimeConfig) -> GateReport:
-    """Evaluate challenger (and champion) and apply the gates; GateError when no verdict is possible."""
+def run_gate(config: RuntimeConfig, baseline_alias: str | None = None, absolute_enforced: bool = True) -> GateReport:
+    """Evaluate challenger (and champion) and apply the gates; GateError when no verdict is possible.
+
+    With `baseline_alias` the relative gates compare with that model (a pull request's base branch
+    trained the same way), which must exist, instead of the champion.
+    """
     evaluate = config.require_evaluate()
     client = _client(config)
     aliases = config.aliases
     challenger_version = _version_by_alias(client, config.registered_model, aliases.challenger)
     if challenger_version is None:
         raise GateError(f"no {config.registered_model}@{aliases.challenger}: run `mlc-runtime train` first")
-    champion_version = _version_by_alias(client, config.registered_model, aliases.champion)
+    compared_with = baseline_alias or aliases.champion
+    champion_version = _version_by_alias(client, config.registered_model, compared_with)
+    if baseline_alias is not None and champion_version is None:
+        raise GateError(f"no {config.registered_model}@{baseline_alias}: train the baseline first")
     table, target = evaluation_table(config)
     names = list(dict.fromkeys([*evaluate.metrics, *(gate.metric for gate in evaluate.gates)]))
     challenger = model_metrics(_load(config, aliases.challenger, challenger_version).model, table, target, names)
     champion = None
     if champion_version is not None:
-        champion = model_metrics(_load(config, aliases.champion, champion_version).model, table, target, names)
-    results, passed, notes = evaluate_gates(evaluate.gates, challenger, champion, evaluate.first_model)
+        champion = model_metrics(_load(config, compared_with, champion_version).model, table, target, names)
+    results, passed, notes = evaluate_gates(
+        evaluate.gates, challenger, champion, evaluate.first_model, absolute_enforced
+    )
     return GateReport(
         config.registered_model,
         challenger_version,
@@ -169,7 +178,7 @@ def run_gate(config: RuntimeConfig) -> GateReport:
         dataset=evaluate.dataset,
         rows=table.num_rows,
         challenger_alias=aliases.challenger,
-        champion_alias=aliases.champion,
+        champion_alias=compared_with,
     )
 
 

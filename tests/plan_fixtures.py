@@ -20,9 +20,9 @@ images:
   registry: ghcr.io/acme
 data:
   train:
-    uri: data/train.csv
+    uri: s3://acme-ml/demo/train.csv
   eval:
-    uri: data/eval.csv
+    uri: s3://acme-ml/demo/eval.csv
 train:
   entrypoint: pkg.model:train
   params: {{epochs: 5}}

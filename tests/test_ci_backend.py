@@ -101,7 +101,7 @@ def hostile_spec_text() -> str:
     quoted = json.dumps(HOSTILE)  # a JSON string is a YAML double-quoted scalar
     text = text.replace(
         "  eval:\n    uri: data/eval.csv\n",
-        f"  {quoted}:\n    uri: data/live.csv\n  eval:\n    uri: data/eval.csv\n",
+        f"  {quoted}:\n    uri: s3://acme-ml/churn/live.csv\n  eval:\n    uri: data/eval.csv\n",
     )
     text = text.replace("  model: churn-classifier\n", f"  model: churn-classifier\n  tracking_uri: {quoted}\n")
     path = json.dumps("deploy/${{ secrets.STOLEN }}/$(touch PWNED)")
@@ -593,6 +593,8 @@ def test_run_scripts_execute_nothing_from_their_values(
         env |= {"GITHUB_REF": HOSTILE, "GITHUB_RUN_ID": HOSTILE, "GITHUB_HEAD_REF": HOSTILE}
         env |= {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "STUB_LOG": str(log)}
         env |= {"GITHUB_STEP_SUMMARY": str(summary), "HOME": str(tmp_path)}
+        env |= {"GITHUB_ENV": str(tmp_path / "github env $(touch PWNED)"), "RUNNER_TEMP": str(tmp_path / HOSTILE)}
+        (tmp_path / HOSTILE).mkdir(exist_ok=True)
         if "MLC_GATE_REPORT" in env:  # a report must be a file the step can read
             (cwd / HOSTILE).write_text("report\n", encoding="utf-8")
         if "MLC_RUNTIME_CONFIG" in env and "MLC_ENVIRONMENT" in env:

@@ -150,6 +150,7 @@ def evaluate(value: object) -> str:
         "${{ steps.build-train.outputs.digest }}": DIGEST,
         "${{ steps.build-serve.outputs.digest }}": DIGEST,
         "pr-${{ github.event.pull_request.number }}": "pr-7",
+        "pr-${{ github.event.pull_request.number }}-base": "pr-7-base",
     }
     if text in stand_ins:
         return stand_ins[text]
@@ -198,6 +199,8 @@ def github_environ(tmp_path: Path, bin_dir: Path, **variables: str) -> dict[str,
         "HOME": str(tmp_path),
         "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
         "GITHUB_RUN_ID": "1",
+        "GITHUB_ENV": str(tmp_path / "github-env"),
+        "RUNNER_TEMP": str(tmp_path),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         **variables,
     }

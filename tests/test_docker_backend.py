@@ -223,7 +223,7 @@ def test_serving_only_vllm_project_emits_no_dockerfile() -> None:
 
 def test_cpu_training_everywhere_gives_a_slim_training_image(tmp_path: Path) -> None:
     def cpu_only(spec: dict) -> None:
-        del spec["environments"]["production"]["train"]
+        del spec["environments"]["production"]["train"]["resources"]
 
     train = _variant(tmp_path, cpu_only)["deploy/docker/train.Dockerfile"]
     assert "FROM python:3.11-slim-bookworm AS builder" in train
@@ -245,7 +245,11 @@ def test_without_torch_no_wheel_index_and_newest_cuda_for_gpu(tmp_path: Path) ->
 
 def test_the_serve_image_installs_the_extras_of_the_jobs_it_runs(tmp_path: Path) -> None:
     def with_batch(spec: dict) -> None:
-        spec["serve"]["batch"] = {"schedule": "0 4 * * *", "input": "data/live.csv", "output": "scored/"}
+        spec["serve"]["batch"] = {
+            "schedule": "0 4 * * *",
+            "input": "s3://acme-ml/churn/batch-in/",
+            "output": "s3://acme-ml/churn/batch-out/",
+        }
 
     batch = _variant(tmp_path, with_batch, "batch")["deploy/docker/serve.Dockerfile"]
     assert 'pip install --no-compile "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
@@ -277,13 +281,14 @@ def test_lock_digests_pin_every_from(tmp_path: Path) -> None:
                 assert f"@{digest}" in line, line
 
 
-def test_unpinned_package_without_a_table_entry_is_called_out(tmp_path: Path) -> None:
+def test_every_apt_package_is_pinned_from_the_spec_or_the_table(tmp_path: Path) -> None:
     def extra_package(spec: dict) -> None:
-        spec["images"]["serve"] = {"system_packages": ["curl=7.88.1-10+deb12u12", "libunknown1"]}
+        spec["images"]["serve"] = {"system_packages": ["curl=7.88.1-10+deb12u12", "libgl1"]}
 
     serve = _variant(tmp_path, extra_package)["deploy/docker/serve.Dockerfile"]
     assert "curl=7.88.1-10+deb12u12" in serve  # a user's pin is kept as written
-    assert "# NOTE: no pinned version known for libunknown1" in serve
+    assert "libgl1=1.6.0-1" in serve  # the CPU image is Debian bookworm: the table's pin
+    assert "NOTE" not in serve
 
 
 # --- hadolint: no finding at all, info level included -------------------------------------
@@ -332,7 +337,7 @@ def test_hadolint_reports_nothing_on_variants(tmp_path: Path) -> None:
         del spec["code"]["framework"]
 
     def cpu_train_gpu_serve(spec: dict) -> None:
-        del spec["environments"]["production"]["train"]
+        del spec["environments"]["production"]["train"]["resources"]
         spec["serve"]["resources"] = {"cpu": 2, "memory": "8Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
 
     for index, change in enumerate([no_torch, cpu_train_gpu_serve]):

@@ -40,7 +40,7 @@ def test_print_config_uses_a_local_store_without_a_tracking_server(tmp_path: Pat
 
 def test_unknown_environment_is_a_usage_error(tmp_path: Path) -> None:
     done = run_mlc("run", "train", "--env", "nope", "-f", str(CHURN / "mlproject.yaml"), cwd=tmp_path)
-    assert done.returncode == ExitCode.USAGE and "environments: staging, production" in done.stderr
+    assert done.returncode == ExitCode.USAGE and "environments: local, staging, production" in done.stderr
 
 
 def test_run_executes_the_pod_command_with_a_local_config(tmp_path: Path) -> None:

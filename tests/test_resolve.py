@@ -13,7 +13,7 @@ def test_churn_example_resolves_every_environment() -> None:
     result = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml")
     staging, production = result.resolved
     assert (staging.environment, production.environment) == ("staging", "production")
-    assert staging.namespace == "ml-churn"
+    assert (staging.namespace, production.namespace) == ("ml-churn-staging", "ml-churn-production")
     assert staging.train_image == "ghcr.io/acme/churn-train"
     assert staging.serve_image == "ghcr.io/acme/churn-serve"
     assert not staging.train_gpu and production.train_gpu  # production trains on an L4
@@ -90,6 +90,7 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "champion_uri",
         "ci_tracking_uri",
         "ci_runs_on",
+        "volumes",
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]
     assert {f.name for f in fields(ResolvedSpec)} == from_spec_or_compiler | set(edge_inputs(resolved))

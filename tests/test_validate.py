@@ -26,6 +26,10 @@ train:
   entrypoint: demo.model:train
 """
 
+# The same spec, its data where a cluster's jobs reach it (same lines and columns as BASE): what
+# a spec with environments needs (tests/test_job_data.py covers local paths in a cluster).
+CLUSTER_BASE = BASE.replace("data/train.csv", "s3://demo/train.csv").replace("data/eval.csv", "s3://demo/eval.csv")
+
 
 def lines(spec: Path) -> list[str]:
     return [d.render().splitlines()[0] for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics]
@@ -98,7 +102,7 @@ def test_metrics_are_checked_against_the_targets_task(project) -> None:
 
 def test_overlay_null_deletes_a_section(project) -> None:
     spec = project(
-        BASE
+        CLUSTER_BASE
         + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  dev:\n    serve: null\n  prod:\n    serve: {replicas: {max: 9}}\n"
     )
     result = resolve_spec_file(spec)
@@ -110,7 +114,8 @@ def test_overlay_null_deletes_a_section(project) -> None:
 
 def test_overlay_error_is_reported_at_the_overlay_line_once(project) -> None:
     spec = project(
-        BASE + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  a:\n    serve: {replicas: {min: 5}}\n  b: {}\n"
+        CLUSTER_BASE
+        + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  a:\n    serve: {replicas: {min: 5}}\n  b: {}\n"
     )
     assert lines(spec) == [
         "mlproject.yaml:16:29: error: environments.a.serve.replicas: min (5) must not exceed max (2), e.g. {min: 2, max: 10}"
@@ -118,13 +123,13 @@ def test_overlay_error_is_reported_at_the_overlay_line_once(project) -> None:
 
 
 def test_base_error_is_reported_once_not_per_environment(project) -> None:
-    spec = project(BASE + "  seed: x\nenvironments:\n  a: {}\n  b: {}\n")
+    spec = project(CLUSTER_BASE + "  seed: x\nenvironments:\n  a: {}\n  b: {}\n")
     assert lines(spec) == ["mlproject.yaml:12:9: error: train.seed: must be an integer, got the string 'x'"]
 
 
 def test_error_that_appears_only_in_one_environment_names_it(project) -> None:
     spec = project(
-        BASE
+        CLUSTER_BASE
         + "serve:\n  replicas: {min: 1, max: 2}\nenvironments:\n  big:\n    serve: {replicas: {max: 1}}\n    images: {train: {base: python}}\n  production:\n    images: {train: {base: python}}\n"
     )
     assert lines(spec) == [
@@ -133,13 +138,13 @@ def test_error_that_appears_only_in_one_environment_names_it(project) -> None:
 
 
 def test_overlay_cannot_change_identity(project) -> None:
-    spec = project(BASE + "environments:\n  a:\n    apiVersion: mlc/v2\n")
+    spec = project(CLUSTER_BASE + "environments:\n  a:\n    apiVersion: mlc/v2\n")
     assert lines(spec) == ["mlproject.yaml:14:5: error: environments.a.apiVersion: an overlay cannot set 'apiVersion'"]
 
 
 def test_production_base_pinned_by_digest_is_accepted(project) -> None:
     digest = "python:3.11-slim@sha256:" + "0" * 64
-    spec = project(BASE + f"environments:\n  prod:\n    images: {{train: {{base: '{digest}'}}}}\n")
+    spec = project(CLUSTER_BASE + f"environments:\n  prod:\n    images: {{train: {{base: '{digest}'}}}}\n")
     assert resolve_spec_file(spec).ok
 
 
@@ -275,7 +280,9 @@ def test_a_production_image_cannot_be_left_unpinned_by_an_overlay(project) -> No
     """The one serve image ships to production: an overlay removing production's pinned base
     (`base: null`) while another environment names an unpinned one is refused where it ships."""
     spec = project(
-        BASE.replace("  registry: ghcr.io/acme\n", "  registry: ghcr.io/acme\n  train: {base: 'python:3.11-slim'}\n")
+        CLUSTER_BASE.replace(
+            "  registry: ghcr.io/acme\n", "  registry: ghcr.io/acme\n  train: {base: 'python:3.11-slim'}\n"
+        )
         + "environments:\n  staging: {}\n  production:\n    images: {train: {base: null}}\n"
     )
     (found,) = lines(spec)
@@ -363,3 +370,32 @@ def test_the_lock_matches_the_spec_and_can_be_installed(project) -> None:
     assert "hint: leave it out: `mlc lock` (pins requirements.in to what is installed here)" in found[-1]
     fixed = project(BASE + 'code:\n  framework: {torch: "2.13.0"}\n', lock="numpy==2.0.0\ntorch==2.13.0+cpu\n")
     assert resolve_spec_file(fixed).ok
+
+
+def test_an_apt_package_without_a_pinned_version_is_refused_at_its_line(project) -> None:
+    spec = BASE.replace(
+        "  registry: ghcr.io/acme\n", "  registry: ghcr.io/acme\n  train:\n    system_packages: [libgl1, libunknown1]\n"
+    )
+    found = [d.render() for d in resolve_spec_file(project(spec), "mlproject.yaml").diagnostics]
+    assert len(found) == 1, found  # libgl1: every distro of the table pins it
+    assert found[0].splitlines()[0] == (
+        "mlproject.yaml:8:31: error: images.train.system_packages.1: apt package 'libunknown1' has no pinned version "
+        "for debian-bookworm, ubuntu-22.04, ubuntu-24.04 in mlc's table (compiler/compat/data/docker_build.json): it "
+        "would install whatever the archive has that day (hadolint DL3008), or is not a package of that distribution"
+    )
+    assert "write it with its version, e.g. 'libunknown1=<version>'" in found[0]
+    pinned = spec.replace("libunknown1]", "libunknown1=1.0-1]")
+    assert resolve_spec_file(project(pinned)).ok
+    override = pinned.replace("  train:\n", f"  train:\n    base: python:3.11-slim@sha256:{'a' * 64}\n")
+    found = lines(project(override))
+    assert len(found) == 1 and "apt package 'libgl1' has no version, and the base image" in found[0]
+
+
+def test_libgl1_is_pinned_on_every_base_distro_mlc_builds_on() -> None:
+    from mlc.compiler.compat import docker_build_table
+    from mlc.compiler.resolve.images import _pinned_packages
+
+    for distro in docker_build_table().apt.distros:
+        packages, unpinned = _pinned_packages(["libgl1"], distro)
+        assert unpinned == () and packages[0].startswith("libgl1="), distro
+    assert _pinned_packages(["libgl1"], "ubuntu-22.04")[0] == ("libgl1=1.4.0-1",)

@@ -24,10 +24,12 @@ from test_validate import BASE
 
 POISON = "mlproject.yaml: valid (1 environment: printed-from-the-cache)\n"
 # Valid, with a warning (spot training without checkpoints), and an environment that names a
-# data path of its own.
+# data path of its own (on the volume its cluster's jobs mount over data/).
 SPEC = (
     BASE
     + "  spot: true\n"
+    + "volumes:\n"
+    + "  data: {claim: demo-data, path: data/}\n"
     + "environments:\n"
     + "  staging:\n"
     + "    data:\n"

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 from mlc.compiler.artifact import Artifact, with_generated_notice
 from mlc.compiler.backends.templating import render_template
-from mlc.compiler.resolve.images import ImageBuild
+from mlc.compiler.resolve.images import IMAGE_CODE_DIR, ImageBuild
 from mlc.compiler.resolve.resolved import RUNTIME_UID, ResolvedSpec
 
 VENV = "/opt/venv"
 PYTHON_DIR = "/opt/python"  # uv-managed CPython in CUDA images
-CODE_DIR = "/opt/mlc/src"
+CODE_DIR = IMAGE_CODE_DIR
 REQUIREMENTS_IN_IMAGE = "/tmp/mlc/requirements.lock"
 
 

@@ -469,7 +469,11 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
     show_default=True,
     help="Spec file.",
 )
-@click.option("--env", "environment", help="Environment (default: the first one).")
+@click.option(
+    "--env",
+    "environment",
+    help="Environment (default: the spec without overlays, local paths as written: `local`).",
+)
 @click.option("--print-config", is_flag=True, help="Print the job's runtime config instead of running it.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def run(job: str, spec_path: Path, environment: str | None, print_config: bool, extra: tuple[str, ...]) -> None:
@@ -483,18 +487,20 @@ def run(job: str, spec_path: Path, environment: str | None, print_config: bool, 
     from mlc.compiler.cli.local_run import local_command, local_runtime_config, write_local_config
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.pipeline import resolve_spec_file
+    from mlc.compiler.resolve.environment import resolve_local
     from mlc.compiler.resolve.runtime_config import config_json
 
     result = resolve_spec_file(spec_path, _display(spec_path))
     click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
-    if not result.ok:
+    if not result.ok or result.project is None:
         sys.exit(ExitCode.INVALID)
-    by_name = {r.environment: r for r in result.resolved}
+    local = resolve_local(result.project, result.resolved)
+    by_name = {local.environment: local} | {r.environment: r for r in result.resolved}
     if environment is not None and environment not in by_name:
         raise click.BadParameter(
             f"no environment {environment!r}; environments: {', '.join(by_name)}", param_hint="--env"
         )
-    resolved = by_name[environment] if environment else result.resolved[0]
+    resolved = by_name[environment] if environment else local
     if print_config:
         click.echo(config_json(local_runtime_config(resolved, os.environ)), nl=False)
         return

@@ -366,6 +366,16 @@ class Monitor(Section):
     pushgateway: str | None = Field(None, description="default http://prometheus-pushgateway.monitoring.svc:9091")
 
 
+class Volume(Section):
+    """A PersistentVolumeClaim holding a folder of the project: the compiled job pods mount it
+    where the folder is in their working directory, so a relative path under `path` means the
+    same file locally (the folder itself) and in the cluster (the claim)."""
+
+    claim: DnsLabel = Field(description="name of the PersistentVolumeClaim (in the environment's namespace)")
+    path: RelativePath = Field(description="the folder it holds, relative to mlproject.yaml, e.g. 'data/'")
+    read_only: bool = Field(False, description="mount it read-only: jobs may read, not write, under `path`")
+
+
 class SecretRef(Section):
     """Where a secret lives: a Kubernetes Secret key, and optionally a GitHub Actions secret."""
 
@@ -431,6 +441,10 @@ class MLProject(Section):
     serve: Serve | None = None
     monitor: Monitor | None = None
     secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
+    volumes: dict[DnsLabel, Volume] = Field(
+        default_factory=dict,
+        description="claims the job pods mount over project folders (data a cluster's jobs read or write)",
+    )
     environments: dict[DnsLabel, dict[str, Any]] = Field(
         default_factory=dict, description="overlays deep-merged over the base, one output folder each"
     )

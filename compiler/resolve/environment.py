@@ -12,19 +12,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from mlc.compiler import __version__
 from mlc.compiler.compat import gpu_node_labels
 from mlc.compiler.load.spec import DEFAULT_PUSHGATEWAY, DEFAULT_TRACKING_URI, HOSTED_RUNNER, MLProject, Serve
-from mlc.compiler.resolve.images import ImageRole, ProjectImages, image_repository, resolve_project_images, runs_on_gpu
-from mlc.compiler.resolve.resolved import ReplicaOwner, ResolvedSpec, ResourceNames, Resources, Serving
-from mlc.compiler.validate.project import ValidatedProject
+from mlc.compiler.resolve.images import (
+    IMAGE_CODE_DIR,
+    ImageRole,
+    ProjectImages,
+    image_repository,
+    resolve_project_images,
+    runs_on_gpu,
+)
+from mlc.compiler.resolve.resolved import DataVolume, ReplicaOwner, ResolvedSpec, ResourceNames, Resources, Serving
+from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, ValidatedProject
 from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 
-DEFAULT_ENVIRONMENT = "default"
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
+# The base of a spec with environments, as `mlc run` (and CI's data tests and smoke training)
+# runs it without `--env`: on this machine, local paths as written. Never compiled.
+LOCAL_ENVIRONMENT = "local"
 RUNTIME_REQUIREMENT = f"mlc[runtime]=={__version__}"  # what images and CI install to run `mlc-runtime`
 
 
@@ -72,6 +82,8 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
         "data": data(spec.data),  # datasets and the contract
         "registry": data(spec.registry),
         "secrets": {name: data(ref) for name, ref in spec.secrets.items()},
+        "volumes": {name: data(volume) for name, volume in spec.volumes.items()},
+        "gated": spec.evaluate is not None,  # the pod's gate container (its gates are in the runtime config)
         "train_image": train_image,
     }
 
@@ -102,6 +114,17 @@ def _serving(serve: Serve) -> Serving:
     )
 
 
+def _data_volumes(spec: MLProject) -> tuple[DataVolume, ...]:
+    """The spec's volumes as the job pods mount them: over `<image working directory>/<path>`, so
+    `data/train.csv` is the claim's `train.csv` when `path` is `data/` (validate checked they
+    hold every local location a cluster's job uses)."""
+    found = []
+    for name, volume in sorted(spec.volumes.items()):
+        folder = PurePosixPath(volume.path.replace("\\", "/")).as_posix().strip("/")
+        found.append(DataVolume(f"data-{name}", volume.claim, f"{IMAGE_CODE_DIR}/{folder}", volume.read_only))
+    return tuple(found)
+
+
 def _image_ref(repository: str | None, digest: str) -> str | None:
     """`<repository>:<12 hex>` until `mlc apply --image` pins the digest: deterministic, it
     changes whenever the image's inputs do, and recognisable, so pinning replaces exactly it."""
@@ -126,7 +149,7 @@ def resolve_environment(
     if images is None:
         images = _project_images(project, digests)
     spec = project.environments[environment] if environment is not None else project.base
-    env_name = environment or DEFAULT_ENVIRONMENT
+    env_name = environment or (LOCAL_ENVIRONMENT if project.environments else DEFAULT_ENVIRONMENT)
     spec_digest = canonical_digest(project.document.data)
     name = spec.metadata.name
     train, serve = spec.train, spec.serve
@@ -158,7 +181,7 @@ def resolve_environment(
         f"{ANNOTATION_PREFIX}/compiler-version": __version__,
         f"{ANNOTATION_PREFIX}/environment": env_name,
     }
-    namespace = spec.metadata.namespace or name
+    namespace = project.namespaces.get(env_name) or spec.metadata.namespace or name
     tracking_uri = spec.registry.tracking_uri or DEFAULT_TRACKING_URI
     return ResolvedSpec(
         spec=spec,
@@ -205,6 +228,7 @@ def resolve_environment(
         annotations=annotations,
         retrains_on_drift=drift is not None and drift.on_drift == "retrain" and train is not None,
         drift_grouping={"project": name, "environment": env_name},
+        volumes=_data_volumes(spec),
         requirements_hashed=project.requirements_hashed,
         base_image_digests=digests,
         repository_folder=repository_folder,
@@ -228,3 +252,13 @@ def resolve_project(
     images = _project_images(project, digests)
     names = list(project.environments) or [None]
     return [resolve_environment(project, name, digests, repository_folder, images) for name in names]
+
+
+def resolve_local(project: ValidatedProject, environments: list[ResolvedSpec]) -> ResolvedSpec:
+    """What `mlc run` runs without `--env`: the base of a spec with environments (named `local`,
+    its paths as written, for this machine), else the spec's one environment. `environments`
+    are the project's resolved ones (`resolve_project`), whose image facts it shares."""
+    if not project.environments:
+        return environments[0]
+    first = environments[0]
+    return resolve_environment(project, None, first.base_image_digests, first.repository_folder, first.images)

@@ -22,6 +22,9 @@ from mlc.compiler.compat import docker_build_table, resolve_base_image, torch_co
 from mlc.compiler.load.spec import ImageSpec, MLProject
 
 ImageRole = Literal["train", "serve"]
+# Where an image holds the code (`code.source`): its WORKDIR, the job pods' working directory, so
+# relative data paths resolve under it (and the volumes mounted over them, `ResolvedSpec.volumes`).
+IMAGE_CODE_DIR = "/opt/mlc/src"
 IMAGE_ROLES: tuple[ImageRole, ...] = ("train", "serve")
 
 

@@ -54,6 +54,16 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class DataVolume:
+    """A PersistentVolumeClaim the job pods mount over a project folder (`volumes:`)."""
+
+    name: str  # the pod's volume name
+    claim: str
+    mount_path: str  # the folder under the image's working directory, where relative paths find it
+    read_only: bool
+
+
+@dataclass(frozen=True)
 class Serving:
     """How the environment serves: engine, rollout and who owns the replica count."""
 
@@ -104,6 +114,7 @@ class ResolvedSpec:
     annotations: dict[str, str]
     retrains_on_drift: bool  # the drift job starts the retraining CronJob (needs it, and a Role)
     drift_grouping: dict[str, str]  # Pushgateway grouping key besides `job`
+    volumes: tuple[DataVolume, ...] = ()  # mounted in the pods of jobs that read or write data
     requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
     # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).

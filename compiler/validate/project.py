@@ -14,7 +14,7 @@ validated in full; a problem inside an overlay is reported at the overlay's own 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from mlc.compiler.load.file_probes import FileProbes
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.load.values import image_reference_with_digest
 from mlc.compiler.validate.findings import findings_from_pydantic
+from mlc.compiler.validate.job_data import job_data_rules
 from mlc.compiler.validate.overlays import OverlaySources, merge_overlay
 from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes
 from mlc.compiler.validate.rules import PRODUCTION_ENVIRONMENTS, section_rules
@@ -47,6 +48,9 @@ class ValidatedProject:
     environments: dict[str, MLProject]
     root: Path | None
     requirements_hashed: bool = False
+    # environment -> the namespace its resources live in (`environment_namespaces`); the base's
+    # when the spec has no environments, under "default"
+    namespaces: dict[str, str] = field(default_factory=dict)
 
 
 def validate_document(
@@ -58,10 +62,11 @@ def validate_document(
     pass one to learn afterwards which filesystem facts the outcome depended on.
     """
     files = files if files is not None else FileProbes()
-    base, diagnostics = _validate_view(document.data, document.source, None, root, files)
+    raw_envs = document.data.get("environments")
+    has_environments = isinstance(raw_envs, dict) and bool(raw_envs)
+    base, diagnostics = _validate_view(document.data, document.source, None, root, files, has_environments)
     base_seen = {(d.position, d.field, d.message) for d in diagnostics}
     environments: dict[str, MLProject] = {}
-    raw_envs = document.data.get("environments")
     if isinstance(raw_envs, dict):
         sources = OverlaySources.of(document)
         for name, overlay in raw_envs.items():
@@ -83,7 +88,7 @@ def validate_document(
             if fixed:
                 continue
             merged, source, origin = merge_overlay(document, name, sources)
-            spec, env_diagnostics = _validate_view(merged, source, (name, origin), root, files)
+            spec, env_diagnostics = _validate_view(merged, source, (name, origin), root, files, True)
             for d in env_diagnostics:
                 if (d.position, d.field, d.message) in base_seen:
                     continue  # the base has this problem; report it once, there
@@ -94,16 +99,74 @@ def validate_document(
                 environments[name] = spec
     if isinstance(raw_envs, dict):
         diagnostics += _project_rules(document, base, environments)
+    namespaces, namespace_diagnostics = environment_namespaces(document, base, environments)
+    diagnostics += namespace_diagnostics
     diagnostics += _credentials(document)
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
     hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
-    return ValidatedProject(document, base, environments, root, hashed), diagnostics
+    return ValidatedProject(document, base, environments, root, hashed, namespaces), diagnostics
+
+
+DEFAULT_ENVIRONMENT = "default"  # the one environment of a spec without `environments:`
+
+
+def environment_namespaces(
+    document: LoadedDocument, base: MLProject | None, environments: dict[str, MLProject]
+) -> tuple[dict[str, str], list[Diagnostic]]:
+    """The namespace of each environment, and errors where two would share one.
+
+    Environments may share a cluster, and their resources have the same names, so each gets a
+    namespace of its own: the one its overlay sets (`environments.<env>.metadata.namespace`),
+    else `<metadata.namespace or name>-<env>`. A spec without environments deploys to
+    `metadata.namespace` (default: the project name).
+    """
+    if base is None:
+        return {}, []
+    if not environments:
+        return {DEFAULT_ENVIRONMENT: base.metadata.namespace or base.metadata.name}, []
+    namespaces: dict[str, str] = {}
+    found: list[Diagnostic] = []
+    owners: dict[str, str] = {}
+    for name, spec in environments.items():
+        path: FieldPath = ("environments", name, "metadata", "namespace")
+        if _overlay_sets(document, name, ("metadata", "namespace")):
+            namespace, position = spec.metadata.namespace or "", document.source.value_position(path)
+        else:
+            namespace = f"{spec.metadata.namespace or spec.metadata.name}-{name}"
+            position = document.source.key_position(("environments", name))
+            if len(namespace) > 63:
+                found.append(
+                    error(
+                        f"its default namespace '{namespace}' is longer than 63 characters",
+                        position,
+                        field=f"environments.{name}",
+                        hint=f"set one: `environments: {{{name}: {{metadata: {{namespace: <name>}}}}}}`",
+                    )
+                )
+                continue
+        if namespace in owners:
+            found.append(
+                error(
+                    f"environments '{owners[namespace]}' and '{name}' would both deploy to namespace '{namespace}', "
+                    "where their resources (same names) would overwrite each other",
+                    position,
+                    field=".".join(path),
+                    hint="give each environment its own `metadata.namespace` (or leave it out: "
+                    f"the default is '<namespace>-<environment>', e.g. '{spec.metadata.name}-{name}')",
+                )
+            )
+            continue
+        owners[namespace] = name
+        namespaces[name] = namespace
+    return namespaces, found
 
 
 # Folders mlc writes beside the environments' under `gitops.path`: an environment of that name
 # would mix its manifests with them (and prune them).
 _RESERVED_ENVIRONMENT_NAMES = frozenset({"docker", "tests", "clusters"})
+# `mlc run`'s name for the base of a spec with environments (resolve's LOCAL_ENVIRONMENT).
+_LOCAL_ENVIRONMENT = "local"
 
 
 def _project_rules(
@@ -112,6 +175,16 @@ def _project_rules(
     """Rules across environments: their names, and what their shared images must satisfy."""
     found = []
     for name in document.data.get("environments") or {}:
+        if name == _LOCAL_ENVIRONMENT:
+            found.append(
+                error(
+                    "environment 'local' is the name `mlc run` gives the base (the spec without an overlay, "
+                    "on this machine); environments run in a cluster",
+                    document.source.key_position(("environments", name)),
+                    field=f"environments.{name}",
+                    hint="keep local settings in the base, and name environments for where they run, e.g. 'staging'",
+                )
+            )
         if name in _RESERVED_ENVIRONMENT_NAMES:
             found.append(
                 error(
@@ -180,6 +253,7 @@ def _validate_view(
     environment: tuple[str, set[FieldPath]] | None,
     root: Path | None,
     files: FileProbes,
+    has_environments: bool,
 ) -> tuple[MLProject | None, list[Diagnostic]]:
     findings: list[Finding] = []
     spec: MLProject | None = None
@@ -190,6 +264,7 @@ def _validate_view(
     if spec is not None:
         env_name = environment[0] if environment else None
         findings.extend(section_rules(spec, env_name))
+        findings.extend(job_data_rules(spec, env_name, has_environments))
     diagnostics = [_position(f, source, environment) for f in findings]
     if spec is not None and root is not None:
         for item in check_project_files(spec, root, source.file, files):

@@ -150,6 +150,7 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
             )
 
     yield from _compatibility_rules(spec)
+    yield from _apt_pin_rules(spec)
 
     built = [role for role in ("train", "serve") if spec.builds_image(role)]
     if built and spec.images.registry is None:
@@ -273,6 +274,48 @@ def _ci_reaches_the_registry(spec: MLProject) -> Iterator[Finding]:
         "the jobs on runners inside the cluster (`ci: {runner: {self_hosted: [ml-cluster]}}`), or drop the "
         "secret's `github:` to train and gate on a store on the runner",
     )
+
+
+def _apt_pin_rules(spec: MLProject) -> Iterator[Finding]:
+    """Every apt package an image installs gets a version (hadolint DL3008; the same spec builds
+    the same image): written `name=version`, or one the project's table pins. Which distribution
+    an image uses is resolve's choice (it depends on every environment's GPUs), so a package
+    without a version must be pinned for each distribution mlc builds on; with a base override
+    the distribution is the user's, and only a written version can hold."""
+    roles = [
+        role for role in ("train", "serve") if spec.builds_image(role) and getattr(spec.images, role).system_packages
+    ]
+    if not roles:
+        return  # nothing to check: the table is not even loaded
+    from mlc.compiler.compat import docker_build_table
+
+    tables = docker_build_table().apt.distros
+    for role in roles:
+        image = getattr(spec.images, role)
+        for index, package in enumerate(image.system_packages):
+            if "=" in package:
+                continue
+            path = ("images", role, "system_packages", index)
+            if image.base is not None:
+                yield Finding(
+                    path,
+                    f"apt package '{package}' has no version, and the base image {image.base} is not one whose "
+                    "distribution mlc's pin table knows: it would install whatever the archive has that day",
+                    f"write it with its version, e.g. '{package}=<version>' "
+                    f"(`apt-cache policy {package}` in that image)",
+                )
+                continue
+            missing = [distro for distro, pins in tables.items() if package not in pins]
+            if missing:
+                known = sorted(set.intersection(*(set(pins) for pins in tables.values())))
+                yield Finding(
+                    path,
+                    f"apt package '{package}' has no pinned version for {', '.join(missing)} in mlc's table "
+                    "(compiler/compat/data/docker_build.json): it would install whatever the archive has that day "
+                    "(hadolint DL3008), or is not a package of that distribution",
+                    f"write it with its version, e.g. '{package}=<version>' (`apt-cache policy {package}` in the base "
+                    f"image), or use a package the table pins: {', '.join(known)}",
+                )
 
 
 def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:

@@ -25,12 +25,22 @@ read or held by all requests together stay under `max_buffered_bytes` (beyond: 5
 uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
 whatever the clients do.
 
-The model loads on the model thread after the server starts listening (a registry model is
+The model loads on the load thread after the server starts listening (a registry model is
 downloaded meanwhile by a forked child, `served_model.RegistryFetch`), is run once on rows
 within the contract (warm-up), and only then is the server ready. A model that fails to load
-stops the server with exit 1. A model whose calls take well under a millisecond runs on the
-event loop itself (a thread hop would cost more than the call); a slower one on the model
-thread, so the loop keeps reading requests meanwhile. SIGTERM: uvicorn stops accepting
+stops the server with exit 1; an alias that names no version yet (a fresh registry: no training
+Job's gate has promoted a champion) does not: the server logs one line saying so, stays live but
+not ready, and checks again every `watch_seconds`.
+
+Serving follows the alias: every `watch_seconds` the server resolves `models:/<name>@<alias>`;
+when the alias has moved (a gate promoted a new version, or `rollback` moved it back), the new
+version is downloaded, loaded and warmed up on the load thread while the old one keeps
+answering, then swapped in between two batches (`mlc_model_info` names the new version). A
+failure to follow is logged and the old version keeps serving.
+
+A model whose calls take well under a millisecond runs on the event loop itself (a thread hop
+would cost more than the call); a slower one on the model thread, so the loop keeps reading
+requests meanwhile. SIGTERM: uvicorn stops accepting
 connections and waits (up to `graceful_timeout_seconds`) for in-flight requests, whose queued
 rows the batcher still predicts; then uvicorn re-raises the signal, so the process ends as
 killed by SIGTERM (143), like any process asked to stop.
@@ -55,7 +65,7 @@ from mlc.runtime.serve.metrics import ServerMetrics
 from mlc.runtime.serve.payload import RequestColumns, columns_table, decode_json, parse_csv_body, request_columns
 from mlc.runtime.serve.request_log import RequestLog
 from mlc.runtime.serve.scoring import Predictions, Scorer
-from mlc.runtime.serve.served_model import ModelError, ModelInfo, RegistryFetch
+from mlc.runtime.serve.served_model import ModelError, ModelInfo, NoVersionYet, RegistryFetch, alias_uri
 from mlc.runtime.serve.validation import CheckedRows, ContractCheck, InvalidRequest
 
 log = logging.getLogger("mlc.runtime.serve")
@@ -91,6 +101,7 @@ class ServeSettings:
     max_buffered_bytes: int = 256 * 1024 * 1024
     log_sample_rate: float = 0.0
     log_sink: str = "-"
+    watch_seconds: float = 30.0  # how often a served alias is checked for a new version (0: never)
 
 
 class Refused(Exception):
@@ -167,10 +178,13 @@ class ModelServer:
         self.scorer: Scorer | None = None
         self.info: ModelInfo | None = None
         self.load_error: str | None = None
+        self.waiting: str | None = None  # why there is no model yet (the alias names no version)
         self.batcher: MicroBatcher | None = None
         self.request_log = RequestLog(settings.log_sample_rate, settings.log_sink, self.metrics.log_dropped.inc)
         self.on_fatal: Callable[[], None] = lambda: None
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-model")
+        # Loading (the first model and each new version) never holds up the model thread's scoring.
+        self.load_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-load")
         self.inline = False  # run the model on the event loop (set from measured call times)
         self._call_seconds: float | None = None
         self._buffered = 0  # body bytes held by requests being answered
@@ -250,13 +264,14 @@ class ModelServer:
         if self.batcher is not None:
             await self.batcher.stop()
         self.model_thread.shutdown(wait=False, cancel_futures=True)
+        self.load_thread.shutdown(wait=False, cancel_futures=True)
         self.request_log.stop()
         if self.fetch is not None:
             self.fetch.remove()
 
     # --- loading -------------------------------------------------------------------------------
 
-    def _load_blocking(self) -> tuple[ModelInfo, Scorer]:
+    def _load_blocking(self, fetch: RegistryFetch | None) -> tuple[ModelInfo, Scorer]:
         from pathlib import Path
 
         from mlc.runtime.serve.scoring import ContractScorer, PyfuncScorer, contract_scorer_fits
@@ -267,9 +282,9 @@ class ModelServer:
         import torch  # noqa: F401
 
         settings = self.settings
-        if self.fetch is not None:
-            info = self.fetch.result()
-            directory = self.fetch.directory
+        if fetch is not None:
+            info = fetch.result()
+            directory = fetch.directory
         elif settings.model_uri.startswith("models:/"):
             info = resolve_model(settings.model_uri, settings.tracking_uri)
             directory = None
@@ -346,18 +361,73 @@ class ModelServer:
         return self._timed(self.scorer, batch)
 
     async def _load(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            info, scorer = await loop.run_in_executor(self.model_thread, self._load_blocking)
-        except Exception as error:  # whatever stops loading stops the server, with one line saying why
-            self.load_error = str(error) if isinstance(error, ModelError) else f"{type(error).__name__}: {error}"
-            log.error("error: %s", self.load_error, exc_info=not isinstance(error, ModelError))
-            self.on_fatal()
-            return
+        watch = self.settings.watch_seconds
+        fetch = self.fetch
+        while True:
+            try:
+                info, scorer = await loop.run_in_executor(self.load_thread, self._load_blocking, fetch)
+                break
+            except NoVersionYet as error:
+                if watch <= 0:
+                    self._fail(error)
+                    return
+                if self.waiting is None:  # one line, not one per check
+                    log.warning(
+                        "waiting for a model: %s. Not ready until a version has that alias (the training "
+                        "Job's gate promotes one); checking every %gs",
+                        error,
+                        watch,
+                    )
+                self.waiting = str(error)
+                fetch = None  # later checks resolve and load in this process
+                await asyncio.sleep(watch)
+            except Exception as error:  # whatever stops loading stops the server, with one line saying why
+                self._fail(error)
+                return
+        self.waiting = None
+        self._serve(info, scorer)
+        # The downloaded folder stays until the server stops: its `code/` is on sys.path, and a
+        # model may import from it lazily.
+        if alias_uri(self.settings.model_uri) and watch > 0:
+            await self._follow(loop)
+
+    def _fail(self, error: Exception) -> None:
+        self.load_error = str(error) if isinstance(error, ModelError) else f"{type(error).__name__}: {error}"
+        log.error("error: %s", self.load_error, exc_info=not isinstance(error, ModelError))
+        self.on_fatal()
+
+    def _serve(self, info: ModelInfo, scorer: Scorer) -> None:
+        """Answer with `scorer` from the next batch on (one assignment: a batch sees one model)."""
+        self.metrics.model_info.clear()
         self.metrics.model_info.labels(info.model, info.version, info.alias, info.run_id, info.uri).set(1)
         self.info = info
         self.scorer = scorer
-        # The downloaded folder stays until the server stops: its `code/` is on sys.path, and a
-        # model may import from it lazily.
+
+    def _alias_version(self) -> str:
+        from mlc.runtime.serve.served_model import resolve_model
+
+        return resolve_model(self.settings.model_uri, self.settings.tracking_uri).version
+
+    async def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Check the alias every `watch_seconds`; load, warm up and swap in the version it moves to."""
+        uri = self.settings.model_uri
+        while True:
+            await asyncio.sleep(self.settings.watch_seconds)
+            assert self.info is not None
+            try:
+                version = await loop.run_in_executor(self.load_thread, self._alias_version)
+                if version == self.info.version:
+                    continue
+                log.info(
+                    "%s moved to version %s: loading it (version %s answers meanwhile)", uri, version, self.info.version
+                )
+                info, scorer = await loop.run_in_executor(self.load_thread, self._load_blocking, None)
+            except Exception as error:  # the registry or the new model: keep serving the old one
+                log.warning("cannot follow %s (still serving version %s): %s", uri, self.info.version, error)
+                continue
+            previous = self.info.version
+            self._serve(info, scorer)
+            log.info("serving %s version %s (was version %s)", info.model, info.version, previous)
 
     # --- request bodies ------------------------------------------------------------------------
 
@@ -602,8 +672,12 @@ class ModelServer:
         if self.scorer is not None and self.info is not None:
             await _send(send, 200, _json({"status": "ready", **self.info.to_dict()}))
         else:
-            status = "loading" if self.load_error is None else "failed"
-            await _send(send, 503, _json({"status": status}))
+            if self.load_error is not None:
+                await _send(send, 503, _json({"status": "failed", "reason": self.load_error}))
+            elif self.waiting is not None:
+                await _send(send, 503, _json({"status": "waiting", "reason": self.waiting}))
+            else:
+                await _send(send, 503, _json({"status": "loading"}))
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())

@@ -34,6 +34,16 @@ class ModelError(MlcRuntimeError):
     """The model cannot be found or loaded."""
 
 
+class NoVersionYet(ModelError):
+    """The alias names no version yet (no model registered, or none promoted): a server waits."""
+
+
+def alias_uri(uri: str) -> bool:
+    """Whether `uri` names a registry alias (`models:/<name>@<alias>`), which can move."""
+    match = _MODELS_URI.match(uri)
+    return match is not None and bool(match["alias"])
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     model: str
@@ -83,8 +93,19 @@ def resolve_model(uri: str, configured_tracking_uri: str) -> ModelInfo:
         from mlc.runtime.registry_choices import missing_model_sentence
 
         choices = missing_model_sentence(client, name, alias, match["version"]) if is_not_found(error) else None
+        if alias and _names_nothing(error):
+            raise NoVersionYet(f"{uri}: {choices or _first_line(error)}") from None
         raise ModelError(f"{uri}: {choices or _first_line(error)}") from None
     return ModelInfo(name, str(version.version), alias, version.run_id or "", f"models:/{name}/{version.version}")
+
+
+def _names_nothing(error: Any) -> bool:
+    """The registry's answer for a model that is not registered or an alias that is not set (not an
+    unreachable or refusing registry, which stays an error)."""
+    from mlc.runtime.errors import is_not_found
+
+    text = str(error).lower()
+    return is_not_found(error) and ("not found" in text or "does not exist" in text)
 
 
 def directory_info(uri: str) -> ModelInfo:
@@ -183,7 +204,7 @@ class RegistryFetch:
             self._receiver.close()
         self._process.join()
         if "error" in message:
-            raise ModelError(message["error"])
+            raise (NoVersionYet if message.get("waiting") else ModelError)(message["error"])
         return ModelInfo(**message["info"])
 
     def remove(self) -> None:
@@ -200,7 +221,7 @@ def _fetch_into(uri: str, directory: Path, configured_tracking_uri: str, sender:
         info = ModelInfo(fetched.model, fetched.version, fetched.alias, fetched.run_id, registry_uri)
         sender.send({"info": info.to_dict()})
     except ModelError as error:
-        sender.send({"error": str(error)})
+        sender.send({"error": str(error), "waiting": isinstance(error, NoVersionYet)})
     except Exception as error:  # whatever MLflow raised: one line for the parent to report
         sender.send({"error": f"{uri}: {type(error).__name__}: {_first_line(error)}"})
     finally:

@@ -8,6 +8,7 @@ import json
 import yaml
 
 from k8s_cases import _compile, _write_project, reference_spec
+from mlc.runtime.contract import ExitCode
 
 
 def _only(case, kind, component=None):
@@ -32,7 +33,7 @@ def _env(case, env):
 def test_gpu_job_limits_selects_and_tolerates_the_gpu(rendered):
     (job,) = _only(_env(rendered["churn"], "production"), "Job")
     pod = job["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    (container,) = pod["initContainers"]  # training; the gate runs after it
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
@@ -76,7 +77,10 @@ def test_spot_job_ignores_disruptions_and_fails_fast_on_a_bad_config(rendered):
     config = json.loads(_only(_env(rendered["churn"], "production"), "ConfigMap")[0]["data"]["runtime-config.json"])
     assert fail["onExitCodes"]["values"] == [config["exit_codes"]["config_error"]]
     assert any(t.get("key") == "cloud.google.com/gke-spot" for t in spec["template"]["spec"]["tolerations"])
-    assert config["train"]["spot"] is True and config["train"]["checkpoint"]["uri"] == "checkpoints/"
+    assert (
+        config["train"]["spot"] is True
+        and config["train"]["checkpoint"]["uri"] == "s3://acme-ml/churn/production/checkpoints/"
+    )
     (staging_job,) = _only(_env(rendered["churn"], "staging"), "Job")
     assert "podReplacementPolicy" not in staging_job["spec"]
 
@@ -87,6 +91,23 @@ def test_job_name_changes_with_the_training_spec(rendered):
     }
     assert names["staging"] != names["production"]
     assert all(name.startswith("churn-train-") for name in names.values())
+
+
+def test_every_training_pod_gates_and_promotes_what_it_trained(rendered):
+    (job,) = _only(_env(rendered["churn"], "production"), "Job")
+    pod = job["spec"]["template"]["spec"]
+    (train,) = pod["initContainers"]
+    (gate,) = pod["containers"]
+    assert gate["command"] == ["mlc-runtime", "gate", "--config", "/etc/mlc/runtime-config.json", "--promote"]
+    assert gate["image"] == train["image"] and gate["volumeMounts"] == train["volumeMounts"]
+    assert "nvidia.com/gpu" not in gate["resources"]["limits"]  # scoring the eval set needs no GPU
+    gate_rule = next(
+        r for r in job["spec"]["podFailurePolicy"]["rules"] if r.get("onExitCodes", {}).get("containerName") == "gate"
+    )
+    # a verdict against the model fails the Job at once (training again gives the same model);
+    # exit 2 (no verdict: the registry unreachable) retries the pod
+    assert gate_rule["action"] == "FailJob"
+    assert sorted(gate_rule["onExitCodes"]["values"]) == [ExitCode.FAILED, ExitCode.CONFIG_ERROR]
 
 
 def test_multi_node_is_an_indexed_job_with_a_headless_service_and_torchrun(rendered):
@@ -100,13 +121,17 @@ def test_multi_node_is_an_indexed_job_with_a_headless_service_and_torchrun(rende
     assert pod["subdomain"] == service["metadata"]["name"]
     assert service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
-    command = pod["containers"][0]["command"]
+    command = pod["initContainers"][0]["command"]
     assert command[0] == "torchrun"
     assert "--nnodes=4" in command and "--nproc-per-node=8" in command
     assert "--node-rank=$(JOB_COMPLETION_INDEX)" in command
     assert f"--master-addr=$(MLC_JOB_NAME)-0.{service['metadata']['name']}" in command
-    env = {e["name"] for e in pod["containers"][0]["env"]}
+    env = {e["name"] for e in pod["initContainers"][0]["env"]}
     assert {"JOB_COMPLETION_INDEX", "MLC_JOB_NAME"} <= env  # $(VAR) expands only declared vars
+    # every pod gates; only index 0 (whose rank 0 registered the model) reaches a verdict
+    (gate,) = pod["containers"]
+    assert gate["command"][-2:] == ["--completion-index", "$(JOB_COMPLETION_INDEX)"]
+    assert "JOB_COMPLETION_INDEX" in {e["name"] for e in gate["env"]}
 
 
 def test_jobset_restarts_the_whole_group(rendered):

@@ -26,15 +26,15 @@ def test_mlc_run_train_then_gate_promotes_the_first_model(tmp_path: Path) -> Non
     def mlc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*MLC, *args], cwd=project, env=environ, capture_output=True, text=True, timeout=600)
 
-    trained = mlc("run", "train", "--env", "staging")
+    trained = mlc("run", "train")  # the base: local data (staging and production read S3)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "registered churn-classifier version 1 as @challenger" in trained.stdout
     mlflow.set_tracking_uri(f"sqlite:///{project}/.mlc/mlflow.db")
     client = MlflowClient()
     version = client.get_model_version_by_alias("churn-classifier", "challenger")
-    assert client.get_run(version.run_id).data.tags["mlc.environment"] == "staging"
+    assert client.get_run(version.run_id).data.tags["mlc.environment"] == "local"
 
-    gated = mlc("run", "gate", "--env", "staging", "--report", "gate.md", "--promote")
+    gated = mlc("run", "gate", "--report", "gate.md", "--promote")
     assert gated.returncode == 0, gated.stdout + gated.stderr[-3000:]
     assert "promoted churn-classifier version 1 to @champion" in gated.stdout
     assert "## Gate passed" in (project / "gate.md").read_text()

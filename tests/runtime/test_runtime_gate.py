@@ -235,3 +235,58 @@ def test_a_pull_requests_smoke_model_stays_under_its_own_alias_and_is_never_prom
     for reserved in ("champion", "previous", "latest", "v3", "no spaces"):
         refused = run_runtime("train", "--config", config, "--challenger-alias", reserved, cwd=root)
         assert refused.returncode == 2 and "--challenger-alias" in refused.stderr, reserved
+
+
+def test_only_the_first_pod_of_a_multi_node_training_job_gates(toy, run_runtime) -> None:
+    root, toy_config = toy
+    config = str(toy_config(evaluate=EVALUATE, params=GOOD))
+    other = run_runtime("gate", "--config", config, "--promote", "--completion-index", "1", cwd=root)
+    assert other.returncode == 0, other.stderr
+    assert "only the pod of index 0 (it registered the model) gates" in other.stdout
+    first = run_runtime("gate", "--config", config, "--promote", "--completion-index", "0", cwd=root)
+    assert first.returncode == 2 and "no toy-model@challenger" in first.stderr  # index 0 does gate
+
+
+def test_a_pull_request_is_gated_against_its_base_trained_the_same_way(toy, run_runtime) -> None:
+    root, toy_config = toy
+    # An absolute bound no smoke model meets: advisory in a comparison, it is reported and never decides.
+    evaluate = {**EVALUATE, "gates": [*EVALUATE["gates"], {"metric": "accuracy", "min": 0.999}]}
+
+    def smoke(params: dict, alias: str) -> None:
+        config = str(toy_config(evaluate=evaluate, params=params))
+        done = run_runtime("train", "--config", config, "--smoke", "--challenger-alias", alias, cwd=root)
+        assert done.returncode == 0, done.stderr
+
+    def compare(alias: str, *extra: str):
+        config = str(toy_config(evaluate=evaluate, params=GOOD))
+        return run_runtime(
+            "gate", "--config", config, "--challenger-alias", alias, "--baseline-alias", "pr-7-base",
+            "--absolute", "advisory", "--json", "gate.json", *extra, cwd=root,
+        )  # fmt: skip
+
+    missing = compare("pr-7")
+    assert missing.returncode == 2 and "no toy-model@pr-7" in missing.stderr
+    smoke(GOOD, "pr-7-base")  # the base branch's code
+    smoke(GOOD, "pr-7")  # the PR's: the same code, sample and seed (a comment changed)
+    same = compare("pr-7")
+    assert same.returncode == 0, same.stdout + same.stderr
+    report = json.loads((root / "gate.json").read_text())
+    assert report["champion_alias"] == "pr-7-base"
+    quality = ("accuracy", "roc_auc")  # the same model: equal scores (latency is a measurement)
+    assert [report["challenger_metrics"][m] for m in quality] == [report["champion_metrics"][m] for m in quality]
+    advisory = [r for r in report["results"] if not r["enforced"]]
+    assert [(r["metric"], r["rule"], r["passed"]) for r in advisory] == [
+        ("accuracy", "min", True),
+        ("latency_p95_ms", "max", True),
+        ("accuracy", "min", False),
+    ]
+    assert "| accuracy must be at least 0.999 |" in same.stdout and "advisory, failed" in same.stdout
+    assert "the relative gates decide" in same.stdout
+
+    smoke(BAD, "pr-8")  # a PR that breaks the model
+    broken = compare("pr-8")
+    assert broken.returncode == 1
+    failed = [r for r in json.loads((root / "gate.json").read_text())["results"] if not r["passed"] and r["enforced"]]
+    assert [(r["metric"], r["rule"]) for r in failed] == [("roc_auc", "max_drop")]
+    assert compare("pr-7", "--promote").returncode == 2  # a usage error: nothing is promoted from a comparison
+    assert "champion" not in aliases(root)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlc.compiler.pipeline import resolve_spec_file
+from mlc.compiler.resolve.environment import resolve_local
 from mlc.compiler.resolve.runtime_config import runtime_config_json
 from mlc.runtime.config import load_runtime_config
 from mlc.runtime.contract.config import ConfigError
@@ -148,8 +149,9 @@ def test_the_churn_example_data_meets_its_contract(tmp_path: Path, monkeypatch: 
     shutil.copytree(REPO / "examples" / "churn", project)
     monkeypatch.chdir(project)
     config_path = project / "runtime-config.json"
-    staging = next(r for r in resolve_spec_file(project / "mlproject.yaml").resolved if r.environment == "staging")
-    config_path.write_text(runtime_config_json(staging))
+    result = resolve_spec_file(project / "mlproject.yaml")
+    assert result.project is not None
+    config_path.write_text(runtime_config_json(resolve_local(result.project, result.resolved)))
     config = load_runtime_config(config_path)
     for dataset in ("train", "eval", "live"):
         if dataset in config.data:

@@ -276,7 +276,7 @@ def test_a_model_that_does_not_load_exits_1_with_one_clear_line(project) -> None
     root, config = project
     args = ["serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(free_port())]
     done = subprocess.run(
-        [*RUNTIME_CLI, *args, "--model-uri", "models:/toy-model@nope"],
+        [*RUNTIME_CLI, *args, "--model-uri", "models:/toy-model@nope", "--watch-seconds", "0"],
         cwd=root,
         env=runtime_env(),
         capture_output=True,

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+from object_store import SECRET as STORE_SECRET
+from object_store import ObjectStore, churn_bucket
 from real_services import TrackingServer, mlflow_server, postgresql, wait_for
 from served_project import RUNTIME_CLI, free_port, get, post, runtime_env
 
@@ -44,7 +46,14 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def project(server: TrackingServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def bucket() -> Iterator[ObjectStore]:
+    """The example's data where staging reads it: s3://acme-ml/churn/ on moto's S3 server."""
+    with churn_bucket() as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def project(server: TrackingServer, bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The churn example compiled against `server`: its folder, runtime config, manifests and pod environment."""
     root = tmp_path_factory.mktemp(f"churn-{server.backend}") / "churn"
     shutil.copytree(REPO / "examples" / "churn", root)
@@ -75,7 +84,8 @@ def project(server: TrackingServer, tmp_path_factory: pytest.TempPathFactory) ->
     assert json.loads(config.read_text())["tracking_uri"] == server.url
     assert server.credentials is not None
     secret = {"username": server.credentials[0], "password": server.credentials[1]}
-    return {"root": root, "config": config, "manifests": manifests, "secrets": {SECRET: secret}}
+    secrets = {SECRET: secret, STORE_SECRET: bucket.secret()}
+    return {"root": root, "config": config, "manifests": manifests, "secrets": secrets, "store": bucket.environment()}
 
 
 def containers(manifests: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -109,11 +119,17 @@ def runtime(project: dict[str, Any], job: str, *extra: str, env: dict[str, str])
     return subprocess.run(
         [*RUNTIME_CLI, *job_arguments(job, str(project["config"])), *extra],
         cwd=project["root"],
-        env=runtime_env(**env),
+        env=runtime_env(**project["store"], **env),
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def pod_env_references(project: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training container's `env` entries, as compiled."""
+    (training,) = [c for key, c in containers(project["manifests"]).items() if key.startswith("Job/")]
+    return training["env"]
 
 
 def aliases(server: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
@@ -188,7 +204,7 @@ def test_train_gate_promote_serve_drift_rollback(project, server, monkeypatch) -
 
     # The drift CronJob: the champion's reference profile, logged with its run, read through the server.
     drift = runtime(project, "drift", "--on-drift", "none", env=pod_environment(drift_job, project["secrets"]))
-    assert drift.returncode == 1, drift.stdout + drift.stderr[-3000:]  # data/live.csv is shifted: drift
+    assert drift.returncode == 1, drift.stdout + drift.stderr[-3000:]  # staging's live data is shifted: drift
     assert "1000 current rows vs 4000 reference rows" in drift.stdout
 
     rolled = runtime(project, "rollback", env=env)
@@ -212,7 +228,11 @@ def test_without_valid_credentials_the_registry_steps_fail_closed_in_one_line(pr
         ("rollback", wrong, 2, "user 'mlc-runtime'"),
         ("train", wrong, 1, "user 'mlc-runtime'"),
     ):
-        done = runtime(project, job, env=env)
+        # The object store's credentials are the pod's (training reads its data before registering).
+        store = pod_environment(
+            {"env": [v for v in pod_env_references(project) if v["name"].startswith("AWS_")]}, project["secrets"]
+        )
+        done = runtime(project, job, env={**store, **env})
         assert done.returncode == code, (job, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (job, done.stderr[-2000:])
         assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [

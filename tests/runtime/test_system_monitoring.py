@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from object_store import ObjectStore, churn_bucket
 from operator_scrape import Endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
 from served_project import RUNTIME_CLI, free_port, get, post, runtime_env
@@ -91,7 +92,14 @@ def alerts(url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def bucket() -> Iterator[ObjectStore]:
+    """The example's data where production reads it: s3://acme-ml/churn/ on moto's S3 server."""
+    with churn_bucket() as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The compiled project on disk, its champion trained, two serving pods, the Pushgateway and Prometheus."""
     root = tmp_path_factory.mktemp("system")
     project = root / "churn"
@@ -110,7 +118,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     config = project / ".mlc" / ENVIRONMENT / "runtime-config.json"
     config.parent.mkdir(parents=True)
     config.write_text(json.dumps(runtime_config))
-    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{project}/.mlc/mlflow.db"}
+    # The pods' environment: the tracking server, and the object store (the Secret's keys, the endpoint).
+    store = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **bucket.environment()}
+    tracking = {"MLFLOW_TRACKING_URI": f"sqlite:///{project}/.mlc/mlflow.db", **store}
     trained = runtime(project, ["mlc-runtime", "train", "--config", str(config)], tracking)
     assert trained.returncode == 0, trained.stderr[-3000:]
     import mlflow
@@ -251,7 +261,7 @@ def observed(system: dict[str, Any]) -> dict[str, Any]:
     seen["healthy"] = {rule["alert"]: query(url, rule["expr"]) for rule in (latency, errors, data_drift)}
     seen["healthy_alerts"] = alerts(url)
 
-    # Drifted: the CronJob's command as compiled (its data: monitor.drift.current.uri, data/live.csv).
+    # Drifted: the CronJob's command as compiled (its data: monitor.drift.current.uri, production/live/ in the bucket).
     seen["drifted"] = _drift(system)
     seen["drift_alert_fired"] = became(lambda: alerts(url).get(data_drift["alert"]) == "firing", 30)
 

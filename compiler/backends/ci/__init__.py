@@ -3,8 +3,9 @@
 `emit(environments)` returns the project's two workflows, which `plan`/`apply` place at the git
 repository's top level (the only place GitHub reads them). CI is per project, not per
 environment: the `ci`, `code`, `gitops` and `secrets` sections are read from the first
-environment in file order, which is also the one the pull request's data tests and smoke
-training resolve their runtime config for.
+environment in file order. The pull request's data tests and smoke training run with the
+runtime config `mlc run` writes without `--env` (the spec's local view: the runner holds the
+repository, as a developer's machine does).
 
 Secure by construction: `permissions: {}` at the top and least privilege per job (write
 permissions carry their reason as a comment); every action pinned to a commit SHA with its tag
@@ -70,7 +71,7 @@ def workflow_paths(project: ResolvedSpec) -> tuple[str, str]:
 def emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     """The pull request and main-branch workflows of one project."""
     project = environments[0]
-    pull_request = emit_pull_request_workflow(project, smoke_environment=project.environment)
+    pull_request = emit_pull_request_workflow(project)
     main = emit_main_workflow(project)
     pull_request_path, main_path = workflow_paths(project)
     return [

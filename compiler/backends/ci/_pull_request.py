@@ -5,6 +5,15 @@ comment updated in place); the bot job commits the compiled artifacts back to th
 `data_tests`, `smoke_train` and `gate` test data, code and model, so a worse model fails a check
 that branch protection turns into a blocked merge.
 
+The model check compares like with like. The checkout is GitHub's merge commit, whose first
+parent is the base branch's tip: `smoke_train` trains the PR's code and the base's code (a git
+worktree of that parent, imported through `MLC_CODE_SOURCE`) the same way, with the PR's runtime
+config, on the same sample and seed, as `@pr-N` and `@pr-N-base`; `gate` compares them: the
+relative gates (max_drop, max_rise) decide, the absolute ones (min, max) are reported as
+advisory, since a smoke model is not the production model. When nothing the model depends on
+changed (mlproject.yaml, `code.source`, the requirements lock: `git diff` against the parent)
+neither trains and the gate passes saying so.
+
 Jobs share no disk. `smoke_train` uploads `.mlc/` (runtime config, local MLflow store and the smoke
 model) as an artifact of the run, and `gate` fetches it with `gh run download` (no third action to
 pin), so both stores work: the real tracking server when the spec names its secret, else local.
@@ -76,6 +85,53 @@ esac
 # The smoke model of pull request N is registered as @pr-N: never the shared @challenger that a
 # cluster's gate promotes from, whatever tracking server CI talks to.
 PR_CHALLENGER_ALIAS = "pr-${{ github.event.pull_request.number }}"
+BASELINE_ALIAS = "pr-${{ github.event.pull_request.number }}-base"  # the base branch's code, trained alike
+# Whether the PR touches what the model is trained from; read by the later steps of the job.
+# The merge commit's first parent is the base branch's tip (`fetch-depth: 2` brings it).
+MODEL_INPUTS_SCRIPT = """\
+if git diff --quiet HEAD^1 HEAD -- "$MLC_SPEC" "$MLC_SOURCE" "$MLC_PROJECT_REQUIREMENTS"; then
+  echo "::notice::Nothing the model depends on changed (mlproject.yaml, code.source, the lock): no model to compare."
+  echo "MLC_MODEL_UNCHANGED=1" >> "$GITHUB_ENV"
+fi
+"""
+UNCHANGED_GUARD = 'if [ -n "${MLC_MODEL_UNCHANGED:-}" ]; then exit 0; fi\n'
+SMOKE_TRAIN_SCRIPT = (
+    UNCHANGED_GUARD
+    + 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke --challenger-alias "$MLC_CHALLENGER_ALIAS"\n'
+)
+# The base branch's code, trained with the PR's runtime config (params, sample, seed): only the
+# code differs. A base without the project's code (a new project) has nothing to compare with.
+BASELINE_TRAIN_SCRIPT = (
+    UNCHANGED_GUARD
+    + """\
+base="$(mktemp -d "$RUNNER_TEMP/mlc-base.XXXXXX")"
+git worktree add --detach "$base" HEAD^1
+code="$base/$(git rev-parse --show-prefix)$MLC_SOURCE"
+if [ ! -d "$code" ]; then
+  echo "::notice::The base branch has no $MLC_SOURCE: nothing to compare the model with."
+  exit 0
+fi
+MLC_CODE_SOURCE="$code" mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke \\
+  --challenger-alias "$MLC_BASELINE_ALIAS"
+"""
+)
+GATE_SCRIPT = """\
+if [ -n "${MLC_MODEL_UNCHANGED:-}" ]; then
+  printf '## Gate passed: nothing the model depends on changed\\n\\n%s, %s and %s are as on the base branch.\\n' \\
+    "$MLC_SPEC" "$MLC_SOURCE" "$MLC_PROJECT_REQUIREMENTS" > "$MLC_GATE_REPORT"
+  cat "$MLC_GATE_REPORT"
+  exit 0
+fi
+baseline=()
+if git cat-file -e "HEAD^1:$(git rev-parse --show-prefix)${MLC_SOURCE%/}" 2>/dev/null; then
+  baseline=(--baseline-alias "$MLC_BASELINE_ALIAS")
+else
+  echo "::notice::The base branch has no $MLC_SOURCE: the absolute gates alone are reported."
+fi
+mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT" \\
+  --challenger-alias "$MLC_CHALLENGER_ALIAS" --absolute advisory "${baseline[@]}"
+"""
+DOWNLOAD_SMOKE_MODEL_SCRIPT = UNCHANGED_GUARD + DOWNLOAD_SMOKE_MODEL_SCRIPT
 REPORT_GATE_SCRIPT = """\
 if [ -f "$MLC_GATE_REPORT" ]; then
   cat "$MLC_GATE_REPORT" >> "$GITHUB_STEP_SUMMARY"
@@ -114,7 +170,7 @@ if (previous) {
 """
 
 
-def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -> dict[str, object]:
+def emit_pull_request_workflow(resolved: ResolvedSpec) -> dict[str, object]:
     """The PR workflow as data: the jobs listed in `ci.pull_request`, plus the bot job."""
     spec = resolved.spec
     location = ProjectLocation.of(resolved)
@@ -127,9 +183,9 @@ def emit_pull_request_workflow(resolved: ResolvedSpec, smoke_environment: str) -
         elif name == "plan":
             jobs[name] = _plan_job(resolved, needs, comment=spec.ci.bot.comment and not spec.ci.bot.commit)
         elif name == "data_tests":
-            jobs[name] = _data_tests_job(resolved, needs, smoke_environment)
+            jobs[name] = _data_tests_job(resolved, needs)
         elif name == "smoke_train":
-            jobs[name] = _smoke_train_job(resolved, needs, smoke_environment)
+            jobs[name] = _smoke_train_job(resolved, needs)
         elif name == "gate":
             jobs[name] = _gate_job(resolved, needs)
     if spec.ci.bot.commit:
@@ -171,9 +227,9 @@ def tracking_env(resolved: ResolvedSpec) -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": guard_expression(resolved.ci_tracking_uri)}
 
 
-def _compiler_steps(resolved: ResolvedSpec, *, runtime: bool = False) -> list[Step]:
+def _compiler_steps(resolved: ResolvedSpec, *, runtime: bool = False, fetch_depth: int = 1) -> list[Step]:
     steps = [
-        checkout_step(),
+        checkout_step(fetch_depth=fetch_depth),
         setup_python_step(resolved.spec.code.python),
         install_mlc_step(resolved.runtime_requirement if runtime else resolved.compiler_requirement),
     ]
@@ -260,8 +316,8 @@ def _runtime_env(resolved: ResolvedSpec) -> dict[str, str]:
     return {**tracking_env(resolved), **github_secrets_env(resolved)}
 
 
-def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
-    steps = [*_compiler_steps(resolved, runtime=True), write_runtime_config_step(environment)]
+def _data_tests_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
+    steps = [*_compiler_steps(resolved, runtime=True), write_runtime_config_step()]
     for dataset in resolved.spec.data.datasets():
         steps.append(
             {
@@ -283,15 +339,39 @@ def _data_tests_job(resolved: ResolvedSpec, needs: list[str], environment: str) 
     )
 
 
-def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str) -> Job:
+def model_inputs_step(resolved: ResolvedSpec) -> Step:
+    """Sets MLC_MODEL_UNCHANGED for the job's later steps when the PR changes nothing the model
+    is trained from."""
+    return {
+        "name": "Does the pull request change what the model is trained from?",
+        "env": {
+            "MLC_SPEC": SPEC_FILE,
+            "MLC_SOURCE": guard_expression(resolved.spec.code.source),
+            "MLC_PROJECT_REQUIREMENTS": guard_expression(resolved.spec.code.requirements),
+        },
+        "run": MODEL_INPUTS_SCRIPT,
+    }
+
+
+def _smoke_train_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
     train: Step = {
-        "name": "Train on a small sample on the CPU",
+        "name": "Train the pull request's code on a small sample on the CPU",
         "env": {
             "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
             "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
             **_runtime_env(resolved),
         },
-        "run": 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke --challenger-alias "$MLC_CHALLENGER_ALIAS"\n',
+        "run": SMOKE_TRAIN_SCRIPT,
+    }
+    baseline: Step = {
+        "name": "Train the base branch's code the same way",
+        "env": {
+            "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
+            "MLC_BASELINE_ALIAS": BASELINE_ALIAS,
+            "MLC_SOURCE": guard_expression(resolved.spec.code.source),
+            **_runtime_env(resolved),
+        },
+        "run": BASELINE_TRAIN_SCRIPT,
     }
     upload: Step = {
         "name": "Keep the smoke model for the gate",
@@ -305,12 +385,13 @@ def _smoke_train_job(resolved: ResolvedSpec, needs: list[str], environment: str)
         },
     }
     steps = [
-        *_compiler_steps(resolved, runtime=True),
-        write_runtime_config_step(environment),
+        *_compiler_steps(resolved, runtime=True, fetch_depth=2),
+        model_inputs_step(resolved),
+        write_runtime_config_step(),
         train,
     ]
     if "gate" in resolved.spec.ci.pull_request:
-        steps.append(upload)
+        steps += [baseline, upload]
     return build_job(
         "smoke_train", {"contents": "read"}, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on
     )
@@ -328,17 +409,18 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         "run": DOWNLOAD_SMOKE_MODEL_SCRIPT,
     }
     gate: Step = {
-        "name": "Gate the smoke model against the champion",
+        "name": "Gate the pull request's model against the base branch's",
         "env": {
             "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
             "MLC_GATE_REPORT": GATE_REPORT,
             "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
+            "MLC_BASELINE_ALIAS": BASELINE_ALIAS,
+            "MLC_SPEC": SPEC_FILE,
+            "MLC_SOURCE": guard_expression(resolved.spec.code.source),
+            "MLC_PROJECT_REQUIREMENTS": guard_expression(resolved.spec.code.requirements),
             **_runtime_env(resolved),
         },
-        "run": (
-            'mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT" '
-            '--challenger-alias "$MLC_CHALLENGER_ALIAS"\n'
-        ),
+        "run": GATE_SCRIPT,
     }
     report: Step = {
         "name": "Report the gate",
@@ -351,5 +433,11 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         "contents": "read",
         "actions": documented("read", "download the smoke model artifact of this run"),
     }
-    steps = [*_compiler_steps(resolved, runtime=True), download, gate, report]
+    steps = [
+        *_compiler_steps(resolved, runtime=True, fetch_depth=2),
+        model_inputs_step(resolved),
+        download,
+        gate,
+        report,
+    ]
     return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]

@@ -22,10 +22,12 @@ SPEC_FILE = "mlproject.yaml"
 
 # Where the jobs that run `mlc-runtime` keep the resolved runtime config, and the command that
 # writes it. The only assumption about the runtime config in this package: change it here.
+# Without `--env`, `mlc run` resolves the spec as a developer's machine does (the base of a spec
+# with environments, its paths as written): a runner holds the repository, as a laptop does,
+# while the environments' data is where their cluster jobs reach it.
 RUNTIME_CONFIG_PATH = f"{LOCAL_STATE_DIR}/{CONFIG_FILE}"
 WRITE_RUNTIME_CONFIG_SCRIPT = (
-    'mkdir -p "$(dirname "$MLC_RUNTIME_CONFIG")"\n'
-    'mlc run train --env "$MLC_ENVIRONMENT" --print-config > "$MLC_RUNTIME_CONFIG"\n'
+    'mkdir -p "$(dirname "$MLC_RUNTIME_CONFIG")"\nmlc run train --print-config > "$MLC_RUNTIME_CONFIG"\n'
 )
 
 # Commits made by `mlc bot` and `mlc apply --commit` (GitPython reads these variables).
@@ -73,14 +75,19 @@ def build_job(
     return job
 
 
-def checkout_step(*, persist_credentials: bool = False, ref: str | None = None, token: str | None = None) -> Step:
+def checkout_step(
+    *, persist_credentials: bool = False, ref: str | None = None, token: str | None = None, fetch_depth: int = 1
+) -> Step:
     """Check out the repository; credentials stay on disk only for a job that pushes (with
-    `token`, an expression, instead of the workflow's own)."""
+    `token`, an expression, instead of the workflow's own). `fetch_depth` 2 on a pull request's
+    merge commit brings its first parent, the base branch's tip."""
     with_: dict[str, Any] = {}
     if ref is not None:
         with_["ref"] = ref
     if token is not None:
         with_["token"] = token
+    if fetch_depth != 1:
+        with_["fetch-depth"] = fetch_depth
     with_["persist-credentials"] = persist_credentials
     return {"name": "Check out", "uses": pinned_action("actions/checkout"), "with": with_}
 
@@ -113,13 +120,10 @@ def install_project_requirements_step(requirements: str) -> Step:
     }
 
 
-def write_runtime_config_step(environment: str) -> Step:
-    """Write the resolved runtime config of `environment` for `mlc-runtime`."""
+def write_runtime_config_step() -> Step:
+    """Write the runtime config `mlc run` uses (the spec's local view) for `mlc-runtime`."""
     return {
         "name": "Write the runtime config",
-        "env": {
-            "MLC_ENVIRONMENT": guard_expression(environment),
-            "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
-        },
+        "env": {"MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH},
         "run": WRITE_RUNTIME_CONFIG_SCRIPT,
     }

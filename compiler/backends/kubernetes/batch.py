@@ -42,6 +42,7 @@ def emit_batch_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         ],
         resources=serving.resources,
         env=[completion_index_env()],
+        uses_data=True,
     )
     labels = selector_labels(resolved, COMPONENT)
     return manifest(

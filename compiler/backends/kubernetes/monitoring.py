@@ -326,6 +326,7 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
         image=image_reference(resolved, role),
         command=["mlc-runtime", *job_arguments("drift", CONFIG_PATH), "--push", resolved.pushgateway],
         resources=DRIFT_RESOURCES,
+        uses_data=True,
     )
     retrain = resolved.retrains_on_drift
     pod = pod_spec(

@@ -48,6 +48,7 @@ class ContainerSpec:
     env: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
+    uses_data: bool = False  # a job that reads or writes data: the spec's volumes are mounted
 
 
 def gpu_placement(products: tuple[str, ...]) -> dict[str, Any]:
@@ -111,7 +112,9 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(
+    resolved: ResolvedSpec, shared_memory: bool, uses_data: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
         {"name": "tmp", "emptyDir": {}},
@@ -125,6 +128,14 @@ def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str
     if shared_memory:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for volume in resolved.volumes if uses_data else ():
+        claim: dict[str, Any] = {"claimName": volume.claim}
+        mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount_path}
+        if volume.read_only:
+            claim["readOnly"] = True
+            mount["readOnly"] = True
+        volumes.append({"name": volume.name, "persistentVolumeClaim": claim})
+        mounts.append(mount)
     return volumes, mounts
 
 
@@ -154,14 +165,16 @@ def pod_spec(
     service_account: str | None = None,
     extra: dict[str, Any] | None = None,
     tolerations: Sequence[dict[str, Any]] = (),
+    then: ContainerSpec | None = None,
 ) -> dict[str, Any]:
     """A hardened pod spec around one container.
 
     `service_account` names the one pod allowed to call the Kubernetes API (its token is mounted);
     every other pod runs without a token. `extra` adds fields such as `subdomain` or
-    `terminationGracePeriodSeconds`.
+    `terminationGracePeriodSeconds`. With `then`, `spec` runs first, as the init container, and
+    `then` after it succeeds (a pod's one way to run two steps in order), with the same volumes.
     """
-    volumes, mounts = _volumes(resolved, spec.shared_memory)
+    volumes, mounts = _volumes(resolved, spec.shared_memory, spec.uses_data)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
     if service_account is not None:
         body["serviceAccountName"] = service_account
@@ -178,6 +191,10 @@ def pod_spec(
         all_tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     if all_tolerations:
         body["tolerations"] = all_tolerations
-    body["containers"] = [container(resolved, spec, mounts)]
+    if then is None:
+        body["containers"] = [container(resolved, spec, mounts)]
+    else:
+        body["initContainers"] = [container(resolved, spec, mounts)]
+        body["containers"] = [container(resolved, then, mounts)]
     body["volumes"] = volumes
     return body

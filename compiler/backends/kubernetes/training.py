@@ -12,6 +12,14 @@ The one-off Job has no `ttlSecondsAfterFinished`: the TTL controller would delet
 engine would find it missing and create it again, and the model would retrain every week. Old
 Jobs go when their manifest leaves git (prune). Jobs the retraining CronJob starts do expire.
 
+Every training pod closes the loop: `train` runs as its init container and the gate after it
+(`mlc-runtime gate --promote`, the same gate CI runs), which promotes the new `@challenger` to
+`@champion` when it passes, against the champion it would replace. The serving pods follow
+`@champion` (`mlc-runtime serve` watches the alias). A failing gate is a verdict, not an outage:
+the Job fails at once (podFailurePolicy), without training again; a gate that could not reach a
+verdict (exit 2: the registry unreachable) is retried with the pod. The retraining CronJob's
+pods, and the Jobs the drift check starts from it, are the same pods.
+
 Multi-node training runs torchrun in every pod of an Indexed Job; the node rank is the pod's
 completion index and rendezvous is on index 0's stable hostname
 (`<job>-0.<headless service>`), which exists because the pods set `subdomain`.
@@ -32,6 +40,7 @@ if TYPE_CHECKING:  # the verbatim section, for values copied as written
 
 COMPONENT = "training"
 CONTAINER = "train"
+GATE_CONTAINER = "gate"
 RENDEZVOUS_PORT = 29500
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 BACKOFF_LIMIT = 3
@@ -129,11 +138,34 @@ def training_container(resolved: ResolvedSpec, *, jobset: bool = False) -> Conta
         ports=[{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT, "protocol": "TCP"}] if distributed else [],
         env=_rank_env(jobset) if distributed else [],
         shared_memory=True,
+        uses_data=True,
+    )
+
+
+def gate_container(resolved: ResolvedSpec) -> ContainerSpec:
+    """The gate that runs after training in the same pod: `gate --promote` on the training image,
+    with the training pod's CPU and memory (it scores the eval set) and no GPU."""
+    train = _train(resolved)
+    resources = _training_resources(resolved)
+    command = ["mlc-runtime", *job_arguments("gate", CONFIG_PATH), "--promote"]
+    env: list[dict[str, Any]] = []
+    if train.distributed.nodes > 1:
+        # Every pod of an Indexed Job runs it; the one whose rank 0 registered the model gates.
+        command += ["--completion-index", f"$({COMPLETION_INDEX_VARIABLE})"]
+        env.append(completion_index_env())
+    return ContainerSpec(
+        name=GATE_CONTAINER,
+        image=image_reference(resolved, "train"),
+        command=command,
+        resources=Resources(cpu=resources.cpu, memory=resources.memory),
+        env=env,
+        uses_data=True,
     )
 
 
 def training_pod_template(resolved: ResolvedSpec, *, jobset: bool = False) -> dict[str, Any]:
-    """The pod template of a training Job (restartPolicy Never: podFailurePolicy requires it)."""
+    """The pod template of a training Job (restartPolicy Never: podFailurePolicy requires it):
+    training, then the gate that promotes what it trained."""
     train = _train(resolved)
     extra: dict[str, Any] = {}
     if train.distributed.nodes > 1 and not jobset:
@@ -144,6 +176,7 @@ def training_pod_template(resolved: ResolvedSpec, *, jobset: bool = False) -> di
         restart_policy="Never",
         extra=extra,
         tolerations=SPOT_TOLERATIONS if train.spot else (),
+        then=gate_container(resolved) if resolved.spec.evaluate is not None else None,
     )
     # The queue label goes on the Job, not its pods: Kueue admits Jobs (pod integration would
     # otherwise try to queue every pod on its own).
@@ -154,24 +187,21 @@ def _queue_label(train: Train) -> dict[str, str]:
     return {KUEUE_QUEUE_LABEL: train.queue} if train.queue else {}
 
 
-def pod_failure_policy() -> dict[str, Any]:
-    """Preemption is not a failure; a broken config fails the Job at once instead of retrying."""
+def _fail_job_on(container: str, codes: list[int]) -> dict[str, Any]:
     return {
-        "rules": [
-            {
-                "action": "FailJob",
-                "onExitCodes": {
-                    "containerName": CONTAINER,
-                    "operator": "In",
-                    "values": [int(ExitCode.CONFIG_ERROR)],
-                },
-            },
-            {
-                "action": "Ignore",
-                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-            },
-        ]
+        "action": "FailJob",
+        "onExitCodes": {"containerName": container, "operator": "In", "values": codes},
     }
+
+
+def pod_failure_policy(gated: bool) -> dict[str, Any]:
+    """Preemption is not a failure; a broken config fails the Job at once instead of retrying, and
+    so does a gate's verdict against the model (training again would give the same model)."""
+    rules = [_fail_job_on(CONTAINER, [int(ExitCode.CONFIG_ERROR)])]
+    if gated:
+        rules.append(_fail_job_on(GATE_CONTAINER, [int(ExitCode.FAILED), int(ExitCode.CONFIG_ERROR)]))
+    rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})
+    return {"rules": rules}
 
 
 def training_job_spec(
@@ -192,7 +222,7 @@ def training_job_spec(
         if ttl_seconds is not None:
             spec["ttlSecondsAfterFinished"] = ttl_seconds
     if train.spot or not jobset:
-        spec["podFailurePolicy"] = pod_failure_policy()
+        spec["podFailurePolicy"] = pod_failure_policy(resolved.spec.evaluate is not None)
     if train.spot:
         spec["podReplacementPolicy"] = "Failed"  # no second pod while a preempted one terminates
     spec["template"] = training_pod_template(resolved, jobset=jobset)

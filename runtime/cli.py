@@ -198,6 +198,9 @@ def drift(
     try:
         if model:
             from mlc.runtime.drift.mlflow_profile import load_model_profile
+            from mlc.runtime.tracking_client import bound_tracking_requests
+
+            bound_tracking_requests(os.environ, None)  # after load_config's, so the config's values win
 
             reference = load_model_profile(model, config.tracking_uri)
         else:
@@ -281,11 +284,14 @@ def _with_challenger_alias(config: RuntimeConfig, alias: str | None) -> RuntimeC
 def load_config(path: Path) -> RuntimeConfig:
     from mlc.runtime.config import load_runtime_config
     from mlc.runtime.contract.config import ConfigError
+    from mlc.runtime.tracking_client import bound_tracking_requests
 
     try:
-        return load_runtime_config(path)
+        config = load_runtime_config(path)
     except ConfigError as error:
         _fail(str(error), ExitCode.CONFIG_ERROR)
+    bound_tracking_requests(os.environ, config.tracking_requests)
+    return config
 
 
 @main.command("validate-data")
@@ -597,7 +603,9 @@ def fetch_model(uri: str, dest: Path, tracking_uri: str | None) -> None:
     """Download a registered model version into DEST (the KServe storage initializer). Exit 0, or 1."""
     from mlc.runtime.serve.model_fetch import fetch_model as fetch
     from mlc.runtime.serve.served_model import ModelError
+    from mlc.runtime.tracking_client import bound_tracking_requests
 
+    bound_tracking_requests(os.environ, None)
     if not tracking_uri:
         _fail("set MLFLOW_TRACKING_URI (or --tracking-uri): where the model registry is", 1)
     try:

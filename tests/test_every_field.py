@@ -144,6 +144,8 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "train.schedule": ({}, "0 4 * * 2"),
     "registry.tracking_uri": ({}, "https://other.example.com"),
     "registry.model": ({}, "other-model"),
+    "registry.timeout": ({}, "30s"),
+    "registry.retries": ({}, 5),
     "evaluate.dataset": ({"data": {"holdout": {"uri": "s3://b/holdout.parquet"}}}, "holdout"),
     "evaluate.metrics": ({}, ["f1", "roc_auc", "accuracy"]),
     "evaluate.gates": ({}, [{"metric": "f1", "min": 0.6}]),

@@ -44,10 +44,15 @@ from mlc.runtime.contract import (
     DEFAULT_SERVE_PORT,
     DRIFT_PSI_THRESHOLD,
     DRIFT_SHARE_THRESHOLD,
+    TRACKING_MAX_RETRIES,
+    TRACKING_MAX_TIMEOUT_SECONDS,
+    TRACKING_RETRIES,
+    TRACKING_TIMEOUT_SECONDS,
     BatchInvalidRows,
     DriftMethod,
     FeatureType,
     Task,
+    duration_seconds,
     known_metrics,
     metric_tasks,
 )
@@ -200,6 +205,24 @@ class Train(Section):
 class Registry(Section):
     tracking_uri: str | None = Field(None, description="default http://mlflow.mlflow.svc:5000")
     model: str | None = Field(None, description="registered model name (default: the project name)")
+    timeout: Duration | None = Field(
+        None,
+        description=f"longest wait for one request to the tracking server, e.g. '30s' "
+        f"(default {TRACKING_TIMEOUT_SECONDS}s; at most {TRACKING_MAX_TIMEOUT_SECONDS}s)",
+    )
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=TRACKING_MAX_RETRIES,
+        description=f"retries of a failed request to the tracking server (default {TRACKING_RETRIES})",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_bound(cls, value: str | None) -> str | None:
+        if value is not None and duration_seconds(value) > TRACKING_MAX_TIMEOUT_SECONDS:
+            raise ValueError(f"must be at most {TRACKING_MAX_TIMEOUT_SECONDS}s (e.g. '30s'), got '{value}'")
+        return value
 
     @field_validator("model")
     @classmethod

@@ -27,6 +27,7 @@ from mlc.runtime.contract.config import (
     RuntimeConfig,
     Serve,
     ServeBatch,
+    TrackingRequests,
     Train,
 )
 
@@ -94,6 +95,16 @@ def _drift(resolved: ResolvedSpec) -> Drift | None:
     )
 
 
+def _tracking_requests(resolved: ResolvedSpec) -> TrackingRequests | None:
+    registry = resolved.spec.registry
+    if registry is None or (registry.timeout is None and registry.retries is None):
+        return None  # the runtime applies the contract's defaults
+    defaults = TrackingRequests()
+    timeout = defaults.request_timeout_seconds if registry.timeout is None else duration_seconds(registry.timeout)
+    retries = defaults.retries if registry.retries is None else registry.retries
+    return TrackingRequests(request_timeout_seconds=timeout, retries=retries)
+
+
 def runtime_config(resolved: ResolvedSpec) -> RuntimeConfig:
     """The runtime config of one environment."""
     spec = resolved.spec
@@ -105,6 +116,7 @@ def runtime_config(resolved: ResolvedSpec) -> RuntimeConfig:
         spec_digest=f"sha256:{resolved.spec_digest}",
         compiler_version=resolved.compiler_version,
         tracking_uri=resolved.tracking_uri,
+        tracking_requests=_tracking_requests(resolved),
         registered_model=resolved.registered_model,
         aliases=Aliases(),
         data={name: Dataset(uri=dataset.uri, format=dataset.format) for name, dataset in spec.data.datasets().items()},

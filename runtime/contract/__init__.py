@@ -145,6 +145,23 @@ def champion_model_uri(registered_model: str, alias: str = CHAMPION_ALIAS) -> st
     return f"models:/{registered_model}@{alias}"
 
 
+# --- the tracking server's HTTP client ----------------------------------------------------------
+
+# MLflow's own client defaults (7 retries with exponential backoff, 120 s a request) make a job
+# against an unreachable tracking server wait about 4 minutes (16 for one that accepts and never
+# answers) before it says anything. The runtime bounds them unless the user set the variables
+# (the spec's `registry.timeout` / `registry.retries` reach it through the runtime config):
+# about 3 s for a closed port, 3 x timeout (+ 3 s of backoff) for a server that hangs.
+TRACKING_TIMEOUT_SECONDS = 15  # one HTTP request to the tracking server
+TRACKING_RETRIES = 2  # retries after the first attempt (connection errors, timeouts, 429/5xx)
+TRACKING_BACKOFF_FACTOR = 1  # seconds, doubled at each retry (urllib3's backoff_factor)
+TRACKING_MAX_RETRIES = 10  # MLflow refuses more
+TRACKING_MAX_TIMEOUT_SECONDS = 600  # a longer wait is a hang, not patience
+TRACKING_TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+TRACKING_RETRIES_VARIABLE = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+TRACKING_BACKOFF_VARIABLE = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 DRIFT_PUSH_JOB = "mlc-drift"  # the Pushgateway `job` of the drift check's metrics

@@ -20,6 +20,8 @@ from mlc.runtime.contract import (
     DRIFT_PUSH_JOB,
     DRIFT_SHARE_THRESHOLD,
     PREVIOUS_ALIAS,
+    TRACKING_RETRIES,
+    TRACKING_TIMEOUT_SECONDS,
     BatchInvalidRows,
     DriftMethod,
     ExitCode,
@@ -143,6 +145,13 @@ class ExitCodes(_Section):
     config_error: int = int(ExitCode.CONFIG_ERROR)
 
 
+class TrackingRequests(_Section):
+    """How long the runtime waits for the tracking server (`registry.timeout`, `registry.retries`)."""
+
+    request_timeout_seconds: int = TRACKING_TIMEOUT_SECONDS
+    retries: int = TRACKING_RETRIES
+
+
 class RuntimeConfig(_Section):
     """Everything `mlc-runtime` knows of one environment of a project."""
 
@@ -153,6 +162,9 @@ class RuntimeConfig(_Section):
     spec_digest: str
     compiler_version: str | None = None
     tracking_uri: str
+    # None: the contract's defaults (written only when the spec sets them, so a spec without
+    # them compiles to the same config as before they existed).
+    tracking_requests: TrackingRequests | None = None
     registered_model: str
     aliases: Aliases = Aliases()
     data: dict[str, Dataset] = {}
@@ -163,6 +175,13 @@ class RuntimeConfig(_Section):
     drift: Drift | None = None
     metrics: Metrics = Metrics()
     exit_codes: ExitCodes = ExitCodes()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sections(self, handler: Any) -> dict[str, Any]:
+        written = handler(self)
+        if written.get("tracking_requests") is None:
+            written.pop("tracking_requests", None)
+        return written
 
     @property
     def champion_uri(self) -> str:

@@ -70,7 +70,10 @@ def resolve_model(uri: str, configured_tracking_uri: str) -> ModelInfo:
             else client.get_model_version(name, match["version"])
         )
     except MlflowException as error:
-        raise ModelError(f"{uri}: {_first_line(error)}") from None
+        from mlc.runtime.errors import tracking_error_line, unreachable_reason
+
+        said = tracking_error_line(error, client.tracking_uri) if unreachable_reason(error) else _first_line(error)
+        raise ModelError(f"{uri}: {said}") from None
     return ModelInfo(name, str(version.version), alias, version.run_id or "", f"models:/{name}/{version.version}")
 
 

@@ -470,6 +470,11 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     help="Concurrent connections and requests; past it requests get 503 (bounded memory).",
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Port of /metrics and /ready's details when the config has serve.access (default: its metrics_port).",
+)
+@click.option(
     "--log-sample-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -494,6 +499,7 @@ def serve(
     graceful_timeout: int,
     max_body_mb: float,
     max_connections: int,
+    metrics_port: int | None,
     log_sample_rate: float,
     log_sink: str,
 ) -> None:
@@ -506,6 +512,9 @@ def serve(
     from mlc.runtime.serve.app import ServeSettings, run_server
 
     config = load_config(config_path)
+    access = config.serve.access if config.serve else None
+    if access is not None and metrics_port is not None:
+        access = access.model_copy(update={"metrics_port": metrics_port})
     settings = ServeSettings(
         model_uri=model_uri or config.champion_uri,
         tracking_uri=config.tracking_uri,
@@ -517,9 +526,17 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
+        access=access,
     )
     listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
-    sys.exit(run_server(settings, host or default_serve_host(config_path), listen, graceful_timeout, max_connections))
+    address = host or default_serve_host(config_path)
+    try:
+        code = run_server(settings, address, listen, graceful_timeout, max_connections)
+    except OSError as error:  # a port taken or not ours to bind
+        _fail(
+            f"cannot listen on {address} port {listen} (metrics {access.metrics_port if access else '-'}): {error}", 1
+        )
+    sys.exit(code)
 
 
 def default_serve_host(config_path: Path) -> str:

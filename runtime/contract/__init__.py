@@ -77,6 +77,17 @@ SERVER_PATHS = {
     "metrics": "/metrics",
 }
 
+# Who may call the model (`serve.access`). The prediction port answers callers; `/metrics` and
+# the readiness details move to the metrics port, which the NetworkPolicy opens to the
+# monitoring namespace only. API keys come from a Secret mounted whole at API_KEYS_DIR: each of
+# its keys is a file, its name the caller's name (in the audit log), its content the API key.
+DEFAULT_METRICS_PORT = 9090
+API_KEYS_DIR = "/etc/mlc-api-keys"
+API_KEY_HEADER = "x-api-key"  # or `Authorization: Bearer <key>`
+AuditLevel = Literal["off", "requests", "payloads"]
+AUDIT_LEVEL: AuditLevel = "requests"  # one line per request: caller, model version, status; no payload
+DEFAULT_MONITORING_NAMESPACE = "monitoring"
+
 # --- durations and the checkpoint cadence -------------------------------------------------------
 
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+")
@@ -194,6 +205,7 @@ SERVER_METRICS = {
     "batch_rows": "mlc_batch_rows",
     "queue_seconds": "mlc_request_queue_seconds",
     "request_log_dropped_total": "mlc_request_log_dropped_total",
+    "audit_log_dropped_total": "mlc_audit_log_dropped_total",
 }
 
 # --- evaluation metrics ----------------------------------------------------------------------

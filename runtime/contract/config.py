@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 from mlc.runtime.contract import (
+    AUDIT_LEVEL,
     BATCH_INVALID_ROWS,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -22,6 +23,7 @@ from mlc.runtime.contract import (
     PREVIOUS_ALIAS,
     TRACKING_RETRIES,
     TRACKING_TIMEOUT_SECONDS,
+    AuditLevel,
     BatchInvalidRows,
     DriftMethod,
     ExitCode,
@@ -122,10 +124,35 @@ class ServeBatch(_Section):
     invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS
 
 
+class RateLimit(_Section):
+    """A token bucket per client: `requests_per_second` on average, `burst` at once."""
+
+    requests_per_second: float
+    burst: int
+
+
+class Access(_Section):
+    """Who may call the model server (`serve.access`): what the server itself enforces."""
+
+    metrics_port: int | None = None  # /metrics and /ready's details there only (None: on the serving port)
+    api_keys_dir: str | None = None  # a mounted Secret, one file per key (None: no key needed)
+    rate_limit: RateLimit | None = None  # per client: API key name, else peer address
+    audit: AuditLevel = AUDIT_LEVEL
+
+
 class Serve(_Section):
     engine: str = "runtime"
     port: int = DEFAULT_SERVE_PORT
     batch: ServeBatch | None = None
+    access: Access | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_access(self, handler: Any) -> dict[str, Any]:
+        # Written only when the spec has `serve.access`: a spec without it compiles as before.
+        written = handler(self)
+        if written.get("access") is None:
+            written.pop("access", None)
+        return written
 
 
 class Metrics(_Section):

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.runtime.contract import SERVER_PATHS
-from mlc.runtime.contract.config import Contract
+from mlc.runtime.contract.config import Access, Contract
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlc.runtime.serve.metrics import ServerMetrics
@@ -91,6 +91,7 @@ class ServeSettings:
     max_buffered_bytes: int = 256 * 1024 * 1024
     log_sample_rate: float = 0.0
     log_sink: str = "-"
+    access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
 
 
 class Refused(Exception):
@@ -633,9 +634,16 @@ def run_server(
     import uvicorn
 
     app = create_app(settings, fetch)
+    served: Any = app
+    sockets = None
+    if settings.access is not None:
+        from mlc.runtime.serve.access import AccessGuard, listening_sockets
+
+        served = AccessGuard(app, settings.access, settings.metric_names)
+        sockets = listening_sockets(host, [port, settings.access.metrics_port], max_connections)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            served,
             host=host,
             port=port,
             log_level="info",
@@ -652,7 +660,7 @@ def run_server(
 
     app.on_fatal = stop
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         if app.fetch is not None:
             app.fetch.remove()

@@ -103,6 +103,15 @@ VLLM = {
     }
 }
 DIGEST = "@sha256:" + "a" * 64
+ACCESS = {
+    "serve": {
+        "access": {
+            "callers": [{"namespace": "web", "pods": {"app": "checkout"}}],
+            "api_keys": {"k8s": "demo-keys"},
+            "rate_limit": {"requests_per_second": 10},
+        }
+    }
+}
 
 # path -> (patch applied to BASE first, the new value of the path)
 CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
@@ -173,6 +182,13 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "serve.batch.output": ({}, "s3://b/out2/"),
     "serve.batch.parallelism": ({}, 4),
     "serve.batch.invalid_rows": ({}, "skip"),
+    "serve.access.callers": (ACCESS, [{"namespace": "web"}]),
+    "serve.access.monitoring_namespace": (ACCESS, "observability"),
+    "serve.access.metrics_port": (ACCESS, 9100),
+    "serve.access.api_keys.k8s": (ACCESS, "other-keys"),
+    "serve.access.rate_limit.requests_per_second": (ACCESS, 20),
+    "serve.access.rate_limit.burst": (ACCESS, 40),
+    "serve.access.audit": (ACCESS, "payloads"),
     "monitor.drift.schedule": ({}, "0 * * * *"),
     "monitor.drift.current.uri": ({}, "s3://b/live2/"),
     "monitor.drift.current.window": ({}, "6h"),

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
+from mlc.runtime.contract import API_KEYS_DIR, DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
 from mlc.runtime.contract.config import (
+    Access,
     Aliases,
     Checkpoint,
     Contract,
@@ -24,6 +25,7 @@ from mlc.runtime.contract.config import (
     Evaluate,
     Gate,
     Metrics,
+    RateLimit,
     RuntimeConfig,
     Serve,
     ServeBatch,
@@ -65,6 +67,20 @@ def _evaluate(resolved: ResolvedSpec) -> Evaluate | None:
     )
 
 
+def _access(resolved: ResolvedSpec) -> Access | None:
+    access = resolved.serving.access if resolved.serving is not None else None
+    if access is None:
+        return None
+    return Access(
+        metrics_port=access.metrics_port,
+        api_keys_dir=API_KEYS_DIR if access.api_keys_secret else None,
+        rate_limit=None
+        if access.rate_limit is None
+        else RateLimit(requests_per_second=access.rate_limit[0], burst=access.rate_limit[1]),
+        audit=access.audit,  # type: ignore[arg-type]
+    )
+
+
 def _serve(resolved: ResolvedSpec) -> Serve | None:
     serve = resolved.spec.serve
     if serve is None:
@@ -78,6 +94,7 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
         else ServeBatch(
             input=batch.input, output=batch.output, parallelism=batch.parallelism, invalid_rows=batch.invalid_rows
         ),
+        access=_access(resolved),
     )
 
 

@@ -48,6 +48,7 @@ class ContainerSpec:
     env: list[dict[str, Any]] = field(default_factory=list)
     probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
+    secret_mounts: list[tuple[str, str, str]] = field(default_factory=list)  # (volume, Secret, mount path), read-only
 
 
 def gpu_placement(products: tuple[str, ...]) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(resolved: ResolvedSpec, spec: ContainerSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
         {"name": "tmp", "emptyDir": {}},
@@ -122,9 +123,13 @@ def _volumes(resolved: ResolvedSpec, shared_memory: bool) -> tuple[list[dict[str
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "cache", "mountPath": CACHE_DIR},
     ]
-    if shared_memory:
+    if spec.shared_memory:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for volume, secret, path in spec.secret_mounts:
+        # 0440 and fsGroup: readable by the runtime's group only; updated in place when the Secret changes.
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
+        mounts.append({"name": volume, "mountPath": path, "readOnly": True})
     return volumes, mounts
 
 
@@ -161,7 +166,7 @@ def pod_spec(
     every other pod runs without a token. `extra` adds fields such as `subdomain` or
     `terminationGracePeriodSeconds`.
     """
-    volumes, mounts = _volumes(resolved, spec.shared_memory)
+    volumes, mounts = _volumes(resolved, spec)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
     if service_account is not None:
         body["serviceAccountName"] = service_account

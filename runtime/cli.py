@@ -462,6 +462,14 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     help="Largest request body (MiB); larger ones are refused with 413.",
 )
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    envvar="MLC_SERVE_BODY_TIMEOUT",
+    help="Seconds a request's body may take to arrive after its headers; slower ones get 408.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=2048,
@@ -498,6 +506,7 @@ def serve(
     max_wait_ms: float,
     graceful_timeout: int,
     max_body_mb: float,
+    body_timeout: float,
     max_connections: int,
     metrics_port: int | None,
     log_sample_rate: float,
@@ -524,6 +533,7 @@ def serve(
         max_batch_rows=max_batch_size,
         max_wait_ms=max_wait_ms,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        body_timeout_seconds=body_timeout,
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
         access=access,

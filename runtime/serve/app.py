@@ -23,7 +23,11 @@ requests is logged with it (`request_log.py`), never delaying the response.
 Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
 read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
 uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
-whatever the clients do.
+whatever the clients do. A body not received within `body_timeout_seconds` of its headers is
+answered 408 and its connection closed (a client trickling bytes holds nothing for long); a
+client that goes away mid-body is counted as 499, never as a server error. The in-flight gauge
+(what KEDA scales on) counts requests from a received, valid body to their answer: a socket
+still sending its body is not load on the model.
 
 The model loads on the model thread after the server starts listening (a registry model is
 downloaded meanwhile by a forked child, `served_model.RegistryFetch`), is run once on rows
@@ -52,7 +56,14 @@ from mlc.runtime.contract.config import Access, Contract
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlc.runtime.serve.metrics import ServerMetrics
-from mlc.runtime.serve.payload import RequestColumns, columns_table, decode_json, parse_csv_body, request_columns
+from mlc.runtime.serve.payload import (
+    RequestColumns,
+    columns_table,
+    decode_json,
+    parse_csv_body,
+    refuse_wide,
+    request_columns,
+)
 from mlc.runtime.serve.request_log import RequestLog
 from mlc.runtime.serve.scoring import Predictions, Scorer
 from mlc.runtime.serve.served_model import ModelError, ModelInfo, RegistryFetch
@@ -89,6 +100,7 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_buffered_bytes: int = 256 * 1024 * 1024
+    body_timeout_seconds: float = 30.0
     log_sample_rate: float = 0.0
     log_sink: str = "-"
     access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
@@ -100,6 +112,10 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Response headers: close the connection when the rest of the body will not be read."""
+        return [(b"connection", b"close")] if self.status in (408, 413) else []
 
 
 def _runtime_version() -> str:
@@ -281,6 +297,7 @@ class ModelServer:
             scorer = PyfuncScorer(pyfunc, settings.contract)
         loaded = time.perf_counter()
         self._warm_up(scorer)
+        self._warm_refusals()
         label = f"{info.model} version {info.version}" if info.version else info.uri
         log.info(
             "loaded %s from %s in %.2fs, warmed up in %.2fs (model calls %s)",
@@ -318,6 +335,21 @@ class ModelServer:
         median = sorted(timings[1:])[len(timings[1:]) // 2]
         self._call_seconds = median
         self.inline = median < INLINE_CALL_SECONDS
+
+    def _warm_refusals(self) -> None:
+        """Refuse a CSV body and a row the fast check cannot judge, on the model thread.
+
+        The arrow check imports pyarrow and pandas (about a second): done here, before the
+        server is ready, rather than on the event loop when a client first sends such a body.
+        """
+        if self.check is None:
+            return
+        for body in (b"x\n1\n", None):
+            try:
+                table = parse_csv_body(body) if body else columns_table(request_columns({"inputs": {"x": [None]}}))
+                self.check.checked_table(table)
+            except InvalidRequest:
+                pass
 
     def _timed(self, scorer: Scorer, batch: list[CheckedRows], observe: bool = True) -> list[Predictions]:
         started = time.perf_counter()
@@ -361,27 +393,32 @@ class ModelServer:
             raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has {int(declared)} bytes; the limit is {limit}")
         chunks: list[bytes] = []
         size = 0
+        seconds = self.settings.body_timeout_seconds
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise Refused(499, "CLIENT_CLOSED", "the client went away")
-                chunk = message.get("body", b"")
-                if chunk:
-                    size += len(chunk)
-                    self._buffered += len(chunk)
-                    if size > limit:
-                        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has more than {limit} bytes")
-                    if self._buffered > self.settings.max_buffered_bytes:
-                        raise Refused(503, "OVERLOADED", "the server holds too many request bodies; retry shortly")
-                    chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            async with asyncio.timeout(seconds):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise Refused(499, "CLIENT_CLOSED", "the client went away")
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        self._buffered += len(chunk)
+                        if size > limit:
+                            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has more than {limit} bytes")
+                        if self._buffered > self.settings.max_buffered_bytes:
+                            raise Refused(503, "OVERLOADED", "the server holds too many request bodies; retry shortly")
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except TimeoutError:
+            raise Refused(408, "REQUEST_TIMEOUT", f"the body was not received within {seconds:g} s") from None
         finally:
             self._buffered -= size
 
     def _checked_json(self, request: RequestColumns, exact: Callable[[], RequestColumns]) -> CheckedRows:
         """The request's rows through the contract: the fast check, else the arrow check (re-reading exactly)."""
+        refuse_wide(len(request.columns))
         if self.check is None:
             table = columns_table(request)
             if table.num_rows == 0:
@@ -402,8 +439,13 @@ class ModelServer:
     # --- prediction endpoints ------------------------------------------------------------------
 
     async def _predict(self, rows: CheckedRows) -> Predictions:
+        """The rows' predictions; in flight from here (queued or predicted) until they return."""
         assert self.batcher is not None
-        return await self.batcher.submit(rows, rows.rows)
+        self.metrics.in_flight.inc()
+        try:
+            return await self.batcher.submit(rows, rows.rows)
+        finally:
+            self.metrics.in_flight.dec()
 
     def _ready_or_refuse(self) -> None:
         if self.scorer is None or self.batcher is None:
@@ -416,10 +458,10 @@ class ModelServer:
         started = time.perf_counter()
         headers = _headers(scope)
         request_id = self._request_id(headers)
-        self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
         predictions: Predictions | None = None
+        extra = [(REQUEST_ID_HEADER, request_id)]
         try:
             try:
                 rows = await self._invocation_rows(receive, headers)
@@ -427,13 +469,13 @@ class ModelServer:
                 status, body = 200, _json({"predictions": predictions.rows()})
             except Refused as refused:
                 status, body = refused.status, _json({"error_code": refused.code, "message": refused.message})
+                extra += refused.headers()
             except InvalidRequest as error:
                 status, body = 400, _json(error.to_dict())
             except Exception as error:
                 status, body = 500, self._model_failure(error, "error_code", "INTERNAL_ERROR")
-            await _send(send, status, body, extra=[(REQUEST_ID_HEADER, request_id)])
+            await _send(send, status, body, extra=extra)
         finally:
-            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
             if self.request_log.sampled():
@@ -531,7 +573,6 @@ class ModelServer:
         started = time.perf_counter()
         headers = _headers(scope)
         request_id = self._request_id(headers)
-        self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
         predictions: Predictions | None = None
@@ -558,13 +599,13 @@ class ModelServer:
                     extra.append((b"inference-header-content-length", str(header_length).encode()))
             except Refused as refused:
                 status, body = refused.status, _json({"error": refused.message})
+                extra += refused.headers()
             except InvalidRequest as error:
                 status, body = 400, _json({"error": error.message, **_violations(error)})
             except Exception as error:
                 status, body = 500, self._model_failure(error, "error")
             await _send(send, status, body, content_type, extra)
         finally:
-            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
             if self.request_log.sampled():

@@ -470,6 +470,14 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     help="Seconds a request's body may take to arrive after its headers; slower ones get 408.",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    envvar="MLC_SERVE_HEADER_TIMEOUT",
+    help="Seconds a connection may take to send a request's headers; slower ones are closed.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=2048,
@@ -507,6 +515,7 @@ def serve(
     graceful_timeout: int,
     max_body_mb: float,
     body_timeout: float,
+    header_timeout: float,
     max_connections: int,
     metrics_port: int | None,
     log_sample_rate: float,
@@ -534,6 +543,7 @@ def serve(
         max_wait_ms=max_wait_ms,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         body_timeout_seconds=body_timeout,
+        header_timeout_seconds=header_timeout,
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
         access=access,

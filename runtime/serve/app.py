@@ -23,7 +23,9 @@ requests is logged with it (`request_log.py`), never delaying the response.
 Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
 read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
 uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
-whatever the clients do. A body not received within `body_timeout_seconds` of its headers is
+whatever the clients do. A connection whose request line and headers are not complete
+`header_timeout_seconds` after it opens (or after its request's first byte) is closed
+(`header_deadline.py`); a body not received within `body_timeout_seconds` of its headers is
 answered 408 and its connection closed (a client trickling bytes holds nothing for long); a
 client that goes away mid-body is counted as 499, never as a server error. The in-flight gauge
 (what KEDA scales on) counts requests from a received, valid body to their answer: a socket
@@ -54,6 +56,7 @@ from typing import Any
 from mlc.runtime.contract import SERVER_PATHS
 from mlc.runtime.contract.config import Access, Contract
 from mlc.runtime.serve.batching import MicroBatcher
+from mlc.runtime.serve.body_deadlines import BodyDeadlines
 from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlc.runtime.serve.metrics import ServerMetrics
 from mlc.runtime.serve.payload import (
@@ -101,6 +104,7 @@ class ServeSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_buffered_bytes: int = 256 * 1024 * 1024
     body_timeout_seconds: float = 30.0
+    header_timeout_seconds: float = 10.0  # connection open (or a request's first byte) to its last header
     log_sample_rate: float = 0.0
     log_sink: str = "-"
     access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
@@ -182,6 +186,7 @@ class ModelServer:
         self.inline = False  # run the model on the event loop (set from measured call times)
         self._call_seconds: float | None = None
         self._buffered = 0  # body bytes held by requests being answered
+        self._body_deadlines = BodyDeadlines(settings.body_timeout_seconds)
         self._loading: asyncio.Task[None] | None = None
         self._version = _runtime_version()
         self._request_id = RequestIds()
@@ -258,6 +263,7 @@ class ModelServer:
         if self.batcher is not None:
             await self.batcher.stop()
         self.model_thread.shutdown(wait=False, cancel_futures=True)
+        self._body_deadlines.stop()
         self.request_log.stop()
         if self.fetch is not None:
             self.fetch.remove()
@@ -393,27 +399,30 @@ class ModelServer:
             raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has {int(declared)} bytes; the limit is {limit}")
         chunks: list[bytes] = []
         size = 0
-        seconds = self.settings.body_timeout_seconds
+        task = self._body_deadlines.enter()
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise Refused(499, "CLIENT_CLOSED", "the client went away")
-                    chunk = message.get("body", b"")
-                    if chunk:
-                        size += len(chunk)
-                        self._buffered += len(chunk)
-                        if size > limit:
-                            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has more than {limit} bytes")
-                        if self._buffered > self.settings.max_buffered_bytes:
-                            raise Refused(503, "OVERLOADED", "the server holds too many request bodies; retry shortly")
-                        chunks.append(chunk)
-                    if not message.get("more_body", False):
-                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except TimeoutError:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refused(499, "CLIENT_CLOSED", "the client went away")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    self._buffered += len(chunk)
+                    if size > limit:
+                        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has more than {limit} bytes")
+                    if self._buffered > self.settings.max_buffered_bytes:
+                        raise Refused(503, "OVERLOADED", "the server holds too many request bodies; retry shortly")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if not self._body_deadlines.expired(task):
+                raise
+            seconds = self._body_deadlines.seconds
             raise Refused(408, "REQUEST_TIMEOUT", f"the body was not received within {seconds:g} s") from None
         finally:
+            self._body_deadlines.leave(task)
             self._buffered -= size
 
     def _checked_json(self, request: RequestColumns, exact: Callable[[], RequestColumns]) -> CheckedRows:
@@ -674,6 +683,8 @@ def run_server(
     fetch = RegistryFetch(settings.model_uri, settings.tracking_uri) if registry else None
     import uvicorn
 
+    from mlc.runtime.serve.header_deadline import header_deadline_protocol
+
     app = create_app(settings, fetch)
     served: Any = app
     sockets = None
@@ -693,6 +704,7 @@ def run_server(
             limit_concurrency=max_connections,
             backlog=max_connections,
             lifespan="on",
+            http=header_deadline_protocol(settings.header_timeout_seconds),
         )
     )
 

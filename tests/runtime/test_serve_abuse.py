@@ -2,14 +2,16 @@
 
 One `mlc-runtime serve` process gets, all at once: malformed bodies (hostile JSON and CSV, wrong
 encodings), huge bodies (declared and streamed past the limit), abandoned requests (headers and
-part of a body, then the socket closed) and slow bodies (a byte now and then). Meanwhile a
-well-behaved client keeps predicting and a sampler reads the server's resident memory from
-/proc. Afterwards: every abusive request got a 4xx or was cut, none was counted as a 5xx (the
-error-rate alert and the canary abort read that), the log has no traceback, the in-flight gauge
-(what KEDA scales on) is back to 0 and never counted the slow or abandoned sockets, the
-well-behaved client was answered within a second throughout, and memory stayed bounded.
+part of a body, then the socket closed), slow bodies (a byte now and then), and connections
+that send nothing or half their headers and wait. Meanwhile a well-behaved client keeps
+predicting and a sampler reads the server's resident memory from /proc. Afterwards: every
+abusive request got a 4xx or was cut (silent connections at the header deadline), none was
+counted as a 5xx (the error-rate alert and the canary abort read that), the log has no
+traceback, the in-flight gauge (what KEDA scales on) is back to 0 and never counted the slow or
+abandoned sockets, the well-behaved client was answered within 2 s throughout, and memory
+stayed bounded.
 
-Bounded to about 30 s.
+About 60 s, a server start included.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from served_project import get, metric_value, post, running_server, toy_rows, tr
 
 BODY_LIMIT_MB = 1.0
 BODY_TIMEOUT_SECONDS = 2
+HEADER_TIMEOUT_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +148,28 @@ async def abandoned(port: int, count: int) -> None:
     await asyncio.gather(*(one() for _ in range(count)))
 
 
+async def silent(port: int, count: int, first_bytes: bytes) -> list[float]:
+    """Connections that send `first_bytes` (nothing, or half a request) and then wait: seconds
+    until the server closed each (-1: still open after four times the header timeout)."""
+
+    async def one() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = time.monotonic()
+        try:
+            writer.write(first_bytes)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 4 * HEADER_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return -1.0
+        except ConnectionResetError:
+            pass
+        finally:
+            writer.close()
+        return time.monotonic() - started
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
 async def slow(port: int, count: int) -> list[int]:
     """A byte every 0.3 s of a 1000-byte body: the server must cut them at its body timeout."""
 
@@ -173,6 +198,7 @@ async def slow(port: int, count: int) -> list[int]:
 def test_one_abusive_client_cannot_knock_the_server_over(project) -> None:
     root, config = project
     args = ("--max-body-mb", str(BODY_LIMIT_MB), "--body-timeout", str(BODY_TIMEOUT_SECONDS))
+    args += ("--header-timeout", str(HEADER_TIMEOUT_SECONDS))
     with running_server(root, config, *args) as server:
         port = int(server.url.rsplit(":", 1)[1])
         good = json.dumps({"dataframe_records": toy_rows(5, seed=4)})
@@ -200,17 +226,22 @@ def test_one_abusive_client_cannot_knock_the_server_over(project) -> None:
                 assert status == 200
                 time.sleep(0.02)
 
-        async def abuse() -> tuple[list[int], list[int], list[int]]:
-            bad, big, slowed, _ = await asyncio.gather(
-                malformed(port, rounds=3), huge(port), slow(port, 40), abandoned(port, 200)
+        async def abuse() -> tuple[list[tuple[int, int]], list[int], list[int], list[float]]:
+            bad, big, slowed, _, idle, half = await asyncio.gather(
+                malformed(port, rounds=3),
+                huge(port),
+                slow(port, 40),
+                abandoned(port, 200),
+                silent(port, 100, b""),
+                silent(port, 100, b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"),
             )
-            return bad, big, slowed
+            return bad, big, slowed, idle + half
 
         threads = [threading.Thread(target=sample), threading.Thread(target=behave)]
         for thread in threads:
             thread.start()
         try:
-            bad, big, slowed = asyncio.run(abuse())
+            bad, big, slowed, silenced = asyncio.run(abuse())
             time.sleep(0.5)
         finally:
             stop.set()
@@ -220,6 +251,10 @@ def test_one_abusive_client_cannot_knock_the_server_over(project) -> None:
         assert all(400 <= status < 500 for _, status in bad), [(i, status) for i, status in bad if status >= 500]
         assert big[0] == 413 and big[1] in (413, 0), big  # 0: the answer lost to the reset (counted below)
         assert set(slowed) <= {408, 0}, slowed  # 0: the 408 lost to the reset (counted below)
+        # Silent and half-sent headers are closed at the header deadline, not held for ever.
+        assert all(HEADER_TIMEOUT_SECONDS * 0.9 < seconds < 3 * HEADER_TIMEOUT_SECONDS for seconds in silenced), (
+            silenced
+        )
         metrics = get(server.url + "/metrics")[1].decode()
         server_errors = {
             line
@@ -232,13 +267,15 @@ def test_one_abusive_client_cannot_knock_the_server_over(project) -> None:
         assert metric_value(metrics, "mlc_requests_in_flight") == 0
         # The slow and abandoned sockets (240) never counted as requests being predicted.
         assert in_flight_seen < 20, in_flight_seen
-        assert latencies and max(latencies) < 1.0, f"slowest well-behaved request {max(latencies):.2f} s"
+        # Under 2 s on a loaded 2-core CI machine (about 0.4-0.7 s alone); a 100,000-column CSV used
+        # to stall everyone for 11.6 s.
+        assert latencies and max(latencies) < 2.0, f"slowest well-behaved request {max(latencies):.2f} s"
         grown = peak - baseline
         assert grown < 200 * 1024 * 1024, f"resident memory grew {grown / 2**20:.0f} MiB"
         assert "Traceback" not in server.log(), server.log()[-3000:]
         assert post(server.url + "/invocations", good)[0] == 200
         print(
-            f"\nabuse: {len(bad)} malformed, 2 huge, {len(slowed)} slow, 200 abandoned; "
+            f"\nabuse: {len(bad)} malformed, 2 huge, {len(slowed)} slow, 200 abandoned, {len(silenced)} silent; "
             f"well-behaved {len(latencies)} requests, slowest {max(latencies) * 1000:.0f} ms; "
             f"RSS {baseline / 2**20:.0f} -> peak {peak / 2**20:.0f} MiB; in-flight peak {in_flight_seen:.0f}"
         )

@@ -33,4 +33,4 @@ schema: $(STAMP)
 	$(BIN)/mlc schema -o schemas/mlproject.schema.json
 
 clean:
-	rm -rf $(VENV) .mlc .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .mlc .pytest_cache .ruff_cache

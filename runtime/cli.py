@@ -204,6 +204,9 @@ def drift(
     try:
         if model:
             from mlc.runtime.drift.mlflow_profile import load_model_profile
+            from mlc.runtime.tracking_client import bound_tracking_requests
+
+            bound_tracking_requests(os.environ, None)  # after load_config's, so the config's values win
 
             reference = load_model_profile(model, config.tracking_uri)
         else:
@@ -292,11 +295,14 @@ def _with_challenger_alias(config: RuntimeConfig, alias: str | None) -> RuntimeC
 def load_config(path: Path) -> RuntimeConfig:
     from mlc.runtime.config import load_runtime_config
     from mlc.runtime.contract.config import ConfigError
+    from mlc.runtime.tracking_client import bound_tracking_requests
 
     try:
-        return load_runtime_config(path)
+        config = load_runtime_config(path)
     except ConfigError as error:
         _fail(str(error), ExitCode.CONFIG_ERROR)
+    bound_tracking_requests(os.environ, config.tracking_requests)
+    return config
 
 
 @main.command("validate-data")
@@ -523,12 +529,33 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     help="Largest request body (MiB); larger ones are refused with 413.",
 )
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    envvar="MLC_SERVE_BODY_TIMEOUT",
+    help="Seconds a request's body may take to arrive after its headers; slower ones get 408.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    envvar="MLC_SERVE_HEADER_TIMEOUT",
+    help="Seconds a connection may take to send a request's headers; slower ones are closed.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=2048,
     show_default=True,
     envvar="MLC_SERVE_MAX_CONNECTIONS",
     help="Concurrent connections and requests; past it requests get 503 (bounded memory).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Port of /metrics and /ready's details when the config has serve.access (default: its metrics_port).",
 )
 @click.option(
     "--log-sample-rate",
@@ -563,7 +590,10 @@ def serve(
     max_wait_ms: float,
     graceful_timeout: int,
     max_body_mb: float,
+    body_timeout: float,
+    header_timeout: float,
     max_connections: int,
+    metrics_port: int | None,
     log_sample_rate: float,
     log_sink: str,
     watch_seconds: float,
@@ -578,6 +608,9 @@ def serve(
     from mlc.runtime.serve.app import ServeSettings, run_server
 
     config = load_config(config_path)
+    access = config.serve.access if config.serve else None
+    if access is not None and metrics_port is not None:
+        access = access.model_copy(update={"metrics_port": metrics_port})
     settings = ServeSettings(
         model_uri=model_uri or config.champion_uri,
         tracking_uri=config.tracking_uri,
@@ -587,12 +620,22 @@ def serve(
         max_batch_rows=max_batch_size,
         max_wait_ms=max_wait_ms,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        body_timeout_seconds=body_timeout,
+        header_timeout_seconds=header_timeout,
         log_sample_rate=log_sample_rate,
         log_sink=log_sink,
         watch_seconds=watch_seconds,
+        access=access,
     )
     listen = port if port is not None else (config.serve.port if config.serve else DEFAULT_SERVE_PORT)
-    sys.exit(run_server(settings, host or default_serve_host(config_path), listen, graceful_timeout, max_connections))
+    address = host or default_serve_host(config_path)
+    try:
+        code = run_server(settings, address, listen, graceful_timeout, max_connections)
+    except OSError as error:  # a port taken or not ours to bind
+        _fail(
+            f"cannot listen on {address} port {listen} (metrics {access.metrics_port if access else '-'}): {error}", 1
+        )
+    sys.exit(code)
 
 
 def default_serve_host(config_path: Path) -> str:
@@ -677,7 +720,9 @@ def fetch_model(uri: str, dest: Path, tracking_uri: str | None) -> None:
     """Download a registered model version into DEST (the KServe storage initializer). Exit 0, or 1."""
     from mlc.runtime.serve.model_fetch import fetch_model as fetch
     from mlc.runtime.serve.served_model import ModelError
+    from mlc.runtime.tracking_client import bound_tracking_requests
 
+    bound_tracking_requests(os.environ, None)
     if not tracking_uri:
         _fail("set MLFLOW_TRACKING_URI (or --tracking-uri): where the model registry is", 1)
     try:

@@ -54,7 +54,26 @@ class DataReport:
 
     @property
     def valid(self) -> bool:
-        return all(column.ok for column in self.columns)
+        # No rows proves nothing: a model cannot train on it, a drift check has nothing to compare.
+        return self.rows > 0 and all(column.ok for column in self.columns)
+
+    def summary(self) -> str:
+        """What breaks the contract, in one line (empty when valid)."""
+        if self.valid:
+            return ""
+        if self.rows == 0:
+            return "no data rows (a header alone, or empty files)"
+        problems = []
+        for column in self.columns:
+            if not column.present:
+                problems.append(f"{column.name}: missing column")
+            for violation in column.violations.values():
+                problems.append(
+                    f"{column.name}: {violation.rule}: {violation.count} row(s), e.g. row {violation.first_row}: "
+                    f"{violation.example}"
+                )
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return "; ".join(problems[:3]) + more
 
 
 class ContractCheck:
@@ -131,7 +150,12 @@ def render_data_report(report: DataReport) -> str:
                 where = f"e.g. row {violation.first_row}: {violation.example}"
                 lines.append(f"      {violation.rule}: {violation.count} row(s), {where}")
     bad = sum(not column.ok for column in report.columns)
-    lines.append("valid" if report.valid else f"invalid: {bad} of {len(report.columns)} column(s) break the contract")
+    if report.valid:
+        lines.append("valid")
+    elif report.rows == 0:
+        lines.append("invalid: no data rows (a header alone, or empty files)")
+    else:
+        lines.append(f"invalid: {bad} of {len(report.columns)} column(s) break the contract")
     return "\n".join(lines) + "\n"
 
 
@@ -173,3 +197,17 @@ def check_dataset(config: RuntimeConfig, name: str, sample: int | None = None) -
     for batch in read_record_batches(files, text_columns=columns, limit=sample):
         check.add_batch(batch)
     return check.report()
+
+
+def require_valid_dataset(config: RuntimeConfig, name: str, sample: int | None = None) -> DataReport:
+    """`check_dataset`, and a DataError when the data breaks the contract: what `train` and `gate`
+    run before they use a dataset, so they never accept data `validate-data` refuses."""
+    from mlc.runtime.datasets import DataError
+
+    report = check_dataset(config, name, sample)
+    if not report.valid:
+        raise DataError(
+            f"dataset {name} ({report.uri}) breaks the data contract: {report.summary()} "
+            f"(`mlc-runtime validate-data --dataset {name}` reports every rule)"
+        )
+    return report

@@ -290,6 +290,35 @@ def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[pafs.File
     return [info for info in infos if info.type == pafs.FileType.File]
 
 
+def unique_columns(names: list[str], where: str) -> None:
+    """A DataError naming the first column that appears more than once in a file's header or schema.
+
+    pyarrow keeps both copies (and `include_columns` silently takes the first), so which
+    values a check, a model or a drift test saw would depend on the reader."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(
+                f"{where}: column {name!r} appears {names.count(name)} times in the header: "
+                "every column needs its own name (rename or drop the copies)"
+            )
+        seen.add(name)
+
+
+def csv_header(files: DataFiles, path: str) -> list[str]:
+    """The column names of one CSV file (its first block only)."""
+    import pyarrow.csv as pacsv
+
+    compression = "gzip" if path.endswith(".gz") else None
+    with files.filesystem.open_input_stream(path, compression=compression) as stream:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)),
+        )
+        return reader.schema.names
+
+
 def read_record_batches(
     files: DataFiles, text_columns: Iterable[str] = (), limit: int | None = None
 ) -> Iterator[pa.RecordBatch]:
@@ -320,19 +349,21 @@ def _file_batches(files: DataFiles, path: str, text_columns: tuple[str, ...]) ->
         import pyarrow.parquet as pq
 
         with files.filesystem.open_input_file(path) as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=BATCH_ROWS)
+            parquet = pq.ParquetFile(handle)
+            unique_columns(parquet.schema_arrow.names, files.location(path))
+            yield from parquet.iter_batches(batch_size=BATCH_ROWS)
         return
     import pyarrow.csv as pacsv
 
     compression = "gzip" if path.endswith(".gz") else None
     read_options = pacsv.ReadOptions(block_size=1 << 22)
     parse_options = pacsv.ParseOptions(delimiter=csv_delimiter(path))
+    header = csv_header(files, path)
+    unique_columns(header, files.location(path))
     include: list[str] | None = None
     if text_columns:
         # Only the contract's columns: other columns' types are guessed from the first block
         # and a later surprise in a column nobody uses must not fail the read.
-        with files.filesystem.open_input_stream(path, compression=compression) as stream:
-            header = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options).schema.names
         include = [name for name in header if name in text_columns]
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in text_columns},

@@ -125,6 +125,7 @@ def model_metrics(model: Any, table: pa.Table, target: str, names: list[str]) ->
 
 
 def evaluation_table(config: RuntimeConfig) -> tuple[pa.Table, str]:
+    from mlc.runtime.data_check import require_valid_dataset
     from mlc.runtime.datasets import DataError, locate_data_files, read_table
 
     evaluate, contract = config.require_evaluate(), config.require_contract()
@@ -132,6 +133,7 @@ def evaluation_table(config: RuntimeConfig) -> tuple[pa.Table, str]:
         raise GateError("the data contract has no target: there is nothing to evaluate against")
     dataset = config.dataset(evaluate.dataset)
     try:
+        require_valid_dataset(config, evaluate.dataset)  # scores on rows serving would refuse prove nothing
         files = locate_data_files(dataset.uri, dataset.format)
         table = read_table(files, text_columns=[*contract.features, contract.target])
     except DataError as error:

@@ -259,9 +259,14 @@ def run_training(
     import torch
 
     workdir = workdir or Path.cwd()
+    from mlc.runtime.data_check import require_valid_dataset
+
     train = config.require_train()
     config.require_contract()
     config.dataset("train")
+    # The rows validate-data would refuse are refused here too, before any work (a smoke run
+    # checks the rows it trains on).
+    require_valid_dataset(config, "train", SMOKE_ROWS if smoke else None)
     placement = process_placement(os.environ)
     distributed = placement.world_size > 1
     if distributed:

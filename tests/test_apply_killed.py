@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from mlc.compiler.cli import main
 from mlc.compiler.plan.lock import INTENT_FILENAME
-from plan_fixtures import init_repo, write_project
+from plan_fixtures import git, init_repo, write_project
 
 ROUNDS = 20
 RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli import main; main()"
@@ -107,3 +107,63 @@ def test_killed_apply_leaves_old_or_new_files_and_recovers(tmp_path: Path, monke
     assert killed >= ROUNDS // 3 and partial >= 3, (killed, partial)  # applies really were cut midway
     assert mlc("apply")[0] == 0
     assert mlc("plan", "--detailed-exitcode")[0] == 0
+
+
+COMMIT_ROUNDS = 12
+
+
+def uncommitted(root: Path) -> list[str]:
+    """`git status` lines of generated paths (the spec and its inputs left out)."""
+    inputs = ("mlproject.yaml", "requirements.lock", "src/")
+    lines = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
+    return [line for line in lines if not line[3:].startswith(inputs)]
+
+
+def test_apply_commit_after_a_killed_apply_commits_every_generated_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL `mlc apply --commit` at random points (while writing files, before or during its
+    commit), then `mlc apply --commit`: HEAD holds every generated file as the tree does, and
+    neither `plan` nor `git status` has anything left."""
+    rng = random.Random(20261207)
+    root = init_repo(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    expected: dict[tuple[int, bool], dict[str, bytes]] = {}
+    for replicas, serve in VERSIONS:
+        write_project(root, replicas=replicas, serve=serve)
+        assert mlc("apply", "--force")[0] == 0
+        expected[(replicas, serve)] = snapshot(root)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the last version, applied")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MLC_APPLY_TEST_DELAY": "0.05"}
+    write_project(root, replicas=VERSIONS[0][0], serve=VERSIONS[0][1])
+    git(root, "commit", "-qam", "timing run")
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", RUNNER, "apply", "--commit"], cwd=root, env=env, check=True, capture_output=True
+    )
+    whole = time.perf_counter() - start
+    killed = left_uncommitted = 0
+    for round_number in range(COMMIT_ROUNDS):
+        version = rng.choice([v for v in VERSIONS if expected[v] != snapshot(root)])
+        write_project(root, replicas=version[0], serve=version[1])
+        git(root, "commit", "-qam", f"spec version {version}")
+        process = subprocess.Popen([sys.executable, "-c", RUNNER, "apply", "--commit"], cwd=root, env=env)
+        time.sleep(whole * rng.uniform(0.3, 1.1))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        process.wait()
+        left_uncommitted += bool(uncommitted(root))
+
+        code, output = mlc("apply", "--commit")
+        assert code == 0, (round_number, output)
+        assert uncommitted(root) == [], (round_number, uncommitted(root))
+        assert mlc("plan", "--detailed-exitcode") == (0, "No changes. Generated files are up to date.\n")
+        assert snapshot(root) == expected[version], round_number
+        committed = {path: git(root, "show", f"HEAD:{path}").encode() for path in expected[version]}
+        assert committed == expected[version], round_number
+        pruned = set().union(*expected.values()) - expected[version].keys()
+        assert not set(git(root, "ls-files").split()) & pruned, round_number  # deletions committed too
+    # The kills really cut applies midway, some leaving files written but not committed.
+    assert killed >= COMMIT_ROUNDS // 3 and left_uncommitted >= 3, (killed, left_uncommitted)

@@ -103,6 +103,15 @@ VLLM = {
     }
 }
 DIGEST = "@sha256:" + "a" * 64
+ACCESS = {
+    "serve": {
+        "access": {
+            "callers": [{"namespace": "web", "pods": {"app": "checkout"}}],
+            "api_keys": {"k8s": "demo-keys"},
+            "rate_limit": {"requests_per_second": 10},
+        }
+    }
+}
 
 # path -> (patch applied to BASE first, the new value of the path)
 CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
@@ -149,6 +158,8 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "train.schedule": ({}, "0 4 * * 2"),
     "registry.tracking_uri": ({}, "https://other.example.com"),
     "registry.model": ({}, "other-model"),
+    "registry.timeout": ({}, "30s"),
+    "registry.retries": ({}, 5),
     "evaluate.dataset": ({"data": {"holdout": {"uri": "s3://b/holdout.parquet"}}}, "holdout"),
     "evaluate.metrics": ({}, ["f1", "roc_auc", "accuracy"]),
     "evaluate.gates": ({}, [{"metric": "f1", "min": 0.6}]),
@@ -176,6 +187,13 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "serve.batch.output": ({}, "s3://b/out2/"),
     "serve.batch.parallelism": ({}, 4),
     "serve.batch.invalid_rows": ({}, "skip"),
+    "serve.access.callers": (ACCESS, [{"namespace": "web"}]),
+    "serve.access.monitoring_namespace": (ACCESS, "observability"),
+    "serve.access.metrics_port": (ACCESS, 9100),
+    "serve.access.api_keys.k8s": (ACCESS, "other-keys"),
+    "serve.access.rate_limit.requests_per_second": (ACCESS, 20),
+    "serve.access.rate_limit.burst": (ACCESS, 40),
+    "serve.access.audit": (ACCESS, "payloads"),
     "monitor.drift.schedule": ({}, "0 * * * *"),
     "monitor.drift.current.uri": ({}, "s3://b/live2/"),
     "monitor.drift.current.window": ({}, "6h"),

@@ -29,6 +29,7 @@ from mlc.compiler.apply.writer import (
 )
 from mlc.compiler.output_tree import OutputTree, UnsafePathError, output_tree_for, relative_to_cwd
 from mlc.compiler.plan.changes import Action, Plan
+from mlc.compiler.plan.lock import LOCK_FILENAME, LockError, read_intent, read_lock
 from mlc.compiler.plan.specs import PlanRun, SpecPlan, input_sha256
 
 if TYPE_CHECKING:
@@ -79,11 +80,14 @@ def apply_specs(
     identity: object | None = None,  # git_commit.Identity; typed loosely to keep git unimported
 ) -> ApplyOutcome:
     """Apply every spec's plan (refusing all on any conflict unless `force`); with `commit`,
-    commit exactly the changed paths. Raises `ApplyError`."""
+    commit every generated path whose file differs from HEAD (`generated_paths`), and nothing
+    else. Raises `ApplyError`."""
     if not run.ok:
         first = run.diagnostics[0].render().splitlines()[0]
         raise ApplyError(f"nothing applied: planning failed ({len(run.diagnostics)} problem(s); first: {first})")
     check_conflicts(run.plans, force)
+    # Read before writing: the lock this apply replaces names files an interrupted apply may have pruned.
+    generated = [generated_paths(spec) for spec in run.specs] if commit else []
     results = [apply_plan(spec.plan, spec.tree, force) for spec in run.specs]
     changed = [
         spec.tree.locate(path)
@@ -91,16 +95,31 @@ def apply_specs(
         for path in (*result.written, *result.deleted)
     ]
     outcome = ApplyOutcome(results, changed)
-    if not commit or not changed:
+    if not commit:
         return outcome
     from mlc.compiler.apply.git_commit import CommitError, commit_paths, repository_for
 
+    # Not only what this run wrote: an earlier apply killed midway (or killed before its commit)
+    # wrote files that are now up to date and so unchanged here, yet were never committed.
+    covered = [spec.tree.locate(path) for spec, paths in zip(run.specs, generated, strict=True) for path in paths]
     try:
         repo = repository_for(run.specs[0].tree.root)
-        sha = commit_paths(repo, changed, message or default_commit_message(run.plans), identity)  # type: ignore[arg-type]
+        sha = commit_paths(repo, covered, message or default_commit_message(run.plans), identity)  # type: ignore[arg-type]
     except CommitError as exc:
         raise ApplyError(f"files were written but not committed: {exc}") from None
     return ApplyOutcome(results, changed, sha)
+
+
+def generated_paths(spec: SpecPlan) -> list[str]:
+    """Every path mlc manages for one spec: what the plan covers, what the current lock and an
+    interrupted apply's journal name (a file it pruned is absent from the plan), and the lock."""
+    paths = {change.path for change in spec.plan.changes} | {LOCK_FILENAME}
+    try:
+        lock = read_lock(spec.tree.root)
+        paths |= set(lock.files if lock else ()) | set(read_intent(spec.tree.root))
+    except LockError:  # planning read them already; a lock that became unreadable since adds nothing
+        pass
+    return sorted(paths)
 
 
 def apply_saved_plan(

@@ -40,14 +40,23 @@ from mlc.compiler.load.values import (
     TorchVersion,
 )
 from mlc.runtime.contract import (
+    AUDIT_LEVEL,
     BATCH_INVALID_ROWS,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_MONITORING_NAMESPACE,
     DEFAULT_SERVE_PORT,
     DRIFT_PSI_THRESHOLD,
     DRIFT_SHARE_THRESHOLD,
+    TRACKING_MAX_RETRIES,
+    TRACKING_MAX_TIMEOUT_SECONDS,
+    TRACKING_RETRIES,
+    TRACKING_TIMEOUT_SECONDS,
+    AuditLevel,
     BatchInvalidRows,
     DriftMethod,
     FeatureType,
     Task,
+    duration_seconds,
     known_metrics,
     metric_tasks,
 )
@@ -205,6 +214,24 @@ class Train(Section):
 class Registry(Section):
     tracking_uri: str | None = Field(None, description="default http://mlflow.mlflow.svc:5000")
     model: str | None = Field(None, description="registered model name (default: the project name)")
+    timeout: Duration | None = Field(
+        None,
+        description=f"longest wait for one request to the tracking server, e.g. '30s' "
+        f"(default {TRACKING_TIMEOUT_SECONDS}s; at most {TRACKING_MAX_TIMEOUT_SECONDS}s)",
+    )
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=TRACKING_MAX_RETRIES,
+        description=f"retries of a failed request to the tracking server (default {TRACKING_RETRIES})",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_bound(cls, value: str | None) -> str | None:
+        if value is not None and duration_seconds(value) > TRACKING_MAX_TIMEOUT_SECONDS:
+            raise ValueError(f"must be at most {TRACKING_MAX_TIMEOUT_SECONDS}s (e.g. '30s'), got '{value}'")
+        return value
 
     @field_validator("model")
     @classmethod
@@ -324,6 +351,48 @@ class Batch(Section):
     )
 
 
+class Caller(Section):
+    """Pods allowed to call the prediction port: a namespace, pods by label, or both."""
+
+    namespace: DnsLabel | None = Field(None, description="the callers' namespace (default: the project's)")
+    pods: dict[LabelKey, LabelValue] | None = Field(
+        None, description="only pods with these labels (default: every pod of the namespace)"
+    )
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> Caller:
+        if self.namespace is None and not self.pods:
+            raise ValueError(
+                "a caller needs `namespace`, `pods` or both, e.g. {namespace: web, pods: {app: checkout}} "
+                "(an ingress controller: its namespace and pod labels)"
+            )
+        return self
+
+
+class RateLimit(Section):
+    requests_per_second: float = Field(gt=0, le=1_000_000, description="per client (API key, else address)")
+    burst: int | None = Field(None, ge=1, le=1_000_000, description="requests at once (default: 1 s worth)")
+
+
+class ApiKeys(Section):
+    k8s: DnsLabel = Field(description="a Kubernetes Secret: each of its keys is a caller's name, its value a key")
+
+
+class Access(Section):
+    """Who may call the model (engine runtime): the NetworkPolicy and what the server checks."""
+
+    callers: list[Caller] | None = Field(
+        None, description="who may reach the prediction port (default: every pod, as without `access`)"
+    )
+    monitoring_namespace: DnsLabel = Field(
+        DEFAULT_MONITORING_NAMESPACE, description="the only namespace that reaches /metrics (Prometheus)"
+    )
+    metrics_port: Port = Field(DEFAULT_METRICS_PORT, description="/metrics and readiness details, for monitoring")
+    api_keys: ApiKeys | None = Field(None, description="require an API key from this Secret (several at once rotate)")
+    rate_limit: RateLimit | None = None
+    audit: AuditLevel = Field(AUDIT_LEVEL, description="off | requests (a line per request) | payloads (with bodies)")
+
+
 class Serve(Section):
     engine: Literal["runtime", "kserve", "vllm"] = "runtime"
     port: Port = DEFAULT_SERVE_PORT
@@ -333,6 +402,7 @@ class Serve(Section):
     rollout: Rollout = Field(default_factory=Rollout)
     llm: LLM | None = None
     batch: Batch | None = None
+    access: Access | None = None
 
 
 class CurrentData(Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -26,7 +27,16 @@ from mlc.compiler.resolve.images import (
     resolve_project_images,
     runs_on_gpu,
 )
-from mlc.compiler.resolve.resolved import DataVolume, ReplicaOwner, ResolvedSpec, ResourceNames, Resources, Serving
+from mlc.compiler.resolve.resolved import (
+    CallerPeers,
+    DataVolume,
+    ReplicaOwner,
+    ResolvedSpec,
+    ResourceNames,
+    Resources,
+    Serving,
+    ServingAccess,
+)
 from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, ValidatedProject
 from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 
@@ -98,7 +108,31 @@ def _replica_owner(serve: Serve) -> ReplicaOwner:
     return {"queue_depth": "keda", "cpu": "hpa", "none": "manifest"}[serve.autoscale.on]  # type: ignore[return-value]
 
 
-def _serving(serve: Serve) -> Serving:
+def _access(serve: Serve, namespace: str) -> ServingAccess | None:
+    access = serve.access
+    if access is None:
+        return None
+    callers = None
+    if access.callers is not None:
+        callers = tuple(
+            CallerPeers(caller.namespace or namespace, tuple(sorted((caller.pods or {}).items())))
+            for caller in access.callers
+        )
+    rate_limit = None
+    if access.rate_limit is not None:
+        per_second = access.rate_limit.requests_per_second
+        rate_limit = (per_second, access.rate_limit.burst or max(1, math.ceil(per_second)))
+    return ServingAccess(
+        callers=callers,
+        monitoring_namespace=access.monitoring_namespace,
+        metrics_port=access.metrics_port,
+        api_keys_secret=access.api_keys.k8s if access.api_keys else None,
+        rate_limit=rate_limit,
+        audit=access.audit,
+    )
+
+
+def _serving(serve: Serve, namespace: str) -> Serving:
     tensor_parallel = 0
     if serve.llm is not None:
         tensor_parallel = serve.llm.tensor_parallel or max(serve.resources.gpus, 1)
@@ -111,6 +145,7 @@ def _serving(serve: Serve) -> Serving:
         replica_owner=_replica_owner(serve),
         autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
         tensor_parallel=tensor_parallel,
+        access=_access(serve, namespace),
     )
 
 
@@ -217,7 +252,7 @@ def resolve_environment(
         train_resources=None
         if train is None
         else _resources(train.resources.cpu, train.resources.memory, train.resources.gpus, train.resources.gpu_type),
-        serving=_serving(serve) if serve is not None else None,
+        serving=_serving(serve, namespace) if serve is not None else None,
         registered_model=registered_model,
         champion_uri=champion_model_uri(registered_model),
         tracking_uri=tracking_uri,

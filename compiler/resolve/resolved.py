@@ -64,6 +64,26 @@ class DataVolume:
 
 
 @dataclass(frozen=True)
+class CallerPeers:
+    """Pods allowed to call the prediction port: a namespace (resolved), and labels (empty: all its pods)."""
+
+    namespace: str
+    pods: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ServingAccess:
+    """`serve.access` with its defaults filled in: the NetworkPolicy's peers and the server's checks."""
+
+    callers: tuple[CallerPeers, ...] | None  # None: every pod may call (as without `access`)
+    monitoring_namespace: str
+    metrics_port: int
+    api_keys_secret: str | None
+    rate_limit: tuple[float, int] | None  # (requests a second, burst)
+    audit: str
+
+
+@dataclass(frozen=True)
 class Serving:
     """How the environment serves: engine, rollout and who owns the replica count."""
 
@@ -74,6 +94,7 @@ class Serving:
     replica_owner: ReplicaOwner
     autoscale_target: int  # in-flight requests or CPU percent per replica (0 with no autoscaler)
     tensor_parallel: int  # vLLM's tensor-parallel size (0 for other engines)
+    access: ServingAccess | None = None  # `serve.access` (engine runtime only)
 
     @property
     def has_deployment(self) -> bool:

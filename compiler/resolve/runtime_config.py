@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
+from mlc.runtime.contract import API_KEYS_DIR, DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
 from mlc.runtime.contract.config import (
+    Access,
     Aliases,
     Checkpoint,
     Contract,
@@ -24,9 +25,11 @@ from mlc.runtime.contract.config import (
     Evaluate,
     Gate,
     Metrics,
+    RateLimit,
     RuntimeConfig,
     Serve,
     ServeBatch,
+    TrackingRequests,
     Train,
 )
 
@@ -64,6 +67,20 @@ def _evaluate(resolved: ResolvedSpec) -> Evaluate | None:
     )
 
 
+def _access(resolved: ResolvedSpec) -> Access | None:
+    access = resolved.serving.access if resolved.serving is not None else None
+    if access is None:
+        return None
+    return Access(
+        metrics_port=access.metrics_port,
+        api_keys_dir=API_KEYS_DIR if access.api_keys_secret else None,
+        rate_limit=None
+        if access.rate_limit is None
+        else RateLimit(requests_per_second=access.rate_limit[0], burst=access.rate_limit[1]),
+        audit=access.audit,  # type: ignore[arg-type]
+    )
+
+
 def _serve(resolved: ResolvedSpec) -> Serve | None:
     serve = resolved.spec.serve
     if serve is None:
@@ -77,6 +94,7 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
         else ServeBatch(
             input=batch.input, output=batch.output, parallelism=batch.parallelism, invalid_rows=batch.invalid_rows
         ),
+        access=_access(resolved),
     )
 
 
@@ -94,6 +112,16 @@ def _drift(resolved: ResolvedSpec) -> Drift | None:
     )
 
 
+def _tracking_requests(resolved: ResolvedSpec) -> TrackingRequests | None:
+    registry = resolved.spec.registry
+    if registry is None or (registry.timeout is None and registry.retries is None):
+        return None  # the runtime applies the contract's defaults
+    defaults = TrackingRequests()
+    timeout = defaults.request_timeout_seconds if registry.timeout is None else duration_seconds(registry.timeout)
+    retries = defaults.retries if registry.retries is None else registry.retries
+    return TrackingRequests(request_timeout_seconds=timeout, retries=retries)
+
+
 def runtime_config(resolved: ResolvedSpec) -> RuntimeConfig:
     """The runtime config of one environment."""
     spec = resolved.spec
@@ -105,6 +133,7 @@ def runtime_config(resolved: ResolvedSpec) -> RuntimeConfig:
         spec_digest=f"sha256:{resolved.spec_digest}",
         compiler_version=resolved.compiler_version,
         tracking_uri=resolved.tracking_uri,
+        tracking_requests=_tracking_requests(resolved),
         registered_model=resolved.registered_model,
         aliases=Aliases(),
         data={name: Dataset(uri=dataset.uri, format=dataset.format) for name, dataset in spec.data.datasets().items()},

@@ -125,6 +125,19 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
                 f"`llm` applies only to engine 'vllm', not '{serve.engine}'",
                 "set `engine: vllm` or remove `llm`",
             )
+        if serve.access is not None and serve.engine != "runtime":
+            yield Finding(
+                ("serve", "access"),
+                f"`access` applies to engine 'runtime' (the project's model server), not '{serve.engine}'",
+                "remove `access`, or serve with `engine: runtime`",
+            )
+        if serve.access is not None and serve.access.metrics_port == serve.port:
+            yield Finding(
+                ("serve", "access", "metrics_port"),
+                f"the metrics port must differ from serve.port ({serve.port}): it is opened to the monitoring "
+                "namespace only",
+                f"e.g. `metrics_port: {9090 if serve.port != 9090 else 9091}`",
+            )
         if serve.engine == "kserve" and serve.batch is not None:
             yield Finding(("serve", "batch"), "batch inference runs with engine 'runtime', not 'kserve'")
         if serve.engine == "kserve" and serve.autoscale.on == "queue_depth":

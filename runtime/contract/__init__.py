@@ -77,6 +77,17 @@ SERVER_PATHS = {
     "metrics": "/metrics",
 }
 
+# Who may call the model (`serve.access`). The prediction port answers callers; `/metrics` and
+# the readiness details move to the metrics port, which the NetworkPolicy opens to the
+# monitoring namespace only. API keys come from a Secret mounted whole at API_KEYS_DIR: each of
+# its keys is a file, its name the caller's name (in the audit log), its content the API key.
+DEFAULT_METRICS_PORT = 9090
+API_KEYS_DIR = "/etc/mlc-api-keys"
+API_KEY_HEADER = "x-api-key"  # or `Authorization: Bearer <key>`
+AuditLevel = Literal["off", "requests", "payloads"]
+AUDIT_LEVEL: AuditLevel = "requests"  # one line per request: caller, model version, status; no payload
+DEFAULT_MONITORING_NAMESPACE = "monitoring"
+
 # --- durations and the checkpoint cadence -------------------------------------------------------
 
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+")
@@ -145,6 +156,23 @@ def champion_model_uri(registered_model: str, alias: str = CHAMPION_ALIAS) -> st
     return f"models:/{registered_model}@{alias}"
 
 
+# --- the tracking server's HTTP client ----------------------------------------------------------
+
+# MLflow's own client defaults (7 retries with exponential backoff, 120 s a request) make a job
+# against an unreachable tracking server wait about 4 minutes (16 for one that accepts and never
+# answers) before it says anything. The runtime bounds them unless the user set the variables
+# (the spec's `registry.timeout` / `registry.retries` reach it through the runtime config):
+# about 3 s for a closed port, 3 x timeout (+ 3 s of backoff) for a server that hangs.
+TRACKING_TIMEOUT_SECONDS = 15  # one HTTP request to the tracking server
+TRACKING_RETRIES = 2  # retries after the first attempt (connection errors, timeouts, 429/5xx)
+TRACKING_BACKOFF_FACTOR = 1  # seconds, doubled at each retry (urllib3's backoff_factor)
+TRACKING_MAX_RETRIES = 10  # MLflow refuses more
+TRACKING_MAX_TIMEOUT_SECONDS = 600  # a longer wait is a hang, not patience
+TRACKING_TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+TRACKING_RETRIES_VARIABLE = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+TRACKING_BACKOFF_VARIABLE = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+
+
 # --- metrics ---------------------------------------------------------------------------------
 
 DRIFT_PUSH_JOB = "mlc-drift"  # the Pushgateway `job` of the drift check's metrics
@@ -177,6 +205,7 @@ SERVER_METRICS = {
     "batch_rows": "mlc_batch_rows",
     "queue_seconds": "mlc_request_queue_seconds",
     "request_log_dropped_total": "mlc_request_log_dropped_total",
+    "audit_log_dropped_total": "mlc_audit_log_dropped_total",
 }
 
 # --- evaluation metrics ----------------------------------------------------------------------

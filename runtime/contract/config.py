@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_serializer
 
 from mlc.runtime.contract import (
+    AUDIT_LEVEL,
     BATCH_INVALID_ROWS,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -20,6 +21,9 @@ from mlc.runtime.contract import (
     DRIFT_PUSH_JOB,
     DRIFT_SHARE_THRESHOLD,
     PREVIOUS_ALIAS,
+    TRACKING_RETRIES,
+    TRACKING_TIMEOUT_SECONDS,
+    AuditLevel,
     BatchInvalidRows,
     DriftMethod,
     ExitCode,
@@ -129,10 +133,35 @@ class ServeBatch(_Section):
     invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS
 
 
+class RateLimit(_Section):
+    """A token bucket per client: `requests_per_second` on average, `burst` at once."""
+
+    requests_per_second: float
+    burst: int
+
+
+class Access(_Section):
+    """Who may call the model server (`serve.access`): what the server itself enforces."""
+
+    metrics_port: int | None = None  # /metrics and /ready's details there only (None: on the serving port)
+    api_keys_dir: str | None = None  # a mounted Secret, one file per key (None: no key needed)
+    rate_limit: RateLimit | None = None  # per client: API key name, else peer address
+    audit: AuditLevel = AUDIT_LEVEL
+
+
 class Serve(_Section):
     engine: str = "runtime"
     port: int = DEFAULT_SERVE_PORT
     batch: ServeBatch | None = None
+    access: Access | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_access(self, handler: Any) -> dict[str, Any]:
+        # Written only when the spec has `serve.access`: a spec without it compiles as before.
+        written = handler(self)
+        if written.get("access") is None:
+            written.pop("access", None)
+        return written
 
 
 class Metrics(_Section):
@@ -152,6 +181,13 @@ class ExitCodes(_Section):
     config_error: int = int(ExitCode.CONFIG_ERROR)
 
 
+class TrackingRequests(_Section):
+    """How long the runtime waits for the tracking server (`registry.timeout`, `registry.retries`)."""
+
+    request_timeout_seconds: int = TRACKING_TIMEOUT_SECONDS
+    retries: int = TRACKING_RETRIES
+
+
 class RuntimeConfig(_Section):
     """Everything `mlc-runtime` knows of one environment of a project."""
 
@@ -162,6 +198,9 @@ class RuntimeConfig(_Section):
     spec_digest: str
     compiler_version: str | None = None
     tracking_uri: str
+    # None: the contract's defaults (written only when the spec sets them, so a spec without
+    # them compiles to the same config as before they existed).
+    tracking_requests: TrackingRequests | None = None
     registered_model: str
     aliases: Aliases = Aliases()
     data: dict[str, Dataset] = {}
@@ -172,6 +211,13 @@ class RuntimeConfig(_Section):
     drift: Drift | None = None
     metrics: Metrics = Metrics()
     exit_codes: ExitCodes = ExitCodes()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sections(self, handler: Any) -> dict[str, Any]:
+        written = handler(self)
+        if written.get("tracking_requests") is None:
+            written.pop("tracking_requests", None)
+        return written
 
     @property
     def champion_uri(self) -> str:

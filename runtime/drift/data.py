@@ -28,16 +28,18 @@ from mlc.runtime.datasets import (
     DataError,
     DataFiles,
     csv_delimiter,
+    csv_header,
     format_of,
     is_remote,
     locate_data_files,
     store_error,
+    unique_columns,
 )
 from mlc.runtime.drift.config import FeatureKind
 
 BATCH_ROWS = 65_536
 T = TypeVar("T")
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, pa.ArrowKeyError, OSError)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,40 @@ def open_dataset(uri: str | Path, modified_since: float | None = None) -> Source
                 schema = pq.read_schema(handle)
     except _ARROW_ERRORS as exc:
         raise _read_error(files, first, exc) from None
+    unique_columns(schema.names, files.location(first))
     return Source(files=files, schema=schema)
+
+
+def _file_schema(source: Source, path: str, names: list[str]) -> pa.Schema | None:
+    """The schema of one more file of the dataset, checked against the first file's for the
+    columns read: each there once, of the same kind (numbers stay numbers). None for CSV, whose
+    columns are typed as they are read."""
+    files = source.files
+    where = files.location(path)
+    if source.csv:
+        header, schema = csv_header(files, path), None
+    else:
+        import pyarrow.parquet as pq
+
+        with files.filesystem.open_input_file(path) as handle:
+            schema = pq.read_schema(handle)
+        header = schema.names
+    unique_columns(header, where)
+    first = files.location(files.paths[0])
+    missing = [name for name in names if name not in header]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise DataError(
+            f"{where}: no column {listed}, which {first} has: the files of one dataset must share their columns"
+        )
+    for name in names if schema is not None else ():
+        here, there = schema.field(name).type, source.schema.field(name).type
+        if kind_from_arrow(here) != kind_from_arrow(there):
+            raise DataError(
+                f"{where}: column {name!r} is {here} here but {there} in {first}: "
+                "the files of one dataset must share one schema"
+            )
+    return schema
 
 
 def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
@@ -129,6 +164,8 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
     remote = is_remote(files.uri)
     for path in files.paths:
         try:
+            if path != files.paths[0]:
+                _file_schema(source, path, names)
             if source.csv:
                 with files.filesystem.open_input_stream(path) as stream:
                     yield from _csv_reader(stream, path, names)

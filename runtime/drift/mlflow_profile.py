@@ -54,11 +54,11 @@ def load_model_profile(uri: str, tracking_uri: str | None = None) -> dict[str, A
             local = client.download_artifacts(model_version.run_id, ARTIFACT_PATH, tmp)
             return read_profile(local)
     except MlflowException as exc:
-        from mlc.runtime.errors import is_not_found, is_refusal, tracking_error_line
+        from mlc.runtime.errors import is_not_found, is_refusal, tracking_error_line, unreachable_reason
         from mlc.runtime.registry_choices import missing_model_sentence
 
         message = str(exc.message if hasattr(exc, "message") else exc).splitlines()[0]
-        if is_refusal(exc):
+        if is_refusal(exc) or unreachable_reason(exc):
             message = tracking_error_line(exc, client.tracking_uri)
         elif is_not_found(exc):
             message = missing_model_sentence(client, name, alias, version) or message

@@ -23,7 +23,13 @@ requests is logged with it (`request_log.py`), never delaying the response.
 Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
 read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
 uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
-whatever the clients do.
+whatever the clients do. A connection whose request line and headers are not complete
+`header_timeout_seconds` after it opens (or after its request's first byte) is closed
+(`header_deadline.py`); a body not received within `body_timeout_seconds` of its headers is
+answered 408 and its connection closed (a client trickling bytes holds nothing for long); a
+client that goes away mid-body is counted as 499, never as a server error. The in-flight gauge
+(what KEDA scales on) counts requests from a received, valid body to their answer: a socket
+still sending its body is not load on the model.
 
 The model loads on the load thread after the server starts listening (a registry model is
 downloaded meanwhile by a forked child, `served_model.RegistryFetch`), is run once on rows
@@ -58,11 +64,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.runtime.contract import SERVER_PATHS
-from mlc.runtime.contract.config import Contract
+from mlc.runtime.contract.config import Access, Contract
 from mlc.runtime.serve.batching import MicroBatcher
+from mlc.runtime.serve.body_deadlines import BodyDeadlines
 from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlc.runtime.serve.metrics import ServerMetrics
-from mlc.runtime.serve.payload import RequestColumns, columns_table, decode_json, parse_csv_body, request_columns
+from mlc.runtime.serve.payload import (
+    RequestColumns,
+    columns_table,
+    decode_json,
+    parse_csv_body,
+    refuse_wide,
+    request_columns,
+)
 from mlc.runtime.serve.request_log import RequestLog
 from mlc.runtime.serve.scoring import Predictions, Scorer
 from mlc.runtime.serve.served_model import ModelError, ModelInfo, NoVersionYet, RegistryFetch, alias_uri
@@ -99,9 +113,12 @@ class ServeSettings:
     max_wait_ms: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_buffered_bytes: int = 256 * 1024 * 1024
+    body_timeout_seconds: float = 30.0
+    header_timeout_seconds: float = 10.0  # connection open (or a request's first byte) to its last header
     log_sample_rate: float = 0.0
     log_sink: str = "-"
     watch_seconds: float = 30.0  # how often a served alias is checked for a new version (0: never)
+    access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
 
 
 class Refused(Exception):
@@ -110,6 +127,10 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Response headers: close the connection when the rest of the body will not be read."""
+        return [(b"connection", b"close")] if self.status in (408, 413) else []
 
 
 def _runtime_version() -> str:
@@ -188,6 +209,7 @@ class ModelServer:
         self.inline = False  # run the model on the event loop (set from measured call times)
         self._call_seconds: float | None = None
         self._buffered = 0  # body bytes held by requests being answered
+        self._body_deadlines = BodyDeadlines(settings.body_timeout_seconds)
         self._loading: asyncio.Task[None] | None = None
         self._version = _runtime_version()
         self._request_id = RequestIds()
@@ -265,6 +287,7 @@ class ModelServer:
             await self.batcher.stop()
         self.model_thread.shutdown(wait=False, cancel_futures=True)
         self.load_thread.shutdown(wait=False, cancel_futures=True)
+        self._body_deadlines.stop()
         self.request_log.stop()
         if self.fetch is not None:
             self.fetch.remove()
@@ -304,6 +327,7 @@ class ModelServer:
             scorer = PyfuncScorer(pyfunc, settings.contract)
         loaded = time.perf_counter()
         self._warm_up(scorer)
+        self._warm_refusals()
         label = f"{info.model} version {info.version}" if info.version else info.uri
         log.info(
             "loaded %s from %s in %.2fs, warmed up in %.2fs (model calls %s)",
@@ -341,6 +365,21 @@ class ModelServer:
         median = sorted(timings[1:])[len(timings[1:]) // 2]
         self._call_seconds = median
         self.inline = median < INLINE_CALL_SECONDS
+
+    def _warm_refusals(self) -> None:
+        """Refuse a CSV body and a row the fast check cannot judge, on the model thread.
+
+        The arrow check imports pyarrow and pandas (about a second): done here, before the
+        server is ready, rather than on the event loop when a client first sends such a body.
+        """
+        if self.check is None:
+            return
+        for body in (b"x\n1\n", None):
+            try:
+                table = parse_csv_body(body) if body else columns_table(request_columns({"inputs": {"x": [None]}}))
+                self.check.checked_table(table)
+            except InvalidRequest:
+                pass
 
     def _timed(self, scorer: Scorer, batch: list[CheckedRows], observe: bool = True) -> list[Predictions]:
         started = time.perf_counter()
@@ -439,6 +478,7 @@ class ModelServer:
             raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has {int(declared)} bytes; the limit is {limit}")
         chunks: list[bytes] = []
         size = 0
+        task = self._body_deadlines.enter()
         try:
             while True:
                 message = await receive()
@@ -455,11 +495,18 @@ class ModelServer:
                     chunks.append(chunk)
                 if not message.get("more_body", False):
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if not self._body_deadlines.expired(task):
+                raise
+            seconds = self._body_deadlines.seconds
+            raise Refused(408, "REQUEST_TIMEOUT", f"the body was not received within {seconds:g} s") from None
         finally:
+            self._body_deadlines.leave(task)
             self._buffered -= size
 
     def _checked_json(self, request: RequestColumns, exact: Callable[[], RequestColumns]) -> CheckedRows:
         """The request's rows through the contract: the fast check, else the arrow check (re-reading exactly)."""
+        refuse_wide(len(request.columns))
         if self.check is None:
             table = columns_table(request)
             if table.num_rows == 0:
@@ -480,8 +527,13 @@ class ModelServer:
     # --- prediction endpoints ------------------------------------------------------------------
 
     async def _predict(self, rows: CheckedRows) -> Predictions:
+        """The rows' predictions; in flight from here (queued or predicted) until they return."""
         assert self.batcher is not None
-        return await self.batcher.submit(rows, rows.rows)
+        self.metrics.in_flight.inc()
+        try:
+            return await self.batcher.submit(rows, rows.rows)
+        finally:
+            self.metrics.in_flight.dec()
 
     def _ready_or_refuse(self) -> None:
         if self.scorer is None or self.batcher is None:
@@ -494,10 +546,10 @@ class ModelServer:
         started = time.perf_counter()
         headers = _headers(scope)
         request_id = self._request_id(headers)
-        self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
         predictions: Predictions | None = None
+        extra = [(REQUEST_ID_HEADER, request_id)]
         try:
             try:
                 rows = await self._invocation_rows(receive, headers)
@@ -505,13 +557,13 @@ class ModelServer:
                 status, body = 200, _json({"predictions": predictions.rows(), **echoed_ids(rows)})
             except Refused as refused:
                 status, body = refused.status, _json({"error_code": refused.code, "message": refused.message})
+                extra += refused.headers()
             except InvalidRequest as error:
                 status, body = 400, _json(error.to_dict())
             except Exception as error:
                 status, body = 500, self._model_failure(error, "error_code", "INTERNAL_ERROR")
-            await _send(send, status, body, extra=[(REQUEST_ID_HEADER, request_id)])
+            await _send(send, status, body, extra=extra)
         finally:
-            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
             if self.request_log.sampled():
@@ -609,7 +661,6 @@ class ModelServer:
         started = time.perf_counter()
         headers = _headers(scope)
         request_id = self._request_id(headers)
-        self.metrics.in_flight.inc()
         status = 500
         rows: CheckedRows | None = None
         predictions: Predictions | None = None
@@ -636,13 +687,13 @@ class ModelServer:
                     extra.append((b"inference-header-content-length", str(header_length).encode()))
             except Refused as refused:
                 status, body = refused.status, _json({"error": refused.message})
+                extra += refused.headers()
             except InvalidRequest as error:
                 status, body = 400, _json({"error": error.message, **_violations(error)})
             except Exception as error:
                 status, body = 500, self._model_failure(error, "error")
             await _send(send, status, body, content_type, extra)
         finally:
-            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
             if self.request_log.sampled():
@@ -715,10 +766,19 @@ def run_server(
     fetch = RegistryFetch(settings.model_uri, settings.tracking_uri) if registry else None
     import uvicorn
 
+    from mlc.runtime.serve.header_deadline import header_deadline_protocol
+
     app = create_app(settings, fetch)
+    served: Any = app
+    sockets = None
+    if settings.access is not None:
+        from mlc.runtime.serve.access import AccessGuard, listening_sockets
+
+        served = AccessGuard(app, settings.access, settings.metric_names)
+        sockets = listening_sockets(host, [port, settings.access.metrics_port], max_connections)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            served,
             host=host,
             port=port,
             log_level="info",
@@ -727,6 +787,7 @@ def run_server(
             limit_concurrency=max_connections,
             backlog=max_connections,
             lifespan="on",
+            http=header_deadline_protocol(settings.header_timeout_seconds),
         )
     )
 
@@ -735,7 +796,7 @@ def run_server(
 
     app.on_fatal = stop
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         if app.fetch is not None:
             app.fetch.remove()

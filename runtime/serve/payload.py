@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+# Most columns a request may have: arrow's CSV reader takes seconds on the event loop for a
+# header of 100,000 names, so a wider request is refused before anything parses it.
+MAX_COLUMNS = 1024
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ def decode_json(body: bytes, exact: bool = False) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidRequest(f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise InvalidRequest("malformed JSON: nested too deeply for a scoring request") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits (a denial-of-service guard)
+        raise InvalidRequest("malformed JSON: a number has more digits than any feature value can") from None
 
 
 def _from_columns(columns: dict[Any, Any], source: str) -> RequestColumns:
@@ -73,6 +82,7 @@ def _from_records(records: list[Any], source: str) -> RequestColumns:
                 f"{source}: row {index} is {type(record).__name__}, expected an object of feature names to values"
             )
         names.update(dict.fromkeys(record))
+    refuse_wide(len(names))
     # A key a row lacks is a null there: the contract check reports it where nulls are not allowed.
     return _from_columns({name: [record.get(name) for record in records] for name in names}, source)
 
@@ -85,6 +95,7 @@ def _from_split(split: Any) -> RequestColumns:
     ):
         raise InvalidRequest('dataframe_split: expected {"columns": [...], "data": [[...], ...]}')
     columns, data = split["columns"], split["data"]
+    _refuse_duplicates([str(name) for name in columns], "dataframe_split: column")
     width = len(columns)
     for index, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
@@ -92,6 +103,14 @@ def _from_split(split: Any) -> RequestColumns:
     if len(data) == 1:  # the most common request: one row, no per-column comprehension
         return _from_columns({str(name): [value] for name, value in zip(columns, data[0], strict=True)}, "")
     return _from_columns({str(name): [row[i] for row in data] for i, name in enumerate(columns)}, "dataframe_split")
+
+
+def _refuse_duplicates(names: list[str], what: str) -> None:
+    """Two columns of one name: which one the model would see is a guess, so neither."""
+    if len(set(names)) != len(names):
+        counts = Counter(names)
+        twice = next(name for name in names if counts[name] > 1)
+        raise InvalidRequest(f"{what} {twice!r} appears {counts[twice]} times; name each column once")
 
 
 def _from_tensor_input(key: str, value: Any) -> RequestColumns:
@@ -149,8 +168,30 @@ def columns_table(request: RequestColumns) -> pa.Table:
     """The request's columns as an arrow table (each column in its JSON type, mixed ones as text)."""
     import pyarrow as pa
 
-    arrays = {name: _column_array(values) for name, values in request.columns.items()}
+    arrays = {}
+    for name, values in request.columns.items():
+        try:
+            arrays[name] = _column_array(values)
+        except UnicodeEncodeError:  # `json` reads a lone surrogate (\ud800) into a str no encoder takes
+            raise InvalidRequest(f"column {name!r}: a string is not valid Unicode (a lone surrogate)") from None
     return pa.table(arrays) if arrays else pa.table({})
+
+
+def refuse_wide(columns: int) -> None:
+    """A request of more columns than any contract has is refused before it costs anything."""
+    if columns > MAX_COLUMNS:
+        raise InvalidRequest(f"the request has {columns} columns; at most {MAX_COLUMNS} are read")
+
+
+def _csv_header_width(body: bytes) -> int:
+    """How many names the header has (exactly: quoted commas are not separators)."""
+    end = body.find(b"\n")
+    first = body if end < 0 else body[:end]
+    if first.count(b",") < MAX_COLUMNS:  # at most MAX_COLUMNS either way: no need to decode
+        return first.count(b",") + 1
+    import csv
+
+    return len(next(csv.reader([first.decode("utf-8", "replace")]), []))
 
 
 def parse_csv_body(body: bytes) -> pa.Table:
@@ -160,8 +201,10 @@ def parse_csv_body(body: bytes) -> pa.Table:
 
     if not body.strip():
         raise InvalidRequest("empty CSV body: expected a header row and data rows")
+    refuse_wide(_csv_header_width(body))
     try:
         header = pacsv.open_csv(pa.BufferReader(body)).schema.names
+        _refuse_duplicates(header, "CSV header: column")
         return pacsv.read_csv(
             pa.py_buffer(body),
             convert_options=pacsv.ConvertOptions(

@@ -89,9 +89,11 @@ def resolve_model(uri: str, configured_tracking_uri: str) -> ModelInfo:
             else client.get_model_version(name, match["version"])
         )
     except MlflowException as error:
-        from mlc.runtime.errors import is_not_found
+        from mlc.runtime.errors import is_not_found, tracking_error_line, unreachable_reason
         from mlc.runtime.registry_choices import missing_model_sentence
 
+        if unreachable_reason(error):
+            raise ModelError(f"{uri}: {tracking_error_line(error, client.tracking_uri)}") from None
         choices = missing_model_sentence(client, name, alias, match["version"]) if is_not_found(error) else None
         if alias and _names_nothing(error):
             raise NoVersionYet(f"{uri}: {choices or _first_line(error)}") from None

@@ -72,7 +72,24 @@ def _kserve_cpu_gpu(spec: dict[str, Any]) -> None:
     spec.pop("environments")
 
 
+ACCESS = {
+    "callers": [
+        {"namespace": "web", "pods": {"app": "checkout"}},
+        {"namespace": "ingress-nginx", "pods": {"app.kubernetes.io/name": "ingress-nginx"}},
+        {"pods": {"app": "batch-client"}},
+    ],
+    "api_keys": {"k8s": "churn-api-keys"},
+    "rate_limit": {"requests_per_second": 50.5},
+    "audit": "requests",
+}
+
+
+def _access(spec: dict[str, Any]) -> None:
+    spec["serve"]["access"] = copy.deepcopy(ACCESS)
+
+
 VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "access": _access,
     "multi-node": _multi_node,
     "jobset": _jobset,
     "cpu-autoscale-flux": _cpu_autoscale_flux,

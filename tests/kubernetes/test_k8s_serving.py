@@ -121,3 +121,57 @@ def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rende
     assert command[:2] == ["mlc-runtime", "batch"]
     assert command[-4:] == ["--shard", "$(JOB_COMPLETION_INDEX)", "--shards", "8"]
     assert cronjob["spec"]["schedule"] == "0 * * * *"
+
+
+def test_serve_access_admits_only_the_callers_and_monitoring(rendered):
+    case = rendered["access"]
+    for env in ("staging", "production"):
+        (policy,) = _docs(case, "NetworkPolicy", env)
+        namespace = policy["metadata"]["namespace"]
+
+        def peer(ns, **pods):
+            selected = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+            return {**selected, "podSelector": {"matchLabels": pods}} if pods else selected
+
+        assert policy["spec"]["ingress"] == [
+            {
+                "ports": [{"port": 8080, "protocol": "TCP"}],
+                "from": [
+                    peer("web", app="checkout"),
+                    peer("ingress-nginx", **{"app.kubernetes.io/name": "ingress-nginx"}),
+                    peer(namespace, app="batch-client"),  # no namespace: the project's own
+                ],
+            },
+            {"from": [peer("monitoring")], "ports": [{"port": 9090, "protocol": "TCP"}]},
+        ]
+        (deployment,) = _docs(case, "Deployment", env)
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        ]
+        assert {"name": "api-keys", "mountPath": "/etc/mlc-api-keys", "readOnly": True} in container["volumeMounts"]
+        assert {"name": "api-keys", "secret": {"secretName": "churn-api-keys", "defaultMode": 0o440}} in pod["volumes"]
+        (service,) = _docs(case, "Service", env)
+        assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
+        (monitor,) = [m for m in _docs(case, "ServiceMonitor", env) if m["metadata"]["name"].endswith("-serve")]
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        # The runtime config the pod mounts tells the server the same, in the contract's shape.
+        from mlc.runtime.contract.config import Access, RateLimit, RuntimeConfig
+
+        (config_map,) = _docs(case, "ConfigMap", env)
+        config = RuntimeConfig.model_validate_json(next(iter(config_map["data"].values())))
+        assert config.serve.access == Access(
+            metrics_port=9090,
+            api_keys_dir="/etc/mlc-api-keys",
+            rate_limit=RateLimit(requests_per_second=50.5, burst=51),
+            audit="requests",
+        )
+
+
+def test_without_serve_access_nothing_changes(rendered):
+    (policy,) = _docs(rendered["reference"], "NetworkPolicy", "production")
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    (config_map,) = _docs(rendered["reference"], "ConfigMap", "production")
+    assert '"access"' not in next(iter(config_map["data"].values()))

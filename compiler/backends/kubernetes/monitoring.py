@@ -30,7 +30,7 @@ from mlc.compiler.backends.kubernetes.queries import (
     requests_counter,
     serving_selector,
 )
-from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, PORT_NAME, is_canary
+from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, METRICS_PORT_NAME, PORT_NAME, is_canary
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, SERVER_PATHS, job_arguments
 
@@ -266,7 +266,8 @@ def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
 
 def emit_serving_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
     """ServiceMonitor on `/metrics` of the serving port (canary pods keep their hash label)."""
-    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": SERVER_PATHS["metrics"], "interval": SCRAPE_INTERVAL}
+    port = METRICS_PORT_NAME if resolved.serving is not None and resolved.serving.access is not None else PORT_NAME
+    endpoint: dict[str, Any] = {"port": port, "path": SERVER_PATHS["metrics"], "interval": SCRAPE_INTERVAL}
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(resolved, "serving")},
         "endpoints": [endpoint],

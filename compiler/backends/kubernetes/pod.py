@@ -49,6 +49,7 @@ class ContainerSpec:
     probes: dict[str, Any] = field(default_factory=dict)  # probes and lifecycle hooks
     shared_memory: bool = False  # /dev/shm for torch DataLoader workers and NCCL
     uses_data: bool = False  # a job that reads or writes data: the spec's volumes are mounted
+    secret_mounts: list[tuple[str, str, str]] = field(default_factory=list)  # (volume, Secret, mount path), read-only
 
 
 def gpu_placement(products: tuple[str, ...]) -> dict[str, Any]:
@@ -112,9 +113,7 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _volumes(
-    resolved: ResolvedSpec, shared_memory: bool, uses_data: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(resolved: ResolvedSpec, spec: ContainerSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
         {"name": "runtime-config", "configMap": {"name": resolved.names.runtime_config}},
         {"name": "tmp", "emptyDir": {}},
@@ -125,10 +124,10 @@ def _volumes(
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "cache", "mountPath": CACHE_DIR},
     ]
-    if shared_memory:
+    if spec.shared_memory:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    for volume in resolved.volumes if uses_data else ():
+    for volume in resolved.volumes if spec.uses_data else ():
         claim: dict[str, Any] = {"claimName": volume.claim}
         mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount_path}
         if volume.read_only:
@@ -136,6 +135,10 @@ def _volumes(
             mount["readOnly"] = True
         volumes.append({"name": volume.name, "persistentVolumeClaim": claim})
         mounts.append(mount)
+    for volume, secret, path in spec.secret_mounts:
+        # 0440 and fsGroup: readable by the runtime's group only; updated in place when the Secret changes.
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
+        mounts.append({"name": volume, "mountPath": path, "readOnly": True})
     return volumes, mounts
 
 
@@ -174,7 +177,7 @@ def pod_spec(
     `terminationGracePeriodSeconds`. With `then`, `spec` runs first, as the init container, and
     `then` after it succeeds (a pod's one way to run two steps in order), with the same volumes.
     """
-    volumes, mounts = _volumes(resolved, spec.shared_memory, spec.uses_data)
+    volumes, mounts = _volumes(resolved, spec)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
     if service_account is not None:
         body["serviceAccountName"] = service_account

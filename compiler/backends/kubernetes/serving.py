@@ -28,13 +28,15 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.resolve.resolved import ResolvedSpec, Serving
-from mlc.runtime.contract import CONFIG_PATH, SERVER_PATHS, duration_seconds, job_arguments
+from mlc.runtime.contract import API_KEYS_DIR, CONFIG_PATH, SERVER_PATHS, duration_seconds, job_arguments
 
 if TYPE_CHECKING:  # the verbatim section, for values copied as written
     from mlc.compiler.load.spec import Serve
 
 COMPONENT = "serving"
 PORT_NAME = "http"
+METRICS_PORT_NAME = "metrics"  # with `serve.access`: /metrics and readiness details, for monitoring only
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 # Endpoints are removed before SIGTERM reaches the server (preStop), then in-flight requests
 # get the rest of the grace period to finish.
 PRESTOP_SECONDS = 10
@@ -102,15 +104,28 @@ def _lifecycle() -> dict[str, Any]:
     return {"lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SECONDS}}}}
 
 
+def serving_ports(resolved: ResolvedSpec) -> list[tuple[str, int]]:
+    """(name, port) of the server: the API (and, without `serve.access`, its metrics), then the metrics port."""
+    ports = [(PORT_NAME, serve_section(resolved).port)]
+    access = serving(resolved).access
+    if access is not None:
+        ports.append((METRICS_PORT_NAME, access.metrics_port))
+    return ports
+
+
 def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
-    """`mlc-runtime serve`: model API, metrics, liveness and readiness on one port."""
+    """`mlc-runtime serve`: model API, liveness and readiness on one port; metrics there too, or,
+    with `serve.access`, on the metrics port (the config says which)."""
     serve = serve_section(resolved)
+    access = serving(resolved).access
+    secrets = [("api-keys", access.api_keys_secret, API_KEYS_DIR)] if access and access.api_keys_secret else []
     return ContainerSpec(
         name="serve",
         image=image_reference(resolved, "serve"),
         command=["mlc-runtime", *job_arguments("serve", CONFIG_PATH, serve.port)],
         resources=serving(resolved).resources,
-        ports=[{"name": PORT_NAME, "containerPort": serve.port, "protocol": "TCP"}],
+        ports=[{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in serving_ports(resolved)],
+        secret_mounts=secrets,
         probes={
             # Liveness is the process serving, not the model loaded: a large model downloading
             # must not get the pod restarted; readiness holds traffic back until it is warm.
@@ -188,7 +203,6 @@ def emit_deployment(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
     """ClusterIP Service in front of the serving pods (also the ServiceMonitor's target)."""
-    port = serve_section(resolved).port
     return manifest(
         "v1",
         "Service",
@@ -196,7 +210,10 @@ def emit_service(resolved: ResolvedSpec) -> dict[str, Any]:
         spec={
             "type": "ClusterIP",
             "selector": selector_labels(resolved, COMPONENT),
-            "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [
+                {"name": name, "port": number, "targetPort": name, "protocol": "TCP"}
+                for name, number in serving_ports(resolved)
+            ],
         },
     )
 
@@ -215,8 +232,34 @@ def emit_disruption_budget(resolved: ResolvedSpec) -> dict[str, Any]:
     )
 
 
+def _peer(namespace: str, pods: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """A NetworkPolicy peer: the pods of one namespace, all of them or those with the labels."""
+    peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+    if pods:
+        peer["podSelector"] = {"matchLabels": dict(pods)}
+    return peer
+
+
+def network_policy_ingress(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """Who reaches which port. Without `serve.access`: the serving port (API and `/metrics`) from
+    any pod. With it: the serving port from the named callers only (any pod when none are named),
+    the metrics port from the monitoring namespace only."""
+    port = serve_section(resolved).port
+    access = serving(resolved).access
+    if access is None:
+        return [{"ports": [{"port": port, "protocol": "TCP"}]}]
+    api: dict[str, Any] = {"ports": [{"port": port, "protocol": "TCP"}]}
+    if access.callers is not None:
+        api["from"] = [_peer(caller.namespace, caller.pods) for caller in access.callers]
+    monitoring = {
+        "from": [_peer(access.monitoring_namespace, ())],
+        "ports": [{"port": access.metrics_port, "protocol": "TCP"}],
+    }
+    return [api, monitoring]
+
+
 def emit_network_policy(resolved: ResolvedSpec) -> dict[str, Any]:
-    """Ingress to the serving port only (the API and `/metrics` share it); nothing else."""
+    """Ingress to the server's ports only, from whom `network_policy_ingress` says; nothing else."""
     return manifest(
         "networking.k8s.io/v1",
         "NetworkPolicy",
@@ -224,7 +267,7 @@ def emit_network_policy(resolved: ResolvedSpec) -> dict[str, Any]:
         spec={
             "podSelector": {"matchLabels": selector_labels(resolved, COMPONENT)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"port": serve_section(resolved).port, "protocol": "TCP"}]}],
+            "ingress": network_policy_ingress(resolved),
         },
     )
 

@@ -29,7 +29,10 @@ ELLIPSIS = "..."
 VOLATILE: list[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     ("an MLflow run id", re.compile(r"\b[0-9a-f]{32}\b"), "<run-id>"),
     ("the commit in a run name", re.compile(r"(-train-[a-z0-9-]+?-)[0-9a-f]{7,12}\b"), r"\1<sha>"),
-    ("rows per second", re.compile(r"[\d,]+ rows/s"), "<n> rows/s"),
+    ("rows per second", re.compile(r"[\d,.]+[kM]? rows/s"), "<n> rows/s"),
+    # A training Job's name carries the digest of what it runs (image, config): any change to mlc's
+    # images or training pods changes it, and the page would say nothing new.
+    ("a training Job's digest", re.compile(r"(job-[a-z0-9-]+-train-)[0-9a-f]{8}(\.yaml)"), r"\1<digest>\2"),
     ("elapsed and remaining time", re.compile(r"\d+:\d\d (elapsed|left)"), r"<t> \1"),
     ("the training loss", re.compile(r"(train_loss) [-+.\de]+"), r"\1 <loss>"),
     (

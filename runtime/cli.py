@@ -166,8 +166,8 @@ def drift(
     (78 when the runtime config is unusable).
 
     Current data is the config's drift.current: the prediction log's last window (by default),
-    or files. With the log and a model whose training profiled its predictions, the window's
-    predictions are checked too (prediction drift).
+    or files. With a prediction log and a model whose training profiled its predictions, the
+    log's window of predictions is checked too (prediction drift).
     """
     import dataclasses
     import json
@@ -209,10 +209,14 @@ def drift(
         else:
             reference, prediction_reference = read_profile(profile_path), None
         result = run_check(reference, data, config)
-        if prediction_reference is not None and config.current_is_log:
-            predictions = run_prediction_check(prediction_reference, data, config)
     except (DataError, ProfileError) as exc:
         _fail(str(exc))
+    if prediction_reference is not None and config.predictions_uri:
+        windowed = dataclasses.replace(config, window_seconds=base.window_seconds)
+        try:
+            predictions = run_prediction_check(prediction_reference, config.predictions_uri, windowed)
+        except (DataError, ProfileError) as exc:  # the inputs' verdict stands; predictions wait for the log
+            click.echo(f"warning: predictions not checked: {exc}", err=True)
     text = render_text(result, predictions)
     if fmt == "json":
         document = result.to_dict()
@@ -455,6 +459,74 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     if isinstance(error, MlcRuntimeError):
         return str(error)
     return tracking_error_line(error, tracking_uri(config))
+
+
+@main.command()
+@config_option
+@click.option("--push", help="Pushgateway URL to push the live metrics to.")
+@click.option(
+    "--on-degrade",
+    type=click.Choice(["none", "retrain"]),
+    help="What to do when a live metric breaks its gate (default: the config's feedback.on_degrade).",
+)
+@click.option("--namespace", help="Kubernetes namespace of the retraining CronJob (default: in-cluster).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def feedback(config_path: Path, push: str | None, on_degrade: str | None, namespace: str | None, fmt: str) -> None:
+    """Join ground-truth labels to the champion's logged predictions and compute evaluate.metrics live.
+
+    Exit 0 healthy (or too few labels to judge), 1 a live metric broke its gate over at least
+    monitor.feedback.min_rows labelled rows, 2 error (78: unusable config).
+    """
+    import dataclasses
+    import json
+
+    from mlc.runtime.contract.config import ConfigError
+    from mlc.runtime.feedback.job import FeedbackError, run_feedback
+    from mlc.runtime.feedback.quality import render_text
+
+    config = load_config(config_path)
+    try:
+        section = config.require_feedback()
+        config.require_prediction_log()
+        config.require_evaluate()
+    except ConfigError as error:
+        _fail(str(error), config.exit_codes.config_error)
+    retrain = (on_degrade or section.on_degrade) == "retrain"
+    if retrain and section.retrain_cronjob is None:
+        _fail("retraining on degraded quality needs a retraining CronJob (the config names it when the spec retrains)")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    try:
+        quality = run_feedback(config, tracking_uri)
+    except FeedbackError as error:
+        _fail(str(error))
+    text = render_text(quality)
+    if fmt == "json":
+        document = {**dataclasses.asdict(quality), "label_share": quality.label_share, "degraded": quality.degraded}
+        click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text)
+    if push:
+        from mlc.runtime.feedback.push import push_quality
+        from mlc.runtime.metrics_push import PushError
+
+        try:
+            push_quality(push, {**config.metrics.grouping, "project": config.project}, quality)
+        except PushError as error:
+            _fail(str(error))
+    if quality.degraded and retrain and section.retrain_cronjob is not None:
+        metrics = {"labelled_rows": quality.labelled, "label_share": quality.label_share, **quality.metrics}
+        job = _start_retraining(
+            "feedback",
+            section.retrain_cronjob,
+            namespace or config.namespace,
+            tracking_uri,
+            config.project,
+            metrics,
+            text,
+            f"models:/{config.registered_model}/{quality.model_version}",
+        )
+        click.echo(f"started retraining job {job}", err=True)
+    sys.exit(ExitCode.FAILED if quality.degraded else ExitCode.OK)
 
 
 # --- serve, batch, fetch-model (branch serve) ----------------------------------------------------

@@ -116,6 +116,8 @@ class Drift(_Section):
     threshold: DriftThreshold = DriftThreshold()
     on_drift: Literal["alert", "retrain"] = "alert"
     retrain_cronjob: str | None = None
+    # The model's outputs in the prediction log's window are checked too (the project logs predictions).
+    check_predictions: bool = False
     # The PSI the model's predictions may move before they count as drifted (monitor.alerts.prediction_psi),
     # raised to what the window's row count produces by chance, as for features.
     prediction_psi: float = DRIFT_PSI_THRESHOLD

@@ -50,6 +50,7 @@ from mlc.runtime.drift.profile import (
     numeric_values,
 )
 
+DRIFT_WINDOW_SECONDS = 86400  # the prediction window when the config gives none (`monitor.drift.current.window`)
 OTHER = "__other__"
 OTHER_UNSEEN = "__other_unseen__"
 # Unseen levels kept individually in current data; the rest are counted together.
@@ -432,7 +433,8 @@ def run_prediction_check(profile: Mapping[str, Any], log_uri: str, config: Drift
     """The window's logged predictions against the distribution training logged (`profile`, built
     on the eval set's predictions): each profiled output column the log holds."""
     check_format(profile)
-    source = current_source(log_uri, replace_log(config), LOG_OUTPUTS)
+    window = config.window_seconds or DRIFT_WINDOW_SECONDS
+    source = current_source(log_uri, replace_log(config, window), LOG_OUTPUTS)
     outputs = sorted(name for name in profile["features"] if name in source.schema.names)
     if not outputs:
         logged, profiled = ", ".join(source.schema.names) or "none", ", ".join(profile["features"])
@@ -441,11 +443,11 @@ def run_prediction_check(profile: Mapping[str, Any], log_uri: str, config: Drift
     return compare(profile, rows, summaries, prediction_config(config))
 
 
-def replace_log(config: DriftConfig) -> DriftConfig:
-    """`config` reading its current data from the prediction log."""
+def replace_log(config: DriftConfig, window_seconds: int) -> DriftConfig:
+    """`config` reading its current data from the prediction log's last window."""
     from dataclasses import replace
 
-    return replace(config, current_is_log=True)
+    return replace(config, current_is_log=True, window_seconds=window_seconds)
 
 
 def explain(result: FeatureResult, floor: float, fdr: float) -> str:

@@ -45,6 +45,7 @@ class DriftConfig:
     current_uri: str | None = None
     window_seconds: int | None = None  # only current data of this last window
     current_is_log: bool = False  # current_uri is the prediction log (rows by timestamp) rather than files
+    predictions_uri: str | None = None  # the prediction log whose window's outputs are checked too
     prediction_psi: float = DRIFT_PSI_THRESHOLD  # the PSI floor of prediction drift (monitor.alerts.prediction_psi)
     model_uri: str | None = None
     tracking_uri: str | None = None
@@ -86,6 +87,7 @@ def drift_config(config: RuntimeConfig) -> DriftConfig:
         current_uri=drift.current.uri,
         window_seconds=drift.current.window_seconds,
         current_is_log=drift.current.prediction_log,
+        predictions_uri=config.prediction_log.uri if drift.check_predictions and config.prediction_log else None,
         prediction_psi=drift.prediction_psi,
         model_uri=config.champion_uri,
         # As every other command: a pod's MLFLOW_TRACKING_URI (from a Secret) wins over the config.

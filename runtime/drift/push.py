@@ -1,4 +1,4 @@
-"""Export drift metrics to a Prometheus Pushgateway (`mlc.runtime.pushgateway`).
+"""Export drift metrics to a Prometheus Pushgateway (`mlc.runtime.metrics_push`).
 
 Metrics (the PrometheusRule alerts use exactly these names), pushed with
 ``PUT <url>/metrics/job/mlc-drift/project/<project>[/environment/<env>]`` (the grouping of
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 
 from mlc.runtime.contract import DRIFT_PUSH_JOB, FEATURE_LABEL, OUTPUT_LABEL, QUERIED_METRICS
 from mlc.runtime.drift.check import DriftResult
-from mlc.runtime.pushgateway import PushError, gauge_lines, push_text
-from mlc.runtime.pushgateway import push_url as _push_url
+from mlc.runtime.metrics_push import PushError, gauge_lines, push_text
+from mlc.runtime.metrics_push import push_url as _push_url
 
 __all__ = ["PushError", "exposition", "push_metrics", "push_url"]
 

@@ -74,7 +74,8 @@ class LogFiles:
             name = part_name(part[0].timestamp, self.writer_id, self._sequence)
             final = posixpath.join(folder, name)
             target = posixpath.join(folder, f".{name}.tmp") if self._local else final
-            filesystem.create_dir(folder, recursive=True)
+            if self._local:  # an object store has no folders (pyarrow would write empty marker objects)
+                filesystem.create_dir(folder, recursive=True)
             pq.write_table(log_table(part, types), target, filesystem=filesystem, compression="zstd")
             if target != final:
                 filesystem.move(target, final)

@@ -172,7 +172,6 @@ def drift(
     import dataclasses
     import json
 
-    from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.drift.check import render_text, run_check, run_prediction_check
     from mlc.runtime.drift.config import DriftConfig, drift_config
     from mlc.runtime.drift.data import DataError
@@ -180,10 +179,14 @@ def drift(
 
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
-    try:
-        base = drift_config(load_config(Path(config_path))) if config_path else DriftConfig()
-    except ConfigError as exc:
-        _fail(str(exc), ExitCode.CONFIG_ERROR)
+    base = DriftConfig()
+    if config_path:  # pydantic (the config's models) only then: a check without one starts faster
+        from mlc.runtime.contract.config import ConfigError
+
+        try:
+            base = drift_config(load_config(Path(config_path)))
+        except ConfigError as exc:
+            _fail(str(exc), ExitCode.CONFIG_ERROR)
     # The config's window selects its own current data; data named on the command line is read whole.
     window = None if data else base.window_seconds
     config = dataclasses.replace(

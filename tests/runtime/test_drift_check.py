@@ -129,7 +129,7 @@ def _config(tmp_path, **drift):
         "project": "churn",
         "environment": "default",
         "spec_digest": "sha256:0",
-        "tracking_uri": "sqlite:///unused.db",
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",  # never a file in the working directory
         "registered_model": "churn",
         "contract": {"features": {name: {"type": kind} for name, kind in features.items()}},
         "drift": {
@@ -247,8 +247,7 @@ def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parque
     )
     runner = CliRunner()
     spec = _config(tmp_path, on_drift="retrain")
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec.write_text(spec.read_text().replace("sqlite:///unused.db", tracking))
+    tracking = json.loads(spec.read_text())["tracking_uri"]
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
     args = ["drift", "--profile", str(tmp_path / "p.json"), "--config", str(spec), "--data"]
     assert runner.invoke(main, [*args, str(write_parquet(columns(2000, seed=3)))]).exit_code == 0

@@ -41,13 +41,16 @@ from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.config import DriftConfig
 from mlc.runtime.drift.data import DataError, Source, feed_batches, open_dataset, open_prediction_log
 from mlc.runtime.drift.profile import (
+    MAX_TABLE_SPAN,
     MissingCounts,
     ProfileError,
     bin_counts,
+    bin_table,
     category_counts,
     check_format,
     grid_keys,
     numeric_values,
+    table_bin_counts,
 )
 
 DRIFT_WINDOW_SECONDS = 86400  # the prediction window when the config gives none (`monitor.drift.current.window`)
@@ -154,11 +157,18 @@ class _NumericCurrent:
     resolution_bits: int
     missing: MissingCounts = field(default_factory=MissingCounts)
     counts: np.ndarray | None = None
+    table: np.ndarray | None = None  # the bin of every key between the edges (`bin_table`)
 
     def add(self, array: Any) -> None:
         values = numeric_values(array, self.missing)
-        keys = grid_keys(values, self.resolution_bits).astype(np.int32)  # faster sort
-        binned = bin_counts(self.edge_keys, keys)
+        keys = grid_keys(values, self.resolution_bits)
+        # No reference values (one bin, everything unseen), or keys too fine for a table.
+        if len(self.edge_keys) == 0 or self.edge_keys[-1] - self.edge_keys[0] > MAX_TABLE_SPAN:
+            binned = bin_counts(self.edge_keys, keys.astype(np.int32))  # int32 sorts faster
+        else:
+            if self.table is None:
+                self.table = bin_table(self.edge_keys)
+            binned = table_bin_counts(self.table, int(self.edge_keys[0]), keys)
         self.counts = binned if self.counts is None else self.counts + binned
 
 

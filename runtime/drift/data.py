@@ -235,8 +235,9 @@ def prefetch(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
 def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int:
     """Stream every batch of `source` into the per-column accumulators; returns the row count.
 
-    Columns are independent and numpy's sorting/searching releases the GIL, so columns of a
-    batch are processed in parallel threads (one per core) while the next batch is read.
+    Columns are independent and most of numpy's work on them (ufuncs, sorting, indexing) runs
+    without the GIL, so columns of a batch are processed in parallel threads (one per core)
+    while the next batch is read.
     """
     workers = max(1, min(os.cpu_count() or 1, len(accumulators), 8))
     rows = 0

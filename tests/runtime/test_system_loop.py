@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import statistics
@@ -312,6 +313,19 @@ def observed(loop: dict[str, Any]) -> dict[str, Any]:
     seen["prediction_alert"] = became(lambda: alerts(url).get(prediction["alert"]) == "firing", 30)
     seen["psi"] = query(url, 'mlc_prediction_psi{job="mlc-drift",output="probability"}')
     return seen
+
+
+def test_every_selector_of_the_loops_alerts_matches_a_series(observed, loop) -> None:
+    """After the scenario: the feedback job's and the prediction-drift alerts' selectors (the ones
+    test_system_monitoring.py cannot check: it runs no feedback job) each match a pushed series."""
+    selector = re.compile(r"\b(mlc_[a-zA-Z0-9_]+)\{([^}]*)\}")
+    expressions = [rule["expr"] for name, rule in loop["rules"].items() if "Live" in name or "Feedback" in name]
+    expressions.append(observed["prediction_rule"]["expr"])
+    selectors = sorted({f"{name}{{{labels}}}" for expr in expressions for name, labels in selector.findall(expr)})
+    assert any('job="mlc-feedback"' in s for s in selectors) and any("mlc_prediction_psi" in s for s in selectors)
+    url = loop["prometheus"]
+    unmatched = [s for s in selectors if not prometheus_api(url, "/api/v1/series", **{"match[]": s, "start": "0"})]
+    assert unmatched == [], f"selectors matching no series: {unmatched}"
 
 
 def _logged_rows(loop: dict[str, Any]) -> int:

@@ -3,8 +3,9 @@
 # Works on a copy of examples/churn under .mlc/demo/, a git repository of its own, so the
 # example in the source tree is never modified. Each step prints what it does. The gate is shown
 # passing a model and blocking a worse one, the drift check quiet on healthy data and firing on
-# shifted data; the server it starts is stopped at the end (and on any failure), so nothing is
-# left running.
+# shifted data, and the monitoring loop: served requests logged by id, labels joined later, live
+# f1 judged against its gate. The server it starts is stopped at the end (and on any failure), so
+# nothing is left running.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/.mlc/demo/churn"
@@ -107,6 +108,29 @@ echo "POST /invocations (breaks the contract) -> $(curl -s -o /dev/null -w '%{ht
 curl -s -H 'Content-Type: application/json' -d "$bad" "http://127.0.0.1:$port/invocations" | head -c 400; echo
 curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^mlc_requests_total' | sed 's/^/  /'
 
+step "300 customers scored, each request named by the caller (X-Request-ID), logged to the prediction log (monitor.prediction_log)"
+python - "$port" <<'EOF'
+import csv, json, sys, urllib.error, urllib.request
+port, answered = sys.argv[1], 0
+with open("data/live-healthy.csv") as f:
+    rows = list(csv.DictReader(f))[:300]
+for i, row in enumerate(rows):
+    record = {k: None if v == "" else v if k in ("plan", "region") else float(v) for k, v in row.items() if k != "churned"}
+    if record["support_calls"] is not None:
+        record["support_calls"] = int(record["support_calls"])
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations",
+        json.dumps({"dataframe_records": [record]}).encode(),
+        {"Content-Type": "application/json", "X-Request-ID": f"customer-{i:04d}"},
+    )
+    try:
+        urllib.request.urlopen(request).read()
+        answered += 1
+    except urllib.error.HTTPError:
+        pass
+print(f"{answered} of {len(rows)} requests answered, ids customer-0000 .. customer-{len(rows) - 1:04d}")
+EOF
+
 step "stop the server (SIGTERM): nothing the demo started is left running"
 kill "$server"
 wait "$server" 2>/dev/null || true
@@ -116,5 +140,35 @@ if pgrep -f -- "mlc-runtime serve .*--port $port" >/dev/null; then
   exit 1
 fi
 echo "no mlc-runtime process left on port $port"
+echo "prediction log (written on shutdown at the latest): $(find predictions -name '*.parquet' | wc -l) Parquet file(s) under predictions/date=.../hour=.../"
 
-step "done: compiled, applied, trained, gated (and blocked a worse model), drift-checked and served on embedded defaults"
+# labels/labels.csv as a team's ETL would drop it: request_id, churned (the truth, or some of it flipped).
+write_labels() {
+  python - "$1" <<'EOF'
+import csv, os, random, sys
+wrong = float(sys.argv[1])
+with open("data/live-healthy.csv") as f:
+    rows = list(csv.DictReader(f))[:250]  # the last 50 customers have not decided yet
+random.seed(0)
+os.makedirs("labels", exist_ok=True)
+with open("labels/labels.csv", "w") as out:
+    out.write("request_id,churned\n")
+    for i, row in enumerate(rows):
+        label = int(row["churned"])
+        out.write(f"customer-{i:04d},{1 - label if random.random() < wrong else label}\n")
+EOF
+}
+
+step "mlc run feedback: 250 labels arrived; joined to the logged predictions by request id, f1 against its gate (exit 0)"
+write_labels 0
+set +e
+mlc run feedback --env staging --on-degrade none 2>&1 | tail -n 7
+echo "(feedback exit code: ${PIPESTATUS[0]})"
+
+step "mlc run feedback again, the world changed (half the labels flipped at random): live f1 breaks its gate (exit 1; in a cluster: alert, and on_degrade: retrain)"
+write_labels 0.5
+mlc run feedback --env staging --on-degrade none 2>&1 | tail -n 7
+echo "(feedback exit code: ${PIPESTATUS[0]})"
+set -e
+
+step "done: compiled, applied, trained, gated (and blocked a worse model), drift-checked, served, and judged live on embedded defaults"

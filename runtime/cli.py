@@ -18,7 +18,6 @@ from mlc.runtime.contract import (
     CONFIG_VARIABLE,
     DEFAULT_SERVE_PORT,
     DRIFT_FDR,
-    DRIFT_MIN_PSI,
     FORMAT_VERSION,
     ExitCode,
 )
@@ -145,9 +144,7 @@ def profile(data: str | None, config_path: Path | None, shards: tuple[str, ...],
 @click.option(
     "--min-psi",
     type=float,
-    default=DRIFT_MIN_PSI,
-    show_default=True,
-    help="Smallest PSI a significant feature needs to count as drifted.",
+    help="Smallest PSI a feature needs to count as drifted (default: the config's threshold.psi, else 0.2).",
 )
 @click.option(
     "--on-drift",
@@ -166,31 +163,41 @@ def drift(
     push: str | None,
     project: str | None,
     fdr: float,
-    min_psi: float,
+    min_psi: float | None,
     on_drift: str | None,
     retrain_cronjob: str | None,
     namespace: str | None,
 ) -> None:
     """Compare current data with the reference profile. Exit 0 no drift, 1 drift, 2 error
-    (78 when the runtime config is unusable)."""
+    (78 when the runtime config is unusable).
+
+    Current data is the config's drift.current: the prediction log's last window (by default),
+    or files. With a prediction log and a model whose training profiled its predictions, the
+    log's window of predictions is checked too (prediction drift).
+    """
     import dataclasses
     import json
 
-    from mlc.runtime.contract.config import ConfigError
-    from mlc.runtime.drift.check import render_text, run_check
+    from mlc.runtime.drift.check import render_text, run_check, run_prediction_check
     from mlc.runtime.drift.config import DriftConfig, drift_config
     from mlc.runtime.drift.data import DataError
     from mlc.runtime.drift.profile import ProfileError, read_profile
 
     if not 0 < fdr < 1:
         _fail("--fdr must be between 0 and 1")
-    try:
-        base = drift_config(load_config(Path(config_path))) if config_path else DriftConfig()
-    except ConfigError as exc:
-        _fail(str(exc), ExitCode.CONFIG_ERROR)
+    base = DriftConfig()
+    if config_path:  # pydantic (the config's models) only then: a check without one starts faster
+        from mlc.runtime.contract.config import ConfigError
+
+        try:
+            base = drift_config(load_config(Path(config_path)))
+        except ConfigError as exc:
+            _fail(str(exc), ExitCode.CONFIG_ERROR)
     # The config's window selects its own current data; data named on the command line is read whole.
     window = None if data else base.window_seconds
-    config = dataclasses.replace(base, fdr=fdr, min_psi=min_psi, window_seconds=window)
+    config = dataclasses.replace(
+        base, fdr=fdr, min_psi=min_psi, window_seconds=window, current_is_log=base.current_is_log and not data
+    )
     model = model or (None if profile_path else config.model_uri)
     data = data or config.current_uri
     if bool(profile_path) == bool(model):
@@ -201,30 +208,40 @@ def drift(
         _fail("retraining on drift needs --retrain-cronjob (a runtime config names it when the spec retrains)")
     if not data:
         _fail("give --data (or a runtime config with drift.current.uri)")
+    predictions = None
     try:
         if model:
-            from mlc.runtime.drift.mlflow_profile import load_model_profile
+            from mlc.runtime.drift.mlflow_profile import load_model_profiles
             from mlc.runtime.tracking_client import bound_tracking_requests
 
             bound_tracking_requests(os.environ, None)  # after load_config's, so the config's values win
 
-            reference = load_model_profile(model, config.tracking_uri)
+            profiles = load_model_profiles(model, config.tracking_uri)
+            reference, prediction_reference = profiles.features, profiles.predictions
         else:
-            reference = read_profile(profile_path)
+            reference, prediction_reference = read_profile(profile_path), None
         result = run_check(reference, data, config)
     except (DataError, ProfileError) as exc:
         _fail(str(exc))
+    if prediction_reference is not None and config.predictions_uri:
+        windowed = dataclasses.replace(config, window_seconds=base.window_seconds)
+        try:
+            predictions = run_prediction_check(prediction_reference, config.predictions_uri, windowed)
+        except (DataError, ProfileError) as exc:  # the inputs' verdict stands; predictions wait for the log
+            click.echo(f"warning: predictions not checked: {exc}", err=True)
+    text = render_text(result, predictions)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        document = result.to_dict()
+        if predictions is not None:
+            document["predictions"] = predictions.to_dict()
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        from mlc.runtime.drift.report import text_legend
-
-        click.echo(render_text(result) + "\n\n" + text_legend())
+        click.echo(text)
     if report:
         from mlc.runtime.drift.report import write_report
 
         try:
-            write_report(result, report)
+            write_report(result, report, predictions)
         except OSError as exc:
             _fail(f"cannot write report {report}: {exc.strerror or exc}")
     project = project or config.project or "default"
@@ -233,18 +250,48 @@ def drift(
 
         grouping = {**(config.grouping or {}), "project": project}
         try:
-            push_metrics(push, grouping, result)
+            push_metrics(push, grouping, result, predictions=predictions)
         except PushError as exc:
             _fail(str(exc))
-    if result.drifted and retrain and cronjob is not None:
-        from mlc.runtime.drift.retrain import RetrainError, start_retraining
+    drifted = result.drifted or (predictions is not None and predictions.drifted)
+    if drifted and retrain and cronjob is not None:
+        metrics = {"drift_share": result.drifted_share, "drifted_features": result.drifted_features}
+        if predictions is not None:
+            metrics["drifted_outputs"] = predictions.drifted_features
+        job = _start_retraining(
+            "drift", cronjob, namespace or config.namespace, config.tracking_uri, project, metrics, text, model
+        )
+        click.echo(f"started retraining job {job}", err=True)
+    sys.exit(ExitCode.FAILED if drifted else ExitCode.OK)
+
+
+def _start_retraining(
+    trigger: str,
+    cronjob: str,
+    namespace: str | None,
+    tracking_uri: str | None,
+    project: str,
+    metrics: dict[str, float],
+    report: str,
+    model: str | None,
+) -> str:
+    """Record the check as an MLflow run, then start the retraining Job carrying that run's id;
+    the Job's name. The one path drift and feedback share (`retraining.start_retraining`)."""
+    from mlc.runtime.retraining import RetrainError, start_retraining
+
+    run_id = None
+    if tracking_uri:
+        from mlc.runtime.monitor_runs import log_check_run
 
         try:
-            job = start_retraining(cronjob, namespace or config.namespace)
-        except RetrainError as exc:
-            _fail(str(exc))
-        click.echo(f"started retraining job {job}", err=True)
-    sys.exit(ExitCode.FAILED if result.drifted else ExitCode.OK)
+            tags = {"mlc.model": model} if model else {}
+            run_id = log_check_run(tracking_uri, project, trigger, metrics, tags, {f"{trigger}.txt": report})
+        except Exception as error:  # the tracking server down must not stop a needed retraining
+            click.echo(f"warning: the {trigger} check was not recorded in MLflow: {error}", err=True)
+    try:
+        return start_retraining(cronjob, namespace, trigger, run_id)
+    except RetrainError as exc:
+        _fail(str(exc))
 
 
 # --- train, gate, rollback, validate-data (branch runtime-train) ---------------------------------
@@ -485,6 +532,74 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
     return tracking_error_line(error, tracking_uri(config))
 
 
+@main.command()
+@config_option
+@click.option("--push", help="Pushgateway URL to push the live metrics to.")
+@click.option(
+    "--on-degrade",
+    type=click.Choice(["none", "retrain"]),
+    help="What to do when a live metric breaks its gate (default: the config's feedback.on_degrade).",
+)
+@click.option("--namespace", help="Kubernetes namespace of the retraining CronJob (default: in-cluster).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def feedback(config_path: Path, push: str | None, on_degrade: str | None, namespace: str | None, fmt: str) -> None:
+    """Join ground-truth labels to the champion's logged predictions and compute evaluate.metrics live.
+
+    Exit 0 healthy (or too few labels to judge), 1 a live metric broke its gate over at least
+    monitor.feedback.min_rows labelled rows, 2 error (78: unusable config).
+    """
+    import dataclasses
+    import json
+
+    from mlc.runtime.contract.config import ConfigError
+    from mlc.runtime.feedback.job import FeedbackError, run_feedback
+    from mlc.runtime.feedback.quality import render_text
+
+    config = load_config(config_path)
+    try:
+        section = config.require_feedback()
+        config.require_prediction_log()
+        config.require_evaluate()
+    except ConfigError as error:
+        _fail(str(error), config.exit_codes.config_error)
+    retrain = (on_degrade or section.on_degrade) == "retrain"
+    if retrain and section.retrain_cronjob is None:
+        _fail("retraining on degraded quality needs a retraining CronJob (the config names it when the spec retrains)")
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+    try:
+        quality = run_feedback(config, tracking_uri)
+    except FeedbackError as error:
+        _fail(str(error))
+    text = render_text(quality)
+    if fmt == "json":
+        document = {**dataclasses.asdict(quality), "label_share": quality.label_share, "degraded": quality.degraded}
+        click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text)
+    if push:
+        from mlc.runtime.feedback.push import push_quality
+        from mlc.runtime.metrics_push import PushError
+
+        try:
+            push_quality(push, {**config.metrics.grouping, "project": config.project}, quality)
+        except PushError as error:
+            _fail(str(error))
+    if quality.degraded and retrain and section.retrain_cronjob is not None:
+        metrics = {"labelled_rows": quality.labelled, "label_share": quality.label_share, **quality.metrics}
+        job = _start_retraining(
+            "feedback",
+            section.retrain_cronjob,
+            namespace or config.namespace,
+            tracking_uri,
+            config.project,
+            metrics,
+            text,
+            f"models:/{config.registered_model}/{quality.model_version}",
+        )
+        click.echo(f"started retraining job {job}", err=True)
+    sys.exit(ExitCode.FAILED if quality.degraded else ExitCode.OK)
+
+
 # --- serve, batch, fetch-model (branch serve) ----------------------------------------------------
 # The serving side: the model server, the sharded batch scorer, the KServe storage initializer.
 
@@ -560,17 +675,22 @@ def _gate_error_line(error: Exception, config: RuntimeConfig) -> str:
 @click.option(
     "--log-sample-rate",
     type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
     envvar="MLC_SERVE_LOG_SAMPLE_RATE",
-    help="Share of prediction requests logged with their inputs, predictions and request id (JSON lines).",
+    help="Share of answered prediction requests written to the prediction log "
+    "(default: the config's monitor.prediction_log.sample_rate; 0 without a log).",
 )
 @click.option(
-    "--log-sink",
-    default="-",
+    "--log-uri",
+    envvar="MLC_SERVE_LOG_URI",
+    help="The prediction log: a folder, local or s3:// gs:// (default: the config's monitor.prediction_log.uri).",
+)
+@click.option(
+    "--log-flush-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
     show_default=True,
-    envvar="MLC_SERVE_LOG_SINK",
-    help="Where sampled requests are written: - for stdout, else a file (appended to).",
+    envvar="MLC_SERVE_LOG_FLUSH_SECONDS",
+    help="How often the prediction log writes a file (sooner at 20000 rows; files are per UTC hour).",
 )
 @click.option(
     "--watch-seconds",
@@ -594,8 +714,9 @@ def serve(
     header_timeout: float,
     max_connections: int,
     metrics_port: int | None,
-    log_sample_rate: float,
-    log_sink: str,
+    log_sample_rate: float | None,
+    log_uri: str | None,
+    log_flush_seconds: float,
     watch_seconds: float,
 ) -> None:
     """Serve the model: /invocations (MLflow formats), the Open Inference Protocol (/v2/...),
@@ -611,6 +732,9 @@ def serve(
     access = config.serve.access if config.serve else None
     if access is not None and metrics_port is not None:
         access = access.model_copy(update={"metrics_port": metrics_port})
+    logged = config.prediction_log
+    if log_sample_rate is None:
+        log_sample_rate = logged.sample_rate if logged is not None else 0.0
     settings = ServeSettings(
         model_uri=model_uri or config.champion_uri,
         tracking_uri=config.tracking_uri,
@@ -623,7 +747,8 @@ def serve(
         body_timeout_seconds=body_timeout,
         header_timeout_seconds=header_timeout,
         log_sample_rate=log_sample_rate,
-        log_sink=log_sink,
+        log_uri=log_uri or (logged.uri if logged is not None else None),
+        log_flush_seconds=log_flush_seconds,
         watch_seconds=watch_seconds,
         access=access,
     )
@@ -670,7 +795,7 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
     """
     from mlc.runtime.contract.config import ConfigError
     from mlc.runtime.datasets import DataError
-    from mlc.runtime.serve.batch_scoring import run_batch
+    from mlc.runtime.serve.batch_scoring import BatchLog, run_batch
     from mlc.runtime.serve.served_model import ModelError, load_model, resolve_model
 
     config = load_config(config_path)
@@ -689,12 +814,24 @@ def batch(config_path: Path, shard: int, shards: int | None, model_uri: str | No
         info = resolve_model(uri, config.tracking_uri)
         model = load_model(info)
         scored = 0
+        batch_log = None
+        if config.prediction_log is not None and config.prediction_log.sample_rate > 0:
+            from mlc.runtime.prediction_log.records import input_types
+            from mlc.runtime.prediction_log.writer import LogFiles
+
+            logged = config.prediction_log
+            batch_log = BatchLog(
+                LogFiles(logged.uri), logged.sample_rate, info.model, info.version, input_types(contract)
+            )
         results = run_batch(
-            model, section.input, section.output, shard, shards, text_columns, contract, section.invalid_rows
+            model, section.input, section.output, shard, shards, text_columns, contract, section.invalid_rows, batch_log
         )
         for result in results:
             skipped = f" ({result.skipped} invalid row(s) skipped)" if result.skipped else ""
-            click.echo(f"{result.input}: {result.rows} rows -> {result.output}{skipped}")
+            logged_rows = f", {result.logged} logged" if result.logged else ""
+            click.echo(f"{result.input}: {result.rows} rows -> {result.output}{skipped}{logged_rows}")
+            if result.log_error is not None:
+                click.echo(f"warning: {result.input}: {result.log_error}", err=True)
             if result.first_skipped is not None:
                 click.echo(
                     f"warning: {result.input}: skipped {result.skipped} row(s) breaking the data contract, "

@@ -319,6 +319,22 @@ def csv_header(files: DataFiles, path: str) -> list[str]:
         return reader.schema.names
 
 
+def list_entries(filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool) -> list[pafs.FileInfo]:
+    """Files and folders under `base` (of `uri`'s store), visible ones only; `DataError` naming
+    the URI when it is missing or the store refuses."""
+    import pyarrow.fs as pafs
+
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
+    except FileNotFoundError:
+        raise DataError(_not_found(filesystem, base, uri)) from None
+    except OSError as error:
+        listing = f"cannot list {location(uri, base)}"
+        raise DataError(_missing_bucket(filesystem, base, uri) or store_error(uri, error, listing)) from None
+    root = base.rstrip("/") + "/"
+    return [info for info in infos if not _hidden(info.path[len(root) :] if info.path.startswith(root) else info.path)]
+
+
 def read_record_batches(
     files: DataFiles, text_columns: Iterable[str] = (), limit: int | None = None
 ) -> Iterator[pa.RecordBatch]:

@@ -57,6 +57,8 @@ START_IMPORTS = {
         "mlc.runtime.serve.scoring",
         "mlc.runtime.serve.open_inference",
         "mlc.runtime.serve.request_log",
+        "mlc.runtime.serve.access",
+        "mlc.runtime.prediction_log.writer",
         "mlc.runtime.contract_model",
         "mlc.runtime.preprocessor",
         "numpy",

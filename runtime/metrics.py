@@ -10,7 +10,8 @@ true value is not 0. Latency metrics are measured by the gate, not computed here
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from mlc.runtime.contract import TOP_K_ACCURACY
 from mlc.runtime.errors import MlcRuntimeError
@@ -107,6 +108,20 @@ def regression_metric(name: str, y_true: np.ndarray, prediction: np.ndarray) -> 
         nonzero = y_true != 0
         return float(np.abs(error[nonzero] / y_true[nonzero]).mean()) if nonzero.any() else float("nan")
     raise MetricError(f"{name} does not apply to a regression target")
+
+
+def output_scores(task: str, classes: Sequence[str], outputs: Mapping[str, Any]) -> np.ndarray:
+    """What the metrics score, from a model's named output columns (a DataFrame or a mapping of
+    arrays): the positive class's `probability` (binary), the `probability_<class>` columns in
+    class order (multiclass), or `prediction` (regression). The gate and the live feedback job
+    both read a model's answers through this."""
+    import numpy as np
+
+    if task == "binary":
+        return np.asarray(outputs["probability"], dtype=np.float64)
+    if task == "multiclass":
+        return np.column_stack([np.asarray(outputs[f"probability_{label}"], dtype=np.float64) for label in classes])
+    return np.asarray(outputs["prediction"], dtype=np.float64)
 
 
 def task_metric(name: str, task: str, y_true: np.ndarray, scores: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from mlc.runtime.contract import LATENCY_METRICS
 from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.errors import MlcRuntimeError, is_not_found, tracking_error_line
 from mlc.runtime.gates import GateReport, evaluate_gates
-from mlc.runtime.metrics import MetricError, task_metric
+from mlc.runtime.metrics import MetricError, output_scores, task_metric
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,7 +76,6 @@ def _load(config: RuntimeConfig, alias: str, version: str) -> LoadedModel:
 
 def model_scores(model: Any, table: pa.Table, target: str) -> tuple[str, np.ndarray, np.ndarray]:
     """(task, encoded truth, scores) of a model on a table of raw features and the target."""
-    import numpy as np
 
     from mlc.runtime.model_package import ContractModel
 
@@ -86,13 +85,7 @@ def model_scores(model: Any, table: pa.Table, target: str) -> tuple[str, np.ndar
     encoding = wrapper.preprocessor.target
     truth = encoding.encode(table.column(target))
     output = model.predict(table.drop_columns([target]).to_pandas())
-    if encoding.task == "binary":
-        scores = output["probability"].to_numpy(dtype=np.float64)
-    elif encoding.task == "multiclass":
-        scores = np.column_stack([output[f"probability_{label}"].to_numpy() for label in encoding.classes])
-    else:
-        scores = output["prediction"].to_numpy(dtype=np.float64)
-    return encoding.task, truth, scores
+    return encoding.task, truth, output_scores(encoding.task, encoding.classes, output)
 
 
 def latency_ms(model: Any, table: pa.Table, target: str) -> dict[str, float]:

@@ -7,8 +7,11 @@ conventional `code.source`, and where the images copy it), else the working dire
 The MLflow run is named `<project>-train-<environment>-<git short sha>` (`-smoke` after it for a
 smoke run; no sha outside a git checkout). Lineage on it: params, the entrypoint's metrics, tags `mlc.spec_digest`,
 `mlc.environment`, `mlc.project`, `mlc.data_digest` (sha256 over the training files' bytes),
-`mlflow.source.git.commit` (when the folder is a git checkout), and the training data's drift
-reference profile (`reference_profile/profile.json`, what `drift --model` reads). The model is
+`mlflow.source.git.commit` (when the folder is a git checkout), the training data's drift
+reference profile (`reference_profile/profile.json`, what `drift --model` reads) and the profile
+of the model's predictions on the eval set (`reference_profile/predictions.json`, for prediction
+drift). A retraining started by a monitor is tagged `mlc.retrain.trigger` (drift | feedback) and
+`mlc.retrain.trigger_run_id` (the check's MLflow run), on the run and the model version. The model is
 registered as a new version of `registered_model` with the alias `challenger`.
 
 Overrides (`train -p lr=0.01`, `param_overrides.py`) replace params for one run: the run logs
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from mlc.runtime.context import MetricLogger, TrainingContext
 from mlc.runtime.contract.config import ConfigError, RuntimeConfig
 from mlc.runtime.errors import MlcRuntimeError
+from mlc.runtime.retraining import trigger_tags
 
 if TYPE_CHECKING:
     import torch
@@ -395,6 +399,35 @@ def _log_reference_profile(config: RuntimeConfig, uri: str) -> str:
     return "logged"
 
 
+def _log_prediction_profile(config: RuntimeConfig, model: Any, preprocessor: Any, scratch: Path) -> str:
+    """Log the profile of the model's predictions on the eval set (`reference_profile/predictions.json`):
+    the reference the drift job compares logged predictions with. "logged", or why not (never fatal)."""
+    from mlc.runtime.contract_model import ContractModelParts, output_columns
+    from mlc.runtime.datasets import locate_data_files, read_table
+    from mlc.runtime.drift.mlflow_profile import PREDICTIONS_ARTIFACT_PATH, log_reference_profile
+    from mlc.runtime.drift.profile import build_profile
+
+    if config.evaluate is None or config.evaluate.dataset not in config.data:
+        return "missing: no evaluate.dataset to predict on"
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        dataset = config.dataset(config.evaluate.dataset)
+        contract = config.require_contract()
+        table = read_table(locate_data_files(dataset.uri, dataset.format), text_columns=list(contract.features))
+        parts = ContractModelParts(preprocessor, getattr(model, "module", model).cpu().eval())
+        scored = parts.score(preprocessor.transform(table))
+        path = scratch / "eval-predictions.parquet"
+        pq.write_table(pa.table(scored), path)
+        kinds = {name: "numeric" if kind == "float" else "categorical" for name, kind in output_columns(preprocessor)}
+        log_reference_profile(build_profile(path, kinds), PREDICTIONS_ARTIFACT_PATH)
+    except Exception as error:  # the model is still good; only prediction drift lacks a reference
+        print(f"warning: no prediction reference profile logged: {error}", file=sys.stderr)
+        return f"missing: {str(error).splitlines()[0] if str(error) else type(error).__name__}"[:250]
+    return "logged"
+
+
 def _train_and_register(
     config: RuntimeConfig,
     function: Any,
@@ -433,6 +466,9 @@ def _train_and_register(
         tags["mlflow.source.git.commit"] = commit
     if overrides:
         tags["mlc.overrides"] = overrides_tag(overrides)
+    # A retraining a monitor started: which check, and its MLflow run (on the run and the new version).
+    triggered = trigger_tags(os.environ)
+    tags.update(triggered)
     resumed_run = checkpoints.load_run_id()
     with mlflow.start_run(
         run_id=resumed_run,
@@ -467,9 +503,11 @@ def _train_and_register(
         )
         tags["mlc.reference_profile"] = _log_reference_profile(config, train_data.uri)
         mlflow.set_tag("mlc.reference_profile", tags["mlc.reference_profile"])
+        tags["mlc.prediction_profile"] = _log_prediction_profile(config, model, ctx.preprocessor, scratch)
+        mlflow.set_tag("mlc.prediction_profile", tags["mlc.prediction_profile"])
         client = MlflowClient()
         client.set_registered_model_alias(config.registered_model, config.aliases.challenger, version)
-        for key in ("mlc.spec_digest", "mlc.data_digest", "mlc.environment", "mlc.smoke"):
+        for key in ("mlc.spec_digest", "mlc.data_digest", "mlc.environment", "mlc.smoke", *triggered):
             client.set_model_version_tag(config.registered_model, version, key, tags[key])
     checkpoints.clear()
     return TrainingResult(run.info.run_id, version, run.info.run_name, run.info.experiment_id, tracking_uri)

@@ -71,12 +71,19 @@ BASE: dict[str, Any] = {
         "batch": {"schedule": "0 * * * *", "input": "s3://b/in/", "output": "s3://b/out/", "parallelism": 2},
     },
     "monitor": {
+        "prediction_log": {"uri": "s3://b/predictions/", "sample_rate": 0.5},
         "drift": {
             "schedule": "*/30 * * * *",
             "current": {"uri": "s3://b/live/", "window": "24h"},
             "method": "auto",
             "threshold": {"psi": 0.2, "share": 0.3},
             "on_drift": "retrain",
+        },
+        "feedback": {
+            "schedule": "15 * * * *",
+            "labels": {"uri": "s3://b/labels/", "id_column": "request_id", "label_column": "label", "max_delay": "7d"},
+            "min_rows": 200,
+            "on_degrade": "alert",
         },
         "alerts": {"latency_p95_ms": 150, "error_rate": 0.01, "prediction_psi": 0.25},
         "pushgateway": "http://pg.monitoring.svc:9091",
@@ -92,7 +99,10 @@ BASE: dict[str, Any] = {
     "environments": {"staging": {}},
 }
 GPU = {"serve": {"resources": {"gpus": 1}}}
-KSERVE_READY = {"serve": {"rollout": {"strategy": "rolling"}, "autoscale": {"on": "cpu"}, "batch": None}}
+KSERVE_READY = {
+    "serve": {"rollout": {"strategy": "rolling"}, "autoscale": {"on": "cpu"}, "batch": None},
+    "monitor": {"prediction_log": None, "feedback": None},  # the log is written by mlc's own server
+}
 VLLM = {
     "serve": {
         "engine": "vllm",
@@ -100,7 +110,8 @@ VLLM = {
         "resources": {"gpus": 1, "gpu_type": "nvidia-l4"},
         "rollout": {"strategy": "rolling"},
         "batch": None,
-    }
+    },
+    "monitor": {"prediction_log": None, "feedback": None},
 }
 DIGEST = "@sha256:" + "a" * 64
 ACCESS = {
@@ -202,6 +213,16 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "monitor.drift.threshold.share": ({}, 0.5),
     "monitor.drift.on_drift": ({}, "alert"),
     "monitor.alerts.latency_p95_ms": ({}, 300),
+    "monitor.alerts.prediction_psi": ({}, 0.3),
+    "monitor.prediction_log.uri": ({}, "s3://b/predictions2/"),
+    "monitor.prediction_log.sample_rate": ({}, 0.1),
+    "monitor.feedback.schedule": ({}, "45 * * * *"),
+    "monitor.feedback.labels.uri": ({}, "s3://b/labels2/"),
+    "monitor.feedback.labels.id_column": ({}, "order_id"),
+    "monitor.feedback.labels.label_column": ({}, "churned"),
+    "monitor.feedback.labels.max_delay": ({}, "30d"),
+    "monitor.feedback.min_rows": ({}, 50),
+    "monitor.feedback.on_degrade": ({}, "retrain"),
     "monitor.alerts.error_rate": ({}, 0.05),
     "monitor.pushgateway": ({}, "http://other.monitoring.svc:9091"),
     "secrets": ({}, {"AWS_ACCESS_KEY_ID": {"k8s": "aws", "key": "id"}, "HF_TOKEN": {"k8s": "hf", "key": "t"}}),
@@ -221,8 +242,6 @@ COMPILE_TIME_ONLY = {
     "ci.provider": "one value, github",
     "environments": "the overlays themselves: every field they set is a field above",
     "serve.llm.tensor_parallel": "a check: it must equal serve.resources.gpus, which sets vLLM's tensor parallelism",
-    "monitor.alerts.prediction_psi": "accepted with a warning and compiled to nothing until the server exports "
-    "mlc_prediction_psi (the closed-loop issue); the reference spec sets it",
 }
 
 

@@ -47,6 +47,9 @@ from mlc.runtime.contract import (
     DEFAULT_SERVE_PORT,
     DRIFT_PSI_THRESHOLD,
     DRIFT_SHARE_THRESHOLD,
+    FEEDBACK_MAX_DELAY,
+    FEEDBACK_MIN_ROWS,
+    PREDICTION_LOG_SAMPLE_RATE,
     TRACKING_MAX_RETRIES,
     TRACKING_MAX_TIMEOUT_SECONDS,
     TRACKING_RETRIES,
@@ -406,7 +409,11 @@ class Serve(Section):
 
 
 class CurrentData(Section):
-    uri: DataUri
+    uri: DataUri | None = Field(
+        None,
+        description="files of recent production inputs (a folder or glob: those written in the window); "
+        "default: the prediction log, whose rows of the window are read",
+    )
     window: Duration = "24h"
 
 
@@ -418,7 +425,7 @@ class DriftThreshold(Section):
 
 class Drift(Section):
     schedule: Cron = "0 * * * *"
-    current: CurrentData
+    current: CurrentData = Field(default_factory=CurrentData)
     method: DriftMethod = "auto"
     threshold: DriftThreshold = Field(default_factory=DriftThreshold)
     on_drift: Literal["alert", "retrain"] = "alert"
@@ -427,11 +434,34 @@ class Drift(Section):
 class Alerts(Section):
     latency_p95_ms: float | None = Field(None, gt=0)
     error_rate: Fraction | None = None
-    prediction_psi: float | None = Field(None, gt=0)
+    prediction_psi: float | None = Field(
+        None, gt=0, description="the PSI of the model's outputs (logged vs eval set at training) that alerts"
+    )
+
+
+class PredictionLog(Section):
+    uri: DataUri = Field(description="folder the model server and batch write sampled predictions to (Parquet)")
+    sample_rate: Fraction = Field(PREDICTION_LOG_SAMPLE_RATE, description="share of requests logged")
+
+
+class Labels(Section):
+    uri: DataUri = Field(description="file, folder or glob where ground-truth labels arrive")
+    id_column: str = Field("request_id", min_length=1, description="the request id the server answered")
+    label_column: str | None = Field(None, min_length=1, description="default: data.contract.target")
+    max_delay: Duration = Field(FEEDBACK_MAX_DELAY, description="how late a label may come")
+
+
+class Feedback(Section):
+    schedule: Cron = "0 * * * *"
+    labels: Labels
+    min_rows: PositiveInt = Field(FEEDBACK_MIN_ROWS, description="labelled rows before a live metric may alert")
+    on_degrade: Literal["alert", "retrain"] = "alert"
 
 
 class Monitor(Section):
+    prediction_log: PredictionLog | None = None
     drift: Drift | None = None
+    feedback: Feedback | None = None
     alerts: Alerts = Field(default_factory=Alerts)
     pushgateway: str | None = Field(None, description="default http://prometheus-pushgateway.monitoring.svc:9091")
 

@@ -189,7 +189,11 @@ def resolve_environment(
     name = spec.metadata.name
     train, serve = spec.train, spec.serve
 
-    drift = spec.monitor.drift if spec.monitor is not None else None
+    monitor = spec.monitor
+    drift = monitor.drift if monitor is not None else None
+    feedback = monitor.feedback if monitor is not None else None
+    log = monitor.prediction_log if monitor is not None else None
+    contract = spec.data.contract
     repositories: dict[ImageRole, str | None] = {
         "train": image_repository(spec, "train"),
         "serve": image_repository(spec, "serve"),
@@ -235,6 +239,7 @@ def resolve_environment(
             serving=f"{name}-serve",
             canary_analysis=f"{name}-serve-canary",
             drift=f"{name}-drift",
+            feedback=f"{name}-feedback",
             batch=f"{name}-batch",
             runtime_config=f"{name}-runtime-config",
             alerts=f"{name}-alerts",
@@ -264,6 +269,12 @@ def resolve_environment(
         retrains_on_drift=drift is not None and drift.on_drift == "retrain" and train is not None,
         drift_grouping={"project": name, "environment": env_name},
         volumes=_data_volumes(spec),
+        retrains_on_degrade=feedback is not None and feedback.on_degrade == "retrain" and train is not None,
+        drift_current_uri=None if drift is None else drift.current.uri or (log.uri if log else None),
+        drift_reads_log=drift is not None and drift.current.uri is None and log is not None,
+        feedback_label_column=None
+        if feedback is None
+        else feedback.labels.label_column or (contract.target if contract else None),
         requirements_hashed=project.requirements_hashed,
         base_image_digests=digests,
         repository_folder=repository_folder,

@@ -36,6 +36,7 @@ class ResourceNames:
     serving: str
     canary_analysis: str  # the AnalysisTemplate a canary runs
     drift: str  # the drift CronJob, and the service account that may start retraining
+    feedback: str  # the feedback CronJob, and its service account when it may start retraining
     batch: str
     runtime_config: str
     alerts: str  # the PrometheusRule
@@ -134,12 +135,22 @@ class ResolvedSpec:
     labels: dict[str, str]
     annotations: dict[str, str]
     retrains_on_drift: bool  # the drift job starts the retraining CronJob (needs it, and a Role)
-    drift_grouping: dict[str, str]  # Pushgateway grouping key besides `job`
+    drift_grouping: dict[str, str]  # Pushgateway grouping key besides `job` (the feedback job's too)
     volumes: tuple[DataVolume, ...] = ()  # mounted in the pods of jobs that read or write data
+    retrains_on_degrade: bool = False  # the feedback job starts the retraining CronJob (needs it, and a Role)
+    # The drift job's current data: the prediction log's window (the default) or files named in the spec.
+    drift_current_uri: str | None = None
+    drift_reads_log: bool = False
+    feedback_label_column: str | None = None  # monitor.feedback.labels.label_column, else the contract's target
     requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
     # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
     repository_folder: str = "."
+
+    @property
+    def monitors_retrain(self) -> bool:
+        """Whether a monitor (drift, or degraded live quality) starts the retraining CronJob."""
+        return self.retrains_on_drift or self.retrains_on_degrade
 
     @property
     def name(self) -> str:

@@ -12,7 +12,14 @@ from __future__ import annotations
 import json
 
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import API_KEYS_DIR, DRIFT_PUSH_JOB, FORMAT_VERSION, QUERIED_METRICS, duration_seconds
+from mlc.runtime.contract import (
+    API_KEYS_DIR,
+    DRIFT_PSI_THRESHOLD,
+    DRIFT_PUSH_JOB,
+    FORMAT_VERSION,
+    QUERIED_METRICS,
+    duration_seconds,
+)
 from mlc.runtime.contract.config import (
     Access,
     Aliases,
@@ -23,8 +30,11 @@ from mlc.runtime.contract.config import (
     Drift,
     DriftThreshold,
     Evaluate,
+    Feedback,
     Gate,
+    Labels,
     Metrics,
+    PredictionLog,
     RateLimit,
     RuntimeConfig,
     Serve,
@@ -100,15 +110,46 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
 
 def _drift(resolved: ResolvedSpec) -> Drift | None:
     monitor = resolved.spec.monitor
-    if monitor is None or monitor.drift is None:
+    if monitor is None or monitor.drift is None or resolved.drift_current_uri is None:
         return None
     drift = monitor.drift
     return Drift(
-        current=CurrentData(uri=drift.current.uri, window_seconds=duration_seconds(drift.current.window)),
+        current=CurrentData(
+            uri=resolved.drift_current_uri,
+            window_seconds=duration_seconds(drift.current.window),
+            prediction_log=resolved.drift_reads_log,
+        ),
         method=drift.method,
         threshold=DriftThreshold(psi=drift.threshold.psi, share=drift.threshold.share),
         on_drift=drift.on_drift,
         retrain_cronjob=resolved.names.retraining if resolved.retrains_on_drift else None,
+        check_predictions=monitor.prediction_log is not None,
+        prediction_psi=monitor.alerts.prediction_psi or DRIFT_PSI_THRESHOLD,
+    )
+
+
+def _prediction_log(resolved: ResolvedSpec) -> PredictionLog | None:
+    monitor = resolved.spec.monitor
+    log = monitor.prediction_log if monitor is not None else None
+    return None if log is None else PredictionLog(uri=log.uri, sample_rate=log.sample_rate)
+
+
+def _feedback(resolved: ResolvedSpec) -> Feedback | None:
+    monitor = resolved.spec.monitor
+    feedback = monitor.feedback if monitor is not None else None
+    if feedback is None or resolved.feedback_label_column is None:
+        return None
+    labels = feedback.labels
+    return Feedback(
+        labels=Labels(
+            uri=labels.uri,
+            id_column=labels.id_column,
+            label_column=resolved.feedback_label_column,
+            max_delay_seconds=duration_seconds(labels.max_delay),
+        ),
+        min_rows=feedback.min_rows,
+        on_degrade=feedback.on_degrade,
+        retrain_cronjob=resolved.names.retraining if resolved.retrains_on_degrade else None,
     )
 
 
@@ -142,6 +183,8 @@ def runtime_config(resolved: ResolvedSpec) -> RuntimeConfig:
         evaluate=_evaluate(resolved),
         serve=_serve(resolved),
         drift=_drift(resolved),
+        prediction_log=_prediction_log(resolved),
+        feedback=_feedback(resolved),
         metrics=Metrics(
             pushgateway=resolved.pushgateway,
             push_job=DRIFT_PUSH_JOB,

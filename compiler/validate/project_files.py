@@ -101,8 +101,13 @@ def _local_paths(spec: MLProject) -> Iterator[tuple[tuple[str | int, ...], str]]
     if spec.serve is not None and spec.serve.batch is not None:
         yield ("serve", "batch", "input"), spec.serve.batch.input
         yield ("serve", "batch", "output"), spec.serve.batch.output
-    if spec.monitor is not None and spec.monitor.drift is not None:
-        yield ("monitor", "drift", "current", "uri"), spec.monitor.drift.current.uri
+    monitor = spec.monitor
+    if monitor is not None and monitor.drift is not None and monitor.drift.current.uri is not None:
+        yield ("monitor", "drift", "current", "uri"), monitor.drift.current.uri
+    if monitor is not None and monitor.prediction_log is not None:
+        yield ("monitor", "prediction_log", "uri"), monitor.prediction_log.uri
+    if monitor is not None and monitor.feedback is not None:
+        yield ("monitor", "feedback", "labels", "uri"), monitor.feedback.labels.uri
 
 
 def _confinement(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:

@@ -176,30 +176,7 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
             "e.g. `images: {registry: ghcr.io/acme}`",
         )
 
-    monitor = spec.monitor
-    if monitor is not None and monitor.drift is not None:
-        if contract is None or not contract.features:
-            yield Finding(("monitor", "drift"), "drift checks need `data.contract.features` to know what to watch")
-        if monitor.drift.on_drift == "retrain" and train is None:
-            yield Finding(("monitor", "drift", "on_drift"), "`on_drift: retrain` needs a `train` section")
-        if not (spec.builds_image("train") or spec.builds_image("serve")):
-            yield Finding(
-                ("monitor", "drift"),
-                "the drift check runs `mlc-runtime` in the project's image, and this project builds none "
-                "(vLLM's server is not mlc's)",
-                "remove `monitor.drift`, or add a `train` section (its image runs the check)",
-            )
-    if monitor is not None and serve is None and (monitor.alerts.latency_p95_ms or monitor.alerts.error_rate):
-        yield Finding(("monitor", "alerts"), "serving alerts need a `serve` section")
-    if monitor is not None and monitor.alerts.prediction_psi is not None:
-        # Nothing exports mlc_prediction_psi yet: an alert on it could never fire, so none is compiled.
-        yield Finding(
-            ("monitor", "alerts", "prediction_psi"),
-            "not compiled yet: the prediction-drift alert needs the server's prediction log, which is coming; "
-            "no alert is emitted for it",
-            "remove it until then; input drift is alerted on through `monitor.drift`",
-            Severity.WARNING,
-        )
+    yield from _monitor_rules(spec)
 
     if spec.gitops.engine != "none":
         if spec.gitops.repo is None:
@@ -229,6 +206,77 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
     if "data_tests" in jobs and (contract is None or not contract.features):
         yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
     yield from _ci_reaches_the_registry(spec)
+
+
+def _monitor_rules(spec: MLProject) -> Iterator[Finding]:
+    """The monitoring loop's sections must have what they read: data to check, a log, labels, a model."""
+    monitor, train, serve, contract = spec.monitor, spec.train, spec.serve, spec.data.contract
+    if monitor is None:
+        return
+    runs_mlc = spec.builds_image("train") or spec.builds_image("serve")
+    log = monitor.prediction_log
+    if log is not None and not (serve is not None and serve.engine == "runtime"):
+        yield Finding(
+            ("monitor", "prediction_log"),
+            "the prediction log is written by mlc's model server and batch inference (serve.engine: runtime)",
+            "serve with `engine: runtime`, or remove `prediction_log`",
+        )
+    drift = monitor.drift
+    if drift is not None:
+        if contract is None or not contract.features:
+            yield Finding(("monitor", "drift"), "drift checks need `data.contract.features` to know what to watch")
+        if drift.on_drift == "retrain" and train is None:
+            yield Finding(("monitor", "drift", "on_drift"), "`on_drift: retrain` needs a `train` section")
+        if drift.current.uri is None and log is None:
+            yield Finding(
+                ("monitor", "drift"),
+                "the drift check has no current data: it reads the prediction log's window, and there is no "
+                "`monitor.prediction_log`",
+                "add `prediction_log: {uri: s3://.../predictions/}` under `monitor` (the model server writes it), "
+                "or name files of recent inputs: `current: {uri: s3://.../live/}`",
+            )
+        if not runs_mlc:
+            yield Finding(
+                ("monitor", "drift"),
+                "the drift check runs `mlc-runtime` in the project's image, and this project builds none "
+                "(vLLM's server is not mlc's)",
+                "remove `monitor.drift`, or add a `train` section (its image runs the check)",
+            )
+    feedback = monitor.feedback
+    if feedback is not None:
+        if log is None:
+            yield Finding(
+                ("monitor", "feedback"),
+                "the feedback job joins labels to the logged predictions, and there is no `monitor.prediction_log`",
+                "add `prediction_log: {uri: s3://.../predictions/}` under `monitor`",
+            )
+        if spec.evaluate is None or train is None:
+            yield Finding(
+                ("monitor", "feedback"),
+                "the feedback job computes `evaluate.metrics` on the champion's live predictions: it needs "
+                "`train` and `evaluate`",
+            )
+        if feedback.labels.label_column is None and (contract is None or contract.target is None):
+            yield Finding(
+                ("monitor", "feedback", "labels"),
+                "no label column: set `label_column`, or `data.contract.target` (its default)",
+                "e.g. `labels: {uri: s3://.../labels/, label_column: churned}`",
+            )
+    if serve is None and (monitor.alerts.latency_p95_ms or monitor.alerts.error_rate):
+        yield Finding(("monitor", "alerts"), "serving alerts need a `serve` section")
+    if monitor.alerts.prediction_psi is not None and (drift is None or log is None):
+        # Accepted (the reference spec sets it without a log), but no alert is compiled: nothing would feed it.
+        missing = " and ".join(
+            name for name, section in (("monitor.prediction_log", log), ("monitor.drift", drift)) if section is None
+        )
+        yield Finding(
+            ("monitor", "alerts", "prediction_psi"),
+            f"not compiled: the drift job checks the model's predictions in the prediction log, and there is no "
+            f"{missing}; no alert is emitted for it",
+            "add `prediction_log: {uri: s3://.../predictions/}` (written by the model server) and `drift:` "
+            "under `monitor`",
+            Severity.WARNING,
+        )
 
 
 def _metrics_fit_the_task(spec: MLProject) -> Iterator[Finding]:

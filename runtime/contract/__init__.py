@@ -36,8 +36,8 @@ FORMAT_VERSION = 1
 # --- how jobs are run ------------------------------------------------------------------------
 
 # The `mlc-runtime` subcommands the compiled artifacts and `mlc run` invoke.
-JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "batch")
-Job = Literal["validate-data", "train", "gate", "rollback", "serve", "drift", "batch"]
+JOBS = ("validate-data", "train", "gate", "rollback", "serve", "drift", "feedback", "batch")
+Job = Literal["validate-data", "train", "gate", "rollback", "serve", "drift", "feedback", "batch"]
 
 CONFIG_DIR = "/etc/mlc"  # where pods mount the runtime config (read-only)
 CONFIG_FILE = "runtime-config.json"
@@ -172,13 +172,40 @@ TRACKING_TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 TRACKING_RETRIES_VARIABLE = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 TRACKING_BACKOFF_VARIABLE = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
 
+# --- the prediction log --------------------------------------------------------------------------
+# What `serve` and `batch` write and `drift` and `feedback` read: Parquet files under
+# `monitor.prediction_log.uri`, partitioned by the hour of their rows' timestamps (UTC), as
+# `<uri>/date=YYYY-MM-DD/hour=HH/<file>.parquet`. One row per predicted row:
+
+LOG_REQUEST_ID = "request_id"  # the X-Request-ID answered (batch: the input file), the labels' join key
+LOG_ROW = "row"  # the row's position in its request (or input file), from 0
+LOG_TIMESTAMP = "timestamp"  # when it was answered: timestamp[ms, UTC]
+LOG_MODEL = "model"  # the registered model's name
+LOG_MODEL_VERSION = "model_version"  # its version: what the feedback job scores live
+LOG_SOURCE = "source"  # the endpoint that answered (`/invocations`, `/v2/models/m/infer`) or `batch`
+LOG_INPUTS = "inputs"  # struct: the checked feature values, by feature name
+LOG_OUTPUTS = "outputs"  # struct: the model's output columns (`prediction`, `probability`, ...)
+LOG_PARTITION = "date={date}/hour={hour:02d}"  # below the log's URI, of the rows' UTC hour
+LOG_SOURCE_BATCH = "batch"
+REQUEST_ID_HEADER = "X-Request-ID"  # taken from the caller when usable, else generated; always answered
+
+# --- retraining started by a monitor ----------------------------------------------------------------
+# The drift and feedback jobs start the retraining CronJob's Job with these variables set; training
+# records them as tags of its MLflow run and model version, so a new version links to its trigger.
+
+RETRAIN_TRIGGER_VARIABLE = "MLC_RETRAIN_TRIGGER"  # drift | feedback
+RETRAIN_TRIGGER_RUN_VARIABLE = "MLC_RETRAIN_TRIGGER_RUN"  # the triggering check's MLflow run id
+RetrainTrigger = Literal["drift", "feedback"]
+MONITOR_EXPERIMENT_SUFFIX = "-monitoring"  # the experiment of the checks' MLflow runs: <project>-monitoring
 
 # --- metrics ---------------------------------------------------------------------------------
 
 DRIFT_PUSH_JOB = "mlc-drift"  # the Pushgateway `job` of the drift check's metrics
+FEEDBACK_PUSH_JOB = "mlc-feedback"  # the Pushgateway `job` of the feedback job's live metrics
 STATUS_LABEL = "code"  # the HTTP status label of the server's request metrics
 FEATURE_LABEL = "feature"  # the feature label of the drift check's per-feature metrics
-OUTPUT_LABEL = "output"  # the output-column label of the prediction histogram
+OUTPUT_LABEL = "output"  # the output-column label of the prediction histogram and prediction drift
+METRIC_LABEL = "metric"  # the evaluation-metric label of the live quality metrics
 
 # What the compiled alerts, KEDA triggers and canary analyses query (written into every runtime
 # config as `metrics.names`, role -> name).
@@ -193,6 +220,12 @@ QUERIED_METRICS = {
     "drift_share": "mlc_drift_share",
     "drift_last_success_timestamp_seconds": "mlc_drift_last_success_timestamp_seconds",
     "drift_rows": "mlc_drift_rows",
+    "prediction_drifted": "mlc_prediction_drifted",
+    "live_metric": "mlc_live_metric",
+    "live_labelled_rows": "mlc_live_labelled_rows",
+    "live_label_share": "mlc_live_label_share",
+    "live_predictions": "mlc_live_predictions",
+    "feedback_last_success_timestamp_seconds": "mlc_feedback_last_success_timestamp_seconds",
 }
 # Everything the model server exports besides the queried ones.
 SERVER_METRICS = {
@@ -206,6 +239,7 @@ SERVER_METRICS = {
     "queue_seconds": "mlc_request_queue_seconds",
     "request_log_dropped_total": "mlc_request_log_dropped_total",
     "audit_log_dropped_total": "mlc_audit_log_dropped_total",
+    "request_log_written_total": "mlc_request_log_written_total",
 }
 
 # --- evaluation metrics ----------------------------------------------------------------------
@@ -249,7 +283,9 @@ DEFAULT_SERVE_PORT = 8080
 DRIFT_PSI_THRESHOLD = 0.2  # a feature drifts at PSI >= this
 DRIFT_SHARE_THRESHOLD = 0.3  # the dataset drifts when this share of its features drifted
 DRIFT_FDR = 0.05  # false discovery rate of the per-feature tests
-DRIFT_MIN_PSI = 0.01  # effect-size floor for a significant feature to count as drifted
+PREDICTION_LOG_SAMPLE_RATE = 1.0  # share of requests `serve` logs when the spec names a log but no rate
+FEEDBACK_MIN_ROWS = 200  # labelled rows before a live metric is alerted on
+FEEDBACK_MAX_DELAY = "7d"  # how late labels may come: the feedback job's window of predictions
 DriftMethod = Literal["auto", "psi", "ks", "chi2"]
 # What `batch` does with a row that breaks the data contract (as `serve` answers 400 to it):
 # `fail` the file (nothing written for it; the job exits 1), or `skip` the row and report it.

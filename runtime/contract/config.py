@@ -20,6 +20,8 @@ from mlc.runtime.contract import (
     DRIFT_PSI_THRESHOLD,
     DRIFT_PUSH_JOB,
     DRIFT_SHARE_THRESHOLD,
+    FEEDBACK_MIN_ROWS,
+    PREDICTION_LOG_SAMPLE_RATE,
     PREVIOUS_ALIAS,
     TRACKING_RETRIES,
     TRACKING_TIMEOUT_SECONDS,
@@ -111,6 +113,9 @@ class Evaluate(_Section):
 class CurrentData(_Section):
     uri: str
     window_seconds: int | None = None
+    # The URI is the prediction log (`contract.LOG_*`): the window's rows are read (hour partitions
+    # pruned, then a timestamp filter); else a folder or glob of files, those written in the window.
+    prediction_log: bool = False
 
 
 class DriftThreshold(_Section):
@@ -123,6 +128,36 @@ class Drift(_Section):
     method: DriftMethod = "auto"
     threshold: DriftThreshold = DriftThreshold()
     on_drift: Literal["alert", "retrain"] = "alert"
+    retrain_cronjob: str | None = None
+    # The model's outputs in the prediction log's window are checked too (the project logs predictions).
+    check_predictions: bool = False
+    # The PSI the model's predictions may move before they count as drifted (monitor.alerts.prediction_psi),
+    # raised to what the window's row count produces by chance, as for features.
+    prediction_psi: float = DRIFT_PSI_THRESHOLD
+
+
+class PredictionLog(_Section):
+    """Where `serve` and `batch` log a sample of their predictions (Parquet, hour partitions)."""
+
+    uri: str
+    sample_rate: float = PREDICTION_LOG_SAMPLE_RATE
+
+
+class Labels(_Section):
+    """Where ground truth arrives: files with an id column (the logged request id) and a label column."""
+
+    uri: str
+    id_column: str
+    label_column: str
+    max_delay_seconds: int  # how late a label may come: the window of logged predictions joined
+
+
+class Feedback(_Section):
+    """The feedback job: labels joined to logged predictions, evaluate.metrics computed live."""
+
+    labels: Labels
+    min_rows: int = FEEDBACK_MIN_ROWS  # labelled rows before a live metric may count as degraded
+    on_degrade: Literal["alert", "retrain"] = "alert"
     retrain_cronjob: str | None = None
 
 
@@ -209,6 +244,8 @@ class RuntimeConfig(_Section):
     evaluate: Evaluate | None = None
     serve: Serve | None = None
     drift: Drift | None = None
+    prediction_log: PredictionLog | None = None
+    feedback: Feedback | None = None
     metrics: Metrics = Metrics()
     exit_codes: ExitCodes = ExitCodes()
 
@@ -254,6 +291,18 @@ class RuntimeConfig(_Section):
         if self.evaluate is None:
             raise ConfigError("the runtime config has no evaluate section (evaluate: in mlproject.yaml)")
         return self.evaluate
+
+    def require_feedback(self) -> Feedback:
+        """The feedback section, or a ConfigError."""
+        if self.feedback is None:
+            raise ConfigError("the runtime config has no feedback section (monitor.feedback in mlproject.yaml)")
+        return self.feedback
+
+    def require_prediction_log(self) -> PredictionLog:
+        """The prediction log section, or a ConfigError."""
+        if self.prediction_log is None:
+            raise ConfigError("the runtime config has no prediction log (monitor.prediction_log in mlproject.yaml)")
+        return self.prediction_log
 
     def require_drift(self) -> Drift:
         """The drift section, or a ConfigError."""

@@ -6,19 +6,23 @@ change. Per categorical feature: PSI and a chi-square test of independence on th
 over the union of levels (levels unseen in the reference get their own columns, sparse
 levels are pooled).
 
-Decisions (`method` from the spec):
+Decisions (`method` from the spec). A feature drifts when its change is large enough (PSI at
+least the spec's `threshold.psi`, `DriftConfig.effect_floor`) and more than noise:
 
 - ``auto``: KS for numeric, chi-square for categorical; ``ks``: the same (KS needs an
   order, so categorical features use chi-square); ``chi2``: chi-square for both (numeric on
   the reference bins). The p-values of all tested features go through Benjamini-Hochberg at
   false discovery rate `fdr`; `threshold` in the result is that run's p-value cutoff. A
-  significant feature drifts only if its PSI also reaches `min_psi` (default 0.01, an
-  effect-size floor that matters only at very large samples; see `apply_fdr`).
-- ``psi``: a feature drifts when PSI exceeds max(configured PSI threshold, the PSI null
-  quantile at 1 - fdr/m for this n_ref, n_cur and bin count), so small samples of an
-  unchanged distribution do not fire (see `statistics.psi_null_threshold`).
+  significant feature drifts only if its PSI also reaches the floor (see `apply_fdr`).
+- ``psi``: a feature drifts when PSI exceeds max(the floor, the PSI null quantile at
+  1 - fdr/m for this n_ref, n_cur and bin count), so small samples of an unchanged
+  distribution do not fire (see `statistics.psi_null_threshold`).
 
-The dataset drifts when the share of drifted features reaches `share_threshold`.
+Every feature's result says why it was or was not flagged (`FeatureResult.reason`), in the
+report's words (`LEGEND`). The dataset drifts when the share of drifted features reaches
+`share_threshold`. Current data is a folder or glob of files, or a window of the prediction
+log (`data.open_prediction_log`); the model's predictions in that window are checked the same
+way against the distribution training logged (`run_prediction_check`, method psi).
 """
 
 from __future__ import annotations
@@ -32,19 +36,24 @@ from typing import Any
 
 import numpy as np
 
+from mlc.runtime.contract import LOG_INPUTS, LOG_OUTPUTS
 from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.config import DriftConfig
-from mlc.runtime.drift.data import DataError, feed_batches, open_dataset
+from mlc.runtime.drift.data import DataError, Source, feed_batches, open_dataset, open_prediction_log
 from mlc.runtime.drift.profile import (
+    MAX_TABLE_SPAN,
     MissingCounts,
     ProfileError,
     bin_counts,
+    bin_table,
     category_counts,
     check_format,
     grid_keys,
     numeric_values,
+    table_bin_counts,
 )
 
+DRIFT_WINDOW_SECONDS = 86400  # the prediction window when the config gives none (`monitor.drift.current.window`)
 OTHER = "__other__"
 OTHER_UNSEEN = "__other_unseen__"
 # Unseen levels kept individually in current data; the rest are counted together.
@@ -90,6 +99,7 @@ class FeatureResult:
     n_current: int
     unseen_categories: list[str]
     note: str | None = None
+    reason: str = ""  # why it was or was not flagged, in words (`explain`)
 
 
 @dataclass
@@ -103,7 +113,7 @@ class DriftResult:
     share_threshold: float
     method: str
     fdr: float
-    min_psi: float
+    min_psi: float  # the effect-size floor applied (the spec's threshold.psi unless overridden)
     rows_reference: int
     rows_current: int
     features: list[FeatureResult]
@@ -147,11 +157,18 @@ class _NumericCurrent:
     resolution_bits: int
     missing: MissingCounts = field(default_factory=MissingCounts)
     counts: np.ndarray | None = None
+    table: np.ndarray | None = None  # the bin of every key between the edges (`bin_table`)
 
     def add(self, array: Any) -> None:
         values = numeric_values(array, self.missing)
-        keys = grid_keys(values, self.resolution_bits).astype(np.int32)  # faster sort
-        binned = bin_counts(self.edge_keys, keys)
+        keys = grid_keys(values, self.resolution_bits)
+        # No reference values (one bin, everything unseen), or keys too fine for a table.
+        if len(self.edge_keys) == 0 or self.edge_keys[-1] - self.edge_keys[0] > MAX_TABLE_SPAN:
+            binned = bin_counts(self.edge_keys, keys.astype(np.int32))  # int32 sorts faster
+        else:
+            if self.table is None:
+                self.table = bin_table(self.edge_keys)
+            binned = table_bin_counts(self.table, int(self.edge_keys[0]), keys)
         self.counts = binned if self.counts is None else self.counts + binned
 
 
@@ -173,9 +190,7 @@ class _CategoryCurrent:
                 self.categories[OTHER_UNSEEN] = self.categories.get(OTHER_UNSEEN, 0) + n
 
 
-def summarize_current(
-    profile: Mapping[str, Any], data: str | Path, features: list[str], modified_since: float | None = None
-) -> tuple[int, dict[str, Any]]:
+def summarize_current(profile: Mapping[str, Any], source: Source, features: list[str]) -> tuple[int, dict[str, Any]]:
     """Read current data in batches into per-feature counts on the profile's bins/levels."""
     settings = profile["settings"]
     summaries: dict[str, _NumericCurrent | _CategoryCurrent] = {}
@@ -187,9 +202,10 @@ def summarize_current(
             )
         else:
             summaries[name] = _CategoryCurrent(frozenset(entry["categories"]))
-    rows = feed_batches(open_dataset(data, modified_since), summaries)
+    rows = feed_batches(source, summaries)
     if rows == 0:
-        raise DataError(f"current data is empty: {data}")
+        where = f"{source.files.uri} (its last window)" if source.since is not None else source.files.uri
+        raise DataError(f"current data is empty: {where}")
     return rows, summaries
 
 
@@ -353,8 +369,11 @@ def compare(
     }
     testable = [c for c in comparisons.values() if c.ref_counts.sum() and c.cur_counts.sum()]
     psi_alpha = config.fdr / max(len(testable), 1)  # Bonferroni: PSI has no p-values to pool
-    results = [evaluate(c, config.method, config.psi_threshold, psi_alpha) for c in comparisons.values()]
-    apply_fdr(results, config.fdr, config.min_psi)
+    floor = config.effect_floor
+    results = [evaluate(c, config.method, floor, psi_alpha) for c in comparisons.values()]
+    apply_fdr(results, config.fdr, floor)
+    for result in results:
+        result.reason = explain(result, floor, config.fdr)
     tested = [r for r in results if r.note is None]
     drifted = sum(r.drifted for r in tested)
     share = drifted / len(tested) if tested else 0.0
@@ -366,7 +385,7 @@ def compare(
         share_threshold=config.share_threshold,
         method=config.method,
         fdr=config.fdr,
-        min_psi=config.min_psi,
+        min_psi=floor,
         rows_reference=int(profile["rows"]),
         rows_current=rows_current,
         features=results,
@@ -388,31 +407,110 @@ def select_features(profile: Mapping[str, Any], config: DriftConfig) -> list[str
     return sorted(config.features)
 
 
-def run_check(profile: Mapping[str, Any], data: str | Path, config: DriftConfig) -> DriftResult:
-    """Check `data` (Parquet/CSV file, directory, glob or remote URI) for drift against `profile`;
-    with `config.window_seconds`, only its files written in that last window."""
+def current_source(data: str | Path | Source, config: DriftConfig, struct: str = LOG_INPUTS) -> Source:
+    """Current data: the prediction log's last window (`config.current_is_log`), else the files of
+    `data` (with `config.window_seconds`, those written in that last window)."""
     import time
 
+    if isinstance(data, Source):
+        return data
+    since = time.time() - config.window_seconds if config.window_seconds else None
+    if config.current_is_log:
+        return open_prediction_log(str(data), since or 0.0, struct)
+    return open_dataset(data, since)
+
+
+def run_check(profile: Mapping[str, Any], data: str | Path | Source, config: DriftConfig) -> DriftResult:
+    """Check `data` (Parquet/CSV file, directory, glob or remote URI, or the prediction log's
+    window: `current_source`) for drift against `profile`."""
     check_format(profile)
     features = select_features(profile, config)
-    since = time.time() - config.window_seconds if config.window_seconds else None
-    rows, summaries = summarize_current(profile, data, features, since)
+    rows, summaries = summarize_current(profile, current_source(data, config), features)
     return compare(profile, rows, summaries, config)
 
 
-def render_text(result: DriftResult) -> str:
-    """A fixed-width table, one row per feature, then the dataset verdict."""
-    header = (
-        f"{'feature':<24} {'kind':<11} {'method':<6} {'statistic':>10} {'p-value':>9} {'psi':>8} {'null Δ':>8}  drifted"
+def prediction_config(config: DriftConfig) -> DriftConfig:
+    """How predictions are checked: PSI over the profiled outputs, the floor
+    `monitor.alerts.prediction_psi` raised to the noise level, any drifted output a drift."""
+    from dataclasses import replace
+
+    return replace(
+        config, features=None, method="psi", psi_threshold=config.prediction_psi, min_psi=None, share_threshold=0.0
     )
-    lines = [header, "-" * len(header)]
-    for r in result.features:
-        null_change = r.null_rate_current - r.null_rate_reference
-        lines.append(
-            f"{r.feature[:24]:<24} {r.kind:<11} {r.method:<6} {_num(r.statistic):>10} "
-            f"{_num(r.p_value, '.2e'):>9} {_num(r.psi):>8} {_num(null_change, '+.4f'):>8}  "
-            f"{'YES' if r.drifted else 'no'}{'  (' + r.note + ')' if r.note else ''}"
-        )
+
+
+def run_prediction_check(profile: Mapping[str, Any], log_uri: str, config: DriftConfig) -> DriftResult:
+    """The window's logged predictions against the distribution training logged (`profile`, built
+    on the eval set's predictions): each profiled output column the log holds."""
+    check_format(profile)
+    window = config.window_seconds or DRIFT_WINDOW_SECONDS
+    source = current_source(log_uri, replace_log(config, window), LOG_OUTPUTS)
+    outputs = sorted(name for name in profile["features"] if name in source.schema.names)
+    if not outputs:
+        logged, profiled = ", ".join(source.schema.names) or "none", ", ".join(profile["features"])
+        raise DataError(f"{log_uri}: the log holds none of the profiled outputs ({profiled}); logged: {logged}")
+    rows, summaries = summarize_current(profile, source, outputs)
+    return compare(profile, rows, summaries, prediction_config(config))
+
+
+def replace_log(config: DriftConfig, window_seconds: int) -> DriftConfig:
+    """`config` reading its current data from the prediction log's last window."""
+    from dataclasses import replace
+
+    return replace(config, current_is_log=True, window_seconds=window_seconds)
+
+
+def explain(result: FeatureResult, floor: float, fdr: float) -> str:
+    """Why a feature was or was not flagged, in one sentence (the report's `why` column)."""
+    if result.note is not None:
+        return result.note
+    psi, rows = result.psi, result.n_current
+    assert psi is not None
+    big = psi >= floor
+    size = f"PSI {psi:.3g} {'reaches' if big else 'below'} {floor:g}"
+    if result.method == "psi":
+        noise = result.psi_threshold if result.psi_threshold is not None else floor
+        if result.drifted:
+            beyond = f", beyond the {noise:.3g} that {rows} rows reach by chance" if noise > floor else ""
+            return f"{size}{beyond}"
+        if not big:
+            return f"{size}: too small a change"
+        return f"{size}, but {rows} rows cannot tell it from noise: chance alone reaches PSI {noise:.3g}"
+    p, cutoff = result.p_value, result.threshold
+    test = "KS" if result.method == "ks" else "chi-square"
+    if p is None or cutoff is None:
+        return size
+    evidence = f"{test} p={p:.2g}"
+    if result.drifted:
+        return f"{size} and the change is real: {evidence} <= {cutoff:.2g} (false discovery rate {fdr:g})"
+    if big:
+        return f"{size}, but {rows} rows cannot tell it from noise: {evidence}, needs <= {cutoff:.2g}"
+    if p <= cutoff:
+        return f"{size}: a real but small change ({evidence})"
+    return f"{size}: no change beyond noise ({evidence})"
+
+
+LEGEND = (
+    ("feature", "a column of the data contract (or an output of the model, for predictions)"),
+    ("kind", "numeric (compared on the reference's quantile bins) or categorical (on its levels)"),
+    ("method", "the test that decides: ks (numeric), chi2 (categorical), psi (PSI against its noise level)"),
+    ("statistic", "the deciding test's value: KS distance, chi-square, or PSI"),
+    ("p-value", "how likely a change this large is by chance alone (ks, chi2); small means real"),
+    ("psi", "population stability index of current vs reference shares: 0 same, 0.1 moderate, 0.25+ large"),
+    ("null Δ", "change of the share of missing values, current minus reference"),
+    (
+        "drifted",
+        "YES when PSI reaches threshold.psi AND the change is more than noise (p-value within the "
+        "false-discovery cutoff; for psi: PSI above what this many rows reach by chance)",
+    ),
+    ("why", "the reason for the verdict, in words"),
+)
+
+
+def render_text(result: DriftResult, predictions: DriftResult | None = None, legend: bool = True) -> str:
+    """A fixed-width table, one row per feature with the reason of its verdict, the dataset
+    verdict, the predictions' table and verdict when checked, then the legend of the columns."""
+    lines = _table(result)
     verdict = "DRIFT" if result.drifted else "no drift"
     lines.append("")
     lines.append(
@@ -421,7 +519,32 @@ def render_text(result: DriftResult) -> str:
         f"{result.share_threshold:.2f}); {result.rows_current} current rows vs "
         f"{result.rows_reference} reference rows"
     )
+    if predictions is not None:
+        lines += ["", "predictions:", *_table(predictions), ""]
+        lines.append(
+            f"predictions: {'DRIFT' if predictions.drifted else 'no drift'}: {predictions.drifted_features}/"
+            f"{predictions.features_tested} outputs drifted; {predictions.rows_current} logged rows vs "
+            f"{predictions.rows_reference} rows of the eval set at training"
+        )
+    if legend:
+        lines += ["", "legend:", *(f"  {name:<9} {meaning}" for name, meaning in LEGEND)]
     return "\n".join(lines)
+
+
+def _table(result: DriftResult) -> list[str]:
+    header = (
+        f"{'feature':<24} {'kind':<11} {'method':<6} {'statistic':>10} {'p-value':>9} {'psi':>8} {'null Δ':>8}"
+        "  drifted  why"
+    )
+    lines = [header, "-" * len(header)]
+    for r in result.features:
+        null_change = r.null_rate_current - r.null_rate_reference
+        lines.append(
+            f"{r.feature[:24]:<24} {r.kind:<11} {r.method:<6} {_num(r.statistic):>10} "
+            f"{_num(r.p_value, '.2e'):>9} {_num(r.psi):>8} {_num(null_change, '+.4f'):>8}  "
+            f"{'YES' if r.drifted else 'no':<7}  {r.reason}"
+        )
+    return lines
 
 
 def _num(value: float | None, spec: str = ".4f") -> str:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from mlc.runtime.contract import DRIFT_FDR, DRIFT_MIN_PSI, DRIFT_PSI_THRESHOLD, DRIFT_SHARE_THRESHOLD, DriftMethod
-from mlc.runtime.contract.config import RuntimeConfig
+from mlc.runtime.contract import DRIFT_FDR, DRIFT_PSI_THRESHOLD, DRIFT_SHARE_THRESHOLD, DriftMethod
+
+if TYPE_CHECKING:  # pydantic costs a drift run without a config ~0.1 s of start-up
+    from mlc.runtime.contract.config import RuntimeConfig
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -33,21 +35,29 @@ class DriftConfig:
 
     features: dict[str, FeatureKind] | None = None  # None: infer from the data schema
     method: DriftMethod = "auto"
-    psi_threshold: float = DRIFT_PSI_THRESHOLD
+    psi_threshold: float = DRIFT_PSI_THRESHOLD  # a feature drifts only from this PSI on (whatever the method)
     share_threshold: float = DRIFT_SHARE_THRESHOLD
     fdr: float = DRIFT_FDR
-    min_psi: float = DRIFT_MIN_PSI  # effect-size floor for p-value decisions (see check.apply_fdr)
+    min_psi: float | None = None  # overrides psi_threshold as the effect-size floor (`drift --min-psi`)
     on_drift: str | None = None
     project: str | None = None
     skipped: tuple[str, ...] = field(default=())
     # Only from the compiler's runtime config (`--config`):
     grouping: dict[str, str] | None = None  # Pushgateway grouping labels besides `job`
     current_uri: str | None = None
-    window_seconds: int | None = None  # only current files written in this last window
+    window_seconds: int | None = None  # only current data of this last window
+    current_is_log: bool = False  # current_uri is the prediction log (rows by timestamp) rather than files
+    predictions_uri: str | None = None  # the prediction log whose window's outputs are checked too
+    prediction_psi: float = DRIFT_PSI_THRESHOLD  # the PSI floor of prediction drift (monitor.alerts.prediction_psi)
     model_uri: str | None = None
     tracking_uri: str | None = None
     retrain_cronjob: str | None = None
     namespace: str | None = None
+
+    @property
+    def effect_floor(self) -> float:
+        """The smallest PSI a feature needs to count as drifted: `threshold.psi` unless overridden."""
+        return self.psi_threshold if self.min_psi is None else self.min_psi
 
 
 def contract_features(config: RuntimeConfig) -> tuple[dict[str, FeatureKind], list[str]]:
@@ -78,6 +88,9 @@ def drift_config(config: RuntimeConfig) -> DriftConfig:
         grouping=dict(config.metrics.grouping) or None,
         current_uri=drift.current.uri,
         window_seconds=drift.current.window_seconds,
+        current_is_log=drift.current.prediction_log,
+        predictions_uri=config.prediction_log.uri if drift.check_predictions and config.prediction_log else None,
+        prediction_psi=drift.prediction_psi,
         model_uri=config.champion_uri,
         # As every other command: a pod's MLFLOW_TRACKING_URI (from a Secret) wins over the config.
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri,

@@ -44,10 +44,16 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError
 
 @dataclass(frozen=True)
 class Source:
-    """Parquet or CSV files to read in order, with their (first file's) schema."""
+    """Parquet or CSV files to read in order, with their (first file's) schema.
+
+    A window of the prediction log (`open_prediction_log`) names the struct its columns are
+    fields of (`inputs` or `outputs`) and the window's start: only rows logged since then are read.
+    """
 
     files: DataFiles
     schema: pa.Schema
+    struct: str | None = None
+    since: float | None = None
 
     @property
     def csv(self) -> bool:
@@ -128,6 +134,29 @@ def _file_schema(source: Source, path: str, names: list[str]) -> pa.Schema | Non
     return schema
 
 
+def open_prediction_log(uri: str, since: float, struct: str) -> Source:
+    """The prediction log's files of the window from `since` (hour partitions pruned), reading the
+    fields of `struct` (`inputs`: the features; `outputs`: the predictions)."""
+    import pyarrow.parquet as pq
+
+    from mlc.runtime.prediction_log.reader import window_files
+
+    files = window_files(uri, since)
+    fields: dict[str, pa.Field] = {}
+    # The oldest and the newest file's fields (a newer model may add an output); reading every
+    # footer of a long window would cost one request per file on an object store.
+    for path in dict.fromkeys([files.paths[0], files.paths[-1]]):
+        try:
+            with files.filesystem.open_input_file(path) as handle:
+                schema = pq.read_schema(handle)
+        except _ARROW_ERRORS as exc:
+            raise _read_error(files, path, exc) from None
+        if struct in schema.names:
+            for field in schema.field(struct).type:
+                fields.setdefault(field.name, field)
+    return Source(files=files, schema=pa.schema(list(fields.values())), struct=struct, since=since)
+
+
 def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
     """Drift kind of an Arrow type when no contract is given (None: not checked)."""
     if pa.types.is_floating(dtype) or pa.types.is_integer(dtype) or pa.types.is_decimal(dtype):
@@ -156,6 +185,13 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
     if missing:
         raise DataError(f"{source.files.uri}: columns missing from data: {', '.join(sorted(missing))}")
     files = source.files
+    if source.struct is not None:
+        from mlc.runtime.prediction_log.reader import flatten, iter_window
+
+        paths = [f"{source.struct}.{name}" for name in names]
+        for batch in iter_window(files, paths, source.since or 0.0, batch_rows=BATCH_ROWS):
+            yield flatten(batch, paths).rename_columns(names)
+        return
     # Local files: buffered page reads instead of pre-buffering whole column chunks, so memory
     # stays near one batch (plus one row group's compressed pages at worst), and
     # single-threaded decoding is faster here since columns are already processed in
@@ -236,8 +272,9 @@ def prefetch(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
 def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int:
     """Stream every batch of `source` into the per-column accumulators; returns the row count.
 
-    Columns are independent and numpy's sorting/searching releases the GIL, so columns of a
-    batch are processed in parallel threads (one per core) while the next batch is read.
+    Columns are independent and most of numpy's work on them (ufuncs, sorting, indexing) runs
+    without the GIL, so columns of a batch are processed in parallel threads (one per core)
+    while the next batch is read.
     """
     workers = max(1, min(os.cpu_count() or 1, len(accumulators), 8))
     rows = 0

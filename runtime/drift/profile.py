@@ -52,6 +52,7 @@ _SIGN_BIT = np.int64(-(1 << 63))
 MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
 # Smallest number of pending sketch entries per feature worth a compaction.
 _COMPACT_AT = 1 << 16
+MAX_TABLE_SPAN = 1 << 22  # widest key range binned by lookup (`bin_table`); wider ones are sorted
 
 
 class ProfileError(MlcRuntimeError):
@@ -114,6 +115,58 @@ def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | Non
     positions = np.searchsorted(keys, edge_keys, side="left")
     below = np.concatenate([[0], cumulative[positions], [cumulative[-1]]])
     return np.diff(below).astype(np.int64)
+
+
+def bin_table(edge_keys: np.ndarray) -> np.ndarray:
+    """The bin, numbered as `bin_counts` numbers them, of every grid key from `edge_keys[0] - 1`
+    (underflow) to `edge_keys[-1]` (overflow): binning by lookup is O(n), ~5x faster than sorting.
+
+    One entry per key between the first and last edge: callers keep that span at most
+    `MAX_TABLE_SPAN` (4 MB as uint8, up to 255 edges; at the default 10 resolution bits every
+    span is). `edge_keys` must be non-empty.
+    """
+    count = len(edge_keys)
+    dtype = np.uint8 if count < 2**8 else np.uint16 if count < 2**16 else np.uint32
+    inner = np.repeat(np.arange(1, count, dtype=dtype), np.diff(edge_keys))
+    return np.concatenate([np.zeros(1, dtype), inner, np.full(1, count, dtype)])
+
+
+def table_bin_counts(table: np.ndarray, first_edge: int, keys: np.ndarray) -> np.ndarray:
+    """`bin_counts(edge_keys, keys)` through `bin_table(edge_keys)`; overwrites `keys`."""
+    low = first_edge - 1
+    np.clip(keys, low, low + len(table) - 1, out=keys)
+    keys -= low
+    return np.bincount(table[keys], minlength=int(table[-1]) + 1).astype(np.int64)
+
+
+def count_keys(keys: np.ndarray, zero_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct grid keys and their counts, as `np.unique(keys, return_counts=True)`.
+
+    Keys of one sign usually span a few octaves (a few thousand buckets), though negatives and
+    positives lie far apart (between them: every tiny magnitude). So each sign's keys (split at
+    `zero_key`, the key of 0.0) are counted directly, O(n), when their span is at most a few
+    times their number, and sorted otherwise.
+    """
+    parts = []
+    for side in (keys[keys < zero_key], keys[keys >= zero_key]):
+        if len(side) == 0:
+            continue
+        low = int(side.min())
+        span = int(side.max()) - low + 1
+        if span <= 4 * len(side) + 4096:
+            counts = np.bincount(side - low, minlength=span)
+            present = np.flatnonzero(counts)
+            parts.append((present + low, counts[present]))
+        else:
+            # int32 sorts ~2x faster than int64 and keys fit (MAX_RESOLUTION_BITS)
+            unique, counts = np.unique(side.astype(np.int32), return_counts=True)
+            parts.append((unique.astype(np.int64), counts))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return (
+        np.concatenate([k for k, _ in parts]).astype(np.int64),
+        np.concatenate([c for _, c in parts]).astype(np.int64),
+    )
 
 
 def merge_sketches(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -224,15 +277,19 @@ class NumericProfiler:
         values = numeric_values(array, self.missing)
         if len(values) == 0:
             return
-        # int32 sorts ~2x faster than int64 and keys fit (MAX_RESOLUTION_BITS)
-        keys, counts = np.unique(grid_keys(values, self.resolution_bits).astype(np.int32), return_counts=True)
-        self.parts.append((keys.astype(np.int64), counts))
+        keys, counts = count_keys(grid_keys(values, self.resolution_bits), self.zero_key)
+        self.parts.append((keys, counts))
         self._size += len(keys)
         # Compact once the pending parts outgrow the compacted sketch: memory stays
         # O(distinct buckets), not O(rows), at amortized O(1) merges per entry.
         if self._size > max(2 * self._compacted, _COMPACT_AT):
             self.parts = [merge_sketches(self.parts)]
             self._size = self._compacted = len(self.parts[0][0])
+
+    @property
+    def zero_key(self) -> int:
+        """The grid key of 0.0: negatives' keys lie below it."""
+        return 1 << (11 + self.resolution_bits)
 
     def sketch(self) -> tuple[np.ndarray, np.ndarray]:
         return merge_sketches(self.parts)

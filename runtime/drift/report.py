@@ -1,9 +1,7 @@
-"""HTML drift report: the verdict, a table of per-feature results, and for each feature a
-histogram of reference vs current (matplotlib PNGs embedded, so the file stands alone).
-
-Both the text table (`check.render_text`) and the HTML one come with a legend of their columns
-(`TEXT_LEGEND`, `text_legend`): what each number is and which way is worse.
-"""
+"""HTML drift report: the verdict, a table of per-feature results with the reason of each verdict,
+the model's predictions the same way when they were checked, a legend of every column, and for
+each feature a histogram of reference vs current (matplotlib PNGs embedded, so the file stands
+alone)."""
 
 from __future__ import annotations
 
@@ -14,31 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlc.runtime.drift.check import Comparison, DriftResult, FeatureResult
+from mlc.runtime.drift.check import LEGEND, Comparison, DriftResult, FeatureResult
 
 MAX_LEVELS_SHOWN = 30
-
-# The text table's columns (`check.render_text`), each with what it holds, in table order.
-TEXT_LEGEND: tuple[tuple[str, str], ...] = (
-    ("feature", "a feature of the data contract"),
-    ("kind", "numeric (compared on the reference's quantile bins) or categorical (on its levels)"),
-    ("method", "the test that decides: ks (Kolmogorov-Smirnov), chi2 (chi-square) or psi"),
-    ("statistic", "that test's statistic: the KS distance (0 to 1), the chi-square value, or the PSI"),
-    (
-        "p-value",
-        "how likely a difference this large is by chance alone (small means a real change); compared with a "
-        "cutoff corrected for testing many features at once",
-    ),
-    ("psi", "population stability index: how far the shares per bin or level moved (0.1 is small, 0.2 large)"),
-    ("null Δ", "change in the share of missing values, current minus reference (+0.05: 5 points more nulls)"),
-    ("drifted", "YES when the test is significant and the PSI reaches its floor (for psi: its threshold)"),
-)
-
-
-def text_legend() -> str:
-    """The legend printed under the text table: one line per column."""
-    width = max(len(name) for name, _ in TEXT_LEGEND)
-    return "\n".join(["columns:", *(f"  {name:<{width}}  {meaning}" for name, meaning in TEXT_LEGEND)])
 
 
 def _figure_png(comparison: Comparison, result: FeatureResult) -> str:
@@ -82,9 +58,7 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
-def render_html(result: DriftResult) -> str:
-    """The whole report as one HTML document."""
-    verdict = "Drift detected" if result.drifted else "No drift"
+def _rows(result: DriftResult) -> list[str]:
     rows = []
     for r in result.features:
         style = ' class="drift"' if r.drifted else ""
@@ -93,44 +67,81 @@ def render_html(result: DriftResult) -> str:
             f"<td>{_fmt(r.statistic)}</td><td>{_fmt(r.p_value)}</td><td>{_fmt(r.threshold)}</td>"
             f"<td>{_fmt(r.psi)}</td><td>{_fmt(r.null_rate_reference)} → "
             f"{_fmt(r.null_rate_current)}</td><td>{'yes' if r.drifted else 'no'}</td>"
-            f"<td>{html.escape(r.note or ', '.join(r.unseen_categories[:5]))}</td></tr>"
+            f"<td>{html.escape(r.reason)}</td>"
+            f"<td>{html.escape(', '.join(r.unseen_categories[:5]))}</td></tr>"
         )
-    figures = [
+    return rows
+
+
+# The HTML table's columns in order; each is explained under the table, in the same order.
+_COLUMNS = (
+    "feature",
+    "kind",
+    "method",
+    "statistic",
+    "p-value",
+    "threshold",
+    "psi",
+    "null rate ref → cur",
+    "drifted",
+    "why",
+    "unseen",
+)
+_HEADER = "<tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in _COLUMNS) + "</tr>"
+_MEANINGS = dict(LEGEND) | {
+    "threshold": "the cutoff the deciding value was held to: the false-discovery p-value cutoff (ks, chi2) or "
+    "the PSI the feature had to exceed (psi)",
+    "null rate ref → cur": "the share of missing values in the reference and in the current data",
+    "unseen": "categories of current data the reference never had",
+}
+
+
+def _figures(result: DriftResult) -> list[str]:
+    return [
         f'<figure><img alt="{html.escape(r.feature)}" src="data:image/png;base64,'
         f'{_figure_png(result.comparisons[r.feature], r)}"></figure>'
         for r in sorted(result.features, key=lambda r: (not r.drifted, r.feature))
         if r.note is None
     ]
-    html_legend = (
-        *TEXT_LEGEND[:5],
-        ("threshold", "the p-value cutoff of this run after the correction for many features (psi: the PSI one)"),
-        ("PSI", TEXT_LEGEND[5][1]),
-        ("null rate ref → cur", "the share of missing values in the reference and in the current data"),
-        TEXT_LEGEND[7],
-        ("note / unseen", "why a feature was not tested, or categories the reference never had"),
-    )
-    legend = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>" for name, text in html_legend)
+
+
+def render_html(result: DriftResult, predictions: DriftResult | None = None) -> str:
+    """The whole report as one HTML document."""
+    verdict = "Drift detected" if result.drifted else "No drift"
+    legend = "".join(f"<dt>{html.escape(name)}</dt><dd>{html.escape(_MEANINGS[name])}</dd>" for name in _COLUMNS)
+    prediction_section = ""
+    if predictions is not None:
+        outcome = "drifted" if predictions.drifted else "did not drift"
+        prediction_section = f"""<h2>Predictions {outcome}</h2>
+<p>{predictions.drifted_features} of {predictions.features_tested} outputs drifted;
+{predictions.rows_current} logged rows vs {predictions.rows_reference} rows of the eval set at training
+(PSI at least {predictions.min_psi:g}, and above what that many rows reach by chance).</p>
+<table>{_HEADER}
+{chr(10).join(_rows(predictions))}
+</table>
+{chr(10).join(_figures(predictions))}"""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Drift report: {verdict}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}}tr.drift{{background:#fdd}}
-figure{{display:inline-block;margin:4px}}</style></head><body>
+figure{{display:inline-block;margin:4px}}dt{{font-weight:bold}}</style></head><body>
 <h1>{verdict}</h1>
 <p>{result.drifted_features} of {result.features_tested} features drifted
 (share {result.drifted_share:.2f}, threshold {result.share_threshold:.2f});
-method {result.method}, false discovery rate {result.fdr};
+a feature drifts when its PSI reaches {result.min_psi:g} and the change is more than noise
+(method {result.method}, false discovery rate {result.fdr});
 {result.rows_current} current rows vs {result.rows_reference} reference rows.</p>
-<table><tr><th>feature</th><th>kind</th><th>method</th><th>statistic</th><th>p-value</th>
-<th>threshold</th><th>PSI</th><th>null rate ref → cur</th><th>drifted</th><th>note / unseen</th>
-</tr>
-{chr(10).join(rows)}
+<table>{_HEADER}
+{chr(10).join(_rows(result))}
 </table>
+{prediction_section}
+<h2>Legend</h2>
 <dl>{legend}</dl>
-{chr(10).join(figures)}
+{chr(10).join(_figures(result))}
 </body></html>
 """
 
 
-def write_report(result: DriftResult, path: str | Path) -> None:
+def write_report(result: DriftResult, path: str | Path, predictions: DriftResult | None = None) -> None:
     """Write the HTML report to `path`."""
-    Path(path).write_text(render_html(result), encoding="utf-8")
+    Path(path).write_text(render_html(result, predictions), encoding="utf-8")

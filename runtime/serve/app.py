@@ -18,7 +18,8 @@ of microseconds, so routing, request and response objects would be a large share
 request; the handlers here read the ASGI scope and send the two response messages themselves.
 
 Every prediction response carries `X-Request-ID` (the client's, or a new one); a sample of
-requests is logged with it (`request_log.py`), never delaying the response.
+answered requests is written with it to the prediction log (`prediction_log/writer.py`: Parquet
+by the hour, from a background thread), never delaying or failing the response.
 
 Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
 read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
@@ -65,6 +66,7 @@ from typing import Any
 
 from mlc.runtime.contract import SERVER_PATHS
 from mlc.runtime.contract.config import Access, Contract
+from mlc.runtime.prediction_log.writer import PredictionLogWriter
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.body_deadlines import BodyDeadlines
 from mlc.runtime.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -77,7 +79,6 @@ from mlc.runtime.serve.payload import (
     refuse_wide,
     request_columns,
 )
-from mlc.runtime.serve.request_log import RequestLog
 from mlc.runtime.serve.scoring import Predictions, Scorer
 from mlc.runtime.serve.served_model import ModelError, ModelInfo, NoVersionYet, RegistryFetch, alias_uri
 from mlc.runtime.serve.validation import CheckedRows, ContractCheck, InvalidRequest
@@ -116,7 +117,8 @@ class ServeSettings:
     body_timeout_seconds: float = 30.0
     header_timeout_seconds: float = 10.0  # connection open (or a request's first byte) to its last header
     log_sample_rate: float = 0.0
-    log_sink: str = "-"
+    log_uri: str | None = None  # the prediction log (monitor.prediction_log.uri); None: nothing is logged
+    log_flush_seconds: float = 30.0
     watch_seconds: float = 30.0  # how often a served alias is checked for a new version (0: never)
     access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
 
@@ -201,7 +203,7 @@ class ModelServer:
         self.load_error: str | None = None
         self.waiting: str | None = None  # why there is no model yet (the alias names no version)
         self.batcher: MicroBatcher | None = None
-        self.request_log = RequestLog(settings.log_sample_rate, settings.log_sink, self.metrics.log_dropped.inc)
+        self.prediction_log = _prediction_log(settings, self.metrics)
         self.on_fatal: Callable[[], None] = lambda: None
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-model")
         # Loading (the first model and each new version) never holds up the model thread's scoring.
@@ -277,7 +279,7 @@ class ModelServer:
             on_batch=self.metrics.observe_batch,
         )
         self.batcher.start()
-        self.request_log.start()
+        self.prediction_log.start()
         self._loading = loop.create_task(self._load(loop))
 
     async def _stop(self) -> None:
@@ -288,7 +290,7 @@ class ModelServer:
         self.model_thread.shutdown(wait=False, cancel_futures=True)
         self.load_thread.shutdown(wait=False, cancel_futures=True)
         self._body_deadlines.stop()
-        self.request_log.stop()
+        self.prediction_log.stop()
         if self.fetch is not None:
             self.fetch.remove()
 
@@ -566,8 +568,8 @@ class ModelServer:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
-            if self.request_log.sampled():
-                self._log_sample("/invocations", request_id, status, seconds, rows, predictions)
+            if status == 200 and self.prediction_log.sampled():
+                self._log_sample("/invocations", request_id, rows, predictions)
 
     async def _invocation_rows(self, receive: Receive, headers: dict[bytes, bytes]) -> CheckedRows:
         content_type = headers.get(b"content-type", JSON)
@@ -597,28 +599,24 @@ class ModelServer:
         return _json({key: code, "message": message} if code else {key: message})
 
     def _log_sample(
-        self,
-        endpoint: str,
-        request_id: bytes,
-        status: int,
-        seconds: float,
-        rows: CheckedRows | None,
-        predictions: Predictions | None,
+        self, endpoint: str, request_id: bytes, rows: CheckedRows | None, predictions: Predictions | None
     ) -> None:
-        inputs = None
-        if rows is not None:
-            inputs = rows.columns if rows.columns or rows.table is None else rows.table.to_pydict()
-        self.request_log.submit(
-            {
-                "request_id": request_id.decode("latin-1"),
-                "endpoint": endpoint,
-                "status": status,
-                "latency_ms": round(seconds * 1000, 3),
-                "model": self.info.model if self.info else "",
-                "version": self.info.version if self.info else "",
-                "inputs": inputs,
-                "predictions": predictions.columns if predictions is not None else None,
-            }
+        """Hand an answered request to the prediction log's writer (it only queues it)."""
+        if rows is None or predictions is None:
+            return
+        from mlc.runtime.prediction_log.records import LoggedRequest
+
+        inputs = rows.columns if rows.columns or rows.table is None else rows.table.to_pydict()
+        self.prediction_log.submit(
+            LoggedRequest(
+                request_id=request_id.decode("latin-1"),
+                source=endpoint,
+                model=self.info.model if self.info else "",
+                model_version=self.info.version if self.info else "",
+                rows=rows.rows,
+                inputs=inputs,
+                outputs=predictions.columns,
+            )
         )
 
     # --- Open Inference Protocol ---------------------------------------------------------------
@@ -696,8 +694,8 @@ class ModelServer:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.observe_request(status, seconds)
-            if self.request_log.sampled():
-                self._log_sample(scope["path"], request_id, status, seconds, rows, predictions)
+            if status == 200 and self.prediction_log.sampled():
+                self._log_sample(scope["path"], request_id, rows, predictions)
 
     async def _server_metadata(self, scope: Scope, receive: Receive, send: Send) -> None:
         from mlc.runtime.serve.open_inference import server_metadata
@@ -732,6 +730,22 @@ class ModelServer:
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
+
+
+def _prediction_log(settings: ServeSettings, metrics: ServerMetrics) -> PredictionLogWriter:
+    """The server's prediction log writer (idle, sampling nothing, without a log URI)."""
+    from mlc.runtime.prediction_log.records import input_types
+    from mlc.runtime.prediction_log.writer import LogFiles, PredictionLogWriter
+
+    rate = settings.log_sample_rate if settings.log_uri else 0.0
+    return PredictionLogWriter(
+        LogFiles(settings.log_uri or ""),
+        rate,
+        input_types(settings.contract),
+        on_drop=metrics.log_dropped.inc,
+        on_written=metrics.log_written.inc,
+        flush_seconds=settings.log_flush_seconds,
+    )
 
 
 def _contract_parts(pyfunc: Any) -> Any:

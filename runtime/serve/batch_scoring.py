@@ -16,6 +16,10 @@ Rows breaking the contract (those `serve` answers 400): with `serve.batch.invali
 are, and nothing written for it; with `skip` they are left out of the output (their `row`
 numbers are missing there), counted, and the first is reported. A required feature missing
 from a file fails it either way: no row could be scored.
+
+With a prediction log (`monitor.prediction_log`), a sample of each written file's rows (the
+log's sample rate) goes to the same log `serve` writes, with the input file as `request_id` and
+the row's number as `row`; a log that cannot be written is a warning, never a failed file.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlc.runtime.contract import BATCH_INVALID_ROWS, BatchInvalidRows
+from mlc.runtime.contract import BATCH_INVALID_ROWS, LOG_SOURCE_BATCH, BatchInvalidRows
 from mlc.runtime.contract.config import Contract
 from mlc.runtime.datasets import (
     FORMAT_SUFFIXES,
@@ -49,6 +53,18 @@ _FORMAT_SUFFIXES = tuple(sorted((suffix for suffix, _ in FORMAT_SUFFIXES), key=l
 
 
 @dataclass(frozen=True)
+class BatchLog:
+    """Where and how much of the scored rows goes to the prediction log, and who scored them."""
+
+    files: Any  # prediction_log.writer.LogFiles
+    sample_rate: float
+    model: str
+    model_version: str
+    input_types: dict[str, Any]
+    seed: int | None = None  # the sampling's random seed (tests)
+
+
+@dataclass(frozen=True)
 class ScoredFile:
     """A file scored: where from, where to, rows written and invalid rows skipped (the first of them)."""
 
@@ -57,6 +73,8 @@ class ScoredFile:
     rows: int
     skipped: int = 0
     first_skipped: Violation | None = None
+    logged: int = 0  # rows written to the prediction log
+    log_error: str | None = None  # why the prediction log could not be written
 
 
 @dataclass
@@ -114,6 +132,8 @@ def _scored_batches(
     contract: Contract | None,
     invalid_rows: BatchInvalidRows,
     tally: _ContractTally,
+    logged: list[Any] | None = None,
+    batch_log: BatchLog | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The file's predictions, record batch by record batch (contract-checked first, when there is one).
 
@@ -145,11 +165,13 @@ def _scored_batches(
             if tally.violations and invalid_rows == "fail":
                 continue  # nothing more is scored; the rest is only counted
             keep = pa.array(~check.invalid_rows)
-            frame, rows = check.typed.filter(keep).to_pandas(), rows.filter(keep)
+            inputs = check.typed.filter(keep)
+            frame, rows = inputs.to_pandas(), rows.filter(keep)
             passed = {name: column.filter(keep) for name, column in passed.items()}
         else:
             start += batch.num_rows
-            frame = pa.Table.from_batches([batch]).drop_columns(ids).to_pandas()  # ids are never model inputs
+            inputs = pa.Table.from_batches([batch]).drop_columns(ids)  # ids are never model inputs
+            frame = inputs.to_pandas()
         if len(frame) == 0:
             continue
         output = model.predict(frame)
@@ -158,9 +180,35 @@ def _scored_batches(
             if hasattr(output, "columns")
             else pa.table({"prediction": pa.array(list(output))})
         )
+        if batch_log is not None and logged is not None:  # the model's outputs only, before the ids join them
+            logged.extend(_sampled(batch_log, files.location(path), inputs, table, rows))
         for position, (name, column) in enumerate(passed.items()):
             table = table.add_column(position, name, column)
         yield from table.add_column(0, "row", rows).to_batches()
+
+
+def _sampled(batch_log: BatchLog, source: str, inputs: pa.Table, outputs: pa.Table, rows: pa.Array) -> list[Any]:
+    """The prediction log's sample of one scored chunk (none when no row is drawn)."""
+    import numpy as np
+
+    from mlc.runtime.prediction_log.records import LoggedRequest
+
+    draw = np.random.default_rng(batch_log.seed).random(len(rows)) < batch_log.sample_rate
+    if not draw.any():
+        return []
+    chosen = np.flatnonzero(draw)
+    return [
+        LoggedRequest(
+            request_id=source,
+            source=LOG_SOURCE_BATCH,
+            model=batch_log.model,
+            model_version=batch_log.model_version,
+            rows=len(chosen),
+            inputs=inputs.take(chosen).to_pydict(),
+            outputs=outputs.take(chosen).to_pydict(),
+            positions=rows.take(chosen).to_pylist(),
+        )
+    ]
 
 
 def score_file(
@@ -172,8 +220,10 @@ def score_file(
     name: str,
     contract: Contract | None = None,
     invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS,
+    batch_log: BatchLog | None = None,
 ) -> ScoredFile:
-    """Score one input file and move its predictions into place (see the module docstring for invalid rows)."""
+    """Score one input file and move its predictions into place (see the module docstring for
+    invalid rows and the prediction log)."""
     import pyarrow.parquet as pq
 
     filesystem, root = open_filesystem(output_uri)
@@ -182,9 +232,12 @@ def score_file(
     shown = location(output_uri, final)
     rows, writer = 0, None
     tally = _ContractTally()
+    logged: list[Any] = []
     try:
         filesystem.create_dir(posixpath.dirname(final), recursive=True)
-        for batch in _scored_batches(model, files, path, text_columns, contract, invalid_rows, tally):
+        for batch in _scored_batches(
+            model, files, path, text_columns, contract, invalid_rows, tally, logged, batch_log
+        ):
             if writer is None:
                 writer = pq.ParquetWriter(temporary, batch.schema, filesystem=filesystem)
             writer.write_batch(batch)
@@ -211,7 +264,22 @@ def score_file(
                 filesystem.delete_file(temporary)
         except OSError:
             pass  # cleaning up after a failure: the failure is the error to report
-    return ScoredFile(files.location(path), shown, rows, tally.rows, tally.first)
+    written, log_error = _write_log(batch_log, logged)
+    return ScoredFile(files.location(path), shown, rows, tally.rows, tally.first, written, log_error)
+
+
+def _write_log(batch_log: BatchLog | None, logged: list[Any]) -> tuple[int, str | None]:
+    """Write a scored file's sample to the prediction log: (rows written, None) or (0, why not)."""
+    if batch_log is None or not logged:
+        return 0, None
+    from mlc.runtime.prediction_log.writer import write_now
+
+    try:
+        write_now(batch_log.files, logged, batch_log.input_types)
+    except Exception as error:  # the log's store failing never fails the scored file
+        line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return 0, f"cannot write to the prediction log {batch_log.files.uri}: {line}"
+    return sum(request.rows for request in logged), None
 
 
 def run_batch(
@@ -223,10 +291,11 @@ def run_batch(
     text_columns: list[str],
     contract: Contract | None = None,
     invalid_rows: BatchInvalidRows = BATCH_INVALID_ROWS,
+    batch_log: BatchLog | None = None,
 ) -> Iterator[ScoredFile]:
     """Score this shard's files one by one (yielding each as it is written)."""
     files = locate_data_files(input_uri, None)
     base = common_base(files.paths)
     for path in shard_paths(files.paths, shard, shards):
         name = output_name(path, base)
-        yield score_file(model, files, path, text_columns, output_uri, name, contract, invalid_rows)
+        yield score_file(model, files, path, text_columns, output_uri, name, contract, invalid_rows, batch_log)

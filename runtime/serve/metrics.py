@@ -144,8 +144,11 @@ class ServerMetrics:
         )
         self.log_dropped = Counter(
             name["request_log_dropped_total"],
-            "Sampled request log records dropped because the writer fell behind.",
+            "Sampled rows the prediction log dropped: its writer fell behind, or the store refused them.",
             registry=registry,
+        )
+        self.log_written = Counter(
+            name["request_log_written_total"], "Sampled rows written to the prediction log.", registry=registry
         )
         self._lock = threading.Lock()
         self.probabilities = BatchHistogram(PROBABILITY_BUCKETS)

@@ -1,12 +1,10 @@
-"""Sampled request and prediction records, as JSON lines, written off the request path.
+"""Records as JSON lines, written off the request path: the audit log (`access.py`).
 
-Each answered prediction request is sampled with probability `rate`; a sampled request's
-record (request id, endpoint, status, latency, the checked feature values and the predictions)
-is put on a bounded queue and a background thread writes it as one JSON line to the sink
-(`-` for stdout, else a file appended to). A full queue drops the record and counts it
-(`mlc_request_log_dropped_total`): logging never delays or fails a response. The request id is
-the one the response echoes in `X-Request-ID`, so a later label (ground truth) can be joined
-to the prediction it judges.
+Each request is sampled with probability `rate` (the audit log: 1, or 0 when off); a sampled
+record is put on a bounded queue and a background thread writes it as one JSON line to the sink
+(`-` for stdout, else a file appended to). A full queue drops the record and counts it (the
+caller's counter): logging never delays or fails a response. Predictions themselves go to the
+prediction log (`mlc.runtime.prediction_log`, Parquet), which the monitoring jobs read.
 """
 
 from __future__ import annotations

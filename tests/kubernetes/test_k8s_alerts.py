@@ -56,7 +56,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(rendered):
     assert checked >= 6
 
 
-def test_churn_alerts_cover_latency_errors_drift_and_the_drift_job(rendered):
+def test_churn_alerts_cover_latency_errors_drift_live_quality_and_both_jobs(rendered):
     (rule,) = [
         doc for path, doc in rendered["churn"].resources() if doc["kind"] == "PrometheusRule" and "/production/" in path
     ]
@@ -65,8 +65,12 @@ def test_churn_alerts_cover_latency_errors_drift_and_the_drift_job(rendered):
         "LatencyP95High",
         "ErrorRateHigh",
         "DataDrift",
+        "PredictionDrift",
         "DriftJobFailed",
         "DriftCheckStale",
+        "LiveF1BelowGate",
+        "FeedbackJobFailed",
+        "FeedbackStale",
     }
 
 
@@ -99,25 +103,56 @@ def test_promtool_checks_and_tests_every_rule_as_written(rendered):
     assert ran >= 3
 
 
-def test_prediction_psi_compiles_no_alert_and_says_so_at_its_line(tmp_path):
-    """Nothing exports mlc_prediction_psi yet: the setting is accepted with a warning, and no alert queries it."""
+def test_prediction_psi_without_a_prediction_log_compiles_no_alert_and_says_so_at_its_line(tmp_path):
+    """Nothing would export mlc_prediction_psi: the setting is accepted with a warning naming what is
+    missing, and no alert queries it (with the log, test_alerts_fire_and_stay_quiet runs its cases)."""
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.pipeline import compile_spec_file
 
+    text = (CHURN / "mlproject.yaml").read_text()
+    # The example less its prediction log (and the feedback job, which reads the log too).
     spec = (
-        (CHURN / "mlproject.yaml")
-        .read_text()
-        .replace("    error_rate: 0.01\n", "    error_rate: 0.01\n    prediction_psi: 0.25\n")
+        text[: text.index("  prediction_log:")]
+        + text[text.index("  drift:\n") : text.index("  feedback:")]
+        + text[text.index("  alerts:") :]
     )
-    line = spec.splitlines().index("    prediction_psi: 0.25") + 1
+    line = next(i for i, text_line in enumerate(spec.splitlines(), 1) if "prediction_psi: 0.25" in text_line)
     shutil.copytree(CHURN, tmp_path / "churn")
     (tmp_path / "churn" / "mlproject.yaml").write_text(spec)
     compiled = compile_spec_file(tmp_path / "churn" / "mlproject.yaml", "mlproject.yaml")
-    assert compiled.ok
+    assert compiled.ok, [d.render() for d in compiled.result.diagnostics]
     assert render_diagnostics(compiled.result.diagnostics).splitlines()[0] == (
-        f"mlproject.yaml:{line}:21: warning: monitor.alerts.prediction_psi: not compiled yet: the prediction-drift "
-        "alert needs the server's prediction log, which is coming; no alert is emitted for it"
+        f"mlproject.yaml:{line}:21: warning: monitor.alerts.prediction_psi: not compiled: the drift job checks the "
+        "model's predictions in the prediction log, and there is no monitor.prediction_log; no alert is emitted for it"
     )
     compiled_text = b"".join(artifact.content for artifact in compiled.artifacts)
     assert b"mlc_prediction_psi" not in compiled_text.replace(b'"prediction_psi": "mlc_prediction_psi"', b"")
     assert b"PredictionDrift" not in compiled_text
+
+
+def test_the_loops_alerts_are_compiled_from_the_gates_and_the_prediction_log():
+    """The churn example: prediction drift (with its threshold), one live-quality alert per min/max
+    gate on a quality metric (f1 min 0.45; not roc_auc's max_drop nor latency's max), and the feedback
+    job's own health."""
+    from mlc.compiler.backends.kubernetes.monitoring import alert_cases
+    from mlc.compiler.pipeline import compile_spec_file
+
+    compiled = compile_spec_file(CHURN / "mlproject.yaml", "mlproject.yaml")
+    assert compiled.ok
+    (staging,) = [r for r in compiled.result.resolved if r.environment == "staging"]
+    cases = {case.name: case for case in alert_cases(staging)}
+    assert {
+        "ChurnStagingPredictionDrift",
+        "ChurnStagingLiveF1BelowGate",
+        "ChurnStagingFeedbackJobFailed",
+        "ChurnStagingFeedbackStale",
+    } <= set(cases)
+    assert not [name for name in cases if "RocAuc" in name or ("Latency" in name and "Live" in name)]
+    live = cases["ChurnStagingLiveF1BelowGate"]
+    selector = '{job="mlc-feedback",project="churn",environment="staging"'
+    assert live.expr == (
+        f'max(mlc_live_metric{selector},metric="f1"}}) < 0.45 and on() max(mlc_live_labelled_rows{selector}}}) >= 200'
+    )
+    assert (live.for_, len(live.more_quiet)) == ("30m", 1)  # too few labelled rows: quiet
+    drift = cases["ChurnStagingPredictionDrift"]
+    assert "> 0.25 and mlc_prediction_drifted" in drift.expr

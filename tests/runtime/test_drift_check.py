@@ -32,14 +32,33 @@ def _check(reference, data, **config):
 
 
 def test_shifted_columns_and_only_those_are_flagged(reference, write_parquet, columns):
-    result = _check(reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))))
+    result = _check(reference, write_parquet(columns(5000, seed=2, shift=0.6, shifted=("x0", "c0"))))
     flagged = {r.feature for r in result.features if r.drifted}
     assert flagged == {"x0", "c0"}
     assert result.drifted_share == pytest.approx(2 / 5)
     assert result.drifted is True  # share 0.4 >= the contract's default threshold 0.3
     assert not _check(
-        reference, write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0"))), share_threshold=0.5
+        reference, write_parquet(columns(5000, seed=2, shift=0.6, shifted=("x0", "c0"))), share_threshold=0.5
     ).drifted
+
+
+def test_threshold_psi_is_the_size_a_real_change_needs_and_the_reason_says_so(reference, write_parquet, columns):
+    """`threshold.psi` means what its name says whatever the method: a 0.2-std shift is real at 5000
+    rows (p tiny) but its PSI (~0.04) is below the spec's 0.2, so it does not drift; at 0.02 it does."""
+    data = write_parquet(columns(5000, seed=2, shift=0.2, shifted=("x0", "c0")))
+    default = {r.feature: r for r in _check(reference, data).features}
+    assert not default["x0"].drifted and default["x0"].p_value < 1e-6 and 0.02 < default["x0"].psi < 0.2
+    assert default["x0"].reason.startswith(f"PSI {default['x0'].psi:.3g} below 0.2: a real but small change (KS p=")
+    sensitive = {r.feature: r for r in _check(reference, data, psi_threshold=0.02).features}
+    assert {name for name, r in sensitive.items() if r.drifted} == {"x0", "c0"}
+    assert "and the change is real: KS p=" in sensitive["x0"].reason
+    # x1 is unchanged: its sampling noise reaches PSI 0.02 at 5000 rows, and the verdict says why it is not drift.
+    x1 = sensitive["x1"]
+    assert not x1.drifted and x1.psi >= 0.02 and x1.p_value > x1.threshold
+    assert x1.reason == (
+        f"PSI {x1.psi:.3g} reaches 0.02, but 5000 rows cannot tell it from noise: "
+        f"KS p={x1.p_value:.2g}, needs <= {x1.threshold:.2g}"
+    )
 
 
 def test_identical_distribution_at_small_sample_is_not_drift(reference, write_parquet, columns):
@@ -110,7 +129,7 @@ def _config(tmp_path, **drift):
         "project": "churn",
         "environment": "default",
         "spec_digest": "sha256:0",
-        "tracking_uri": "sqlite:///unused.db",
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",  # never a file in the working directory
         "registered_model": "churn",
         "contract": {"features": {name: {"type": kind} for name, kind in features.items()}},
         "drift": {
@@ -216,14 +235,19 @@ def test_flood_of_unseen_levels_is_bounded_and_flagged(reference, write_parquet,
 
 
 def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parquet, columns, monkeypatch):
-    from mlc.runtime.drift import retrain
+    from mlc.runtime import retraining as retrain
 
     calls = []
     monkeypatch.setattr(
-        retrain, "start_retraining", lambda name, namespace=None: calls.append((name, namespace)) or "job-1"
+        retrain,
+        "start_retraining",
+        lambda name, namespace=None, trigger="", run_id=None: (
+            calls.append((name, namespace, trigger, run_id)) or "job-1"
+        ),
     )
     runner = CliRunner()
     spec = _config(tmp_path, on_drift="retrain")
+    tracking = json.loads(spec.read_text())["tracking_uri"]
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
     args = ["drift", "--profile", str(tmp_path / "p.json"), "--config", str(spec), "--data"]
     assert runner.invoke(main, [*args, str(write_parquet(columns(2000, seed=3)))]).exit_code == 0
@@ -231,8 +255,17 @@ def test_cli_on_drift_retrain_starts_the_projects_cronjob(tmp_path, write_parque
     shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1")))
     result = runner.invoke(main, [*args, str(shifted), "--namespace", "ml"])
     assert result.exit_code == 1, result.output
-    assert calls == [("churn-retrain", "ml")]
+    ((name, namespace, trigger, run_id),) = calls
+    assert (name, namespace, trigger) == ("churn-retrain", "ml", "drift")
     assert "started retraining job job-1" in result.output
+    # The check that started it is an MLflow run the new model version will point to.
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri=tracking).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["mlc.check"] == "drift"
+    assert run.data.metrics["drifted_features"] == 2
+    experiment = MlflowClient(tracking_uri=tracking).get_experiment(run.info.experiment_id)
+    assert experiment.name == "churn-monitoring"
 
 
 def test_trivial_but_significant_change_at_huge_n_needs_min_psi():
@@ -301,11 +334,15 @@ def test_text_in_a_numeric_column_is_a_clear_error(reference, write_parquet, col
 def test_runtime_config_supplies_features_data_and_retraining(
     tmp_path, write_parquet, columns, runtime_config, monkeypatch
 ):
-    from mlc.runtime.drift import retrain
+    from mlc.runtime import retraining as retrain
 
     calls = []
     monkeypatch.setattr(
-        retrain, "start_retraining", lambda name, namespace=None: calls.append((name, namespace)) or "job-2"
+        retrain,
+        "start_retraining",
+        lambda name, namespace=None, trigger="", run_id=None: (
+            calls.append((name, namespace, trigger, run_id)) or "job-2"
+        ),
     )
     write_profile(build_profile(write_parquet(columns(5000, seed=1))), tmp_path / "p.json")
     shifted = write_parquet(columns(2000, seed=3, shift=1.0, shifted=("x0", "x1", "x2")))
@@ -315,7 +352,9 @@ def test_runtime_config_supplies_features_data_and_retraining(
     assert config.grouping == {"project": "churn", "environment": "prod"}
     result = CliRunner().invoke(main, ["drift", "--config", str(config_path), "--profile", str(tmp_path / "p.json")])
     assert result.exit_code == 1, result.output
-    assert calls == [("churn-prod-retrain", "ml-churn")]
+    # The tracking server is unreachable: the check is not recorded (a warning), the retraining starts anyway.
+    assert calls == [("churn-prod-retrain", "ml-churn", "drift", None)]
+    assert "warning: the drift check was not recorded in MLflow" in result.output
 
 
 def test_unusable_runtime_config_exits_78(tmp_path, runtime_config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 
@@ -9,7 +10,7 @@ import pytest
 import urllib3
 
 from kubernetes import client
-from mlc.runtime.drift.retrain import RetrainError, create_job_from_cronjob, job_name
+from mlc.runtime.retraining import RetrainError, create_job_from_cronjob, job_name, trigger_tags
 
 CRONJOB = {
     "apiVersion": "batch/v1",
@@ -80,7 +81,11 @@ def test_job_is_created_from_the_cronjob_template_like_kubectl():
     posted = pool.requests[1][2]
     assert posted["kind"] == "Job" and posted["apiVersion"] == "batch/v1"
     assert posted["metadata"]["name"] == "churn-retrain-drift-1700000000"
-    assert posted["metadata"]["annotations"] == {"team": "ml", "cronjob.kubernetes.io/instantiate": "manual"}
+    assert posted["metadata"]["annotations"] == {
+        "team": "ml",
+        "cronjob.kubernetes.io/instantiate": "manual",
+        "mlc.dev/retrain-trigger": "drift",
+    }
     assert posted["metadata"]["labels"] == {"app": "churn"}
     assert posted["metadata"]["ownerReferences"] == [
         {
@@ -92,8 +97,26 @@ def test_job_is_created_from_the_cronjob_template_like_kubectl():
             "blockOwnerDeletion": True,
         }
     ]
-    assert posted["spec"] == CRONJOB["spec"]["jobTemplate"]["spec"]
+    # The template as it is, its containers told what started them (training tags the run with it).
+    expected = copy.deepcopy(CRONJOB["spec"]["jobTemplate"]["spec"])
+    expected["template"]["spec"]["containers"][0]["env"] = [{"name": "MLC_RETRAIN_TRIGGER", "value": "drift"}]
+    assert posted["spec"] == expected
     assert job.metadata.uid == "j1"
+
+
+def test_a_feedback_retraining_carries_its_checks_run_to_the_training_tags():
+    pool = FakePoolManager()
+    create_job_from_cronjob(
+        _batch_api(pool), "ml", "churn-retrain", now=1_700_000_000, trigger="feedback", run_id="abc123"
+    )
+    posted = pool.requests[1][2]
+    assert posted["metadata"]["name"] == "churn-retrain-feedback-1700000000"
+    assert posted["metadata"]["annotations"]["mlc.dev/retrain-trigger-run"] == "abc123"
+    (container,) = posted["spec"]["template"]["spec"]["containers"]
+    environ = {variable["name"]: variable["value"] for variable in container["env"]}
+    assert environ == {"MLC_RETRAIN_TRIGGER": "feedback", "MLC_RETRAIN_TRIGGER_RUN": "abc123"}
+    assert trigger_tags(environ) == {"mlc.retrain.trigger": "feedback", "mlc.retrain.trigger_run_id": "abc123"}
+    assert trigger_tags({}) == {}  # a scheduled training records no trigger
 
 
 def test_missing_cronjob_is_a_retrain_error():

@@ -9,7 +9,15 @@ from hypothesis import strategies as hs
 from scipy import stats
 
 from mlc.runtime.drift import statistics as st
-from mlc.runtime.drift.profile import bin_counts, grid_keys, merge_sketches, quantile_edge_keys
+from mlc.runtime.drift.profile import (
+    bin_counts,
+    bin_table,
+    count_keys,
+    grid_keys,
+    merge_sketches,
+    quantile_edge_keys,
+    table_bin_counts,
+)
 
 BITS = 10
 
@@ -23,6 +31,40 @@ def binned(ref: np.ndarray, cur: np.ndarray, bins: int) -> tuple[np.ndarray, np.
 
 samples = hs.lists(hs.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200)
 int_samples = hs.lists(hs.integers(-5, 5).map(float), min_size=1, max_size=200)
+
+
+finite_or_not = hs.floats(allow_nan=False)  # infinities and extremes reach the outermost buckets
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ref=hs.lists(finite_or_not, min_size=1, max_size=100),
+    cur=hs.lists(finite_or_not, max_size=200),
+    bins=hs.integers(1, 300),
+)
+def test_binning_by_lookup_counts_exactly_what_sorting_counts(ref, cur, bins):
+    ref_keys, ref_counts = np.unique(grid_keys(np.array(ref), BITS), return_counts=True)
+    edges = quantile_edge_keys(ref_keys, ref_counts, bins)
+    keys = grid_keys(np.array(cur, dtype=np.float64), BITS)
+    expected = bin_counts(edges, keys.copy())
+    assert table_bin_counts(bin_table(edges), int(edges[0]), keys).tolist() == expected.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=hs.one_of(
+        hs.lists(finite_or_not, max_size=300),
+        hs.lists(hs.floats(-3, 3), max_size=300),  # narrow spans: counted directly
+        hs.lists(hs.integers(0, 40).map(float), max_size=300),
+    ),
+    bits=hs.sampled_from([0, 4, 10, 19]),
+)
+def test_counting_keys_directly_equals_sorting_them(values, bits):
+    keys = grid_keys(np.array(values, dtype=np.float64), bits)
+    expected = np.unique(keys, return_counts=True)
+    got = count_keys(keys, 1 << (11 + bits))
+    assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist()
+    assert got[0].dtype == np.int64
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own asymp branch, n=1

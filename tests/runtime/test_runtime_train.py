@@ -73,6 +73,8 @@ def test_train_logs_lineage_and_registers_one_pyfunc_model(toy, run_runtime) -> 
     assert run.data.params == {"epochs": "40", "lr": "0.5"}
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(40))
     assert version.tags["mlc.data_digest"] == run.data.tags["mlc.data_digest"]
+    # A scheduled (or manual) training names no trigger (a monitor's retraining does: the test below).
+    assert not any(key.startswith("mlc.retrain.") for key in [*version.tags, *run.data.tags])
     assert not (root / "checkpoints").exists() or not any((root / "checkpoints").iterdir())  # cleared on success
 
     # One model, raw features in: a DataFrame, or row dicts with a null and an unseen category.
@@ -94,6 +96,20 @@ def test_smoke_caps_rows_and_epochs(toy, run_runtime) -> None:
     run = client_for(root).get_run(client_for(root).get_model_version_by_alias("toy-model", "challenger").run_id)
     assert run.data.tags["mlc.smoke"] == "true" and run.data.params["epochs"] == "1"
     assert not (root / "checkpoints").exists()  # a smoke run never touches the real checkpoints
+
+
+def test_a_retraining_a_monitor_started_links_its_run_and_version_to_the_check(toy, run_runtime) -> None:
+    """The retraining Job's variables (retraining.py) become tags of the run and the new version."""
+    root, config = toy
+    env = {"MLC_RETRAIN_TRIGGER": "feedback", "MLC_RETRAIN_TRIGGER_RUN": "0123abcd"}
+    done = run_runtime("train", "--config", str(config()), "--smoke", cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    client = client_for(root)
+    version = client.get_model_version_by_alias("toy-model", "challenger")
+    expected = {"mlc.retrain.trigger": "feedback", "mlc.retrain.trigger_run_id": "0123abcd"}
+    assert {k: v for k, v in version.tags.items() if k.startswith("mlc.retrain.")} == expected
+    run = client.get_run(version.run_id)
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("mlc.retrain.")} == expected
 
 
 @pytest.mark.parametrize(

@@ -420,18 +420,26 @@ def test_sampled_logging_body_limit_and_a_thousand_connections(project) -> None:
     """One server with every request logged and a small body limit, under 1000 concurrent connections."""
     import asyncio
 
+    import pyarrow.parquet as pq
+
     root, config = project
-    log_file = root / "sampled.jsonl"
-    args = ("--log-sample-rate", "1", "--log-sink", str(log_file), "--max-body-mb", "0.05")
+    log = root / "predictions"
+    args = ("--log-sample-rate", "1", "--log-uri", str(log), "--log-flush-seconds", "0.2", "--max-body-mb", "0.05")
     with running_server(root, config, *args) as server:
         rows = toy_rows(3, seed=9)
         status, answer = invoke(server, {"dataframe_records": rows})
         assert status == 200
-        wait_until(lambda: log_file.is_file() and log_file.read_text().strip(), 10, "the sampled record")
-        record = json.loads(log_file.read_text().splitlines()[0])
-        assert record["status"] == 200 and len(record["request_id"]) == 32
-        assert record["inputs"]["x"] == [row["x"] for row in rows]
-        assert record["predictions"]["probability"] == [p["probability"] for p in answer["predictions"]]
+        wait_until(lambda: list(log.rglob("*.parquet")), 10, "the logged request")
+        (written,) = log.rglob("*.parquet")
+        assert written.parent.name.startswith("hour=") and written.parent.parent.name.startswith("date=")
+        logged = pq.read_table(written).to_pylist()
+        assert [record["row"] for record in logged] == [0, 1, 2]
+        assert {record["request_id"] for record in logged} == {logged[0]["request_id"]}
+        assert len(logged[0]["request_id"]) == 32 and logged[0]["source"] == "/invocations"
+        assert [record["inputs"]["x"] for record in logged] == [row["x"] for row in rows]
+        assert [record["outputs"]["probability"] for record in logged] == [
+            p["probability"] for p in answer["predictions"]
+        ]
 
         too_big = json.dumps({"dataframe_records": toy_rows(2000, seed=1)})
         assert len(too_big) > 0.05 * 1024 * 1024

@@ -267,28 +267,43 @@ def test_serve_binds_every_interface_only_with_the_pods_config() -> None:
     assert default_serve_host(Path(".mlc/staging/runtime-config.json")) == "127.0.0.1"  # mlc run serve
 
 
-def test_a_stuck_request_log_drops_records_and_never_blocks(tmp_path) -> None:
-    import os
+def test_a_stuck_prediction_log_drops_rows_and_never_blocks(tmp_path) -> None:
     import threading
 
-    from mlc.runtime.serve.request_log import RequestLog
+    from mlc.runtime.prediction_log.records import LoggedRequest
+    from mlc.runtime.prediction_log.writer import LogFiles, PredictionLogWriter
 
-    fifo = tmp_path / "sink"
-    os.mkfifo(fifo)  # opening it for writing blocks until a reader comes: a writer that cannot keep up
-    dropped = []
-    log = RequestLog(1.0, str(fifo), on_drop=lambda: dropped.append(1), capacity=3)
+    release = threading.Event()
+
+    class StuckStore(LogFiles):
+        """A store whose first write hangs until released: a writer that cannot keep up."""
+
+        def write(self, requests, types):
+            release.wait(10)
+            return super().write(requests, types)
+
+    dropped, written = [], []
+    log = PredictionLogWriter(
+        StuckStore(str(tmp_path / "log")),
+        1.0,
+        {},
+        on_drop=dropped.append,
+        on_written=written.append,
+        max_pending_rows=6,
+        flush_rows=1,
+        flush_seconds=0.05,
+    )
     log.start()
     started = time.monotonic()
     for index in range(10):
-        log.submit({"request_id": str(index)})
-    assert time.monotonic() - started < 0.5  # submitting never waited for the writer
-    assert len(dropped) >= 6  # the queue holds 3 (the writer may have taken one before blocking)
-    lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.extend(fifo.open("rb").read().splitlines()))
-    reader.start()
+        log.submit(LoggedRequest(str(index), "/invocations", "m", "1", 2, {"x": [1.0, 2.0]}, {"prediction": [0, 1]}))
+    assert time.monotonic() - started < 0.5  # submitting never waited for the store
+    # 6 rows wait at most (the writer may have taken one request into its stuck write): the rest is dropped, counted
+    assert 12 <= sum(dropped) <= 14
+    release.set()
     log.stop()
-    reader.join(5)
-    assert 1 <= len(lines) <= 4 and b'"request_id":"0"' in lines[0]
+    assert sum(written) + sum(dropped) == 20
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "log").rglob("*.parquet"))
 
 
 # --- malformed input: a 4xx, never a 5xx (the app in-process, a stub model) ---------------------

@@ -1,5 +1,6 @@
-"""Monitoring: ServiceMonitors, the drift CronJob (and its RBAC for retraining), PrometheusRule,
-and the `promtool test rules` file that proves every alert fires when it should and only then.
+"""Monitoring: ServiceMonitors, the drift and feedback CronJobs (and their RBAC for retraining),
+PrometheusRule, and the `promtool test rules` file that proves every alert fires when it should
+and only then.
 
 The alert test file (`<gitops.path>/tests/<env>/alerts.test.yaml`) names the rule file
 `alerts.rules.yaml`, emitted beside it with the same rule groups as the PrometheusRule's `spec`,
@@ -8,8 +9,10 @@ that folder as written. Alerts carry static annotations so the expected alerts i
 exact. Each alert is defined once, as an `AlertCase` holding its rule and the input series of a
 firing and a quiet case.
 
-Every alert queries a metric something exports: `monitor.alerts.prediction_psi` compiles to
-nothing until the runtime produces `mlc_prediction_psi` (validation warns at its line).
+Every alert queries a metric something exports: the server (scraped), the drift job (input
+and prediction drift, pushed) or the feedback job (live quality, pushed). Live-quality alerts are
+compiled from the gates: a live metric beyond its gate's `min` or `max`, over at least
+`monitor.feedback.min_rows` labelled rows, for `LIVE_QUALITY_FOR`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mlc.compiler.backends.kubernetes.pod import ContainerSpec, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
     drift_selector,
     error_rate_query,
+    feedback_selector,
     latency_histogram,
     latency_p95_ms_query,
     requests_counter,
@@ -32,9 +36,18 @@ from mlc.compiler.backends.kubernetes.queries import (
 )
 from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, METRICS_PORT_NAME, PORT_NAME, is_canary
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
-from mlc.runtime.contract import CONFIG_PATH, QUERIED_METRICS, SERVER_PATHS, job_arguments
+from mlc.runtime.contract import (
+    CONFIG_PATH,
+    LATENCY_METRICS,
+    METRIC_LABEL,
+    OUTPUT_LABEL,
+    QUERIED_METRICS,
+    SERVER_PATHS,
+    job_arguments,
+)
 
 DRIFT_COMPONENT = "drift"
+FEEDBACK_COMPONENT = "feedback"
 MONITORING_COMPONENT = "monitoring"
 RULE_FILE = "alerts.rules.yaml"
 SCRAPE_INTERVAL = "30s"
@@ -43,6 +56,7 @@ PUSHGATEWAY_PORT = "http"
 DRIFT_RESOURCES = Resources(cpu="1", memory="2Gi")
 DRIFT_DEADLINE_SECONDS = 3600
 SERVING_ALERT_FOR = "10m"
+LIVE_QUALITY_FOR = "30m"  # a live metric beyond its gate this long (the feedback job keeps it between runs)
 TEST_MINUTES = 240  # length of every input series
 
 
@@ -58,6 +72,7 @@ class AlertCase:
     firing: dict[str, str]  # series -> promtool values notation
     quiet: dict[str, str]
     eval_minutes: int
+    more_quiet: tuple[dict[str, str], ...] = ()  # further cases that must not fire
 
 
 def _title(resolved: ResolvedSpec) -> str:
@@ -134,8 +149,6 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
     pushed = drift_selector(resolved)
     if drift is not None:
         drifted = QUERIED_METRICS["drift_dataset_drifted"]
-        last = QUERIED_METRICS["drift_last_success_timestamp_seconds"]
-        stale = _stale_seconds(drift.schedule)
         cases.append(
             AlertCase(
                 name=f"{prefix}DataDrift",
@@ -148,42 +161,132 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
                 eval_minutes=10,
             )
         )
-        job = f'namespace="{resolved.namespace}",job_name=~"{resolved.names.drift}-.+"'
-        failed = f"kube_job_status_failed{{{job}}}"
-        cases.append(
-            AlertCase(
-                name=f"{prefix}DriftJobFailed",
-                expr=f"max({failed}) > 0",
-                for_="0m",
-                severity="warning",
-                summary=f"the drift check of {resolved.name} failed",
-                firing={_series("kube_job_status_failed", _job_labels(resolved)): f"1x{TEST_MINUTES}"},
-                quiet={_series("kube_job_status_failed", _job_labels(resolved)): f"0x{TEST_MINUTES}"},
-                eval_minutes=10,
-            )
+        if alerts.prediction_psi is not None and monitor.prediction_log is not None:
+            cases.append(_prediction_drift_case(resolved, prefix, alerts.prediction_psi))
+        cases += _check_job_cases(
+            resolved, prefix, "Drift", resolved.names.drift, drift.schedule, "drift_last_success_timestamp_seconds"
         )
-        minutes = stale // 60
-        cases.append(
-            AlertCase(
-                name=f"{prefix}DriftCheckStale",
-                expr=f"(time() - max({last}{pushed})) > {stale} or max(absent({last}{pushed}))",
-                for_="5m",
-                severity="warning",
-                summary=f"no successful drift check of {resolved.name} for {minutes} minutes",
-                firing={f"{last}{pushed}": f"0x{minutes * 3}"},
-                quiet={f"{last}{pushed}": f"0+60x{minutes * 3}"},
-                eval_minutes=minutes + 30,
-            )
+    feedback = monitor.feedback
+    if feedback is not None and spec.evaluate is not None:
+        cases += [_live_quality_case(resolved, prefix, gate, feedback.min_rows) for gate in _live_gates(resolved)]
+        cases += _check_job_cases(
+            resolved,
+            prefix,
+            "Feedback",
+            resolved.names.feedback,
+            feedback.schedule,
+            "feedback_last_success_timestamp_seconds",
         )
     return cases
+
+
+def _check_job_cases(
+    resolved: ResolvedSpec, prefix: str, what: str, cronjob: str, schedule: str, last_success: str
+) -> list[AlertCase]:
+    """A scheduled check's own health: its Job failed, or it has not succeeded for three periods."""
+    selector = drift_selector(resolved) if what == "Drift" else feedback_selector(resolved)
+    last = QUERIED_METRICS[last_success]
+    stale = _stale_seconds(schedule)
+    job = f'namespace="{resolved.namespace}",job_name=~"{cronjob}-.+"'
+    failed = f"kube_job_status_failed{{{job}}}"
+    labels = _job_labels(resolved, cronjob)
+    minutes = stale // 60
+    noun = "drift check" if what == "Drift" else "feedback job"
+    check = "DriftCheck" if what == "Drift" else "Feedback"
+    return [
+        AlertCase(
+            name=f"{prefix}{what}JobFailed",
+            expr=f"max({failed}) > 0",
+            for_="0m",
+            severity="warning",
+            summary=f"the {noun} of {resolved.name} failed",
+            firing={_series("kube_job_status_failed", labels): f"1x{TEST_MINUTES}"},
+            quiet={_series("kube_job_status_failed", labels): f"0x{TEST_MINUTES}"},
+            eval_minutes=10,
+        ),
+        AlertCase(
+            name=f"{prefix}{check}Stale",
+            expr=f"(time() - max({last}{selector})) > {stale} or max(absent({last}{selector}))",
+            for_="5m",
+            severity="warning",
+            summary=f"no successful {noun} of {resolved.name} for {minutes} minutes",
+            firing={f"{last}{selector}": f"0x{minutes * 3}"},
+            quiet={f"{last}{selector}": f"0+60x{minutes * 3}"},
+            eval_minutes=minutes + 30,
+        ),
+    ]
+
+
+def _prediction_drift_case(resolved: ResolvedSpec, prefix: str, threshold: float) -> AlertCase:
+    """The model's outputs drifted: PSI above `monitor.alerts.prediction_psi` and above what the
+    window's row count reaches by chance (the drift job decides the latter: `mlc_prediction_drifted`)."""
+    psi, drifted = QUERIED_METRICS["prediction_psi"], QUERIED_METRICS["prediction_drifted"]
+    output = f'{OUTPUT_LABEL}="probability"'
+    psi_series, drifted_series = (
+        f"{psi}{drift_selector(resolved, output)}",
+        f"{drifted}{drift_selector(resolved, output)}",
+    )
+    big = f"{threshold * 2:g}x{TEST_MINUTES}"
+    return AlertCase(
+        name=f"{prefix}PredictionDrift",
+        expr=f"max({psi}{drift_selector(resolved)} > {threshold:g} and {drifted}{drift_selector(resolved)} == 1)",
+        for_="0m",
+        severity="warning",
+        summary=f"the predictions of {resolved.name} drifted (PSI above {threshold:g}, beyond chance)",
+        firing={psi_series: big, drifted_series: f"1x{TEST_MINUTES}"},
+        # The same PSI on a window too small to tell it from noise: the drift job says not drifted.
+        quiet={psi_series: big, drifted_series: f"0x{TEST_MINUTES}"},
+        more_quiet=({psi_series: f"{threshold / 2:g}x{TEST_MINUTES}", drifted_series: f"1x{TEST_MINUTES}"},),
+        eval_minutes=10,
+    )
+
+
+def _live_gates(resolved: ResolvedSpec) -> list[Any]:
+    """The gates a live metric can break: an absolute `min` or `max` on a quality metric."""
+    evaluate = resolved.spec.evaluate
+    assert evaluate is not None
+    return [
+        gate
+        for gate in evaluate.gates
+        if (gate.min is not None or gate.max is not None) and gate.metric not in LATENCY_METRICS
+    ]
+
+
+def _live_quality_case(resolved: ResolvedSpec, prefix: str, gate: Any, min_rows: int) -> AlertCase:
+    """A live metric beyond its gate over enough labelled rows, for `LIVE_QUALITY_FOR`."""
+    below = gate.min is not None
+    bound = gate.min if below else gate.max
+    metric = QUERIED_METRICS["live_metric"]
+    rows = QUERIED_METRICS["live_labelled_rows"]
+    matcher = f'{METRIC_LABEL}="{gate.metric}"'
+    value_series = f"{metric}{feedback_selector(resolved, matcher)}"
+    rows_series = f"{rows}{feedback_selector(resolved)}"
+    title = "".join(part.capitalize() for part in gate.metric.split("_"))
+    delta = max(abs(bound), 0.1) / 2
+    bad, good = (bound - delta, bound + delta) if below else (bound + delta, bound - delta)
+    enough, few = f"{min_rows * 2}x{TEST_MINUTES}", f"{max(min_rows // 2, 1)}x{TEST_MINUTES}"
+    minutes = 60
+    return AlertCase(
+        name=f"{prefix}Live{title}{'Below' if below else 'Above'}Gate",
+        expr=f"max({value_series}) {'<' if below else '>'} {bound:g} and on() max({rows_series}) >= {min_rows}",
+        for_=LIVE_QUALITY_FOR,
+        severity="critical",
+        summary=f"live {gate.metric} of {resolved.name} {'below' if below else 'above'} its gate "
+        f"({'min' if below else 'max'} {bound:g}) over {min_rows}+ labelled predictions",
+        firing={value_series: f"{bad:g}x{TEST_MINUTES}", rows_series: enough},
+        quiet={value_series: f"{good:g}x{TEST_MINUTES}", rows_series: enough},
+        # As bad, but over too few labelled rows to tell a worse model from an unlucky sample.
+        more_quiet=({value_series: f"{bad:g}x{TEST_MINUTES}", rows_series: few},),
+        eval_minutes=minutes,
+    )
 
 
 def _series(metric: str, selector: str, extra: str = "") -> str:
     return metric + (selector[:-1] + "," + extra + "}" if extra else selector)
 
 
-def _job_labels(resolved: ResolvedSpec) -> str:
-    return f'{{namespace="{resolved.namespace}",job_name="{resolved.names.drift}-29000000"}}'
+def _job_labels(resolved: ResolvedSpec, cronjob: str) -> str:
+    return f'{{namespace="{resolved.namespace}",job_name="{cronjob}-29000000"}}'
 
 
 def _rule_labels(resolved: ResolvedSpec, case: AlertCase) -> dict[str, str]:
@@ -236,7 +339,8 @@ def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
         return None
     tests = []
     for case in cases:
-        for firing, series in ((True, case.firing), (False, case.quiet)):
+        runs = [(True, case.firing), (False, case.quiet), *((False, quiet) for quiet in case.more_quiet)]
+        for index, (firing, series) in enumerate(runs):
             expected = (
                 [
                     {
@@ -249,7 +353,7 @@ def emit_alert_tests(resolved: ResolvedSpec) -> dict[str, Any] | None:
             )
             tests.append(
                 {
-                    "name": f"{case.name} {'fires' if firing else 'stays quiet'}",
+                    "name": f"{case.name} {'fires' if firing else 'stays quiet'}{f' ({index})' if index > 1 else ''}",
                     "interval": "1m",
                     "input_series": [{"series": name, "values": values} for name, values in series.items()],
                     "alert_rule_test": [
@@ -317,44 +421,39 @@ def emit_pushgateway_monitor(resolved: ResolvedSpec) -> dict[str, Any]:
     )
 
 
-def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
-    """`mlc-runtime drift` on `monitor.drift.schedule`, pushing to the Pushgateway."""
-    monitor = resolved.spec.monitor
-    assert monitor is not None and monitor.drift is not None
+def _check_cronjob(
+    resolved: ResolvedSpec, job: str, name: str, component: str, schedule: str, retrain: bool
+) -> dict[str, Any]:
+    """`mlc-runtime <job>` on a schedule, pushing to the Pushgateway (with its own service account
+    when it may start retraining)."""
     role = "train" if resolved.train_image_ref else "serve"
     container = ContainerSpec(
-        name="drift",
+        name=job,
         image=image_reference(resolved, role),
-        command=["mlc-runtime", *job_arguments("drift", CONFIG_PATH), "--push", resolved.pushgateway],
+        command=["mlc-runtime", *job_arguments(job, CONFIG_PATH), "--push", resolved.pushgateway],
         resources=DRIFT_RESOURCES,
         uses_data=True,
     )
-    retrain = resolved.retrains_on_drift
-    pod = pod_spec(
-        resolved,
-        container,
-        restart_policy="Never",
-        service_account=resolved.names.drift if retrain else None,
-    )
+    pod = pod_spec(resolved, container, restart_policy="Never", service_account=name if retrain else None)
     return manifest(
         "batch/v1",
         "CronJob",
-        object_meta(resolved, resolved.names.drift, DRIFT_COMPONENT),
+        object_meta(resolved, name, component),
         spec={
-            "schedule": monitor.drift.schedule,
+            "schedule": schedule,
             "timeZone": "Etc/UTC",
             "concurrencyPolicy": "Forbid",
             "startingDeadlineSeconds": 600,
             "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 3,
             "jobTemplate": {
-                "metadata": {"labels": selector_labels(resolved, DRIFT_COMPONENT)},
+                "metadata": {"labels": selector_labels(resolved, component)},
                 "spec": {
                     "backoffLimit": 1,
                     "activeDeadlineSeconds": DRIFT_DEADLINE_SECONDS,
                     "ttlSecondsAfterFinished": 86400,
                     "template": {
-                        "metadata": {"labels": selector_labels(resolved, DRIFT_COMPONENT)},
+                        "metadata": {"labels": selector_labels(resolved, component)},
                         "spec": pod,
                     },
                 },
@@ -363,19 +462,42 @@ def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
     )
 
 
-def emit_retrain_rbac(resolved: ResolvedSpec) -> list[dict[str, Any]]:
-    """ServiceAccount, Role, RoleBinding: read the retraining CronJob, create Jobs; nothing else."""
-    name = resolved.names.drift  # the one service account with an API token
+def emit_drift_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
+    """`mlc-runtime drift` on `monitor.drift.schedule`, pushing to the Pushgateway."""
+    monitor = resolved.spec.monitor
+    assert monitor is not None and monitor.drift is not None
+    return _check_cronjob(
+        resolved, "drift", resolved.names.drift, DRIFT_COMPONENT, monitor.drift.schedule, resolved.retrains_on_drift
+    )
+
+
+def emit_feedback_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
+    """`mlc-runtime feedback` on `monitor.feedback.schedule`, pushing live quality to the Pushgateway."""
+    monitor = resolved.spec.monitor
+    assert monitor is not None and monitor.feedback is not None
+    return _check_cronjob(
+        resolved,
+        "feedback",
+        resolved.names.feedback,
+        FEEDBACK_COMPONENT,
+        monitor.feedback.schedule,
+        resolved.retrains_on_degrade,
+    )
+
+
+def emit_retrain_rbac(resolved: ResolvedSpec, name: str, component: str) -> list[dict[str, Any]]:
+    """ServiceAccount, Role, RoleBinding of a check that starts retraining: read the retraining
+    CronJob, create Jobs; nothing else."""
     account = manifest(
         "v1",
         "ServiceAccount",
-        object_meta(resolved, name, DRIFT_COMPONENT),
+        object_meta(resolved, name, component),
         automountServiceAccountToken=False,
     )
     role = manifest(
         "rbac.authorization.k8s.io/v1",
         "Role",
-        object_meta(resolved, name, DRIFT_COMPONENT),
+        object_meta(resolved, name, component),
         rules=[
             {
                 "apiGroups": ["batch"],
@@ -389,7 +511,7 @@ def emit_retrain_rbac(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     binding = manifest(
         "rbac.authorization.k8s.io/v1",
         "RoleBinding",
-        object_meta(resolved, name, DRIFT_COMPONENT),
+        object_meta(resolved, name, component),
         roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         subjects=[{"kind": "ServiceAccount", "name": name, "namespace": resolved.namespace}],
     )
@@ -405,10 +527,17 @@ def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     if resolved.serving is not None and resolved.serving.engine == "kserve":
         resources.append(emit_kserve_pod_monitor(resolved))
     monitor = spec.monitor
+    pushes = monitor is not None and (monitor.drift is not None or monitor.feedback is not None)
     if monitor is not None and monitor.drift is not None:
-        resources.extend([emit_drift_cronjob(resolved), emit_pushgateway_monitor(resolved)])
-        if resolved.retrains_on_drift:
-            resources.extend(emit_retrain_rbac(resolved))
+        resources.append(emit_drift_cronjob(resolved))
+    if pushes:
+        resources.append(emit_pushgateway_monitor(resolved))
+    if resolved.retrains_on_drift:
+        resources.extend(emit_retrain_rbac(resolved, resolved.names.drift, DRIFT_COMPONENT))
+    if monitor is not None and monitor.feedback is not None:
+        resources.append(emit_feedback_cronjob(resolved))
+        if resolved.retrains_on_degrade:
+            resources.extend(emit_retrain_rbac(resolved, resolved.names.feedback, FEEDBACK_COMPONENT))
     cases = alert_cases(resolved)
     if cases:
         resources.append(emit_prometheus_rule(resolved, cases))

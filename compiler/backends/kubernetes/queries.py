@@ -2,13 +2,14 @@
 
 Serving metrics are scraped by the ServiceMonitor, so they carry `namespace` and `service`
 labels; drift metrics are pushed to the Pushgateway under job `mlc-drift` with the grouping key
-`project`, `environment` and scraped with `honorLabels`, so they keep those labels.
+`project`, `environment` and scraped with `honorLabels`, so they keep those labels; the feedback
+job's live metrics the same way under job `mlc-feedback`.
 """
 
 from __future__ import annotations
 
 from mlc.compiler.resolve.resolved import ResolvedSpec
-from mlc.runtime.contract import DRIFT_PUSH_JOB, QUERIED_METRICS, STATUS_LABEL
+from mlc.runtime.contract import DRIFT_PUSH_JOB, FEEDBACK_PUSH_JOB, QUERIED_METRICS, STATUS_LABEL
 
 # In-cluster Prometheus (Prometheus Operator's governing Service); KEDA and Argo Rollouts query it.
 PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -47,9 +48,14 @@ def requests_counter(resolved: ResolvedSpec) -> tuple[str, str]:
     return QUERIED_METRICS["requests_total"], STATUS_LABEL
 
 
-def drift_selector(resolved: ResolvedSpec) -> str:
+def drift_selector(resolved: ResolvedSpec, extra: str = "") -> str:
     """The labels of the drift job's pushed metrics."""
-    return _labels({"job": DRIFT_PUSH_JOB, **resolved.drift_grouping})
+    return _labels({"job": DRIFT_PUSH_JOB, **resolved.drift_grouping}, extra)
+
+
+def feedback_selector(resolved: ResolvedSpec, extra: str = "") -> str:
+    """The labels of the feedback job's pushed metrics (the drift job's grouping, its own job)."""
+    return _labels({"job": FEEDBACK_PUSH_JOB, **resolved.drift_grouping}, extra)
 
 
 def in_flight_query(resolved: ResolvedSpec) -> str:

@@ -68,7 +68,7 @@ SPOT_TOLERATIONS = (
         "effect": "NoSchedule",
     },
 )
-# The retraining CronJob exists when only drift triggers it; it never runs on a schedule then.
+# The retraining CronJob exists when only a monitor (drift, live quality) starts it; it never runs on a schedule then.
 SUSPENDED_SCHEDULE = "@yearly"
 
 
@@ -295,7 +295,7 @@ def emit_workers_service(resolved: ResolvedSpec) -> dict[str, Any]:
 
 
 def emit_retraining_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
-    """Periodic retraining (`train.schedule`), or a suspended template the drift job starts."""
+    """Periodic retraining (`train.schedule`), or a suspended template the drift or feedback job starts."""
     train = _train(resolved)
     scheduled = train.schedule is not None
     spec: dict[str, Any] = {
@@ -330,6 +330,6 @@ def emit_training(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     if train.distributed.nodes > 1:
         # The CronJob's Indexed Jobs need it too (a JobSet makes its own).
         resources.append(emit_workers_service(resolved))
-    if train.schedule is not None or resolved.retrains_on_drift:
+    if train.schedule is not None or resolved.monitors_retrain:
         resources.append(emit_retraining_cronjob(resolved))
     return resources

@@ -1,0 +1,147 @@
+"""Reading a window of the prediction log: hour partitions pruned by name, rows by timestamp.
+
+`window_files` lists the log's `date=` folders (one listing), keeps the days the window touches,
+lists those (one listing each) and keeps the files of the window's hours: a 24-hour window over
+a year of history reads two days' listings and about 25 hours of files, not the year.
+`read_window` reads the columns asked for from those files and keeps the rows whose timestamp is
+in the window (a file of the first hour also holds rows from before it).
+"""
+
+from __future__ import annotations
+
+import calendar
+import posixpath
+import re
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from mlc.runtime.contract import LOG_TIMESTAMP
+from mlc.runtime.datasets import DataError, DataFiles, list_entries, open_filesystem, store_error
+from mlc.runtime.prediction_log.records import hour_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_DATE = re.compile(r"date=(\d{4})-(\d{2})-(\d{2})")
+_HOUR = re.compile(r"hour=(\d{2})")
+
+
+def _day(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+def window_files(uri: str, since: float, until: float | None = None) -> DataFiles:
+    """The log's Parquet files holding rows of [since, until] (until: now); DataError when none."""
+    import pyarrow.fs as pafs
+
+    until = time.time() if until is None else until
+    filesystem, root = open_filesystem(uri)
+    first_hour, last_hour = hour_of(since), hour_of(until)
+    first_day, last_day = _day(since), _day(until)
+    paths: list[str] = []
+    for entry in list_entries(filesystem, root, uri, recursive=False):
+        day = _DATE.fullmatch(entry.base_name)
+        if entry.type != pafs.FileType.Directory or day is None or not first_day <= day.group(0)[5:] <= last_day:
+            continue
+        midnight = hour_of(calendar.timegm((*map(int, day.groups()), 0, 0, 0)))
+        for info in list_entries(filesystem, entry.path, uri, recursive=True):
+            hour = _HOUR.fullmatch(posixpath.basename(posixpath.dirname(info.path)))
+            if info.type != pafs.FileType.File or hour is None or not info.path.endswith(".parquet"):
+                continue
+            if first_hour <= midnight + int(hour.group(1)) <= last_hour:
+                paths.append(info.path)
+    if not paths:
+        raise DataError(
+            f"{uri}: no predictions logged between {_moment(since)} and {_moment(until)} "
+            "(is the model server logging? monitor.prediction_log.sample_rate)"
+        )
+    return DataFiles(uri=uri, format="parquet", filesystem=filesystem, paths=tuple(sorted(paths)))
+
+
+def _moment(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def in_window(batch: pa.RecordBatch, since: float, until: float | None = None) -> pa.RecordBatch:
+    """The rows of a log batch whose timestamp lies in [since, until]."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stamps = batch.column(LOG_TIMESTAMP)
+    low = pa.scalar(int(since * 1000), pa.timestamp("ms", tz="UTC"))
+    mask = pc.greater_equal(stamps, low)
+    if until is not None:
+        mask = pc.and_(mask, pc.less_equal(stamps, pa.scalar(int(until * 1000), pa.timestamp("ms", tz="UTC"))))
+    return batch.filter(mask)
+
+
+def iter_window(
+    files: DataFiles, columns: Sequence[str], since: float, until: float | None = None, batch_rows: int = 65_536
+) -> Iterator[pa.RecordBatch]:
+    """Batches of the named columns (`inputs.<feature>`, `outputs.<name>` for struct fields), only
+    the window's rows; the timestamp column is read too."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys([*columns, LOG_TIMESTAMP]))
+    remote = "://" in files.uri and not files.uri.startswith("file://")
+    for path in files.paths:
+        try:
+            with (
+                files.filesystem.open_input_file(path) as handle,
+                pq.ParquetFile(handle, buffer_size=0 if remote else 1 << 20, pre_buffer=remote) as parquet,
+            ):
+                present = _present(parquet.schema_arrow, wanted)
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
+                    kept = in_window(batch, since, until)
+                    if kept.num_rows:
+                        yield kept
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(store_error(files.location(path), error, "cannot read the prediction log")) from None
+
+
+def _present(schema: pa.Schema, wanted: list[str]) -> list[str]:
+    """The wanted columns this file has (a struct field a file lacks is read as missing)."""
+    present = []
+    for name in wanted:
+        top, _, field = name.partition(".")
+        if top in schema.names and (not field or schema.field(top).type.get_field_index(field) >= 0):
+            present.append(name)
+    return present
+
+
+def read_window(files: DataFiles, columns: Sequence[str], since: float, until: float | None = None) -> pa.Table:
+    """The window's rows of the named columns, as one table (struct fields flattened to `a.b` names)."""
+    import pyarrow as pa
+
+    batches = [flatten(batch, columns) for batch in iter_window(files, columns, since, until)]
+    if not batches:
+        return pa.table({name: pa.array([], pa.null()) for name in columns})
+    return pa.Table.from_batches(batches).combine_chunks() if len(batches) == 1 else _concat(batches)
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive")
+
+
+def flatten(batch: pa.RecordBatch, columns: Sequence[str]) -> pa.RecordBatch:
+    """A batch with one top-level column per name asked for: `inputs.x` is the struct's field `x`
+    (nulls where the file lacks it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = []
+    for name in columns:
+        top, _, field = name.partition(".")
+        if top not in batch.schema.names:
+            arrays.append(pa.nulls(batch.num_rows))
+            continue
+        column = batch.column(top)
+        if field:
+            index = column.type.get_field_index(field)
+            column = pc.struct_field(column, [index]) if index >= 0 else pa.nulls(batch.num_rows)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=list(columns))

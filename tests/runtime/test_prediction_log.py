@@ -1,0 +1,88 @@
+"""The prediction log on disk: hour partitions, the window a reader reads, a store that refuses."""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlc.runtime.datasets import DataError
+from mlc.runtime.prediction_log.reader import read_window, window_files
+from mlc.runtime.prediction_log.records import LoggedRequest, log_table
+from mlc.runtime.prediction_log.writer import LogFiles, PredictionLogWriter
+
+TYPES = {"x": pa.float64(), "plan": pa.string()}
+HOUR = 3600
+
+
+def request(index: int, timestamp: float, rows: int = 1) -> LoggedRequest:
+    return LoggedRequest(
+        request_id=f"r{index}",
+        source="/invocations",
+        model="churn",
+        model_version="3",
+        rows=rows,
+        inputs={"x": [float(index)] * rows, "plan": [index % 3] * rows},  # an int category is logged as text
+        outputs={"prediction": [index % 2] * rows, "probability": [0.5] * rows},
+        timestamp=timestamp,
+    )
+
+
+def test_a_logged_row_has_the_contracts_columns_typed() -> None:
+    table = log_table([request(1, 1_800_000_000.25, rows=2), request(2, 1_800_000_001)], TYPES)
+    assert table.column_names == [
+        "request_id", "row", "timestamp", "model", "model_version", "source", "inputs", "outputs"
+    ]  # fmt: skip
+    assert table.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
+    assert table.schema.field("inputs").type == pa.struct([("x", pa.float64()), ("plan", pa.string())])
+    rows = table.to_pylist()
+    assert [(r["request_id"], r["row"], r["inputs"]["plan"]) for r in rows] == [
+        ("r1", 0, "1"),
+        ("r1", 1, "1"),
+        ("r2", 0, "2"),
+    ]
+    assert rows[0]["timestamp"].timestamp() == 1_800_000_000.25
+
+
+def test_files_land_in_the_hour_of_their_rows_and_a_window_reads_only_its_hours(tmp_path) -> None:
+    now = time.time()
+    # Ten days of history, one request every 30 minutes.
+    history = [request(i, now - i * 1800) for i in range(480)]
+    LogFiles(str(tmp_path / "log")).write(history, TYPES)
+    days = sorted(path.name for path in (tmp_path / "log").iterdir())
+    assert len(days) >= 10 and all(day.startswith("date=") for day in days)
+    hours = {path.parent.name for path in (tmp_path / "log").rglob("*.parquet")}
+    assert hours <= {f"hour={h:02d}" for h in range(24)}
+
+    files = window_files(str(tmp_path / "log"), now - 24 * HOUR, now)
+    assert len(files.paths) in (24, 25)  # the window's hours only, not the 240 of the history
+    for path in files.paths:
+        stamps = pq.read_table(path, columns=["timestamp"]).column(0).to_pylist()
+        assert all(now - 25 * HOUR <= stamp.timestamp() <= now + 1 for stamp in stamps)
+    table = read_window(files, ["request_id", "inputs.x", "outputs.probability"], now - 24 * HOUR, now)
+    # The first hour's file also holds rows from before the window: the timestamp filter drops them.
+    assert sorted(table.column("request_id").to_pylist(), key=lambda r: int(r[1:])) == [f"r{i}" for i in range(49)]
+
+
+def test_an_empty_window_says_where_it_looked(tmp_path) -> None:
+    LogFiles(str(tmp_path / "log")).write([request(0, time.time() - 10 * 24 * HOUR)], TYPES)
+    with pytest.raises(DataError, match=r"log: no predictions logged between .*monitor.prediction_log.sample_rate"):
+        window_files(str(tmp_path / "log"), time.time() - 24 * HOUR)
+
+
+def test_a_store_that_refuses_writes_drops_and_counts_the_rows_and_keeps_going(tmp_path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the log's folder should be")
+    dropped, written = [], []
+    log = PredictionLogWriter(
+        LogFiles(str(blocked)), 1.0, TYPES, on_drop=dropped.append, on_written=written.append, flush_seconds=0.05
+    )
+    log.start()
+    for index in range(5):
+        log.submit(request(index, time.time(), rows=3))
+        time.sleep(0.06)
+    log.stop()
+    assert sum(dropped) == 15 and written == []
+    assert blocked.read_text() == "a file where the log's folder should be"

@@ -37,14 +37,11 @@ from mlc.compiler.resolve.resolved import (
     Serving,
     ServingAccess,
 )
-from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, ValidatedProject
+from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, LOCAL_ENVIRONMENT, ValidatedProject
 from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
-# The base of a spec with environments, as `mlc run` (and CI's data tests and smoke training)
-# runs it without `--env`: on this machine, local paths as written. Never compiled.
-LOCAL_ENVIRONMENT = "local"
 RUNTIME_REQUIREMENT = f"mlc[runtime]=={__version__}"  # what images and CI install to run `mlc-runtime`
 
 

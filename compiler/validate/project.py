@@ -165,8 +165,9 @@ def environment_namespaces(
 # Folders mlc writes beside the environments' under `gitops.path`: an environment of that name
 # would mix its manifests with them (and prune them).
 _RESERVED_ENVIRONMENT_NAMES = frozenset({"docker", "tests", "clusters"})
-# `mlc run`'s name for the base of a spec with environments (resolve's LOCAL_ENVIRONMENT).
-_LOCAL_ENVIRONMENT = "local"
+# `mlc run`'s name for the base of a spec with environments, as it runs it without `--env`: on
+# this machine, local paths as written. Never compiled; no environment may take the name.
+LOCAL_ENVIRONMENT = "local"
 
 
 def _project_rules(
@@ -175,7 +176,7 @@ def _project_rules(
     """Rules across environments: their names, and what their shared images must satisfy."""
     found = []
     for name in document.data.get("environments") or {}:
-        if name == _LOCAL_ENVIRONMENT:
+        if name == LOCAL_ENVIRONMENT:
             found.append(
                 error(
                     "environment 'local' is the name `mlc run` gives the base (the spec without an overlay, "

@@ -162,8 +162,11 @@ def test_the_churn_example_data_meets_its_contract(tmp_path: Path, monkeypatch: 
 def test_without_a_dataset_the_error_lists_the_choices_and_data_checks_live_data(tmp_path: Path, run_runtime) -> None:
     project = tmp_path / "churn"
     shutil.copytree(REPO / "examples" / "churn", project)
-    staging = next(r for r in resolve_spec_file(project / "mlproject.yaml").resolved if r.environment == "staging")
-    (project / "runtime-config.json").write_text(runtime_config_json(staging))
+    result = resolve_spec_file(project / "mlproject.yaml")
+    assert result.project is not None
+    # What `mlc run` runs here: the base, whose live data is a local file (environments read s3://).
+    local = resolve_local(result.project, result.resolved)
+    (project / "runtime-config.json").write_text(runtime_config_json(local))
 
     done = run_runtime("validate-data", "--config", "runtime-config.json", cwd=project)
     assert done.returncode == 2

@@ -58,6 +58,8 @@ START_IMPORTS = {
         "mlc.runtime.serve.open_inference",
         "mlc.runtime.serve.request_log",
         "mlc.runtime.serve.access",
+        "mlc.runtime.serve.header_deadline",  # uvicorn's protocol, chosen at run time
+        "mlc.runtime.tracking_client",  # the fetch child's bounds on MLflow's retries
         "mlc.runtime.prediction_log.writer",
         "mlc.runtime.contract_model",
         "mlc.runtime.preprocessor",

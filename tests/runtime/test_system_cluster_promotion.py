@@ -264,7 +264,7 @@ def test_train_gate_promote_and_serving_follows_the_champion(cluster, server, bu
         _upload_train(bucket, _labels_flipped(good_data))
         broken = run_pod(cluster, bucket, retraining)
         assert [p.returncode for p in broken] == [0, 1], broken[-1].stdout + broken[-1].stderr[-3000:]
-        assert "FAIL" in broken[1].stdout
+        assert "**failed**" in broken[1].stdout and "## Gate failed" in broken[1].stdout
         assert aliases(server) == {"challenger": 2, "champion": 1}
 
         # A good retraining: promoted, and the running server swaps to it.

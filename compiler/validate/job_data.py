@@ -47,8 +47,14 @@ def job_locations(spec: MLProject) -> Iterator[JobLocation]:
             yield JobLocation(("data", name, "uri"), dataset.uri, writes=False)
         if spec.train.checkpoint.uri is not None:
             yield JobLocation(("train", "checkpoint", "uri"), spec.train.checkpoint.uri, writes=True)
-    if spec.monitor is not None and spec.monitor.drift is not None:
-        yield JobLocation(("monitor", "drift", "current", "uri"), spec.monitor.drift.current.uri, writes=False)
+    monitor = spec.monitor
+    if monitor is not None and monitor.prediction_log is not None:
+        # The server and batch write it; the drift and feedback jobs read it.
+        yield JobLocation(("monitor", "prediction_log", "uri"), monitor.prediction_log.uri, writes=True)
+    if monitor is not None and monitor.drift is not None and monitor.drift.current.uri is not None:
+        yield JobLocation(("monitor", "drift", "current", "uri"), monitor.drift.current.uri, writes=False)
+    if monitor is not None and monitor.feedback is not None:
+        yield JobLocation(("monitor", "feedback", "labels", "uri"), monitor.feedback.labels.uri, writes=False)
     if spec.serve is not None and spec.serve.batch is not None and spec.serve.engine == "runtime":
         yield JobLocation(("serve", "batch", "input"), spec.serve.batch.input, writes=False)
         yield JobLocation(("serve", "batch", "output"), spec.serve.batch.output, writes=True)

@@ -81,6 +81,9 @@ def loop_spec(text: str) -> str:
     text = text.replace("    uri: predictions/ ", f"    uri: {LOG_URI} ").replace(
         "      uri: labels/ ", f"      uri: {LABELS_URI} "
     )
+    # The environment's own buckets, as the example names them, become the test's.
+    text = text.replace(f"s3://acme-ml/churn/{ENVIRONMENT}/predictions/", LOG_URI)
+    text = text.replace(f"s3://acme-ml/churn/{ENVIRONMENT}/labels/", LABELS_URI)
     start = text.index("      uri: data/live.csv")
     return text[:start] + text[text.index("\n", start) + 1 :]
 
@@ -183,6 +186,11 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     assert runtime_config["drift"]["current"] == {"uri": LOG_URI, "window_seconds": 86400, "prediction_log": True}
     assert runtime_config["prediction_log"] == {"uri": LOG_URI, "sample_rate": 1.0}
     runtime_config["train"]["params"]["epochs"] = 2
+    # Training is not what this test is about: it reads the example's local data (the environment
+    # names its bucket, tests/runtime/test_system_cluster_promotion.py trains from S3).
+    for name, dataset in runtime_config["data"].items():
+        dataset["uri"] = f"data/{name}.csv"
+    runtime_config["train"]["checkpoint"]["uri"] = "checkpoints/"
     config = project / ".mlc" / ENVIRONMENT / "runtime-config.json"
     config.parent.mkdir(parents=True)
     config.write_text(json.dumps(runtime_config))
@@ -298,6 +306,8 @@ def observed(loop: dict[str, Any]) -> dict[str, Any]:
     write_labels(loop, {rid: answers[rid] for rid in labelled})
     seen["good"] = runtime(project, feedback, loop["env"])
     seen["good_expression_gone"] = became(lambda: query(url, live["expr"]) == [], 30)
+    # The alert's state changes at the rule's next evaluation, a moment after the expression does.
+    became(lambda: live["alert"] not in alerts(url), 30)
     seen["alerts_after_good"] = alerts(url)
 
     # 5. Shifted inputs: new customers, short tenure, high charges, many support calls.

@@ -201,7 +201,7 @@ def test_a_comment_only_change_passes_and_a_model_breaking_change_fails(origin, 
     assert results["smoke_train"][0], results["smoke_train"][1]
     assert results["gate"][0], results["gate"][1]
     report = (tmp_path / "comment/gate/workspace/gate.md").read_text()
-    assert "Challenger: version" in report and f"pr-{PR_NUMBER}-base: version" in report
+    assert f"Challenger @pr-{PR_NUMBER} (version" in report and f"@pr-{PR_NUMBER}-base (version" in report
     assert "advisory" in report and "the relative gates decide" in report
     assert (tmp_path / "comment/gate/runner-temp/step-summary.md").read_text() == report
 
@@ -214,7 +214,7 @@ def test_a_comment_only_change_passes_and_a_model_breaking_change_fails(origin, 
     passed, output = results["gate"]
     assert not passed, output
     report = (tmp_path / "broken/gate/workspace/gate.md").read_text()
-    assert report.startswith("## Gate failed") and "| roc_auc max_drop" in report and "**FAIL**" in report
+    assert report.startswith("## Gate failed") and "| roc_auc may drop at most" in report and "**failed**" in report
 
 
 def test_a_change_to_nothing_the_model_depends_on_trains_nothing_and_passes(origin, tmp_path) -> None:

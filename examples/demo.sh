@@ -74,6 +74,7 @@ code=$?
 set -e
 sed 's/^/  /' .mlc/gate-blocked.md | head -n 8
 echo "(gate exit code: $code; nothing promoted)"
+[ "$code" -eq 1 ] || { echo "demo: expected the gate to block the worse model (exit 1), got $code" >&2; exit 1; }
 
 step "mlc run drift on healthy live data: the champion's reference profile vs data from the same distribution (exit 0)"
 mlc run drift --on-drift none --data data/live-healthy.csv 2>&1 | grep '^dataset:'
@@ -83,8 +84,10 @@ step "mlc run drift on today's live data (monitor.drift.current.uri), shifted in
 # In a cluster, on_drift: retrain starts the retraining Job; here there is no cluster to ask.
 set +e
 mlc run drift --on-drift none --report .mlc/drift.html 2>/dev/null
-echo "(drift exit code: ${PIPESTATUS[0]})"
+code=$?
 set -e
+echo "(drift exit code: $code)"
+[ "$code" -eq 1 ] || { echo "demo: expected drift on the shifted data (exit 1), got $code" >&2; exit 1; }
 echo "report: ${work#"$root"/}/.mlc/drift.html"
 
 step "mlc run serve: the champion behind /invocations on 127.0.0.1 (contract-checked, metrics at /metrics)"
@@ -162,13 +165,20 @@ EOF
 step "mlc run feedback: 250 labels arrived; joined to the logged predictions by request id, f1 against its gate (exit 0)"
 write_labels 0
 set +e
-mlc run feedback --env staging --on-degrade none 2>&1 | tail -n 7
-echo "(feedback exit code: ${PIPESTATUS[0]})"
+mlc run feedback --on-degrade none 2>&1 | tail -n 7
+code=${PIPESTATUS[0]}
+set -e
+echo "(feedback exit code: $code)"
+# The demo proves the loop: a feedback job that cannot run is a failed demo, not a line of output.
+[ "$code" -eq 0 ] || { echo "demo: expected feedback to pass (exit 0), got $code" >&2; exit 1; }
 
 step "mlc run feedback again, the world changed (half the labels flipped at random): live f1 breaks its gate (exit 1; in a cluster: alert, and on_degrade: retrain)"
 write_labels 0.5
-mlc run feedback --env staging --on-degrade none 2>&1 | tail -n 7
-echo "(feedback exit code: ${PIPESTATUS[0]})"
+set +e
+mlc run feedback --on-degrade none 2>&1 | tail -n 7
+code=${PIPESTATUS[0]}
 set -e
+echo "(feedback exit code: $code)"
+[ "$code" -eq 1 ] || { echo "demo: expected feedback to find the model degraded (exit 1), got $code" >&2; exit 1; }
 
 step "done: compiled, applied, trained, gated (and blocked a worse model), drift-checked, served, and judged live on embedded defaults"

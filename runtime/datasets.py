@@ -277,17 +277,23 @@ def _missing_bucket(filesystem: pafs.FileSystem, path: str, uri: str) -> str | N
     )
 
 
-def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[pafs.FileInfo]:
+def _file_infos(filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool) -> list[pafs.FileInfo]:
+    """Everything under `base`; `DataError` naming the URI when it is missing or the store refuses."""
     import pyarrow.fs as pafs
 
     try:
-        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+        return filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
     except FileNotFoundError:
         raise DataError(_not_found(filesystem, base, uri)) from None
     except OSError as error:
         listing = f"cannot list {location(uri, base)}"
         raise DataError(_missing_bucket(filesystem, base, uri) or store_error(uri, error, listing)) from None
-    return [info for info in infos if info.type == pafs.FileType.File]
+
+
+def _listing(filesystem: pafs.FileSystem, base: str, uri: str) -> list[pafs.FileInfo]:
+    import pyarrow.fs as pafs
+
+    return [info for info in _file_infos(filesystem, base, uri, recursive=True) if info.type == pafs.FileType.File]
 
 
 def unique_columns(names: list[str], where: str) -> None:
@@ -322,15 +328,7 @@ def csv_header(files: DataFiles, path: str) -> list[str]:
 def list_entries(filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool) -> list[pafs.FileInfo]:
     """Files and folders under `base` (of `uri`'s store), visible ones only; `DataError` naming
     the URI when it is missing or the store refuses."""
-    import pyarrow.fs as pafs
-
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
-    except FileNotFoundError:
-        raise DataError(_not_found(filesystem, base, uri)) from None
-    except OSError as error:
-        listing = f"cannot list {location(uri, base)}"
-        raise DataError(_missing_bucket(filesystem, base, uri) or store_error(uri, error, listing)) from None
+    infos = _file_infos(filesystem, base, uri, recursive)
     root = base.rstrip("/") + "/"
     return [info for info in infos if not _hidden(info.path[len(root) :] if info.path.startswith(root) else info.path)]
 

@@ -116,6 +116,12 @@ def test_prediction_psi_without_a_prediction_log_compiles_no_alert_and_says_so_a
         + text[text.index("  drift:\n") : text.index("  feedback:")]
         + text[text.index("  alerts:") :]
     )
+    # ...and the environments' own logs and labels; production's drift then reads a live folder.
+    spec = "".join(
+        line.replace("{current: {uri: null}}", "{current: {uri: s3://acme-ml/churn/production/live/}}")
+        for line in spec.splitlines(keepends=True)
+        if "prediction_log: {" not in line and "feedback: {labels:" not in line
+    )
     line = next(i for i, text_line in enumerate(spec.splitlines(), 1) if "prediction_psi: 0.25" in text_line)
     shutil.copytree(CHURN, tmp_path / "churn")
     (tmp_path / "churn" / "mlproject.yaml").write_text(spec)

@@ -104,6 +104,11 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
     root = tmp_path_factory.mktemp("system")
     project = root / "churn"
     shutil.copytree(REPO / "examples" / "churn", project)
+    # Production checks drift on its prediction log by default (tests/runtime/test_system_loop.py);
+    # here the drift CronJob reads a folder of live files the test puts in the bucket.
+    spec = project / "mlproject.yaml"
+    live = "{current: {uri: s3://acme-ml/churn/production/live/}}"
+    spec.write_text(spec.read_text().replace("{current: {uri: null}}", live))
     compiled = compile_spec_file(project / "mlproject.yaml")
     assert compiled.ok, [d.render() for d in compiled.result.diagnostics]
     for artifact in compiled.artifacts:  # as `mlc apply` writes them

@@ -38,7 +38,8 @@ VOLATILE: list[tuple[str, re.Pattern[str], str | Callable[[re.Match[str]], str]]
     (
         "a latency (a line naming latency_p95_ms)",
         re.compile(r"^.*latency_p95_ms.*$", re.MULTILINE),
-        lambda line: re.sub(r"\b\d+\.\d+\b", "<ms>", line.group(0)),
+        # Every number on it (a latency can print as `10`, with no decimals); the bound too, alike on both sides.
+        lambda line: re.sub(r"\b\d+(?:\.\d+)?\b", "<ms>", line.group(0)),
     ),
     ("seconds a command took", re.compile(r"\bin \d+(\.\d+)?s\b"), "in <s>s"),
     ("a float's digits past the sixth decimal (a served probability)", re.compile(r"(\d\.\d{6})\d+"), r"\1"),

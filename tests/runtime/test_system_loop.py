@@ -39,6 +39,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from compiled_system import alerts, became, documents, query, runtime, server_ready, substitute
 from operator_scrape import Endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
 from served_project import RUNTIME_CLI, free_port, get, metric_value, runtime_env
@@ -58,22 +59,6 @@ LOG_URI = f"s3://{BUCKET}/predictions/"
 LABELS_URI = f"s3://{BUCKET}/labels/"
 HEALTHY_REQUESTS = 300
 LABELLED_EVERY = 6  # every 6th request gets no label: the label share is 5/6
-
-
-def documents(root: Path, folder: str) -> dict[str, dict[str, Any]]:
-    found = {}
-    for path in sorted((root / folder).glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and "metadata" in doc:
-                found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
-    return found
-
-
-def substitute(command: list[str], replacements: dict[str, str]) -> list[str]:
-    local = list(command)
-    for option, value in replacements.items():
-        local[local.index(option) + 1] = value
-    return local
 
 
 def loop_spec(text: str) -> str:
@@ -118,13 +103,6 @@ def client(env: dict[str, str]) -> Any:
     )
 
 
-def runtime(project: Path, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    assert command[0] == "mlc-runtime"
-    return subprocess.run(
-        [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**env), capture_output=True, text=True, timeout=600
-    )
-
-
 def predict(server: str, row: dict[str, Any], request_id: str | None = None) -> tuple[int, dict[str, Any], str]:
     """One request: status, answer, and the X-Request-ID the server answered."""
     import urllib.error
@@ -143,23 +121,6 @@ def predict(server: str, row: dict[str, Any], request_id: str | None = None) -> 
 def rows(path: Path, count: int) -> list[dict[str, Any]]:
     frame = pd.read_csv(path).drop(columns=["churned"]).head(count)
     return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def query(url: str, expression: str) -> list[dict[str, Any]]:
-    return prometheus_api(url, "/api/v1/query", query=expression)["result"]
-
-
-def alerts(url: str) -> dict[str, str]:
-    return {alert["labels"]["alertname"]: alert["state"] for alert in prometheus_api(url, "/api/v1/alerts")["alerts"]}
-
-
-def became(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def logged_keys(env: dict[str, str]) -> list[str]:
@@ -236,7 +197,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             )
         stack.callback(lambda: (process.terminate(), process.wait(timeout=30)))
         server = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _ready(server), 120, "the serving pod")
+        wait_for(lambda: server_ready(server), 120, "the serving pod")
         yield {
             "project": project,
             "config": config,
@@ -249,13 +210,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "rules": {rule["alert"]: rule for rule in yaml.safe_load(rule_file.read_text())["groups"][0]["rules"]},
             "root": root,
         }
-
-
-def _ready(server: str) -> bool:
-    try:
-        return get(f"{server}/ready", timeout=2)[0] == 200
-    except OSError:
-        return False
 
 
 def cronjob_command(loop: dict[str, Any], name: str) -> list[str]:
@@ -454,7 +408,7 @@ def test_a_store_that_hangs_or_refuses_never_fails_or_slows_a_prediction(loop) -
                 )
             try:
                 server = f"http://127.0.0.1:{port}"
-                wait_for(lambda server=server: _ready(server), 120, f"the server ({name} log)")
+                wait_for(lambda server=server: server_ready(server), 120, f"the server ({name} log)")
                 latencies(server, 50, row)  # warm
                 measured[name] = latencies(server, 300, row)
                 if name == "refusing":

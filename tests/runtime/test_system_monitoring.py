@@ -28,10 +28,11 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from compiled_system import alerts, became, documents, query, runtime, server_ready, substitute
 from object_store import ObjectStore, churn_bucket
 from operator_scrape import Endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
-from served_project import RUNTIME_CLI, free_port, get, post, runtime_env
+from served_project import RUNTIME_CLI, free_port, post, runtime_env
 
 from mlc.compiler.pipeline import compile_spec_file
 from mlc.runtime.contract import CONFIG_PATH
@@ -55,40 +56,6 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
 
 set_model(BrokenModel())
 '''
-
-
-def documents(root: Path, folder: str) -> dict[str, dict[str, Any]]:
-    """`kind/name` -> the compiled manifest, for the files of one environment folder."""
-    found = {}
-    for path in sorted((root / folder).glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and "metadata" in doc:
-                found[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
-    return found
-
-
-def substitute(command: list[str], replacements: dict[str, str]) -> list[str]:
-    """The compiled command with placement values swapped for local ones: `--option` -> new value."""
-    local = list(command)
-    for option, value in replacements.items():
-        local[local.index(option) + 1] = value
-    return local
-
-
-def runtime(project: Path, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    assert command[0] == "mlc-runtime"
-    return subprocess.run(
-        [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**env), capture_output=True, text=True, timeout=600
-    )
-
-
-def query(url: str, expression: str) -> list[dict[str, Any]]:
-    return prometheus_api(url, "/api/v1/query", query=expression)["result"]
-
-
-def alerts(url: str) -> dict[str, str]:
-    """alertname -> state (pending or firing) of the alerts Prometheus holds now."""
-    return {alert["labels"]["alertname"]: alert["state"] for alert in prometheus_api(url, "/api/v1/alerts")["alerts"]}
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +155,7 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
             stack.callback(lambda process=process: (process.terminate(), process.wait(timeout=30)))
             servers[pod_hash] = f"http://127.0.0.1:{port}"
         for pod_hash, server in servers.items():
-            wait_for(lambda server=server: _ready(server), 120, f"serving pod {pod_hash}")
+            wait_for(lambda server=server: server_ready(server), 120, f"serving pod {pod_hash}")
         wait_for(lambda: _targets_up(url) == 3, 60, "Prometheus scraping both pods and the Pushgateway")
         yield {
             "project": project,
@@ -200,13 +167,6 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "prometheus": url,
             "rules": yaml.safe_load(rule_file.read_text())["groups"][0]["rules"],
         }
-
-
-def _ready(server: str) -> bool:
-    try:
-        return get(f"{server}/ready", timeout=2)[0] == 200
-    except OSError:
-        return False
 
 
 def _targets_up(url: str) -> int:
@@ -232,16 +192,6 @@ def _drift(system: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[s
 def _rows(path: Path, count: int) -> list[dict[str, Any]]:
     frame = pd.read_csv(path).drop(columns=["churned"]).head(count)
     return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def became(check: Any, timeout: float) -> bool:
-    """Whether `check()` turned true within `timeout` seconds (polled)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture(scope="module")

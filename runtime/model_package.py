@@ -95,6 +95,24 @@ def log_contract_model(
         artifacts={TORCH_MODEL_ARTIFACT: str(torch_path), PREPROCESSOR_ARTIFACT: str(preprocessor_path)},
         code_paths=code_paths or None,
         pip_requirements=requirements,  # given, so MLflow does not import the model to infer them
-        registered_model_name=registered_model,
     )
-    return info.model_uri, str(info.registered_model_version)
+    return info.model_uri, register_version(registered_model, info.model_uri, info.run_id, info.model_id)
+
+
+def register_version(name: str, model_uri: str, run_id: str | None, model_id: str | None) -> str:
+    """Register a logged model as a new version of `name` (created on first use); its version.
+
+    Through the client rather than `registered_model_name=`: MLflow's fluent registration prints
+    "Successfully registered model" and "Created version" to stderr, which our own line already
+    says, once, with the alias it was given."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    version = client.create_model_version(name, source=model_uri, run_id=run_id, model_id=model_id)
+    return str(version.version)

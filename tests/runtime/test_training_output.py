@@ -194,6 +194,8 @@ def test_train_with_overrides_records_them_names_the_run_and_shows_progress(toy,
     progress = [line for line in done.stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split("  ")[0] for line in progress] == ["epoch 1/3", "epoch 3/3"]  # first and last, not a TTY
     assert progress[-1].endswith("done") and "train_loss " in progress[-1] and " rows/s, " in progress[-1]
+    # Our line says what was registered, once: not MLflow's own two lines on stderr as well.
+    assert "Successfully registered model" not in done.stderr and "Created version" not in done.stderr
 
     mlflow.set_tracking_uri(f"sqlite:///{root}/.mlc/mlflow.db")
     client = MlflowClient()

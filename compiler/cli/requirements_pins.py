@@ -10,7 +10,8 @@ what trained here is what the image installs. Left out: torch (the image install
 (the image installs the runtime matching the compiler). A dependency that is not installed,
 or installed from a local folder (editable), is an error naming it. For a lock resolved from
 an index instead (another platform, hashes), use `uv pip compile requirements.in -o
-requirements.lock` (or pip-tools' `pip-compile`), which the validator accepts as well.
+requirements.lock` (or pip-tools' `pip-compile --no-emit-index-url --no-emit-find-links`: by
+default it copies pip's own index options into the lock), which the validator accepts as well.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ _ALLOWED_OPTIONS = (
     "--trusted-host",
 )
 _CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+_LOCATION_OPTIONS = ("--index-url", "--extra-index-url", "-i", "--find-links", "-f")
 # How a lock is made that validates: every package pinned, nothing editable, mlc left out (the
 # image installs the mlc runtime that matches the compiler). `mlc lock` does it from what is
 # installed here (`cli/requirements_pins.py`); uv resolves one from an index instead.
@@ -191,6 +192,16 @@ def check_requirements_lock(text: str, file: str, torch: str | None = None) -> l
                         hint="list every package pinned with == in this one file (no -r, -c or -e)",
                     )
                 )
+            elif option in _LOCATION_OPTIONS and _on_this_machine(line):
+                problems.append(
+                    error(
+                        f"{option} names a location on this machine, which the image build cannot see",
+                        where,
+                        hint="leave index options out of the lock (pip-compile copies pip's own configuration "
+                        "in: run it with --no-emit-index-url --no-emit-find-links); a private index reaches the "
+                        "build through the pip.conf secret",
+                    )
+                )
             elif _CREDENTIALS.search(line) or token_kind(line):
                 problems.append(
                     error(
@@ -274,6 +285,12 @@ def check_requirements_lock(text: str, file: str, torch: str | None = None) -> l
             for where in unhashed_positions
         )
     return problems
+
+
+def _on_this_machine(line: str) -> bool:
+    """Whether an index or find-links option names a folder or `file:` URL (not an http(s) index)."""
+    value = re.split(r"[=\s]+", line, maxsplit=1)[1:] or [""]
+    return not re.match(r"https?://", value[0].strip(), re.IGNORECASE)
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, int, str]]:

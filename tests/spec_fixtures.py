@@ -12,6 +12,19 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 REFERENCE_SPEC = SHARED / "design" / "mlproject.reference.yaml"
+# The smallest project that validates: a model trained from two local files.
+MINIMAL_SPEC = """apiVersion: mlc/v1
+kind: MLProject
+metadata:
+  name: demo
+images:
+  registry: ghcr.io/acme
+data:
+  train: {uri: data/train.csv}
+  eval: {uri: data/eval.csv}
+train:
+  entrypoint: demo.model:train
+"""
 
 
 def make_project(root: Path, spec_text: str, package: str = "demo", lock: str = "numpy==2.0.0\n") -> Path:

@@ -20,21 +20,9 @@ import pytest
 
 from mlc.compiler.pipeline import resolve_spec_file
 from mlc.compiler.validate.project_files import requirements_use_hashes
-from spec_fixtures import make_project
+from spec_fixtures import MINIMAL_SPEC, make_project
 
 BIN = Path(sys.executable).parent
-SPEC = """apiVersion: mlc/v1
-kind: MLProject
-metadata:
-  name: demo
-images:
-  registry: ghcr.io/acme
-data:
-  train: {uri: data/train.csv}
-  eval: {uri: data/eval.csv}
-train:
-  entrypoint: demo.model:train
-"""
 
 
 def write_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
@@ -87,7 +75,7 @@ def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def validate(tmp_path: Path, lock: str) -> list[str]:
-    spec = make_project(tmp_path / "project", SPEC, lock=lock)
+    spec = make_project(tmp_path / "project", MINIMAL_SPEC, lock=lock)
     return [d.render() for d in resolve_spec_file(spec, "mlproject.yaml").diagnostics]
 
 

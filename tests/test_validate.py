@@ -11,20 +11,9 @@ import pytest
 from mlc.compiler.diagnostics import Severity
 from mlc.compiler.pipeline import resolve_spec_file
 from mlc.compiler.validate.project_files import check_requirements_lock
-from spec_fixtures import REPO_ROOT, run_mlc
+from spec_fixtures import MINIMAL_SPEC, REPO_ROOT, run_mlc
 
-BASE = """apiVersion: mlc/v1
-kind: MLProject
-metadata:
-  name: demo
-images:
-  registry: ghcr.io/acme
-data:
-  train: {uri: data/train.csv}
-  eval: {uri: data/eval.csv}
-train:
-  entrypoint: demo.model:train
-"""
+BASE = MINIMAL_SPEC
 
 # The same spec, its data where a cluster's jobs reach it (same lines and columns as BASE): what
 # a spec with environments needs (tests/test_job_data.py covers local paths in a cluster).

@@ -54,3 +54,15 @@ def run_mlc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     finally:
         os.chdir(old)
     return result.exit_code, result.stdout, result.stderr
+
+
+def git_commit_empty(root: Path) -> str:
+    """`git init` in `root` and one empty commit (training names its run after the commit); its sha."""
+    import subprocess
+
+    identity = ["-c", "user.name=t", "-c", "user.email=t@e"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), *identity, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    return subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()

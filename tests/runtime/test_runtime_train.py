@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from spec_fixtures import git_commit_empty
+
 
 def client_for(root: Path) -> MlflowClient:
     mlflow.set_tracking_uri(f"sqlite:///{root}/.mlc/mlflow.db")
@@ -28,24 +30,7 @@ def record(root: Path, rank: int = 0) -> dict:
 
 def test_train_logs_lineage_and_registers_one_pyfunc_model(toy, run_runtime) -> None:
     root, config = toy
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(root),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-        check=True,
-    )
+    git_commit_empty(root)
     done = run_runtime("train", "--config", str(config()), cwd=root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("registered toy-model version 1 as @challenger (MLflow run ")

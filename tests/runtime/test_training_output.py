@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -16,6 +14,7 @@ from mlc.runtime.contract.config import RuntimeConfig
 from mlc.runtime.param_overrides import OverrideError, overrides_tag, parse_overrides
 from mlc.runtime.progress import ProgressState, TrainingProgress, clock, progress_line, rate
 from mlc.runtime.training import TrainingResult, checkpoint_lineage, run_name, where_to_look
+from spec_fixtures import git_commit_empty
 
 LOOP_ENTRYPOINT = """
 import torch
@@ -156,34 +155,10 @@ def test_where_to_look_gives_the_ui_command_locally_and_the_page_on_a_server() -
     assert where_to_look(server) == "see the run: https://mlflow.example.com/#/experiments/3/runs/r1"
 
 
-def _git_commit(root: Path) -> str:
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(root),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "x",
-        ],
-        check=True,
-    )
-    return subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def test_train_with_overrides_records_them_names_the_run_and_shows_progress(toy, run_runtime) -> None:
     root, config = toy
     (root / "src/toy/loop.py").write_text(LOOP_ENTRYPOINT)
-    head = _git_commit(root)
+    head = git_commit_empty(root)
     path = config(entrypoint="toy.loop:train", params={"epochs": 40, "lr": 0.5, "batch_size": 128})
     done = run_runtime("train", "--config", str(path), "-p", "epochs=3", "-p", "lr=0.1", cwd=root)
     assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ importing a helper by the name `conftest` would pick whichever folder came first
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +59,6 @@ def run_mlc(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
 
 def git_commit_empty(root: Path) -> str:
     """`git init` in `root` and one empty commit (training names its run after the commit); its sha."""
-    import subprocess
-
     identity = ["-c", "user.name=t", "-c", "user.email=t@e"]
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     subprocess.run(["git", "-C", str(root), *identity, "commit", "-q", "--allow-empty", "-m", "x"], check=True)

@@ -111,6 +111,20 @@ def _relabelings(monitor: dict[str, Any], endpoint: dict[str, Any]) -> list[dict
     return rules
 
 
+def pushgateway_endpoint(gateway_url: str) -> Endpoint:
+    """The Pushgateway at `gateway_url` as the chart `prometheus-community/prometheus-pushgateway`
+    exposes it: the Service the compiled ServiceMonitors select."""
+    return Endpoint(
+        address=gateway_url.removeprefix("http://"),
+        namespace="monitoring",
+        service="prometheus-pushgateway",
+        service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
+        port_name="http",
+        pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
+        container="pushgateway",
+    )
+
+
 def scrape_configs(monitor: dict[str, Any], endpoints: list[Endpoint], interval: str) -> list[dict[str, Any]]:
     """The Operator's scrape jobs for `monitor` (one per endpoint), over the given endpoints.
 

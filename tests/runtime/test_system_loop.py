@@ -40,7 +40,7 @@ import pandas as pd
 import pytest
 import yaml
 from compiled_system import alerts, became, documents, query, runtime, server_ready, substitute
-from operator_scrape import Endpoint, scrape_configs
+from operator_scrape import pushgateway_endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
 from served_project import RUNTIME_CLI, free_port, get, metric_value, runtime_env
 
@@ -165,15 +165,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         s3 = stack.enter_context(s3_server())
         env = {**tracking, **s3}
         gateway = stack.enter_context(pushgateway(root))
-        gateway_endpoint = Endpoint(
-            address=gateway.removeprefix("http://"),
-            namespace="monitoring",
-            service="prometheus-pushgateway",
-            service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
-            port_name="http",
-            pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
-            container="pushgateway",
-        )
+        gateway_endpoint = pushgateway_endpoint(gateway)
         monitor = manifests["ServiceMonitor/churn-drift-pushgateway"]
         rule_file = project / "deploy" / "tests" / ENVIRONMENT / "alerts.rules.yaml"
         url = stack.enter_context(

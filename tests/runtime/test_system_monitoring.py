@@ -30,7 +30,7 @@ import pytest
 import yaml
 from compiled_system import alerts, became, documents, query, runtime, server_ready, substitute
 from object_store import ObjectStore, churn_bucket
-from operator_scrape import Endpoint, scrape_configs
+from operator_scrape import Endpoint, pushgateway_endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
 from served_project import RUNTIME_CLI, free_port, post, runtime_env
 
@@ -122,16 +122,7 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     with contextlib.ExitStack() as stack:  # every process started here is stopped, whatever fails
         gateway = stack.enter_context(pushgateway(root))
-        # Where the chart `prometheus-community/prometheus-pushgateway` puts it: the Service the compiled monitor selects.
-        gateway_endpoint = Endpoint(
-            address=gateway.removeprefix("http://"),
-            namespace="monitoring",
-            service="prometheus-pushgateway",
-            service_labels={"app.kubernetes.io/name": "prometheus-pushgateway"},
-            port_name="http",
-            pod="prometheus-pushgateway-5f7d8c9b4-k2x7p",
-            container="pushgateway",
-        )
+        gateway_endpoint = pushgateway_endpoint(gateway)
         monitors = [doc for key, doc in manifests.items() if key.startswith("ServiceMonitor/")]
         rule_file = project / "deploy" / "tests" / ENVIRONMENT / "alerts.rules.yaml"  # the emitted file, as written
         prometheus_config = {

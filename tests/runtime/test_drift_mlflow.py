@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
+from real_services import mlflow_server
 
 from mlc.runtime.cli import main
 from mlc.runtime.drift.mlflow_profile import (
@@ -25,55 +18,12 @@ from mlc.runtime.drift.profile import ProfileError, build_profile
 mlflow = pytest.importorskip("mlflow")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory):
     """URI of an `mlflow server` (sqlite backend, local artifacts) for this module."""
     tmp = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    executable = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    process = subprocess.Popen(
-        [
-            executable,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(tmp / "artifacts"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "server.log").open("w"),
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120  # slow on a loaded 2-core machine
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1).read()
-                break
-            except OSError:
-                if time.time() > deadline or process.poll() is not None:
-                    pytest.fail("mlflow server did not start: " + (tmp / "server.log").read_text()[-2000:])
-                time.sleep(0.2)
-        yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # its gunicorn/uvicorn workers can take longer on a loaded machine
-            process.kill()
-            process.wait(timeout=10)
+    with mlflow_server(tmp, f"sqlite:///{tmp / 'mlflow.db'}", basic_auth=False) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlc.runtime.drift.config import FeatureKind
 from mlc.runtime.drift.data import DataError, feed_batches, open_dataset, schema_kinds
@@ -97,7 +96,9 @@ def quantile_edge_keys(keys: np.ndarray, counts: np.ndarray, bins: int) -> np.nd
     cum = np.cumsum(counts)
     targets = cum[-1] * np.arange(1, bins) / bins
     inner = keys[np.searchsorted(cum, targets, side="left")] + 1
-    return np.unique(np.concatenate([keys[:1], inner, keys[-1:] + 1]))
+    edges = np.concatenate([keys[:1], inner, keys[-1:] + 1])  # sorted: keys and targets ascend
+    # Dropping repeats of sorted values by hand: np.unique would import numpy.ma (~15 ms a process).
+    return edges[np.concatenate([[True], edges[1:] != edges[:-1]])]
 
 
 def bin_counts(edge_keys: np.ndarray, keys: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
@@ -224,18 +225,55 @@ class MissingCounts:
     neg_inf: int = 0
 
 
+# Arrow types whose values buffer numpy reads as it is (Array.to_numpy would import pandas).
+_NUMPY_TYPES = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def valid_mask(array: pa.Array) -> np.ndarray | None:
+    """Which slots of an Arrow array hold a value (from its validity bitmap); None when all do."""
+    if array.null_count == 0:
+        return None
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].view(bool)
+
+
+def _as_numpy(array: pa.Array) -> np.ndarray:
+    """The values buffer of a primitive numeric array, zero-copy (null slots hold junk)."""
+    dtype = np.dtype(_NUMPY_TYPES[array.type])
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
 def numeric_values(array: pa.Array, counts: MissingCounts) -> np.ndarray:
-    """Non-missing float64 values of an Arrow array, updating the missing/non-finite counters."""
+    """Non-missing float64 values of an Arrow array, updating the missing/non-finite counters.
+
+    Primitive types are read straight from the Arrow buffers (no pyarrow.compute import, ~0.1 s
+    a process); others (decimals) are cast by Arrow first.
+    """
     if isinstance(array, pa.ChunkedArray):
         array = pa.concat_arrays(array.chunks)
     counts.count += len(array)
     counts.null += array.null_count
-    if array.null_count:
-        array = pc.drop_null(array)
-    if array.type != pa.float64():  # ints, float32, decimals
+    if array.type not in _NUMPY_TYPES:
+        import pyarrow.compute as pc
+
         array = pc.cast(array, pa.float64(), safe=False)
-    # Straight from the Arrow buffer: Array.to_numpy would import pandas (~0.6 s).
-    values = np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
+    values = _as_numpy(array)
+    valid = valid_mask(array)
+    if valid is not None:
+        values = values[valid]
+    if values.dtype != np.float64:
+        return values.astype(np.float64)  # integers are never NaN or infinite
     nan = np.isnan(values)
     n_nan = int(nan.sum())
     if n_nan:
@@ -249,14 +287,36 @@ def numeric_values(array: pa.Array, counts: MissingCounts) -> np.ndarray:
 
 
 def category_counts(array: pa.Array, counts: MissingCounts) -> dict[str, int]:
-    """Exact counts of the non-null values of an Arrow array, as strings."""
+    """Exact counts of the non-null values of an Arrow array, as strings.
+
+    Dictionary arrays (how drift reads Parquet string columns) are counted on their indices
+    with bincount, never materializing a string per row; other arrays through Arrow's
+    value_counts.
+    """
     counts.count += len(array)
     counts.null += array.null_count
+    if pa.types.is_dictionary(array.type) and (
+        pa.types.is_string(array.type.value_type) or pa.types.is_large_string(array.type.value_type)
+    ):
+        indices = _as_numpy(array.indices)
+        valid = valid_mask(array)
+        if valid is not None:
+            indices = indices[valid]
+        tally = np.bincount(indices, minlength=len(array.dictionary))
+        present = np.flatnonzero(tally)
+        levels = array.dictionary.to_pylist()
+        result: dict[str, int] = {}
+        # A dictionary may repeat a value (Parquet falls back from dictionary pages mid-chunk).
+        for index, n in zip(present.tolist(), tally[present].tolist(), strict=True):
+            result[levels[index]] = result.get(levels[index], 0) + n
+        return result
+    import pyarrow.compute as pc
+
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         array = array.cast(pa.string())
-    result: dict[str, int] = {}
+    result = {}
     for item in pc.value_counts(array).to_pylist():
         if item["values"] is not None:
             result[item["values"]] = int(item["counts"])

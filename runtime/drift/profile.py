@@ -51,6 +51,9 @@ _SIGN_BIT = np.int64(-(1 << 63))
 MAX_RESOLUTION_BITS = 19  # keeps keys below 2**31, so batch sorts run on int32
 # Smallest number of pending sketch entries per feature worth a compaction.
 _COMPACT_AT = 1 << 16
+# Widest range of keys of one sign counted densely per numeric feature (512 KB of counts):
+# 64 octaves at the default 10 resolution bits. Wider ones are sorted (`NumericProfiler`).
+MAX_DENSE_SPAN = 1 << 16
 MAX_TABLE_SPAN = 1 << 22  # widest key range binned by lookup (`bin_table`); wider ones are sorted
 
 
@@ -189,7 +192,9 @@ SKETCH_ENCODING = "zlib-base64-int64le"
 
 
 def _pack(values: np.ndarray) -> str:
-    return base64.b64encode(zlib.compress(values.astype("<i8").tobytes(), 6)).decode("ascii")
+    # Level 1: ~8x faster than 6 on sketches (6 ms a feature at 6, the profile's largest cost)
+    # for ~25% more bytes; any level decodes the same.
+    return base64.b64encode(zlib.compress(values.astype("<i8").tobytes(), 1)).decode("ascii")
 
 
 def _unpack(text: str) -> np.ndarray:
@@ -272,8 +277,11 @@ def numeric_values(array: pa.Array, counts: MissingCounts) -> np.ndarray:
     valid = valid_mask(array)
     if valid is not None:
         values = values[valid]
-    if values.dtype != np.float64:
+    if values.dtype.kind in "iu":
         return values.astype(np.float64)  # integers are never NaN or infinite
+    values = values.astype(np.float64, copy=False)  # float32
+    if np.isfinite(values).all():  # the common case: one pass instead of two
+        return values
     nan = np.isnan(values)
     n_nan = int(nan.sum())
     if n_nan:
@@ -324,12 +332,57 @@ def category_counts(array: pa.Array, counts: MissingCounts) -> dict[str, int]:
 
 
 @dataclass
+class KeyTally:
+    """Exact counts of grid keys in one dense window of keys, `low` to `low + len(counts) - 1`.
+
+    Keys of one sign usually span a few octaves (1024 keys each at 10 resolution bits), so
+    counting them with bincount into a window that grows as needed is O(n) a batch and needs
+    no sort, not even at the end (the window's nonzero entries are the sketch, in order).
+    """
+
+    low: int = 0
+    counts: np.ndarray | None = None
+
+    def add(self, keys: np.ndarray, low: int, high: int) -> bool:
+        """Count `keys` (all within `low`..`high`); False, counting nothing, when the window
+        would have to outgrow `MAX_DENSE_SPAN`."""
+        if self.counts is None:
+            new_low, new_high = low, high
+        else:
+            new_low, new_high = min(self.low, low), max(self.low + len(self.counts) - 1, high)
+        if new_high - new_low + 1 > MAX_DENSE_SPAN:
+            return False
+        if self.counts is None or new_low < self.low or new_high >= self.low + len(self.counts):
+            grown = np.zeros(new_high - new_low + 1, dtype=np.int64)
+            if self.counts is not None:
+                grown[self.low - new_low : self.low - new_low + len(self.counts)] = self.counts
+            self.low, self.counts = new_low, grown
+        window = self.counts[low - self.low : high - self.low + 1]
+        window += np.bincount(keys - low, minlength=high - low + 1)
+        return True
+
+    def sketch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The counted keys, ascending, and their counts."""
+        if self.counts is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        present = np.flatnonzero(self.counts)
+        return present + self.low, self.counts[present]
+
+
+@dataclass
 class NumericProfiler:
-    """Accumulates one numeric feature's exact grid sketch, batch by batch."""
+    """Accumulates one numeric feature's exact grid sketch, batch by batch.
+
+    Each sign's keys are tallied densely (`KeyTally`); a batch whose keys would stretch its
+    sign's window past `MAX_DENSE_SPAN` (values spanning hundreds of octaves) is counted into
+    sorted sketch parts instead, compacted as they grow. Both are exact, so the sketch is the
+    same either way.
+    """
 
     resolution_bits: int
     missing: MissingCounts = field(default_factory=MissingCounts)
     parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    tallies: tuple[KeyTally, KeyTally] = field(default_factory=lambda: (KeyTally(), KeyTally()))
     _size: int = 0
     _compacted: int = 0
 
@@ -337,7 +390,20 @@ class NumericProfiler:
         values = numeric_values(array, self.missing)
         if len(values) == 0:
             return
-        keys, counts = count_keys(grid_keys(values, self.resolution_bits), self.zero_key)
+        keys = grid_keys(values, self.resolution_bits)
+        zero = self.zero_key
+        low, high = int(keys.min()), int(keys.max())
+        if low >= zero or high < zero:  # one sign: no split needed
+            sides = [(int(low >= zero), keys, low, high)]
+        else:
+            negative, positive = keys[keys < zero], keys[keys >= zero]
+            sides = [(0, negative, low, int(negative.max())), (1, positive, int(positive.min()), high)]
+        for side, part, part_low, part_high in sides:
+            if not self.tallies[side].add(part, part_low, part_high):
+                self._add_sorted(part)
+
+    def _add_sorted(self, keys: np.ndarray) -> None:
+        keys, counts = count_keys(keys, self.zero_key)
         self.parts.append((keys, counts))
         self._size += len(keys)
         # Compact once the pending parts outgrow the compacted sketch: memory stays
@@ -352,7 +418,10 @@ class NumericProfiler:
         return 1 << (11 + self.resolution_bits)
 
     def sketch(self) -> tuple[np.ndarray, np.ndarray]:
-        return merge_sketches(self.parts)
+        negative, positive = (tally.sketch() for tally in self.tallies)
+        if not self.parts:  # negatives' keys all lie below positives': already in order
+            return np.concatenate([negative[0], positive[0]]), np.concatenate([negative[1], positive[1]])
+        return merge_sketches([*self.parts, negative, positive])
 
 
 @dataclass

@@ -316,7 +316,8 @@ def category_counts(array: pa.Array, counts: MissingCounts) -> dict[str, int]:
         result: dict[str, int] = {}
         # A dictionary may repeat a value (Parquet falls back from dictionary pages mid-chunk).
         for index, n in zip(present.tolist(), tally[present].tolist(), strict=True):
-            result[levels[index]] = result.get(levels[index], 0) + n
+            if levels[index] is not None:  # a null in the dictionary itself, as value_counts skips it
+                result[levels[index]] = result.get(levels[index], 0) + n
         return result
     import pyarrow.compute as pc
 

@@ -1,10 +1,12 @@
-"""Benchmark: the drift job's per-row kernels, sorting (the previous code) vs counting (now).
+"""Benchmark: the drift job's per-row kernels: sorting, lookup (the previous code), tally (now).
 
 `run_check` bins each numeric batch of current data on the reference bins, and `build_profile`
-reduces each batch of reference data to distinct grid keys with counts. Both used to sort every
-batch (np.sort / np.unique); now a check looks bins up in a table (`bin_table`) and a profile
-counts keys with bincount (`count_keys`). This runs both versions alternately in one process on
-the same Parquet files (so a busy machine slows both alike) and prints the times side by side.
+reduces each batch of reference data to distinct grid keys with counts. Both first sorted every
+batch (np.sort / np.unique: "sorting"); then a check looked bins up in a table (`bin_table`) and a
+profile counted each batch's keys with bincount and merged the parts by sorting ("lookup"); now
+both tally keys into dense windows with one bincount a batch, no sort and no lookup ("tally",
+`KeyTally`, `MAX_DENSE_SPAN`). This runs the versions alternately in one process on the same
+Parquet files (so a busy machine slows all alike) and prints the times side by side.
 
     .venv/bin/python benchmarks/drift_kernels.py [--workdir /tmp/drift-bench] [--repeats 4]
 
@@ -36,19 +38,24 @@ def sorted_count_keys(keys: np.ndarray, zero_key: int) -> tuple[np.ndarray, np.n
 
 
 def timed(step, repeats: int) -> dict[str, list[float]]:
-    """Seconds of `step()` per repeat, the sorting and the counting kernel alternating."""
-    counting_keys, table_span = profile.count_keys, check.MAX_TABLE_SPAN
-    times: dict[str, list[float]] = {"sorting": [], "counting": []}
+    """Seconds of `step()` per repeat, the kernels alternating."""
+    counting_keys, table_span, dense_span = profile.count_keys, check.MAX_TABLE_SPAN, profile.MAX_DENSE_SPAN
+    times: dict[str, list[float]] = {"sorting": [], "lookup": [], "tally": []}
+
+    def use(kernel: str) -> None:
+        profile.count_keys = sorted_count_keys if kernel == "sorting" else counting_keys
+        check.MAX_TABLE_SPAN = -1 if kernel == "sorting" else table_span  # -1: no table, sort
+        profile.MAX_DENSE_SPAN = check.MAX_DENSE_SPAN = dense_span if kernel == "tally" else -1  # -1: no tally
+
     try:
         for _ in range(repeats):
             for kernel in times:
-                profile.count_keys = sorted_count_keys if kernel == "sorting" else counting_keys
-                check.MAX_TABLE_SPAN = -1 if kernel == "sorting" else table_span  # -1: no table, sort
+                use(kernel)
                 started = time.perf_counter()
                 step()
                 times[kernel].append(time.perf_counter() - started)
     finally:
-        profile.count_keys, check.MAX_TABLE_SPAN = counting_keys, table_span
+        use("tally")
     return times
 
 
@@ -59,8 +66,11 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    print("| step | data | sorting s (median; runs) | counting s (median; runs) | speed-up |")
-    print("|---|---|---|---|---|")
+    print(
+        "| step | data | sorting s (median; runs) | lookup s (median; runs) | tally s (median; runs)"
+        " | tally vs lookup |"
+    )
+    print("|---|---|---|---|---|---|")
     for name in ("small", "large"):
         n_ref, n_cur, numeric, categorical, s_num, s_cat = SCENARIOS[name]
         ref = write_dataset(work / f"{name}_ref.parquet", n_ref, numeric, categorical, 1)
@@ -72,11 +82,13 @@ def main() -> None:
         }
         for label, step in steps.items():
             times = timed(step, args.repeats)
-            old, new = statistics.median(times["sorting"]), statistics.median(times["counting"])
-            runs = {kernel: [round(t, 2) for t in values] for kernel, values in times.items()}
+            medians = {kernel: statistics.median(values) for kernel, values in times.items()}
+            cells = " | ".join(
+                f"{medians[kernel]:.2f} {[round(t, 2) for t in values]}" for kernel, values in times.items()
+            )
             print(
-                f"| {label} | {name} ({n_ref:,} rows, {numeric}+{categorical} cols) | {old:.2f} {runs['sorting']}"
-                f" | {new:.2f} {runs['counting']} | {old / new:.1f}x |"
+                f"| {label} | {name} ({n_ref:,} rows, {numeric}+{categorical} cols) | {cells}"
+                f" | {medians['lookup'] / medians['tally']:.1f}x |"
             )
             sys.stdout.flush()
 

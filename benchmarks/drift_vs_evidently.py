@@ -7,7 +7,7 @@ false-alarm rate with no drift and the detection power for small shifts.
 Setup (Evidently is not a project dependency; it lives in its own venv):
 
     python3 -m venv /tmp/evidently-venv
-    /tmp/evidently-venv/bin/pip install evidently 'pandas<3' pyarrow
+    /tmp/evidently-venv/bin/pip install evidently==0.7.23 'pandas<3' pyarrow
 
 Run from the repo root with the project's venv (where `mlc-runtime` is installed):
 

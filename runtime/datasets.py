@@ -122,7 +122,7 @@ def _first_line(error: BaseException) -> str:
 
 
 # What a remote store's error text says -> what to tell the user. S3's words, then Google Cloud
-# Storage's status codes (those untested here: there is no GCS emulator in the tests).
+# Storage's status codes (untested: the GCS emulator of the tests refuses nothing).
 _STORE_HINTS = (
     (
         (
@@ -277,12 +277,15 @@ def _missing_bucket(filesystem: pafs.FileSystem, path: str, uri: str) -> str | N
     )
 
 
-def _file_infos(filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool) -> list[pafs.FileInfo]:
-    """Everything under `base`; `DataError` naming the URI when it is missing or the store refuses."""
+def _file_infos(
+    filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool, missing_ok: bool = False
+) -> list[pafs.FileInfo]:
+    """Everything under `base`; `DataError` naming the URI when it is missing (unless `missing_ok`:
+    nothing) or the store refuses."""
     import pyarrow.fs as pafs
 
     try:
-        return filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
+        return filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive, allow_not_found=missing_ok))
     except FileNotFoundError:
         raise DataError(_not_found(filesystem, base, uri)) from None
     except OSError as error:
@@ -325,10 +328,12 @@ def csv_header(files: DataFiles, path: str) -> list[str]:
         return reader.schema.names
 
 
-def list_entries(filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool) -> list[pafs.FileInfo]:
+def list_entries(
+    filesystem: pafs.FileSystem, base: str, uri: str, recursive: bool, missing_ok: bool = False
+) -> list[pafs.FileInfo]:
     """Files and folders under `base` (of `uri`'s store), visible ones only; `DataError` naming
-    the URI when it is missing or the store refuses."""
-    infos = _file_infos(filesystem, base, uri, recursive)
+    the URI when it is missing (unless `missing_ok`: none) or the store refuses."""
+    infos = _file_infos(filesystem, base, uri, recursive, missing_ok)
     root = base.rstrip("/") + "/"
     return [info for info in infos if not _hidden(info.path[len(root) :] if info.path.startswith(root) else info.path)]
 

@@ -41,6 +41,7 @@ from mlc.runtime.drift import statistics as st
 from mlc.runtime.drift.config import DriftConfig
 from mlc.runtime.drift.data import DataError, Source, feed_batches, open_dataset, open_prediction_log
 from mlc.runtime.drift.profile import (
+    MAX_DENSE_SPAN,
     MAX_TABLE_SPAN,
     MissingCounts,
     ProfileError,
@@ -158,18 +159,36 @@ class _NumericCurrent:
     missing: MissingCounts = field(default_factory=MissingCounts)
     counts: np.ndarray | None = None
     table: np.ndarray | None = None  # the bin of every key between the edges (`bin_table`)
+    tally: np.ndarray | None = None  # the count of every key between the edges (`MAX_DENSE_SPAN`)
 
     def add(self, array: Any) -> None:
         values = numeric_values(array, self.missing)
         keys = grid_keys(values, self.resolution_bits)
+        span = int(self.edge_keys[-1] - self.edge_keys[0]) if len(self.edge_keys) else None
+        if span is not None and span <= MAX_DENSE_SPAN:
+            # Count every key between the edges (bins come from the sums at the end): one
+            # bincount a batch, no per-value lookup.
+            low = int(self.edge_keys[0]) - 1
+            np.clip(keys, low, low + span + 1, out=keys)
+            keys -= low
+            tally = np.bincount(keys, minlength=span + 2)
+            self.tally = tally if self.tally is None else self.tally + tally
+            return
         # No reference values (one bin, everything unseen), or keys too fine for a table.
-        if len(self.edge_keys) == 0 or self.edge_keys[-1] - self.edge_keys[0] > MAX_TABLE_SPAN:
+        if span is None or span > MAX_TABLE_SPAN:
             binned = bin_counts(self.edge_keys, keys.astype(np.int32))  # int32 sorts faster
         else:
             if self.table is None:
                 self.table = bin_table(self.edge_keys)
             binned = table_bin_counts(self.table, int(self.edge_keys[0]), keys)
         self.counts = binned if self.counts is None else self.counts + binned
+
+    def binned(self) -> np.ndarray | None:
+        """Counts per bin [underflow, bins..., overflow], as `profile.bin_counts` numbers them."""
+        if self.tally is None:
+            return self.counts
+        starts = np.concatenate([[0], self.edge_keys - self.edge_keys[0] + 1])
+        return np.add.reduceat(self.tally, starts).astype(np.int64)
 
 
 @dataclass
@@ -217,7 +236,8 @@ def numeric_comparison(name: str, entry: Mapping[str, Any], current: _NumericCur
     labels += [f"[{lo}, {hi})" for lo, hi in pairwise(edges)]
     labels += [">= " + edges[-1]] if edges else []
     ref = np.asarray(entry["bins"]["counts"], dtype=np.int64)
-    cur = current.counts if current.counts is not None else np.zeros(len(ref), dtype=np.int64)
+    binned = current.binned()
+    cur = binned if binned is not None else np.zeros(len(ref), dtype=np.int64)
     if len(ref) == 0:  # reference had no non-missing values: everything is "unseen"
         ref, cur, labels = np.zeros(1, np.int64), np.array([cur.sum()]), ["all"]
     return Comparison(

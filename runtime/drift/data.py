@@ -163,9 +163,13 @@ def kind_from_arrow(dtype: pa.DataType) -> FeatureKind | None:
         return "numeric"
     if pa.types.is_boolean(dtype) or pa.types.is_dictionary(dtype):
         return "categorical"
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+    if _is_string(dtype):
         return "categorical"
     return None
+
+
+def _is_string(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
 
 
 def schema_kinds(source: Source) -> dict[str, FeatureKind]:
@@ -198,6 +202,9 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
     # parallel. Remote files: pre-buffering coalesces a row group's column chunks into a few
     # ranged GETs instead of one request per page buffer (memory: that row group's pages).
     remote = is_remote(files.uri)
+    # String columns arrive dictionary-encoded: their indices are codes to count, so no string
+    # is built per row (`profile.category_counts`).
+    strings = [name for name in names if _is_string(source.schema.field(name).type)]
     for path in files.paths:
         try:
             if path != files.paths[0]:
@@ -210,7 +217,9 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
 
                 with (
                     files.filesystem.open_input_file(path) as handle,
-                    pq.ParquetFile(handle, buffer_size=0 if remote else 1 << 20, pre_buffer=remote) as parquet,
+                    pq.ParquetFile(
+                        handle, buffer_size=0 if remote else 1 << 20, pre_buffer=remote, read_dictionary=strings
+                    ) as parquet,
                 ):
                     yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=False)
         except _ARROW_ERRORS as exc:

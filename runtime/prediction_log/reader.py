@@ -1,8 +1,10 @@
 """Reading a window of the prediction log: hour partitions pruned by name, rows by timestamp.
 
-`window_files` lists the log's `date=` folders (one listing), keeps the days the window touches,
-lists those (one listing each) and keeps the files of the window's hours: a 24-hour window over
-a year of history reads two days' listings and about 25 hours of files, not the year.
+`window_files` lists the `date=` folders of the days the window touches, by name (one listing
+each), and keeps the files of the window's hours: a 24-hour window over a year of history reads
+two days' listings and about 25 hours of files, not the year. The days are named rather than
+found by listing the log's folder: on Google Cloud Storage, pyarrow lists no folders that only
+exist as the prefix of their files (as the log's do), so a listing would find no day at all.
 `read_window` reads the columns asked for from those files and keeps the rows whose timestamp is
 in the window (a file of the first hour also holds rows from before it).
 """
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 _DATE = re.compile(r"date=(\d{4})-(\d{2})-(\d{2})")
 _HOUR = re.compile(r"hour=(\d{2})")
+NAMED_DAYS = 62  # longest window whose days are listed by name
 
 
 def _day(timestamp: float) -> str:
@@ -38,14 +41,17 @@ def window_files(uri: str, since: float, until: float | None = None) -> DataFile
     until = time.time() if until is None else until
     filesystem, root = open_filesystem(uri)
     first_hour, last_hour = hour_of(since), hour_of(until)
-    first_day, last_day = _day(since), _day(until)
+    # A missing log or a refusing store: one clear error here. Its folders serve only windows of
+    # more than `NAMED_DAYS` days (the whole log), which no store lists more cheaply.
+    entries = list_entries(filesystem, root, uri, recursive=False)
+    midnights = range(first_hour - first_hour % 24, last_hour + 1, 24)  # hours since the epoch
+    if len(midnights) > NAMED_DAYS:
+        listed = (_DATE.fullmatch(entry.base_name) for entry in entries if entry.type == pafs.FileType.Directory)
+        midnights = [hour_of(calendar.timegm((*map(int, day.groups()), 0, 0, 0))) for day in listed if day]
     paths: list[str] = []
-    for entry in list_entries(filesystem, root, uri, recursive=False):
-        day = _DATE.fullmatch(entry.base_name)
-        if entry.type != pafs.FileType.Directory or day is None or not first_day <= day.group(0)[5:] <= last_day:
-            continue
-        midnight = hour_of(calendar.timegm((*map(int, day.groups()), 0, 0, 0)))
-        for info in list_entries(filesystem, entry.path, uri, recursive=True):
+    for midnight in midnights:
+        folder = posixpath.join(root, f"date={_day(midnight * 3600)}")
+        for info in list_entries(filesystem, folder, uri, recursive=True, missing_ok=True):
             hour = _HOUR.fullmatch(posixpath.basename(posixpath.dirname(info.path)))
             if info.type != pafs.FileType.File or hour is None or not info.path.endswith(".parquet"):
                 continue

@@ -5,7 +5,10 @@
 rows counted (`on_drop`), so memory stays bounded and a response never waits for the store. The
 writer thread collects what arrives and writes one Parquet file per UTC hour of its rows every
 `flush_seconds` (or sooner, at `flush_rows`), under `<uri>/date=YYYY-MM-DD/hour=HH/`. A write that
-fails drops those rows (counted, a warning logged at most once a minute) and the thread goes on.
+fails drops those rows (counted, a warning logged at most once a minute) and the thread goes on,
+backing off: until the next try (`flush_seconds`, doubling with each failure up to
+`MAX_BACKOFF_SECONDS`) what arrives is dropped and counted as it is taken, never encoded, so a
+refusing store costs the server's threads no Parquet encoding (which holds the GIL) at all.
 
 Local files are written under a hidden name and renamed (a reader never sees half a file); an
 object store's upload becomes visible only once complete. The filesystem is opened by the writer
@@ -37,6 +40,7 @@ MAX_PENDING_ROWS = 100_000  # rows queued for the writer; more are dropped
 FLUSH_ROWS = 20_000
 FLUSH_SECONDS = 30.0
 _WARN_EVERY_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 60.0  # longest wait between tries to write to a failing store
 
 
 def part_name(first_timestamp: float, writer_id: str, sequence: int) -> str:
@@ -108,6 +112,8 @@ class PredictionLogWriter:
         self._thread: threading.Thread | None = None
         self._random = random.random
         self._last_warning = -_WARN_EVERY_SECONDS
+        self._failures = 0  # consecutive failed writes
+        self._retry_at = 0.0  # monotonic time before which rows are dropped unwritten (back-off)
 
     @property
     def running(self) -> bool:
@@ -156,6 +162,9 @@ class PredictionLogWriter:
             if isinstance(item, LoggedRequest):
                 with self._pending_lock:
                     self._pending -= item.rows
+                if time.monotonic() < self._retry_at:  # backing off a failing store
+                    self._on_drop(item.rows)
+                    continue
                 buffered.append(item)
                 rows += item.rows
                 if rows < self.flush_rows:
@@ -173,11 +182,14 @@ class PredictionLogWriter:
         except Exception as error:  # the store's errors (pyarrow's OSErrors and more): log, count, go on
             self._on_drop(rows)
             now = time.monotonic()
+            self._failures += 1
+            self._retry_at = now + min(MAX_BACKOFF_SECONDS, self.flush_seconds * 2 ** (self._failures - 1))
             if now - self._last_warning >= _WARN_EVERY_SECONDS:
                 self._last_warning = now
                 line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 log.warning("prediction log: dropped %d row(s): cannot write to %s: %s", rows, self.files.uri, line)
             return
+        self._failures = 0
         self._on_written(rows)
 
 

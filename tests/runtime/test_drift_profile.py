@@ -13,8 +13,10 @@ from hypothesis import strategies as hs
 
 from mlc.runtime.drift.data import DataError
 from mlc.runtime.drift.profile import (
+    MissingCounts,
     ProfileError,
     build_profile,
+    category_counts,
     dumps_profile,
     grid_keys,
     key_floor,
@@ -166,3 +168,30 @@ def test_prefetch_stops_and_closes_its_source_when_the_consumer_stops_early():
     assert next(reader) == 0
     reader.close()
     assert closed.is_set()  # before close() returned: the producer was joined
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    levels=hs.lists(hs.one_of(hs.none(), hs.sampled_from("abcde")), min_size=1, max_size=60),
+    offset=hs.integers(0, 5),
+)
+def test_dictionary_codes_are_counted_as_the_strings_they_stand_for(levels, offset):
+    """How drift reads Parquet strings (dictionary-encoded, counted on their codes) against the
+    plain strings; a slice (offset) and a dictionary that repeats a level or holds a null too."""
+    plain = pa.array(levels, pa.string()).slice(min(offset, len(levels) - 1))
+    encoded = plain.dictionary_encode()
+    # Every other "a" points at a second "a" appended to the dictionary, after a null entry.
+    size = len(encoded.dictionary)
+    indices = [
+        size + 1 if value == "a" and position % 2 else index
+        for position, (value, index) in enumerate(zip(plain.to_pylist(), encoded.indices.to_pylist(), strict=True))
+    ]
+    doubled = pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int32()), pa.concat_arrays([encoded.dictionary, pa.array([None, "a"], pa.string())])
+    )
+    expected = MissingCounts()
+    want = category_counts(plain, expected)
+    for array in (encoded, doubled):
+        counts = MissingCounts()
+        assert category_counts(array, counts) == want
+        assert (counts.count, counts.null) == (expected.count, expected.null)

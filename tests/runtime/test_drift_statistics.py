@@ -9,7 +9,9 @@ from hypothesis import strategies as hs
 from scipy import stats
 
 from mlc.runtime.drift import statistics as st
+from mlc.runtime.drift.check import _NumericCurrent
 from mlc.runtime.drift.profile import (
+    NumericProfiler,
     bin_counts,
     bin_table,
     count_keys,
@@ -65,6 +67,50 @@ def test_counting_keys_directly_equals_sorting_them(values, bits):
     got = count_keys(keys, 1 << (11 + bits))
     assert got[0].tolist() == expected[0].tolist() and got[1].tolist() == expected[1].tolist()
     assert got[0].dtype == np.int64
+
+
+batches_of_values = hs.lists(
+    hs.one_of(
+        hs.lists(finite_or_not, max_size=100),  # wide spans: the sorted fallback
+        hs.lists(hs.floats(-3, 3), max_size=100),  # both signs, each tallied densely
+        hs.lists(hs.floats(1, 1e3), max_size=100),
+        hs.lists(hs.integers(0, 40).map(float), max_size=100),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=batches_of_values, bits=hs.sampled_from([0, 10, 19]))
+def test_profiler_tallies_batches_into_the_sketch_sorting_gives(batches, bits):
+    import pyarrow as pa
+
+    profiler = NumericProfiler(bits)
+    for batch in batches:
+        profiler.add(pa.array(batch, pa.float64()))
+    everything = np.array([v for batch in batches for v in batch], dtype=np.float64)
+    expected = np.unique(grid_keys(everything, bits), return_counts=True)
+    keys, counts = profiler.sketch()
+    assert keys.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ref=hs.lists(hs.one_of(finite_or_not, hs.floats(-3, 3), hs.floats(1, 1e3)), min_size=1, max_size=100),
+    batches=batches_of_values,
+    bins=hs.integers(1, 300),
+)
+def test_check_counts_each_bin_exactly_whichever_way_it_counts(ref, batches, bins):
+    import pyarrow as pa
+
+    ref_keys, ref_counts = np.unique(grid_keys(np.array(ref), BITS), return_counts=True)
+    edges = quantile_edge_keys(ref_keys, ref_counts, bins)
+    current = _NumericCurrent(edges, BITS)
+    for batch in batches:
+        current.add(pa.array(batch, pa.float64()))
+    everything = np.array([v for batch in batches for v in batch], dtype=np.float64)
+    assert current.binned().tolist() == bin_counts(edges, grid_keys(everything, BITS)).tolist()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's own asymp branch, n=1

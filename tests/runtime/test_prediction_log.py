@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pyarrow as pa
@@ -86,3 +87,41 @@ def test_a_store_that_refuses_writes_drops_and_counts_the_rows_and_keeps_going(t
     log.stop()
     assert sum(dropped) == 15 and written == []
     assert blocked.read_text() == "a file where the log's folder should be"
+
+
+class CountedWrites(LogFiles):
+    """The real files, counting the writes tried (each one encodes Parquet)."""
+
+    tries = 0
+
+    def write(self, requests, types):
+        self.tries += 1
+        return super().write(requests, types)
+
+
+def test_a_failing_store_is_backed_off_then_written_to_once_it_recovers(tmp_path) -> None:
+    folder = tmp_path / "log"
+    folder.write_text("a file where the log's folder should be")
+    files = CountedWrites(str(folder))
+    dropped, written = [], []
+    log = PredictionLogWriter(files, 1.0, TYPES, on_drop=dropped.append, on_written=written.append, flush_seconds=0.05)
+    log.start()
+    started = time.monotonic()
+    for index in range(50):  # >= 1 s of requests: a flush every 0.05 s would try ~20 writes
+        log.submit(request(index, time.time()))
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 10
+    while sum(dropped) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(dropped) == 50 and written == []
+    # Backing off (0.05 s, doubling): one try, then one per doubling of the time elapsed.
+    assert files.tries <= 2 + math.log2(elapsed / 0.05), (files.tries, elapsed)
+    folder.unlink()  # the store recovers: written to at the next try
+    deadline = time.monotonic() + 30
+    while not written and time.monotonic() < deadline:
+        log.submit(request(99, time.time(), rows=2))
+        time.sleep(0.05)
+    log.stop()
+    assert written, "nothing written after the store recovered"
+    assert pq.read_table(str(folder)).num_rows == sum(written)

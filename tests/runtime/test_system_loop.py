@@ -372,13 +372,22 @@ def silent_endpoint() -> Iterator[str]:
         listener.close()
 
 
-def latencies(server: str, count: int, row: dict[str, Any]) -> list[float]:
-    measured = []
-    for _ in range(count):
-        started = time.perf_counter()
-        status, _, _ = predict(server, row)
-        measured.append(time.perf_counter() - started)
-        assert status == 200
+def interleaved_latencies(
+    servers: dict[str, str], rounds: int, row: dict[str, Any], burst: int = 10
+) -> dict[str, list[float]]:
+    """Seconds per request to each server, taking turns in bursts (the order rotating each round),
+    so each server's requests meet the same load on a shared machine: compared with each other,
+    not with a number. Within a burst a request follows the previous answer at once, so work a
+    server does after answering (handing the row to the log's writer) delays it if it blocks."""
+    measured: dict[str, list[float]] = {name: [] for name in servers}
+    names = list(servers)
+    for turn in range(rounds):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            for _ in range(burst):
+                started = time.perf_counter()
+                status, _, _ = predict(servers[name], row)
+                measured[name].append(time.perf_counter() - started)
+                assert status == 200
     return measured
 
 
@@ -386,36 +395,37 @@ def test_a_store_that_hangs_or_refuses_never_fails_or_slows_a_prediction(loop) -
     project, config = loop["project"], loop["config"]
     row = rows(project / "data" / "live-healthy.csv", 1)[0]
     stores = {"off": None, "hanging": "s3://loop/predictions/", "refusing": "s3://no-such-bucket/predictions/"}
-    measured: dict[str, list[float]] = {}
-    dropped: dict[str, float] = {}
-    with silent_endpoint() as hanging:
-        for name, uri in stores.items():
+    servers: dict[str, str] = {}
+    processes: list[subprocess.Popen] = []
+    with silent_endpoint() as hanging, contextlib.ExitStack() as stack:
+        for name, uri in stores.items():  # all three serving at once
             env = {**loop["env"], **({"AWS_ENDPOINT_URL": hanging} if name == "hanging" else {})}
             port = free_port()
             args = ["serve", "--config", str(config), "--port", str(port), "--host", "127.0.0.1"]
-            args += ["--log-sample-rate", "0"] if uri is None else ["--log-uri", uri, "--log-flush-seconds", "0.05"]
-            with (loop["root"] / f"serve-{name}.log").open("w") as log:
-                process = subprocess.Popen(
-                    [*RUNTIME_CLI, *args], cwd=project, env=runtime_env(**env), stdout=log, stderr=log
-                )
-            try:
-                server = f"http://127.0.0.1:{port}"
-                wait_for(lambda server=server: server_ready(server), 120, f"the server ({name} log)")
-                latencies(server, 50, row)  # warm
-                measured[name] = latencies(server, 300, row)
-                if name == "refusing":
-                    wait_for(
-                        lambda server=server: (
-                            metric_value(get(server + "/metrics")[1].decode(), "mlc_request_log_dropped_total") >= 350
-                        ),
-                        30,
-                        "every refused row to be counted",
-                    )
-                metrics = get(server + "/metrics")[1].decode()
-                dropped[name] = metric_value(metrics, "mlc_request_log_dropped_total")
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+            args += ["--log-sample-rate", "0"] if uri is None else ["--log-uri", uri, "--log-sample-rate", "1"]
+            args += [] if uri is None else ["--log-flush-seconds", "0.05"]  # every request logged, flushed often
+            log = stack.enter_context((loop["root"] / f"serve-{name}.log").open("w"))
+            process = subprocess.Popen(
+                [*RUNTIME_CLI, *args], cwd=project, env=runtime_env(**env), stdout=log, stderr=log
+            )
+            processes.append(process)
+            stack.callback(process.wait, timeout=30)
+            stack.callback(process.terminate)
+            servers[name] = f"http://127.0.0.1:{port}"
+        for name, server in servers.items():
+            wait_for(lambda server=server: server_ready(server), 120, f"the server ({name} log)")
+        interleaved_latencies(servers, 5, row)  # warm
+        measured = interleaved_latencies(servers, 30, row)
+        refusing = servers["refusing"]
+        wait_for(
+            lambda: metric_value(get(refusing + "/metrics")[1].decode(), "mlc_request_log_dropped_total") >= 350,
+            30,
+            "every refused row to be counted",
+        )
+        dropped = {
+            name: metric_value(get(server + "/metrics")[1].decode(), "mlc_request_log_dropped_total")
+            for name, server in servers.items()
+        }
     report = {
         name: {"p50_ms": statistics.median(v) * 1000, "p95_ms": sorted(v)[int(0.95 * len(v))] * 1000}
         for name, v in measured.items()
@@ -423,7 +433,8 @@ def test_a_store_that_hangs_or_refuses_never_fails_or_slows_a_prediction(loop) -
     print(json.dumps(report, indent=2))
     base = report["off"]
     for name in ("hanging", "refusing"):
-        # Bounded: the same order as logging nothing (2 ms of slack for a busy 2-core machine).
-        assert report[name]["p50_ms"] <= base["p50_ms"] * 1.5 + 2, report
+        # The same order as logging nothing, measured side by side under the same load (a writer
+        # that blocked the event loop on the store would add the store's time to every request).
+        assert report[name]["p50_ms"] <= base["p50_ms"] * 1.5 + 1, report
         assert report[name]["p95_ms"] <= base["p95_ms"] * 2 + 5, report
     assert dropped["refusing"] >= 350  # every logged row refused is counted (350 requests of one row)

@@ -92,6 +92,9 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
         "volumes": {name: data(volume) for name, volume in spec.volumes.items()},
         "gated": spec.evaluate is not None,  # the pod's gate container (its gates are in the runtime config)
         "train_image": train_image,
+        # The gate pins what it promotes in the serving Deployment: the pod has a service account.
+        # Only when true, so a Job of a spec without a canary keeps its name.
+        **({"pins_serving": True} if is_canary(spec.serve) and spec.evaluate is not None else {}),
     }
 
 
@@ -129,6 +132,12 @@ def _access(serve: Serve, namespace: str) -> ServingAccess | None:
     )
 
 
+def is_canary(serve: Serve | None) -> bool:
+    """Whether serving rolls out through a canary (engine runtime only): new model versions too,
+    pinned in the serving pods' template by the training pod's promotion."""
+    return serve is not None and serve.engine == "runtime" and serve.rollout.strategy == "canary"
+
+
 def _serving(serve: Serve, namespace: str) -> Serving:
     tensor_parallel = 0
     if serve.llm is not None:
@@ -138,7 +147,7 @@ def _serving(serve: Serve, namespace: str) -> Serving:
         engine=serve.engine,
         port=serve.port,
         resources=_resources(resources.cpu, resources.memory, resources.gpus, resources.gpu_type),
-        canary=serve.engine == "runtime" and serve.rollout.strategy == "canary",
+        canary=is_canary(serve),
         replica_owner=_replica_owner(serve),
         autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
         tensor_parallel=tensor_parallel,
@@ -235,6 +244,7 @@ def resolve_environment(
             retraining=f"{name}-retrain",
             serving=f"{name}-serve",
             canary_analysis=f"{name}-serve-canary",
+            promotion=f"{name}-promote",
             drift=f"{name}-drift",
             feedback=f"{name}-feedback",
             batch=f"{name}-batch",

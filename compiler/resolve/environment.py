@@ -14,11 +14,18 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from mlc.compiler import __version__
 from mlc.compiler.compat import gpu_node_labels
-from mlc.compiler.load.spec import DEFAULT_PUSHGATEWAY, DEFAULT_TRACKING_URI, HOSTED_RUNNER, MLProject, Serve
+from mlc.compiler.load.spec import (
+    DEFAULT_PUSHGATEWAY,
+    DEFAULT_TRACKING_URI,
+    HOSTED_RUNNER,
+    MLProject,
+    SelfHostedRunner,
+    Serve,
+)
 from mlc.compiler.resolve.images import (
     IMAGE_CODE_DIR,
     ImageRole,
@@ -130,6 +137,11 @@ def _access(serve: Serve, namespace: str) -> ServingAccess | None:
         rate_limit=rate_limit,
         audit=access.audit,
     )
+
+
+def _runs_on(runner: Literal["hosted"] | SelfHostedRunner) -> str | tuple[str, ...]:
+    """A workflow job's `runs-on`: GitHub's hosted runner, or your runners' labels."""
+    return HOSTED_RUNNER if runner == "hosted" else ("self-hosted", *runner.self_hosted)
 
 
 def is_canary(serve: Serve | None) -> bool:
@@ -269,7 +281,8 @@ def resolve_environment(
         champion_uri=champion_model_uri(registered_model),
         tracking_uri=tracking_uri,
         ci_tracking_uri=tracking_uri if spec.ci_uses_tracking_server else LOCAL_TRACKING_URI,
-        ci_runs_on=HOSTED_RUNNER if spec.ci.runner == "hosted" else ("self-hosted", *spec.ci.runner.self_hosted),
+        ci_runs_on=_runs_on(spec.ci.runner),
+        ci_model_runs_on=_runs_on(spec.ci.model_check.runner or spec.ci.runner),
         pushgateway=(spec.monitor.pushgateway if spec.monitor else None) or DEFAULT_PUSHGATEWAY,
         labels=labels,
         annotations=annotations,

@@ -132,6 +132,7 @@ class ResolvedSpec:
     tracking_uri: str
     ci_tracking_uri: str  # what CI's smoke training and gate use: the server, or a store on the runner
     ci_runs_on: str | tuple[str, ...]  # the workflows' `runs-on`
+    ci_model_runs_on: str | tuple[str, ...]  # the PR's model check's (`ci.model_check.runner`, else the above)
     pushgateway: str
     labels: dict[str, str]
     annotations: dict[str, str]

@@ -301,3 +301,19 @@ def test_a_lock_only_change_trains_the_base_in_its_own_locks_environment(origin,
     )
     assert "Both with this pull request's runtime config" in report
     assert "mlproject.yaml differs" not in report  # only the lock changed
+
+
+def test_a_parameter_change_trains_both_sides_with_the_pull_requests_parameters(origin, tmp_path) -> None:
+    """The base's code is trained with the PR's runtime config, its new learning rate included: the
+    report says so (the code is the same, so the gate passes)."""
+    git(origin, "checkout", "-q", "main")
+    open_pull_request(origin, "lr", {"mlproject.yaml": ("    lr: 0.05\n", "    lr: 0.08\n")})
+    results = run_model_check(origin, tmp_path / "lr")
+    assert results["smoke_train"][0], results["smoke_train"][1]
+    assert results["gate"][0], results["gate"][1]
+    report = (tmp_path / "lr/gate/workspace/gate.md").read_text()
+    assert (
+        "- mlproject.yaml differs on the base branch: @pr-7-base (the base branch's code) was trained with this "
+        "pull request's parameters, not the base branch's." in report
+    )
+    assert "- Both in this runner's environment: requirements.lock is the same on both branches." in report

@@ -19,7 +19,9 @@ from mlc.runtime.contract import (
     DEFAULT_SERVE_PORT,
     DRIFT_FDR,
     FORMAT_VERSION,
+    SERVED_VERSION_VARIABLE,
     ExitCode,
+    version_model_uri,
 )
 
 if TYPE_CHECKING:
@@ -701,6 +703,12 @@ def feedback(config_path: Path, push: str | None, on_degrade: str | None, namesp
     help="How often the served alias (@champion) is checked: a new version is loaded and swapped in; "
     "before any version has it, the server waits not ready. 0: load once, exit 1 if there is none.",
 )
+@click.option(
+    "--model-version",
+    envvar=SERVED_VERSION_VARIABLE,
+    help="Serve this version of the registered model and never swap it (a canary rollout pins it in the pod "
+    "template; the alias is only compared with it: mlc_model_is_champion). Empty: follow the alias.",
+)
 def serve(
     config_path: Path,
     port: int | None,
@@ -718,13 +726,15 @@ def serve(
     log_uri: str | None,
     log_flush_seconds: float,
     watch_seconds: float,
+    model_version: str | None,
 ) -> None:
     """Serve the model: /invocations (MLflow formats), the Open Inference Protocol (/v2/...),
     /ping, /ready, /metrics.
 
     SIGTERM: in-flight requests are answered, then the process ends by the signal (143);
     exit 1 when the model cannot be loaded. The served alias is followed (--watch-seconds): a
-    server started before any champion exists waits, not ready, instead of exiting.
+    server started before any champion exists waits, not ready, instead of exiting. A pinned
+    version (--model-version, a canary's pod template) is served as it is; a new one is a new pod.
     """
     from mlc.runtime.serve.app import ServeSettings, run_server
 
@@ -735,8 +745,15 @@ def serve(
     logged = config.prediction_log
     if log_sample_rate is None:
         log_sample_rate = logged.sample_rate if logged is not None else 0.0
+    pinned = model_uri is None and bool(model_version)
+    if model_version and not model_version.isdigit():
+        raise click.BadParameter(
+            f"{model_version!r} is not a model version (a number, e.g. 3)", param_hint="--model-version"
+        )
     settings = ServeSettings(
-        model_uri=model_uri or config.champion_uri,
+        model_uri=model_uri
+        or (version_model_uri(config.registered_model, model_version) if pinned else config.champion_uri),
+        champion_uri=config.champion_uri if pinned else None,
         tracking_uri=config.tracking_uri,
         contract=config.contract,
         model_name=config.registered_model,

@@ -186,12 +186,32 @@ def promote(config: RuntimeConfig, report: GateReport) -> str:
         # Trained by `train --smoke` on a few hundred rows to test the pipeline, not to serve.
         raise GateError(f"{model} version {report.challenger_version} is a smoke-test model; it is never promoted")
     if report.champion_version == report.challenger_version:
-        return f"version {report.challenger_version} is already @{aliases.champion}; nothing to promote"
+        # Pinned again all the same: a promotion whose pin failed is completed by running the gate again.
+        done = f"version {report.challenger_version} is already @{aliases.champion}; nothing to promote"
+        return _pinned(config, report.challenger_version, done)
     if report.champion_version is not None:
         client.set_registered_model_alias(model, aliases.previous, report.champion_version)
     client.set_registered_model_alias(model, aliases.champion, report.challenger_version)
     before = f"; version {report.champion_version} is now @{aliases.previous}" if report.champion_version else ""
-    return f"promoted {model} version {report.challenger_version} to @{aliases.champion}{before}"
+    done = f"promoted {model} version {report.challenger_version} to @{aliases.champion}{before}"
+    return _pinned(config, report.challenger_version, done)
+
+
+def _pinned(config: RuntimeConfig, version: str, done: str) -> str:
+    """`done`, after pinning `version` in the serving Deployment when a canary rollout serves it.
+
+    The alias moves first (the registry's record of what should serve); a pin that fails says so
+    and leaves the pods on the version they serve, which then export `mlc_model_is_champion` 0.
+    """
+    deployment = config.serve.pinned_deployment if config.serve is not None else None
+    if deployment is None:
+        return done
+    from mlc.runtime.serving_pin import PinError, pin_in_cluster
+
+    try:
+        return f"{done}\n{pin_in_cluster(config.namespace, deployment, version)}"
+    except PinError as error:
+        raise PinError(f"{done}, but {error}; the serving pods keep their version until it is pinned") from None
 
 
 def rollback(config: RuntimeConfig) -> str:
@@ -204,4 +224,6 @@ def rollback(config: RuntimeConfig) -> str:
     current = _version_by_alias(client, model, aliases.champion)
     client.set_registered_model_alias(model, aliases.champion, previous)
     client.delete_registered_model_alias(model, aliases.previous)
-    return f"rolled back {model} @{aliases.champion} from version {current} to version {previous}"
+    return _pinned(
+        config, previous, f"rolled back {model} @{aliases.champion} from version {current} to version {previous}"
+    )

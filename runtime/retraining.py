@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mlc.runtime.contract import RETRAIN_TRIGGER_RUN_VARIABLE, RETRAIN_TRIGGER_VARIABLE
@@ -26,7 +25,6 @@ TRIGGER_RUN_ANNOTATION = "mlc.dev/retrain-trigger-run"
 # MLflow tags of a retrained run and model version: what started it.
 TRIGGER_TAG = "mlc.retrain.trigger"
 TRIGGER_RUN_TAG = "mlc.retrain.trigger_run_id"
-_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class RetrainError(MlcRuntimeError):
@@ -122,18 +120,14 @@ def start_retraining(
     cronjob_name: str, namespace: str | None = None, trigger: str = "drift", run_id: str | None = None
 ) -> str:
     """Create the retraining Job with in-cluster (or kubeconfig) credentials; returns its name."""
-    from kubernetes.config.config_exception import ConfigException
-
-    from kubernetes import client, config
+    from kubernetes import client
+    from mlc.runtime.kubernetes_access import NoCredentials, api_client, current_namespace
 
     try:
-        config.load_incluster_config()
-    except ConfigException:
-        try:
-            config.load_kube_config()
-        except (ConfigException, OSError) as exc:
-            raise RetrainError(f"no Kubernetes credentials to start retraining: {exc}") from exc
-    if namespace is None:
-        namespace = _NAMESPACE_FILE.read_text().strip() if _NAMESPACE_FILE.exists() else "default"
-    job = create_job_from_cronjob(client.BatchV1Api(), namespace, cronjob_name, trigger=trigger, run_id=run_id)
+        batch_api = client.BatchV1Api(api_client())
+    except NoCredentials as error:
+        raise RetrainError(f"cannot start retraining: {error}") from error
+    job = create_job_from_cronjob(
+        batch_api, namespace or current_namespace(), cronjob_name, trigger=trigger, run_id=run_id
+    )
     return job.metadata.name

@@ -109,6 +109,14 @@ def hostile_spec_text() -> str:
     return text.replace("  path: deploy\n", f"  path: {path}\n")
 
 
+def full_model_check_spec_text() -> str:
+    """churn, its pull requests' model check a full training on a GPU runner of its own."""
+    text = (EXAMPLES / "churn" / "mlproject.yaml").read_text(encoding="utf-8")
+    ci = "  pull_request: [validate, plan, data_tests, smoke_train, gate]\n"
+    assert ci in text
+    return text.replace(ci, ci + "  model_check: {training: full, runner: {self_hosted: [gpu, big]}}\n")
+
+
 def project_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The projects compiled here: in a subfolder of a monorepo, or at the top of a repository
     or of a folder outside git (both the single-project layout)."""
@@ -120,6 +128,7 @@ def project_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if reference.exists():
         folder = tmp_path_factory.mktemp("reference")
         specs["reference"] = copy_churn_project(folder, reference.read_text(encoding="utf-8"))
+    specs["churn-full"] = copy_churn_project(tmp_path_factory.mktemp("full"), full_model_check_spec_text())
     specs["hostile"] = copy_churn_project(tmp_path_factory.mktemp("hostile"), hostile_spec_text())
     repository = new_repository(tmp_path_factory.mktemp("hostile-mono"))
     specs["hostile-folder"] = copy_churn_project(repository / HOSTILE_FOLDER, hostile_spec_text())
@@ -366,6 +375,55 @@ def test_plan_comment_is_updated_in_place_from_a_file(
     assert folder["env"]["MLC_COMMENT_MARKER"] == "<!-- mlc-plan:churn -->"
     assert folder["env"]["MLC_COMMENT_FILE"] == "models/churn/mlc-plan-comment.md"
     assert "firstLine(comment.body || '') === marker" in folder["with"]["script"]
+
+
+def test_the_model_check_trains_as_the_spec_says(projects: dict[str, CompiledWorkflows]) -> None:
+    """smoke (the default): a sample, the relative gates decide, on ci.runner. full: the spec's
+    training on ci.model_check.runner, every gate deciding; the other jobs stay where they were."""
+
+    def model_check(project: CompiledWorkflows) -> dict[str, Any]:
+        jobs = project.data(project.pr)["jobs"]
+        steps = {step["name"]: step for step in jobs["smoke_train"]["steps"] + jobs["gate"]["steps"]}
+        return {
+            "runs-on": {job: jobs[job]["runs-on"] for job in ("validate", "smoke_train", "gate")},
+            "timeout": jobs["smoke_train"]["timeout-minutes"],
+            "training": {
+                step["env"]["MLC_TRAINING"] for step in steps.values() if "MLC_TRAINING" in step.get("env", {})
+            },
+            "absolute": steps["Gate the pull request's model against the base branch's"]["env"]["MLC_ABSOLUTE_GATES"],
+        }
+
+    assert model_check(projects["churn"]) == {
+        "runs-on": {"validate": "ubuntu-24.04", "smoke_train": "ubuntu-24.04", "gate": "ubuntu-24.04"},
+        "timeout": 30,
+        "training": {"smoke"},
+        "absolute": "advisory",
+    }
+    runner = ["self-hosted", "gpu", "big"]
+    assert model_check(projects["churn-full"]) == {
+        "runs-on": {"validate": "ubuntu-24.04", "smoke_train": runner, "gate": runner},
+        "timeout": 2 * 120 + 30,  # two trainings of train.timeout (2h)
+        "training": {"full"},
+        "absolute": "enforce",
+    }
+    # The scripts pass --smoke only for a smoke training.
+    flags = ci._pull_request.TRAINING_FLAGS
+    for training, expected in (("smoke", "--smoke"), ("full", "")):
+        done = subprocess.run(
+            ["bash", "-c", flags + 'echo "${flags[@]}"'], env={"MLC_TRAINING": training}, capture_output=True, text=True
+        )
+        assert done.stdout.strip() == expected
+
+
+def test_a_model_check_setting_without_the_model_check_is_refused(tmp_path: Path) -> None:
+    spec = full_model_check_spec_text().replace(
+        "  pull_request: [validate, plan, data_tests, smoke_train, gate]\n", "  pull_request: [validate, plan]\n"
+    )
+    compiled = compile_spec_file(copy_churn_project(tmp_path / "project", spec))
+    assert not compiled.ok
+    (message,) = [d.render() for d in compiled.result.diagnostics]
+    assert "ci.model_check" in message and "does not list" in message and "smoke_train" in message
+    assert re.search(r"mlproject\.yaml:\d+:\d+", message), message
 
 
 def test_smoke_training_uses_the_tracking_server_only_with_its_secret(

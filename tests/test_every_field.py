@@ -235,6 +235,8 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "ci.bot.commit": ({}, False),
     "ci.bot.comment": ({}, False),
     "ci.runner.self_hosted": ({"ci": {"runner": {"self_hosted": ["ml-a"]}}}, ["ml-b"]),
+    "ci.model_check.training": ({}, "full"),
+    "ci.model_check.runner.self_hosted": ({"ci": {"model_check": {"runner": {"self_hosted": ["gpu-a"]}}}}, ["gpu-b"]),
 }
 COMPILE_TIME_ONLY = {
     "apiVersion": "the format's version: one value, mlc/v1",

@@ -94,6 +94,7 @@ def test_every_resolved_field_derives_from_the_spec_or_is_an_edge_input() -> Non
         "champion_uri",
         "ci_tracking_uri",
         "ci_runs_on",
+        "ci_model_runs_on",
         "volumes",
     }
     resolved = resolve_spec_file(REPO_ROOT / "examples" / "churn" / "mlproject.yaml").resolved[0]

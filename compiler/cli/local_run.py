@@ -18,8 +18,11 @@ from mlc.runtime.contract.config import RuntimeConfig
 
 
 def local_runtime_config(resolved: ResolvedSpec, environ: Mapping[str, str]) -> RuntimeConfig:
-    """The environment's runtime config, with the tracking URI this machine can reach."""
+    """The environment's runtime config, with the tracking URI this machine can reach; a local
+    server follows the alias (no Deployment here pins a version)."""
     config = runtime_config(resolved)
+    if config.serve is not None and config.serve.pinned_deployment is not None:
+        config = config.model_copy(update={"serve": config.serve.model_copy(update={"pinned_deployment": None})})
     if environ.get("MLFLOW_TRACKING_URI"):
         return config.model_copy(update={"tracking_uri": environ["MLFLOW_TRACKING_URI"]})
     if resolved.spec.registry.tracking_uri is None:

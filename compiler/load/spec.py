@@ -517,6 +517,19 @@ class SelfHostedRunner(Section):
     )
 
 
+class ModelCheck(Section):
+    """How the pull request's model check trains the PR's and the base branch's code."""
+
+    training: Literal["smoke", "full"] = Field(
+        "smoke",
+        description="smoke: a small sample on the CPU, relative gates decide; full: the spec's training as the "
+        "cluster runs it, every gate decides",
+    )
+    runner: Literal["hosted"] | SelfHostedRunner | None = Field(
+        None, description="where the model check's jobs run, e.g. {self_hosted: [gpu]} (default: ci.runner)"
+    )
+
+
 class CI(Section):
     provider: Literal["github"] = "github"
     pull_request: list[PullRequestJob] = Field(default_factory=lambda: ["validate", "plan"])
@@ -524,6 +537,7 @@ class CI(Section):
     runner: Literal["hosted"] | SelfHostedRunner = Field(
         "hosted", description=f"hosted (GitHub's {HOSTED_RUNNER}) or {{self_hosted: [labels]}} (runners you run)"
     )
+    model_check: ModelCheck = Field(default_factory=ModelCheck)
 
 
 class MLProject(Section):

@@ -14,11 +14,18 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from mlc.compiler import __version__
 from mlc.compiler.compat import gpu_node_labels
-from mlc.compiler.load.spec import DEFAULT_PUSHGATEWAY, DEFAULT_TRACKING_URI, HOSTED_RUNNER, MLProject, Serve
+from mlc.compiler.load.spec import (
+    DEFAULT_PUSHGATEWAY,
+    DEFAULT_TRACKING_URI,
+    HOSTED_RUNNER,
+    MLProject,
+    SelfHostedRunner,
+    Serve,
+)
 from mlc.compiler.resolve.images import (
     IMAGE_CODE_DIR,
     ImageRole,
@@ -92,6 +99,9 @@ def training_inputs(spec: MLProject, train_image: str | None) -> dict[str, Any]:
         "volumes": {name: data(volume) for name, volume in spec.volumes.items()},
         "gated": spec.evaluate is not None,  # the pod's gate container (its gates are in the runtime config)
         "train_image": train_image,
+        # The gate pins what it promotes in the serving Deployment: the pod has a service account.
+        # Only when true, so a Job of a spec without a canary keeps its name.
+        **({"pins_serving": True} if is_canary(spec.serve) and spec.evaluate is not None else {}),
     }
 
 
@@ -129,6 +139,17 @@ def _access(serve: Serve, namespace: str) -> ServingAccess | None:
     )
 
 
+def _runs_on(runner: Literal["hosted"] | SelfHostedRunner) -> str | tuple[str, ...]:
+    """A workflow job's `runs-on`: GitHub's hosted runner, or your runners' labels."""
+    return HOSTED_RUNNER if runner == "hosted" else ("self-hosted", *runner.self_hosted)
+
+
+def is_canary(serve: Serve | None) -> bool:
+    """Whether serving rolls out through a canary (engine runtime only): new model versions too,
+    pinned in the serving pods' template by the training pod's promotion."""
+    return serve is not None and serve.engine == "runtime" and serve.rollout.strategy == "canary"
+
+
 def _serving(serve: Serve, namespace: str) -> Serving:
     tensor_parallel = 0
     if serve.llm is not None:
@@ -138,7 +159,7 @@ def _serving(serve: Serve, namespace: str) -> Serving:
         engine=serve.engine,
         port=serve.port,
         resources=_resources(resources.cpu, resources.memory, resources.gpus, resources.gpu_type),
-        canary=serve.engine == "runtime" and serve.rollout.strategy == "canary",
+        canary=is_canary(serve),
         replica_owner=_replica_owner(serve),
         autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
         tensor_parallel=tensor_parallel,
@@ -235,6 +256,7 @@ def resolve_environment(
             retraining=f"{name}-retrain",
             serving=f"{name}-serve",
             canary_analysis=f"{name}-serve-canary",
+            promotion=f"{name}-promote",
             drift=f"{name}-drift",
             feedback=f"{name}-feedback",
             batch=f"{name}-batch",
@@ -259,7 +281,8 @@ def resolve_environment(
         champion_uri=champion_model_uri(registered_model),
         tracking_uri=tracking_uri,
         ci_tracking_uri=tracking_uri if spec.ci_uses_tracking_server else LOCAL_TRACKING_URI,
-        ci_runs_on=HOSTED_RUNNER if spec.ci.runner == "hosted" else ("self-hosted", *spec.ci.runner.self_hosted),
+        ci_runs_on=_runs_on(spec.ci.runner),
+        ci_model_runs_on=_runs_on(spec.ci.model_check.runner or spec.ci.runner),
         pushgateway=(spec.monitor.pushgateway if spec.monitor else None) or DEFAULT_PUSHGATEWAY,
         labels=labels,
         annotations=annotations,

@@ -35,6 +35,7 @@ class ResourceNames:
     retraining: str
     serving: str
     canary_analysis: str  # the AnalysisTemplate a canary runs
+    promotion: str  # the training pods' service account when their gate pins the served version (canary)
     drift: str  # the drift CronJob, and the service account that may start retraining
     feedback: str  # the feedback CronJob, and its service account when it may start retraining
     batch: str
@@ -91,7 +92,7 @@ class Serving:
     engine: Engine
     port: int
     resources: Resources
-    canary: bool  # an Argo Rollout canary in front of the Deployment (engine runtime only)
+    canary: bool  # an Argo Rollout canary in front of the Deployment, its pods pinned to a version (runtime only)
     replica_owner: ReplicaOwner
     autoscale_target: int  # in-flight requests or CPU percent per replica (0 with no autoscaler)
     tensor_parallel: int  # vLLM's tensor-parallel size (0 for other engines)
@@ -131,6 +132,7 @@ class ResolvedSpec:
     tracking_uri: str
     ci_tracking_uri: str  # what CI's smoke training and gate use: the server, or a store on the runner
     ci_runs_on: str | tuple[str, ...]  # the workflows' `runs-on`
+    ci_model_runs_on: str | tuple[str, ...]  # the PR's model check's (`ci.model_check.runner`, else the above)
     pushgateway: str
     labels: dict[str, str]
     annotations: dict[str, str]
@@ -151,6 +153,19 @@ class ResolvedSpec:
     def monitors_retrain(self) -> bool:
         """Whether a monitor (drift, or degraded live quality) starts the retraining CronJob."""
         return self.retrains_on_drift or self.retrains_on_degrade
+
+    @property
+    def pinned_deployment(self) -> str | None:
+        """The serving Deployment whose pod template pins the served version (a canary rollout:
+        promotion patches it), or None when servers follow the champion alias."""
+        if self.serving is None or not self.serving.canary:
+            return None
+        return self.names.serving
+
+    @property
+    def pins_serving(self) -> bool:
+        """Whether the training pods' gate pins the version it promotes (it needs a service account)."""
+        return self.pinned_deployment is not None and self.spec.train is not None and self.spec.evaluate is not None
 
     @property
     def name(self) -> str:

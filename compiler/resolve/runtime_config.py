@@ -105,6 +105,7 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
             input=batch.input, output=batch.output, parallelism=batch.parallelism, invalid_rows=batch.invalid_rows
         ),
         access=_access(resolved),
+        pinned_deployment=resolved.pinned_deployment,
     )
 
 

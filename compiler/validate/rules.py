@@ -205,6 +205,14 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
         yield Finding(("ci", "pull_request"), "the `smoke_train` job needs a `train` section")
     if "data_tests" in jobs and (contract is None or not contract.features):
         yield Finding(("ci", "pull_request"), "the `data_tests` job needs `data.contract.features`")
+    check = spec.ci.model_check
+    if "smoke_train" not in jobs and (check.training != "smoke" or check.runner is not None):
+        # Accepted and ignored otherwise: nothing else trains in a pull request.
+        yield Finding(
+            ("ci", "model_check"),
+            "applies to the model check, which `ci.pull_request` does not list",
+            "add it, e.g. `pull_request: [validate, plan, smoke_train, gate]`",
+        )
     yield from _ci_reaches_the_registry(spec)
 
 

@@ -156,6 +156,22 @@ def champion_model_uri(registered_model: str, alias: str = CHAMPION_ALIAS) -> st
     return f"models:/{registered_model}@{alias}"
 
 
+def version_model_uri(registered_model: str, version: str) -> str:
+    """`models:/<registered model>/<version>`: one version, which never moves."""
+    return f"models:/{registered_model}/{version}"
+
+
+# A canary rollout judges new model versions: its serving pods do not follow the champion alias,
+# they serve the version their pod template pins in this annotation (read through the downward
+# API into SERVED_VERSION_VARIABLE). Promotion (`gate --promote`, `rollback`) moves the alias and
+# then patches the annotation of the serving Deployment the runtime config names
+# (`serve.pinned_deployment`): the changed template is a new canary, analysed like any change.
+# Empty (a Deployment no promotion has pinned yet): the server follows the alias.
+SERVED_VERSION_ANNOTATION = "mlc.dev/model-version"
+SERVED_VERSION_VARIABLE = "MLC_SERVE_MODEL_VERSION"
+SERVED_VERSION_FIELD = f"metadata.annotations['{SERVED_VERSION_ANNOTATION}']"
+
+
 # --- the tracking server's HTTP client ----------------------------------------------------------
 
 # MLflow's own client defaults (7 retries with exponential backoff, 120 s a request) make a job
@@ -226,6 +242,9 @@ QUERIED_METRICS = {
     "live_label_share": "mlc_live_label_share",
     "live_predictions": "mlc_live_predictions",
     "feedback_last_success_timestamp_seconds": "mlc_feedback_last_success_timestamp_seconds",
+    # 1 while the served version is the registry's champion, 0 while it is not (a pinned server:
+    # a canary's stable pods mid-rollout, or every pod after an aborted canary).
+    "model_is_champion": "mlc_model_is_champion",
 }
 # Everything the model server exports besides the queried ones.
 SERVER_METRICS = {
@@ -234,6 +253,7 @@ SERVER_METRICS = {
     "requests_total": QUERIED_METRICS["requests_total"],
     "predictions": "mlc_predictions",
     "model_info": "mlc_model_info",
+    "model_is_champion": QUERIED_METRICS["model_is_champion"],
     "model_calls_total": "mlc_model_calls_total",
     "batch_rows": "mlc_batch_rows",
     "queue_seconds": "mlc_request_queue_seconds",

@@ -189,13 +189,17 @@ class Serve(_Section):
     port: int = DEFAULT_SERVE_PORT
     batch: ServeBatch | None = None
     access: Access | None = None
+    # A canary rollout: the Deployment whose pod template pins the served version
+    # (SERVED_VERSION_ANNOTATION), which promotion and rollback patch. None: servers follow the alias.
+    pinned_deployment: str | None = None
 
     @model_serializer(mode="wrap")
     def _without_unset_access(self, handler: Any) -> dict[str, Any]:
-        # Written only when the spec has `serve.access`: a spec without it compiles as before.
+        # Written only when the spec has them: a spec without compiles as before.
         written = handler(self)
-        if written.get("access") is None:
-            written.pop("access", None)
+        for optional in ("access", "pinned_deployment"):
+            if written.get(optional) is None:
+                written.pop(optional, None)
         return written
 
 

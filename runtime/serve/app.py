@@ -45,6 +45,11 @@ version is downloaded, loaded and warmed up on the load thread while the old one
 answering, then swapped in between two batches (`mlc_model_info` names the new version). A
 failure to follow is logged and the old version keeps serving.
 
+A pinned server (`champion_uri` set: a canary rollout's pod template names the version) serves
+that version only; every `watch_seconds` it reads the alias and exports whether it still names
+the served version (`mlc_model_is_champion`), so an aborted canary, whose stable pods keep the
+old version while the registry names the new one, is visible (and alerted on).
+
 A model whose calls take well under a millisecond runs on the event loop itself (a thread hop
 would cost more than the call); a slower one on the model thread, so the loop keeps reading
 requests meanwhile. SIGTERM: uvicorn stops accepting
@@ -120,6 +125,9 @@ class ServeSettings:
     log_uri: str | None = None  # the prediction log (monitor.prediction_log.uri); None: nothing is logged
     log_flush_seconds: float = 30.0
     watch_seconds: float = 30.0  # how often a served alias is checked for a new version (0: never)
+    # A pinned server (a canary's pod template names its version): the alias it compares its
+    # version with, never swapping (`mlc_model_is_champion`). None: not pinned.
+    champion_uri: str | None = None
     access: Access | None = None  # who may call (`access.py`); None: anyone the network lets through
 
 
@@ -431,6 +439,8 @@ class ModelServer:
         # model may import from it lazily.
         if alias_uri(self.settings.model_uri) and watch > 0:
             await self._follow(loop)
+        elif self.settings.champion_uri is not None and watch > 0:
+            await self._compare_with_champion(loop, self.settings.champion_uri)
 
     def _fail(self, error: Exception) -> None:
         self.load_error = str(error) if isinstance(error, ModelError) else f"{type(error).__name__}: {error}"
@@ -441,13 +451,38 @@ class ModelServer:
         """Answer with `scorer` from the next batch on (one assignment: a batch sees one model)."""
         self.metrics.model_info.clear()
         self.metrics.model_info.labels(info.model, info.version, info.alias, info.run_id, info.uri).set(1)
+        if alias_uri(self.settings.model_uri):  # what the alias names is what answers
+            self.metrics.set_champion(info.version, True)
         self.info = info
         self.scorer = scorer
 
-    def _alias_version(self) -> str:
+    def _alias_version(self, uri: str) -> str:
         from mlc.runtime.serve.served_model import resolve_model
 
-        return resolve_model(self.settings.model_uri, self.settings.tracking_uri).version
+        return resolve_model(uri, self.settings.tracking_uri).version
+
+    async def _compare_with_champion(self, loop: asyncio.AbstractEventLoop, champion_uri: str) -> None:
+        """A pinned server: every `watch_seconds`, whether the alias still names the version served
+        (exported, never acted on: a new version reaches this deployment as a new pod template)."""
+        assert self.info is not None
+        while True:
+            try:
+                champion = await loop.run_in_executor(self.load_thread, self._alias_version, champion_uri)
+            except NoVersionYet:
+                champion = ""
+            except Exception as error:  # the registry unreachable: the last answer stands
+                log.warning("cannot read %s (serving pinned version %s): %s", champion_uri, self.info.version, error)
+            else:
+                is_champion = champion == self.info.version
+                if not is_champion and self.metrics.champion != (self.info.version, False):  # one line per change
+                    log.warning(
+                        "serving pinned version %s; %s names version %s (a rollout in progress, or an aborted one)",
+                        self.info.version,
+                        champion_uri,
+                        champion or "none",
+                    )
+                self.metrics.set_champion(self.info.version, is_champion)
+            await asyncio.sleep(self.settings.watch_seconds)
 
     async def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
         """Check the alias every `watch_seconds`; load, warm up and swap in the version it moves to."""
@@ -456,7 +491,7 @@ class ModelServer:
             await asyncio.sleep(self.settings.watch_seconds)
             assert self.info is not None
             try:
-                version = await loop.run_in_executor(self.load_thread, self._alias_version)
+                version = await loop.run_in_executor(self.load_thread, self._alias_version, uri)
                 if version == self.info.version:
                     continue
                 log.info(

@@ -142,6 +142,12 @@ class ServerMetrics:
             ("model", "version", "alias", "run_id", "uri"),
             registry=registry,
         )
+        self.model_is_champion = Gauge(
+            name["model_is_champion"],
+            "1 while the served version is the registry's champion, 0 while it is not (by served version).",
+            ("version",),
+            registry=registry,
+        )
         self.log_dropped = Counter(
             name["request_log_dropped_total"],
             "Sampled rows the prediction log dropped: its writer fell behind, or the store refused them.",
@@ -150,6 +156,7 @@ class ServerMetrics:
         self.log_written = Counter(
             name["request_log_written_total"], "Sampled rows written to the prediction log.", registry=registry
         )
+        self.champion: tuple[str, bool] | None = None  # (served version, is it the champion) last exported
         self._lock = threading.Lock()
         self.probabilities = BatchHistogram(PROBABILITY_BUCKETS)
         self.values = BatchHistogram(VALUE_BUCKETS)
@@ -165,6 +172,12 @@ class ServerMetrics:
     def _child(self, status: int) -> None:
         self._durations[status] = self.duration.labels(str(status))
         self._counts[status] = self.requests.labels(str(status))
+
+    def set_champion(self, version: str, is_champion: bool) -> None:
+        """Whether `version`, the one served now, is the champion (one series: the served version's)."""
+        self.model_is_champion.clear()
+        self.model_is_champion.labels(version).set(1 if is_champion else 0)
+        self.champion = (version, is_champion)
 
     def observe_request(self, status: int, seconds: float) -> None:
         """One answered prediction request."""

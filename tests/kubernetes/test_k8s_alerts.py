@@ -71,6 +71,7 @@ def test_churn_alerts_cover_latency_errors_drift_live_quality_and_both_jobs(rend
         "LiveF1BelowGate",
         "FeedbackJobFailed",
         "FeedbackStale",
+        "ServedModelNotChampion",  # production serves through a canary: its pods are pinned to a version
     }
 
 

@@ -65,6 +65,61 @@ def test_canary_rollout_references_the_deployment_and_analyses(rendered):
     assert not _docs(rendered["churn"], "Rollout", "staging")  # staging rolls
 
 
+def _named(case, kind, env, name):
+    (doc,) = [doc for doc in _docs(case, kind, env) if doc["metadata"]["name"] == name]
+    return doc
+
+
+def test_a_canarys_pods_serve_the_version_the_promoting_gate_pins(rendered):
+    """Production canaries: its serving pods read the pinned version from their template's
+    annotation, and the training pods' gate may patch exactly that Deployment. Staging rolls: its
+    servers follow the alias and its training pods have no API token."""
+    case = rendered["churn"]
+    (container,) = _named(case, "Deployment", "production", "churn-serve")["spec"]["template"]["spec"]["containers"]
+    pinned = [v for v in container["env"] if v["name"] == "MLC_SERVE_MODEL_VERSION"]
+    assert pinned == [
+        {
+            "name": "MLC_SERVE_MODEL_VERSION",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['mlc.dev/model-version']"}},
+        }
+    ]
+    trained = [
+        doc
+        for kind in ("Job", "CronJob")
+        for doc in _docs(case, kind, "production")
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "training"
+    ]
+    assert sorted(doc["kind"] for doc in trained) == ["CronJob", "Job"]  # the first training, and retraining
+    for training in trained:
+        kind, spec = training["kind"], training["spec"]
+        pod = (spec["jobTemplate"]["spec"] if kind == "CronJob" else spec)["template"]["spec"]
+        assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("churn-promote", True)
+        assert pod["containers"][0]["command"][1:2] == ["gate"]  # the gate, after training, pins what it promotes
+    role = _named(case, "Role", "production", "churn-promote")
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["churn-serve"], "verbs": ["patch"]}
+    ]
+    binding = _named(case, "RoleBinding", "production", "churn-promote")
+    assert binding["roleRef"]["name"] == "churn-promote"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "churn-promote", "namespace": "ml-churn-production"}
+    ]
+    (config_map,) = _docs(case, "ConfigMap", "production")
+    assert '"pinned_deployment": "churn-serve"' in config_map["data"]["runtime-config.json"]
+
+    (staging,) = _docs(case, "Deployment", "staging")
+    assert not [
+        v
+        for v in staging["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in v and "fieldRef" in v["valueFrom"]
+    ]
+    for staging_job in _docs(case, "Job", "staging"):
+        assert "serviceAccountName" not in staging_job["spec"]["template"]["spec"]
+    assert not [doc for doc in _docs(case, "Role", "staging") if doc["metadata"]["name"] == "churn-promote"]
+    (staging_config,) = _docs(case, "ConfigMap", "staging")
+    assert "pinned_deployment" not in staging_config["data"]["runtime-config.json"]
+
+
 def test_service_pdb_and_network_policy_select_the_serving_pods(rendered):
     (deployment,) = _docs(rendered["churn"], "Deployment", "staging")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -90,11 +145,14 @@ def test_vllm_serves_the_pinned_revision_on_gpus_and_scales_on_its_queue(rendere
     assert scaled["spec"]["triggers"][0]["metadata"]["threshold"] == "4"
 
 
-def test_argocd_ignores_replicas_only_where_autoscaled(rendered):
+def test_argocd_ignores_replicas_where_autoscaled_and_the_canarys_pinned_version(rendered):
     (application,) = rendered["churn"].documents["deploy/clusters/production.yaml"]
-    ignored = {(d["kind"], d["name"]) for d in application["spec"]["ignoreDifferences"]}
-    assert ignored == {("Rollout", "churn-serve"), ("Deployment", "churn-serve")}
-    assert all(d["jsonPointers"] == ["/spec/replicas"] for d in application["spec"]["ignoreDifferences"])
+    ignored = {(d["kind"], d["name"]): d["jsonPointers"] for d in application["spec"]["ignoreDifferences"]}
+    assert ignored == {
+        ("Rollout", "churn-serve"): ["/spec/replicas"],
+        # What the gate's promotion patches (`runtime/serving_pin.py`): selfHeal must not undo it.
+        ("Deployment", "churn-serve"): ["/spec/replicas", "/spec/template/metadata/annotations/mlc.dev~1model-version"],
+    }
     sync = application["spec"]["syncPolicy"]
     assert sync["automated"] == {"prune": True, "selfHeal": True}
     assert {"ServerSideApply=true", "CreateNamespace=true"} <= set(sync["syncOptions"])

@@ -64,3 +64,16 @@ def server_ready(server: str) -> bool:
         return get(f"{server}/ready", timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def downward_env(container: dict[str, Any], annotations: dict[str, str]) -> dict[str, str]:
+    """The variables the kubelet fills from the pod's annotations (downward API `fieldRef`s), as
+    it does: an annotation the pod does not have gives an empty value."""
+    found = {}
+    for variable in container.get("env", []):
+        path = variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath", "")
+        if path.startswith("metadata.annotations['"):
+            found[variable["name"]] = annotations.get(
+                path.removeprefix("metadata.annotations['").removesuffix("']"), ""
+            )
+    return found

@@ -3,13 +3,17 @@ alert rules, scraping two real `mlc-runtime serve` pods and a real Pushgateway f
 drift job, with the labels the Prometheus Operator adds from the compiled ServiceMonitors.
 
 The churn example's production environment is compiled through the library API (it has a canary
-rollout with its AnalysisTemplate and KEDA autoscaling on queue depth). Its champion is trained
-here (one epoch) and served by the stable pod; the canary pod serves a model that raises, so its
-answers are real 500s. Then: every `mlc_*` selector of every alert, KEDA trigger and canary
-analysis matches a series; healthy traffic and healthy data raise nothing; drifted data fires
-the data-drift alert; the 5xx burst makes the error-rate alert's expression true and the canary
-analysis fail. Alert `for:` durations are long, so expressions are evaluated directly and the
-alerts' `pending` state is read from `ALERTS`.
+rollout with its AnalysisTemplate and KEDA autoscaling on queue depth). Version 1 is trained here
+(one epoch); version 2, a model that raises (real 500s), is registered and promoted to champion.
+Each pod runs the compiled serve command with the version its template pins (the downward API's
+value): the stable pod version 1, the canary pod version 2, as after a promotion patched the pin.
+Then: every `mlc_*` selector of every alert, KEDA trigger and canary analysis matches a series;
+healthy traffic and healthy data raise nothing; drifted data fires the data-drift alert; the 5xx
+burst makes the error-rate alert's expression true and the canary analysis fail for version 2
+and pass for version 1; each pod exports its version and whether it is the champion; with the
+canary gone (an aborted rollout) the stable pod serves version 1 and the not-champion alert's
+expression is true. Alert `for:` durations are long, so expressions are evaluated directly and
+the alerts' `pending` state is read from `ALERTS`.
 """
 
 from __future__ import annotations
@@ -28,18 +32,21 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from compiled_system import alerts, became, documents, query, runtime, server_ready, substitute
+from compiled_system import alerts, became, documents, downward_env, query, runtime, server_ready, substitute
 from object_store import ObjectStore, churn_bucket
 from operator_scrape import Endpoint, pushgateway_endpoint, scrape_configs
 from real_services import prometheus, prometheus_api, pushgateway, wait_for
 from served_project import RUNTIME_CLI, free_port, post, runtime_env
 
+from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL
 from mlc.compiler.pipeline import compile_spec_file
-from mlc.runtime.contract import CONFIG_PATH
+from mlc.runtime.contract import CONFIG_PATH, SERVED_VERSION_ANNOTATION
 
 REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "production"
 STABLE_HASH, CANARY_HASH = "6d9f8b7c5d", "7c4b9d8f6a"  # rollouts-pod-template-hash of the two pods
+PINNED = {STABLE_HASH: "1", CANARY_HASH: "2"}  # the model version each pod's template pins
+POD_HASH = CANARY_HASH_LABEL.replace("-", "_")  # the pod label as Prometheus names it
 SELECTOR = re.compile(r"\b(mlc_[a-zA-Z0-9_]+)\{([^}]*)\}")
 
 BROKEN_MODEL = '''
@@ -99,9 +106,17 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(tracking["MLFLOW_TRACKING_URI"])
-    MlflowClient().set_registered_model_alias(runtime_config["registered_model"], "champion", "1")
+    registered = runtime_config["registered_model"]
+    # Version 2 answers 500 to everything; a promotion pinned it in the serving Deployment's
+    # template: the canary pod serves it, the stable pod keeps version 1. The alias moves to it
+    # later (`observed`): the drift job, which scores with the champion, runs on version 1 first.
     (root / "broken.py").write_text(BROKEN_MODEL)
-    mlflow.pyfunc.save_model(str(root / "broken-model"), python_model=str(root / "broken.py"), pip_requirements=[])
+    broken = MlflowClient().create_experiment("broken", artifact_location=(root / "broken-artifacts").as_uri())
+    with mlflow.start_run(experiment_id=broken):
+        mlflow.pyfunc.log_model(
+            "model", python_model=str(root / "broken.py"), pip_requirements=[], registered_model_name=registered
+        )
+    MlflowClient().set_registered_model_alias(registered, "champion", "1")
 
     deployment = manifests["Deployment/churn-serve"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -133,18 +148,20 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
             ],
         }
         url = stack.enter_context(prometheus(root, prometheus_config))
-        servers = {}
+        servers, processes = {}, {}
         for pod_hash, port in ports.items():
             command = substitute(container["command"], {"--config": str(config), "--port": str(port)})
-            command += ["--host", "127.0.0.1"] + (
-                ["--model-uri", str(root / "broken-model")] if pod_hash == CANARY_HASH else []
-            )
+            command += ["--host", "127.0.0.1"]
+            # The pod's environment as the kubelet fills it: the pinned version from its template's annotation.
+            pinned = downward_env(container, {SERVED_VERSION_ANNOTATION: PINNED[pod_hash]})
+            environ = runtime_env(**tracking, **pinned, MLC_SERVE_WATCH_SECONDS="1")
             with (root / f"serve-{pod_hash}.log").open("w") as log:
                 process = subprocess.Popen(
-                    [*RUNTIME_CLI, *command[1:]], cwd=project, env=runtime_env(**tracking), stdout=log, stderr=log
+                    [*RUNTIME_CLI, *command[1:]], cwd=project, env=environ, stdout=log, stderr=log
                 )
-            stack.callback(lambda process=process: (process.terminate(), process.wait(timeout=30)))
+            stack.callback(lambda process=process: process.poll() is None and (process.terminate(), process.wait(30)))
             servers[pod_hash] = f"http://127.0.0.1:{port}"
+            processes[pod_hash] = process
         for pod_hash, server in servers.items():
             wait_for(lambda server=server: server_ready(server), 120, f"serving pod {pod_hash}")
         wait_for(lambda: _targets_up(url) == 3, 60, "Prometheus scraping both pods and the Pushgateway")
@@ -154,6 +171,7 @@ def system(bucket: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "tracking": tracking,
             "manifests": manifests,
             "servers": servers,
+            "processes": processes,
             "pushgateway": gateway,
             "prometheus": url,
             "rules": yaml.safe_load(rule_file.read_text())["groups"][0]["rules"],
@@ -235,7 +253,46 @@ def observed(system: dict[str, Any]) -> dict[str, Any]:
         ]
         for pod_hash in (CANARY_HASH, STABLE_HASH)
     }
+    # Which version each pod serves, and whether it is the champion, as scraped: before and after
+    # the alias moves to version 2 (the promotion's first step; its second pinned the canary).
+    seen["served_before"] = _served(url)
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(system["tracking"]["MLFLOW_TRACKING_URI"])
+    registered = json.loads(system["config"].read_text())["registered_model"]
+    MlflowClient().set_registered_model_alias(registered, "champion", "2")
+    became(lambda: _served(url)[CANARY_HASH]["mlc_model_is_champion"] == [("2", "1")], 30)
+    seen["served"] = _served(url)
+    seen["not_champion_mid_rollout"] = query(url, _rule(system, "ServedModelNotChampion")["expr"])
     return seen
+
+
+def _served(url: str) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """Pod hash -> (version, value) of its `mlc_model_info` and `mlc_model_is_champion`."""
+    return {
+        pod_hash: {
+            name: [(sample["metric"]["version"], sample["value"][1]) for sample in query(url, f"{name}{{{pod}}}")]
+            for name in ("mlc_model_info", "mlc_model_is_champion")
+        }
+        for pod_hash in (CANARY_HASH, STABLE_HASH)
+        for pod in [f'{POD_HASH}="{pod_hash}"']
+    }
+
+
+@pytest.fixture(scope="module")
+def aborted(system: dict[str, Any], observed: dict[str, Any]) -> dict[str, Any]:
+    """The analysis failed: Argo Rollouts scales the canary down, the stable pod stays (on version 1)."""
+    canary = system["processes"][CANARY_HASH]
+    canary.terminate()
+    canary.wait(timeout=30)
+    url, rule = system["prometheus"], _rule(system, "ServedModelNotChampion")
+    return {
+        "rule": rule,
+        "expression_true": became(lambda: query(url, rule["expr"]) != [], 30),
+        "stable_ready": server_ready(system["servers"][STABLE_HASH]),
+        "stable_serves": query(url, f'mlc_model_info{{{POD_HASH}="{STABLE_HASH}"}}')[0]["metric"]["version"],
+    }
 
 
 def test_healthy_traffic_and_healthy_data_raise_no_alert(observed) -> None:
@@ -310,3 +367,24 @@ def test_every_mlc_selector_of_alerts_autoscaling_and_canary_analysis_matches_a_
         "mlc_drift_dataset_drifted",  # data-drift alert
         "mlc_drift_last_success_timestamp_seconds",  # stale drift check alert
     } <= names
+
+
+def test_each_pod_serves_the_version_its_template_pins(observed) -> None:
+    """The canary pod serves version 2, the stable pod version 1, whatever the alias says; each
+    says whether it serves the champion."""
+    before = observed["served_before"]  # version 1 is still the champion
+    assert before[CANARY_HASH] == {"mlc_model_info": [("2", "1")], "mlc_model_is_champion": [("2", "0")]}
+    assert before[STABLE_HASH] == {"mlc_model_info": [("1", "1")], "mlc_model_is_champion": [("1", "1")]}
+    served = observed["served"]  # promoted: version 2 is
+    assert served[CANARY_HASH] == {"mlc_model_info": [("2", "1")], "mlc_model_is_champion": [("2", "1")]}
+    assert served[STABLE_HASH] == {"mlc_model_info": [("1", "1")], "mlc_model_is_champion": [("1", "0")]}
+    # Mid-rollout a pod serves the champion: no alert.
+    assert observed["not_champion_mid_rollout"] == []
+
+
+def test_an_aborted_canary_leaves_the_stable_pod_on_the_old_version_and_alerts(aborted) -> None:
+    # The registry still names version 2 (the alias is not moved back for the operator): the stable
+    # pod keeps answering with version 1, and no pod serving @champion is what the alert says.
+    assert aborted["stable_ready"] and aborted["stable_serves"] == "1"
+    assert aborted["expression_true"], aborted["rule"]["expr"]
+    assert aborted["rule"]["labels"]["severity"] == "critical"

@@ -14,11 +14,13 @@ installed in it: no index here publishes mlc), upload-artifact (a copy) and `gh 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +125,9 @@ def checkout(origin: Path, workspace: Path, step: dict[str, Any]) -> None:
     git(workspace, "checkout", "-q", "--detach", "refs/remotes/pull/7/merge")
 
 
-def run_job(origin: Path, work: Path, job_id: str, job: dict[str, Any]) -> tuple[bool, str]:
+def run_job(
+    origin: Path, work: Path, job_id: str, job: dict[str, Any], environ: dict[str, str] | None = None
+) -> tuple[bool, str]:
     """The job's steps in order, as GitHub's runner does; (passed, what its steps printed)."""
     workspace = work / job_id / "workspace"
     runner_temp = work / job_id / "runner-temp"
@@ -143,6 +147,7 @@ def run_job(origin: Path, work: Path, job_id: str, job: dict[str, Any]) -> tuple
         "GITHUB_STEP_SUMMARY": str(summary),
         "GITHUB_RUN_ID": "1",
         "MLC_TEST_ARTIFACTS": str(work / "artifacts"),
+        **(environ or {}),
     }
     passed, output = True, []
     for step in job["steps"]:
@@ -177,13 +182,13 @@ def run_job(origin: Path, work: Path, job_id: str, job: dict[str, Any]) -> tuple
     return passed, "\n".join(output)
 
 
-def run_model_check(origin: Path, work: Path) -> dict[str, tuple[bool, str]]:
+def run_model_check(origin: Path, work: Path, environ: dict[str, str] | None = None) -> dict[str, tuple[bool, str]]:
     workflow = yaml.safe_load((origin / ".github/workflows/mlc-pr.yaml").read_text())
     jobs = workflow["jobs"]
     assert jobs["gate"]["needs"] == ["smoke_train"]
     results = {}
     for job_id in ("smoke_train", "gate"):
-        results[job_id] = run_job(origin, work, job_id, jobs[job_id])
+        results[job_id] = run_job(origin, work, job_id, jobs[job_id], environ)
         if not results[job_id][0]:
             break
     return results
@@ -203,6 +208,7 @@ def test_a_comment_only_change_passes_and_a_model_breaking_change_fails(origin, 
     report = (tmp_path / "comment/gate/workspace/gate.md").read_text()
     assert f"Challenger @pr-{PR_NUMBER} (version" in report and f"@pr-{PR_NUMBER}-base (version" in report
     assert "advisory" in report and "the relative gates decide" in report
+    assert "- Both in this runner's environment: requirements.lock is the same on both branches." in report
     assert (tmp_path / "comment/gate/runner-temp/step-summary.md").read_text() == report
 
     # The same pull request number, pushed again with a bug: the labels it trains on are inverted.
@@ -229,3 +235,85 @@ def test_a_change_to_nothing_the_model_depends_on_trains_nothing_and_passes(orig
     assert "registered" not in results["smoke_train"][1]  # nothing trained
     report = (tmp_path / "docs/gate/workspace/gate.md").read_text()
     assert report.startswith("## Gate passed: nothing the model depends on changed")
+
+
+# Imported whenever training imports the churn package: where that training ran, for the test to read.
+ENVIRONMENT_RECORD = """
+import json as _json, os as _os, sys as _sys
+from importlib import metadata as _metadata
+
+if _os.environ.get("CHURN_ENVIRONMENT_LOG"):
+    try:
+        _probe = _metadata.version("lock-probe")
+    except _metadata.PackageNotFoundError:
+        _probe = None
+    with open(_os.environ["CHURN_ENVIRONMENT_LOG"], "a") as _log:
+        _log.write(_json.dumps({"code": __file__, "prefix": _sys.prefix, "probe": _probe}) + "\\n")
+"""
+
+
+def probe_wheel(folder: Path, version: str) -> None:
+    """A wheel of `lock-probe` at `version` (a package only a lock names), in a folder pip finds links in."""
+    dist = f"lock_probe-{version}.dist-info"
+    files = {
+        "lock_probe/__init__.py": f'__version__ = "{version}"\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: lock-probe\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / f"lock_probe-{version}-py3-none-any.whl", "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+        wheel.writestr(f"{dist}/RECORD", "".join(f"{name},," + "\n" for name in [*files, f"{dist}/RECORD"]))
+
+
+def test_a_lock_only_change_trains_the_base_in_its_own_locks_environment(origin, tmp_path) -> None:
+    """The base branch pins lock-probe 1.0, the pull request 2.0 and changes nothing else: the base's
+    code trains in a second venv where the base's lock is installed (from a local wheel folder, no
+    index), the PR's code in the runner's environment; same code, same data: the gate passes, and
+    its report says which side used which."""
+    git(origin, "checkout", "-q", "main")
+    lock = origin / "requirements.lock"
+    lock.write_text(lock.read_text() + "lock-probe==1.0\n")
+    (origin / "src/churn/__init__.py").write_text((origin / "src/churn/__init__.py").read_text() + ENVIRONMENT_RECORD)
+    git(origin, "commit", "-q", "-am", "pin lock-probe; record where training runs")
+    open_pull_request(origin, "upgrade", {"requirements.lock": ("lock-probe==1.0\n", "lock-probe==2.0\n")})
+    wheels, record = tmp_path / "wheels", tmp_path / "environments.jsonl"
+    for version in ("1.0", "2.0"):
+        probe_wheel(wheels, version)
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "CHURN_ENVIRONMENT_LOG": str(record)}
+    results = run_model_check(origin, tmp_path / "upgrade", offline)
+    assert results["smoke_train"][0], results["smoke_train"][1]
+    assert results["gate"][0], results["gate"][1]
+
+    trained = [json.loads(line) for line in record.read_text().splitlines()]
+    runner_temp = tmp_path / "upgrade/smoke_train/runner-temp"
+    pull_request = [t for t in trained if t["code"].startswith(str(tmp_path / "upgrade/smoke_train/workspace"))]
+    base = [t for t in trained if t["code"].startswith(str(runner_temp / "mlc-base."))]
+    assert pull_request and base  # (the gate job's loading of the models records too: not training)
+    # The pull request's side: the runner's interpreter (its lock is installed by a step this
+    # stand-in runner skips, see the module docstring). The base's: its own venv, its own lock.
+    assert {(t["prefix"], t["probe"]) for t in pull_request} == {(sys.prefix, None)}
+    assert {(t["prefix"], t["probe"]) for t in base} == {(str(runner_temp / "mlc-base-venv"), "1.0")}
+    report = (tmp_path / "upgrade/gate/workspace/gate.md").read_text()
+    assert "requirements.lock differs: @pr-7-base was trained in a virtual environment with the base branch's lock" in (
+        report
+    )
+    assert "Both with this pull request's runtime config" in report
+    assert "mlproject.yaml differs" not in report  # only the lock changed
+
+
+def test_a_parameter_change_trains_both_sides_with_the_pull_requests_parameters(origin, tmp_path) -> None:
+    """The base's code is trained with the PR's runtime config, its new learning rate included: the
+    report says so (the code is the same, so the gate passes)."""
+    git(origin, "checkout", "-q", "main")
+    open_pull_request(origin, "lr", {"mlproject.yaml": ("    lr: 0.05\n", "    lr: 0.08\n")})
+    results = run_model_check(origin, tmp_path / "lr")
+    assert results["smoke_train"][0], results["smoke_train"][1]
+    assert results["gate"][0], results["gate"][1]
+    report = (tmp_path / "lr/gate/workspace/gate.md").read_text()
+    assert (
+        "- mlproject.yaml differs on the base branch: @pr-7-base (the base branch's code) was trained with this "
+        "pull request's parameters, not the base branch's." in report
+    )
+    assert "- Both in this runner's environment: requirements.lock is the same on both branches." in report

@@ -8,9 +8,13 @@ that branch protection turns into a blocked merge.
 The model check compares like with like. The checkout is GitHub's merge commit, whose first
 parent is the base branch's tip: `smoke_train` trains the PR's code and the base's code (a git
 worktree of that parent, imported through `MLC_CODE_SOURCE`) the same way, with the PR's runtime
-config, on the same sample and seed, as `@pr-N` and `@pr-N-base`; `gate` compares them: the
+config, on the same sample and seed, as `@pr-N` and `@pr-N-base`, each in its own branch's
+environment (a PR that changes the requirements lock gets a second venv with the base's lock for
+the base; the report says which side used what); `gate` compares them: the
 relative gates (max_drop, max_rise) decide, the absolute ones (min, max) are reported as
-advisory, since a smoke model is not the production model. When nothing the model depends on
+advisory, since a smoke model is not the production model. With `ci.model_check.training: full`
+both are trained as the cluster trains (all the data, the spec's parameters), on
+`ci.model_check.runner` (a runner that can afford it), and every gate decides. When nothing the model depends on
 changed (mlproject.yaml, `code.source`, the requirements lock: `git diff` against the parent)
 neither trains and the gate passes saying so.
 
@@ -44,6 +48,7 @@ from mlc.compiler.backends.ci._steps import (
 )
 from mlc.compiler.errors import ExitCode
 from mlc.compiler.resolve.resolved import ResolvedSpec
+from mlc.runtime.contract import duration_seconds
 
 KIND = "pr"
 PATH = ".github/workflows/mlc-pr.yaml"  # at the top; in a folder: ProjectLocation.workflow_path
@@ -54,6 +59,7 @@ COMMENT_FILE = "mlc-plan-comment.md"  # written by `mlc bot`, or by the plan job
 GATE_REPORT = "gate.md"
 SMOKE_ARTIFACT = "mlc-smoke-model"
 SMOKE_STORE = ".mlc/"
+COMPARISON_NOTES = f"{SMOKE_STORE}pr-comparison.md"  # how each side was trained: smoke_train writes, gate reports
 DATA_SAMPLE_ROWS = 1000
 # Without the tracking server's secret the smoke run logs here; assumes the runtime keeps its
 # MLflow artifacts under `.mlc/` too, as it does locally.
@@ -95,23 +101,71 @@ if git diff --quiet HEAD^1 HEAD -- "$MLC_SPEC" "$MLC_SOURCE" "$MLC_PROJECT_REQUI
 fi
 """
 UNCHANGED_GUARD = 'if [ -n "${MLC_MODEL_UNCHANGED:-}" ]; then exit 0; fi\n'
+# `ci.model_check.training`: smoke (a sample on the CPU) or full (the spec's training).
+TRAINING_FLAGS = 'flags=()\nif [ "$MLC_TRAINING" = smoke ]; then flags=(--smoke); fi\n'
+TRAINING_DESCRIPTIONS = {
+    "smoke": "a smoke training (a small sample, on the CPU): the relative gates decide, the absolute ones are advisory",
+    "full": "the spec's full training, as the cluster trains: every gate decides",
+}
 SMOKE_TRAIN_SCRIPT = (
     UNCHANGED_GUARD
-    + 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke --challenger-alias "$MLC_CHALLENGER_ALIAS"\n'
+    + TRAINING_FLAGS
+    + 'mlc-runtime train --config "$MLC_RUNTIME_CONFIG" "${flags[@]}" --challenger-alias "$MLC_CHALLENGER_ALIAS"\n'
 )
-# The base branch's code, trained with the PR's runtime config (params, sample, seed): only the
-# code differs. A base without the project's code (a new project) has nothing to compare with.
+# The base branch's code, trained with the PR's runtime config (params, sample, seed), in the
+# base's environment: when the PR changes the requirements lock (a torch or numpy upgrade), the
+# base trains in a second virtual environment with the base's lock installed, so the comparison
+# shows the dependency change instead of hiding it. The runner's site-packages (mlc and its
+# dependencies) stay importable beneath it: the venv's own packages come first, and `site`
+# processes the runner's .pth files too (an editable install). What each side used is written
+# beside the smoke model (`COMPARISON_NOTES`); the gate's report ends with it. A base without the
+# project's code (a new project) has nothing to compare with.
 BASELINE_TRAIN_SCRIPT = (
     UNCHANGED_GUARD
+    + TRAINING_FLAGS
     + """\
 base="$(mktemp -d "$RUNNER_TEMP/mlc-base.XXXXXX")"
 git worktree add --detach "$base" HEAD^1
-code="$base/$(git rev-parse --show-prefix)$MLC_SOURCE"
+prefix="$(git rev-parse --show-prefix)"
+code="$base/$prefix$MLC_SOURCE"
 if [ ! -d "$code" ]; then
   echo "::notice::The base branch has no $MLC_SOURCE: nothing to compare the model with."
   exit 0
 fi
-MLC_CODE_SOURCE="$code" mlc-runtime train --config "$MLC_RUNTIME_CONFIG" --smoke \\
+mkdir -p "$(dirname "$MLC_COMPARISON_NOTES")"
+{
+  echo "### How the two models were trained"
+  echo
+  echo "- Both with this pull request's runtime config: its training parameters, sample and seed;" \\
+    "$MLC_TRAINING_DESCRIPTION."
+  if ! git diff --quiet HEAD^1 HEAD -- "$MLC_SPEC"; then
+    echo "- $MLC_SPEC differs on the base branch: @$MLC_BASELINE_ALIAS (the base branch's code) was trained" \\
+      "with this pull request's parameters, not the base branch's."
+  fi
+} > "$MLC_COMPARISON_NOTES"
+runtime=(mlc-runtime)
+lock="$base/$prefix$MLC_PROJECT_REQUIREMENTS"
+if git diff --quiet HEAD^1 HEAD -- "$MLC_PROJECT_REQUIREMENTS"; then
+  echo "- Both in this runner's environment: $MLC_PROJECT_REQUIREMENTS is the same on both branches." \\
+    >> "$MLC_COMPARISON_NOTES"
+elif [ -f "$lock" ]; then
+  venv="$RUNNER_TEMP/mlc-base-venv"
+  python -m venv "$venv"
+  packages="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  python -c 'import sys
+for path in sys.path:
+    if path.endswith("-packages"):
+        print(f"import site; site.addsitedir({path!r})")' > "$packages/mlc-runner.pth"
+  "$venv/bin/python" -m pip install -r "$lock"
+  runtime=("$venv/bin/python" -m mlc.runtime)
+  echo "::notice::$MLC_PROJECT_REQUIREMENTS changed: the base branch's code trains in $venv, with the base's lock."
+  echo "- $MLC_PROJECT_REQUIREMENTS differs: @$MLC_BASELINE_ALIAS was trained in a virtual environment with the" \\
+    "base branch's lock installed, @$MLC_CHALLENGER_ALIAS with this pull request's." >> "$MLC_COMPARISON_NOTES"
+else
+  echo "- The base branch has no $MLC_PROJECT_REQUIREMENTS: both were trained with this pull request's." \\
+    >> "$MLC_COMPARISON_NOTES"
+fi
+MLC_CODE_SOURCE="$code" "${runtime[@]}" train --config "$MLC_RUNTIME_CONFIG" "${flags[@]}" \\
   --challenger-alias "$MLC_BASELINE_ALIAS"
 """
 )
@@ -128,8 +182,15 @@ if git cat-file -e "HEAD^1:$(git rev-parse --show-prefix)${MLC_SOURCE%/}" 2>/dev
 else
   echo "::notice::The base branch has no $MLC_SOURCE: the absolute gates alone are reported."
 fi
+status=0
 mlc-runtime gate --config "$MLC_RUNTIME_CONFIG" --report "$MLC_GATE_REPORT" \\
-  --challenger-alias "$MLC_CHALLENGER_ALIAS" --absolute advisory "${baseline[@]}"
+  --challenger-alias "$MLC_CHALLENGER_ALIAS" --absolute "$MLC_ABSOLUTE_GATES" "${baseline[@]}" || status=$?
+if [ -f "$MLC_GATE_REPORT" ] && [ -f "$MLC_COMPARISON_NOTES" ]; then
+  notes="$(cat "$MLC_COMPARISON_NOTES")"
+  printf '\\n%s\\n' "$notes" >> "$MLC_GATE_REPORT"
+  printf '%s\\n' "$notes"
+fi
+exit "$status"
 """
 DOWNLOAD_SMOKE_MODEL_SCRIPT = UNCHANGED_GUARD + DOWNLOAD_SMOKE_MODEL_SCRIPT
 REPORT_GATE_SCRIPT = """\
@@ -353,22 +414,46 @@ def model_inputs_step(resolved: ResolvedSpec) -> Step:
     }
 
 
+def _training(resolved: ResolvedSpec) -> str:
+    """`ci.model_check.training`: smoke or full."""
+    return resolved.spec.ci.model_check.training
+
+
+def _model_check_minutes(resolved: ResolvedSpec) -> int:
+    """The training job's limit: 30 minutes for two smoke trainings; two full ones take `train.timeout` each."""
+    train = resolved.spec.train
+    if _training(resolved) == "smoke" or train is None:
+        return 30
+    return 2 * duration_seconds(train.timeout) // 60 + 30
+
+
 def _smoke_train_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
+    full = _training(resolved) == "full"
+    training_env = {"MLC_TRAINING": _training(resolved)}
     train: Step = {
-        "name": "Train the pull request's code on a small sample on the CPU",
+        "name": "Train the pull request's code as the cluster trains it"
+        if full
+        else "Train the pull request's code on a small sample on the CPU",
         "env": {
             "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
             "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
+            **training_env,
             **_runtime_env(resolved),
         },
         "run": SMOKE_TRAIN_SCRIPT,
     }
     baseline: Step = {
-        "name": "Train the base branch's code the same way",
+        "name": "Train the base branch's code the same way, in the base branch's environment",
         "env": {
             "MLC_RUNTIME_CONFIG": RUNTIME_CONFIG_PATH,
             "MLC_BASELINE_ALIAS": BASELINE_ALIAS,
+            "MLC_CHALLENGER_ALIAS": PR_CHALLENGER_ALIAS,
+            "MLC_SPEC": SPEC_FILE,
             "MLC_SOURCE": guard_expression(resolved.spec.code.source),
+            "MLC_PROJECT_REQUIREMENTS": guard_expression(resolved.spec.code.requirements),
+            "MLC_COMPARISON_NOTES": COMPARISON_NOTES,
+            **training_env,
+            "MLC_TRAINING_DESCRIPTION": TRAINING_DESCRIPTIONS[_training(resolved)],
             **_runtime_env(resolved),
         },
         "run": BASELINE_TRAIN_SCRIPT,
@@ -393,7 +478,12 @@ def _smoke_train_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
     if "gate" in resolved.spec.ci.pull_request:
         steps += [baseline, upload]
     return build_job(
-        "smoke_train", {"contents": "read"}, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on
+        "smoke_train",
+        {"contents": "read"},
+        steps,
+        needs=needs,
+        timeout_minutes=_model_check_minutes(resolved),
+        runs_on=resolved.ci_model_runs_on,
     )
 
 
@@ -418,6 +508,9 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
             "MLC_SPEC": SPEC_FILE,
             "MLC_SOURCE": guard_expression(resolved.spec.code.source),
             "MLC_PROJECT_REQUIREMENTS": guard_expression(resolved.spec.code.requirements),
+            "MLC_COMPARISON_NOTES": COMPARISON_NOTES,
+            # A smoke model is not held to production bounds; a fully trained one is.
+            "MLC_ABSOLUTE_GATES": "enforce" if _training(resolved) == "full" else "advisory",
             **_runtime_env(resolved),
         },
         "run": GATE_SCRIPT,
@@ -440,4 +533,5 @@ def _gate_job(resolved: ResolvedSpec, needs: list[str]) -> Job:
         gate,
         report,
     ]
-    return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_runs_on)  # type: ignore[arg-type]
+    # The gate scores the eval set with both models: on the model check's runner.
+    return build_job("gate", permissions, steps, needs=needs, timeout_minutes=30, runs_on=resolved.ci_model_runs_on)  # type: ignore[arg-type]

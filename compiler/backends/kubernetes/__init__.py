@@ -29,7 +29,7 @@ from mlc.compiler.backends.kubernetes.gitops import (
 from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import RULE_FILE, emit_alert_rules, emit_alert_tests, emit_monitoring
 from mlc.compiler.backends.kubernetes.objects import stamp_version
-from mlc.compiler.backends.kubernetes.serving import autoscaled_workloads, emit_serving
+from mlc.compiler.backends.kubernetes.serving import emit_serving, fields_owned_elsewhere
 from mlc.compiler.backends.kubernetes.training import emit_training
 from mlc.compiler.backends.yaml_writer import dump_yaml
 from mlc.compiler.resolve.resolved import ResolvedSpec
@@ -91,7 +91,7 @@ def emit_environment(resolved: ResolvedSpec) -> list[Artifact]:
 
     engine = resolved.spec.gitops.engine
     if engine == "argocd":
-        application = emit_argocd_application(resolved, autoscaled_workloads(resolved))
+        application = emit_argocd_application(resolved, fields_owned_elsewhere(resolved))
         artifacts.append(
             Artifact(
                 f"{root}/clusters/{resolved.environment}.yaml",

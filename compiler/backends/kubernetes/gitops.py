@@ -8,7 +8,7 @@ they are bootstrapped once per cluster and never prune themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlc.compiler.backends.kubernetes.objects import manifest, object_meta
@@ -33,11 +33,14 @@ def emit_kustomization(files: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+def emit_argocd_application(
+    resolved: ResolvedSpec, owned_elsewhere: Mapping[tuple[str, str, str], Sequence[str]]
+) -> dict[str, Any]:
     """An Application syncing the environment's folder: automated prune + selfHeal, SSA.
 
-    `autoscaled` lists (group, kind, name) of workloads whose replicas an autoscaler owns: their
-    `/spec/replicas` is ignored so selfHeal never fights the autoscaler.
+    `owned_elsewhere` maps (group, kind, name) to JSON pointers another controller sets (the
+    replicas an autoscaler owns, a canary's pinned model version): they are ignored so selfHeal
+    never fights it. They are not in the manifests either, so a server-side-apply sync leaves them.
     """
     gitops = resolved.spec.gitops
     meta = object_meta(resolved, resolved.names.gitops_object, "gitops")
@@ -56,16 +59,16 @@ def emit_argocd_application(resolved: ResolvedSpec, autoscaled: Sequence[tuple[s
             "syncOptions": ["ServerSideApply=true", "CreateNamespace=true", "PruneLast=true"],
         },
     }
-    if autoscaled:
+    if owned_elsewhere:
         spec["ignoreDifferences"] = [
             {
                 "group": group,
                 "kind": kind,
                 "name": name,
                 "namespace": resolved.namespace,
-                "jsonPointers": ["/spec/replicas"],
+                "jsonPointers": list(pointers),
             }
-            for group, kind, name in autoscaled
+            for (group, kind, name), pointers in owned_elsewhere.items()
         ]
     return manifest("argoproj.io/v1alpha1", "Application", meta, spec=spec)
 

@@ -17,13 +17,14 @@ compiled from the gates: a live metric beyond its gate's `min` or `max`, over at
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from mlc.compiler.backends.kubernetes.images import image_reference
 from mlc.compiler.backends.kubernetes.kserve import MLSERVER_METRICS_PORT
-from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels
+from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, selector_labels, service_account_objects
 from mlc.compiler.backends.kubernetes.pod import ContainerSpec, pod_spec
 from mlc.compiler.backends.kubernetes.queries import (
     drift_selector,
@@ -34,7 +35,14 @@ from mlc.compiler.backends.kubernetes.queries import (
     requests_counter,
     serving_selector,
 )
-from mlc.compiler.backends.kubernetes.serving import CANARY_HASH_LABEL, METRICS_PORT_NAME, PORT_NAME, is_canary
+from mlc.compiler.backends.kubernetes.serving import (
+    CANARY_HASH_LABEL,
+    METRICS_PORT_NAME,
+    PORT_NAME,
+    canary_steps,
+    is_canary,
+    serve_section,
+)
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 from mlc.runtime.contract import (
     CONFIG_PATH,
@@ -43,6 +51,7 @@ from mlc.runtime.contract import (
     OUTPUT_LABEL,
     QUERIED_METRICS,
     SERVER_PATHS,
+    duration_seconds,
     job_arguments,
 )
 
@@ -56,6 +65,7 @@ PUSHGATEWAY_PORT = "http"
 DRIFT_RESOURCES = Resources(cpu="1", memory="2Gi")
 DRIFT_DEADLINE_SECONDS = 3600
 SERVING_ALERT_FOR = "10m"
+CANARY_SETTLE_MINUTES = 15  # beyond a canary's pauses: pods starting, the analysis' last runs
 LIVE_QUALITY_FOR = "30m"  # a live metric beyond its gate this long (the feedback job keeps it between runs)
 TEST_MINUTES = 240  # length of every input series
 
@@ -145,6 +155,8 @@ def alert_cases(resolved: ResolvedSpec) -> list[AlertCase]:
                 eval_minutes=30,
             )
         )
+    if resolved.pinned_deployment is not None:
+        cases.append(_served_not_champion_case(resolved, prefix))
     drift = monitor.drift
     pushed = drift_selector(resolved)
     if drift is not None:
@@ -215,6 +227,36 @@ def _check_job_cases(
             eval_minutes=minutes + 30,
         ),
     ]
+
+
+def _served_not_champion_case(resolved: ResolvedSpec, prefix: str) -> AlertCase:
+    """A canary's pods serve the version their template pins; no pod serving `@champion` for longer
+    than a canary takes means the rollout of the promoted version was aborted (or never started).
+    The registry's alias is left as the gate set it: someone decides (fix and promote again, or
+    `mlc-runtime rollback`, which pins the previous version)."""
+    metric = QUERIED_METRICS["model_is_champion"]
+    series = serving_selector(resolved)
+    serve = serve_section(resolved)
+    pauses = sum("pause" in step for step in canary_steps(serve))
+    for_minutes = math.ceil(duration_seconds(serve.rollout.pause) * pauses / 60) + CANARY_SETTLE_MINUTES
+    length = max(TEST_MINUTES, for_minutes * 2)
+    stable, canary = (
+        _series(metric, series, 'pod="stable",version="1"'),
+        _series(metric, series, 'pod="canary",version="2"'),
+    )
+    return AlertCase(
+        name=f"{prefix}ServedModelNotChampion",
+        expr=f"max({metric}{series}) == 0",
+        for_=f"{for_minutes}m",
+        severity="critical",
+        summary=f"no pod of {resolved.names.serving} serves @champion (a canary of the promoted version aborted?): "
+        "promote again or run mlc-runtime rollback",
+        firing={stable: f"0x{length}"},
+        quiet={stable: f"1x{length}"},
+        # Mid-rollout: the stable pods serve the old version, the canary's the champion.
+        more_quiet=({stable: f"0x{length}", canary: f"1x{length}"},),
+        eval_minutes=for_minutes + 10,
+    )
 
 
 def _prediction_drift_case(resolved: ResolvedSpec, prefix: str, threshold: float) -> AlertCase:
@@ -488,17 +530,11 @@ def emit_feedback_cronjob(resolved: ResolvedSpec) -> dict[str, Any]:
 def emit_retrain_rbac(resolved: ResolvedSpec, name: str, component: str) -> list[dict[str, Any]]:
     """ServiceAccount, Role, RoleBinding of a check that starts retraining: read the retraining
     CronJob, create Jobs; nothing else."""
-    account = manifest(
-        "v1",
-        "ServiceAccount",
-        object_meta(resolved, name, component),
-        automountServiceAccountToken=False,
-    )
-    role = manifest(
-        "rbac.authorization.k8s.io/v1",
-        "Role",
-        object_meta(resolved, name, component),
-        rules=[
+    return service_account_objects(
+        resolved,
+        name,
+        component,
+        [
             {
                 "apiGroups": ["batch"],
                 "resources": ["cronjobs"],
@@ -508,14 +544,6 @@ def emit_retrain_rbac(resolved: ResolvedSpec, name: str, component: str) -> list
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
         ],
     )
-    binding = manifest(
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        object_meta(resolved, name, component),
-        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        subjects=[{"kind": "ServiceAccount", "name": name, "namespace": resolved.namespace}],
-    )
-    return [account, role, binding]
 
 
 def emit_monitoring(resolved: ResolvedSpec) -> list[dict[str, Any]]:

@@ -74,3 +74,25 @@ def stamp_version(resource: dict[str, Any]) -> dict[str, Any]:
 def manifest(api_version: str, kind: str, metadata: dict[str, Any], **body: Any) -> dict[str, Any]:
     """A resource in the key order Kubernetes itself writes: apiVersion, kind, metadata, rest."""
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **body}
+
+
+def service_account_objects(
+    resolved: ResolvedSpec, name: str, component: str, rules: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding, all named `name`: what one pod may do with the API
+    (`rules`), nothing else. The token is mounted only where the pod spec asks for it."""
+    account = manifest(
+        "v1",
+        "ServiceAccount",
+        object_meta(resolved, name, component),
+        automountServiceAccountToken=False,
+    )
+    role = manifest("rbac.authorization.k8s.io/v1", "Role", object_meta(resolved, name, component), rules=rules)
+    binding = manifest(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        object_meta(resolved, name, component),
+        roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        subjects=[{"kind": "ServiceAccount", "name": name, "namespace": resolved.namespace}],
+    )
+    return [account, role, binding]

@@ -5,7 +5,10 @@ liveness and `/ready` readiness on `serve.port`). `engine: vllm` runs vLLM's Ope
 server for `serve.llm`. Who owns the replica count is resolved (`Serving.replica_owner`): when
 an autoscaler does, the workload has no `spec.replicas` (GitOps would otherwise reset it on
 every sync). A canary rollout is an Argo Rollout that references the Deployment (`workloadRef`)
-and analyses the canary's error rate and latency with Prometheus.
+and analyses the canary's error rate and latency with Prometheus. Its pods serve the model
+version the Deployment's pod template pins (`served_version_env`), so a newly promoted version
+is a new template: it reaches the canary pods first and the analysis judges it (by the canary's
+pod-template hash, which the pinned version is part of).
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ from mlc.compiler.backends.kubernetes.queries import (
     serving_selector,
 )
 from mlc.compiler.resolve.resolved import ResolvedSpec, Serving
-from mlc.runtime.contract import API_KEYS_DIR, CONFIG_PATH, SERVER_PATHS, duration_seconds, job_arguments
+from mlc.runtime.contract import (
+    API_KEYS_DIR,
+    CONFIG_PATH,
+    SERVED_VERSION_ANNOTATION,
+    SERVED_VERSION_FIELD,
+    SERVED_VERSION_VARIABLE,
+    SERVER_PATHS,
+    duration_seconds,
+    job_arguments,
+)
 
 if TYPE_CHECKING:  # the verbatim section, for values copied as written
     from mlc.compiler.load.spec import Serve
@@ -77,6 +89,21 @@ def scale_target(resolved: ResolvedSpec) -> tuple[str, str, str]:
     return ("apps/v1", "Deployment", resolved.names.serving)
 
 
+def fields_owned_elsewhere(resolved: ResolvedSpec) -> dict[tuple[str, str, str], list[str]]:
+    """(group, kind, name) -> JSON pointers of the serving fields a controller other than GitOps
+    sets: the replicas an autoscaler (or Argo Rollouts) owns, and the version a canary's
+    promotion pins in the Deployment's pod template."""
+    fields: dict[tuple[str, str, str], list[str]] = {
+        workload: ["/spec/replicas"] for workload in autoscaled_workloads(resolved)
+    }
+    if is_canary(resolved):
+        pointer = "/spec/template/metadata/annotations/" + SERVED_VERSION_ANNOTATION.replace("~", "~0").replace(
+            "/", "~1"
+        )
+        fields.setdefault(("apps", "Deployment", resolved.names.serving), []).append(pointer)
+    return dict(sorted(fields.items()))
+
+
 def autoscaled_workloads(resolved: ResolvedSpec) -> list[tuple[str, str, str]]:
     """(group, kind, name) of each workload whose replicas a controller other than GitOps owns."""
     if resolved.serving is None or not resolved.serving.has_deployment:
@@ -113,6 +140,13 @@ def serving_ports(resolved: ResolvedSpec) -> list[tuple[str, int]]:
     return ports
 
 
+def served_version_env() -> dict[str, Any]:
+    """A canary's pods serve the version their template pins (an annotation the gate that promotes
+    patches, `runtime/serving_pin.py`): a new version is a new pod template, so the Rollout
+    canaries it. Empty until the first promotion pins one: the server follows the alias then."""
+    return {"name": SERVED_VERSION_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": SERVED_VERSION_FIELD}}}
+
+
 def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
     """`mlc-runtime serve`: model API, liveness and readiness on one port; metrics there too, or,
     with `serve.access`, on the metrics port (the config says which)."""
@@ -126,6 +160,7 @@ def runtime_container(resolved: ResolvedSpec) -> ContainerSpec:
         resources=serving(resolved).resources,
         ports=[{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in serving_ports(resolved)],
         secret_mounts=secrets,
+        env=[served_version_env()] if is_canary(resolved) else [],
         probes={
             # Liveness is the process serving, not the model loaded: a large model downloading
             # must not get the pod restarted; readiness holds traffic back until it is warm.

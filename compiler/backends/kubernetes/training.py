@@ -15,9 +15,12 @@ Jobs go when their manifest leaves git (prune). Jobs the retraining CronJob star
 Every training pod closes the loop: `train` runs as its init container and the gate after it
 (`mlc-runtime gate --promote`, the same gate CI runs), which promotes the new `@challenger` to
 `@champion` when it passes, against the champion it would replace. The serving pods follow
-`@champion` (`mlc-runtime serve` watches the alias). A failing gate is a verdict, not an outage:
-the Job fails at once (podFailurePolicy), without training again; a gate that could not reach a
-verdict (exit 2: the registry unreachable) is retried with the pod. The retraining CronJob's
+`@champion` (`mlc-runtime serve` watches the alias); with a canary rollout they serve the version
+their pod template pins instead, and the gate patches that pin (the pod's service account may
+patch the serving Deployment, nothing else), so a new version goes through the canary. A
+failing gate is a verdict, not an outage: the Job fails at once (podFailurePolicy), without
+training again; a gate that could not reach a verdict (exit 2: the registry unreachable) is
+retried with the pod. The retraining CronJob's
 pods, and the Jobs the drift check starts from it, are the same pods.
 
 Multi-node training runs torchrun in every pod of an Indexed Job; the node rank is the pod's
@@ -30,7 +33,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlc.compiler.backends.kubernetes.images import image_reference
-from mlc.compiler.backends.kubernetes.objects import manifest, object_meta, recreate_on_change, selector_labels
+from mlc.compiler.backends.kubernetes.objects import (
+    manifest,
+    object_meta,
+    recreate_on_change,
+    selector_labels,
+    service_account_objects,
+)
 from mlc.compiler.backends.kubernetes.pod import ContainerSpec, completion_index_env, pod_spec
 from mlc.compiler.resolve.resolved import ResolvedSpec, Resources
 from mlc.runtime.contract import COMPLETION_INDEX_VARIABLE, CONFIG_PATH, ExitCode, duration_seconds, job_arguments
@@ -174,6 +183,7 @@ def training_pod_template(resolved: ResolvedSpec, *, jobset: bool = False) -> di
         resolved,
         training_container(resolved, jobset=jobset),
         restart_policy="Never",
+        service_account=resolved.names.promotion if resolved.pins_serving else None,
         extra=extra,
         tolerations=SPOT_TOLERATIONS if train.spot else (),
         then=gate_container(resolved) if resolved.spec.evaluate is not None else None,
@@ -332,4 +342,24 @@ def emit_training(resolved: ResolvedSpec) -> list[dict[str, Any]]:
         resources.append(emit_workers_service(resolved))
     if train.schedule is not None or resolved.monitors_retrain:
         resources.append(emit_retraining_cronjob(resolved))
+    if resolved.pins_serving:
+        resources.extend(emit_promotion_rbac(resolved))
     return resources
+
+
+def emit_promotion_rbac(resolved: ResolvedSpec) -> list[dict[str, Any]]:
+    """The training pods' service account with a canary: the gate that promotes a version pins it
+    in the serving Deployment's pod template (`runtime/serving_pin.py`): patch that Deployment only."""
+    return service_account_objects(
+        resolved,
+        resolved.names.promotion,
+        COMPONENT,
+        [
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+                "resourceNames": [resolved.names.serving],
+                "verbs": ["patch"],
+            }
+        ],
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dockerfile_instructions import builder_pip_commands as _builder_pip_commands
+from dockerfile_instructions import instructions as _instructions
+from dockerfile_instructions import stages as _stages
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.backends import docker
 from mlc.compiler.backends.yaml_writer import dump_yaml
@@ -56,29 +58,6 @@ def _variant(tmp_path: Path, change, name: str = "variant") -> dict[str, str]:
     spec = _churn()
     change(spec)
     return _compile(_project(tmp_path, spec, name))
-
-
-def _instructions(dockerfile: str) -> list[str]:
-    """Instructions with continuation lines joined and comments dropped."""
-    logical, pending = [], ""
-    for line in dockerfile.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(" ".join((pending + line).split()))
-        pending = ""
-    return logical
-
-
-def _stages(dockerfile: str) -> list[list[str]]:
-    stages: list[list[str]] = []
-    for instruction in _instructions(dockerfile):
-        if instruction.startswith("FROM "):
-            stages.append([])
-        stages[-1].append(instruction)
-    return stages
 
 
 def _index(instructions: list[str], prefix: str) -> int:
@@ -137,10 +116,14 @@ def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], ro
     lock = next(i for i, ins in enumerate(builder) if f"{pip} -r /tmp/mlc/requirements.lock" in ins)
     assert torch < lock
     install = builder[lock]
-    # The runtime after the user's lock, pinned to the compiler version, in the same venv; the
-    # serve image only with the serve extra (churn's drift runs on its train image, no batch).
-    runtime = '"mlc[runtime]==0.1.0"' if role == "train" else '"mlc[serve]==0.1.0"'
+    # The runtime after the user's lock, the compiler's own wheel (the example has not vendored
+    # it: no sha256 yet), in the same venv; the serve image only with the serve extra (churn's
+    # drift runs on its train image, no batch).
+    extras = "runtime" if role == "train" else "serve"
+    runtime = f'"mlc[{extras}] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"'
     assert install.index("-r /tmp/mlc/requirements.lock") < install.index(runtime)
+    assert builder[lock - 1] == 'COPY ["wheels/mlc-0.1.0-py3-none-any.whl", "/tmp/mlc/"]'
+
     assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in install
 
 
@@ -252,7 +235,8 @@ def test_the_serve_image_installs_the_extras_of_the_jobs_it_runs(tmp_path: Path)
         }
 
     batch = _variant(tmp_path, with_batch, "batch")["deploy/docker/serve.Dockerfile"]
-    assert 'pip install --no-compile "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
+    # mlc-runtime batch runs on the serve image
+    assert 'pip install --no-compile "mlc[serve,batch] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"' in batch
 
 
 def test_base_override_replaces_the_table_and_digest_wins(tmp_path: Path) -> None:
@@ -358,35 +342,22 @@ def test_hadolint_reports_nothing_on_variants(tmp_path: Path) -> None:
 # --- the builder's pip commands install the churn example's dependencies --------------------
 
 
-def _builder_pip_commands(dockerfile: str) -> list[list[str]]:
-    """The `pip install ...` commands of the builder stage, as argument lists, in order."""
-    commands = []
-    for instruction in _stages(dockerfile)[-2]:
-        if not instruction.startswith("RUN "):
-            continue
-        words = [w for w in shlex.split(instruction[4:]) if not w.startswith("--mount=")]
-        for command in " ".join(shlex.quote(w) for w in words).split(" '&&' "):
-            argv = shlex.split(command)
-            if argv[:2] == ["pip", "install"]:
-                commands.append(argv)
-    return commands
-
-
 @pytest.mark.slow
 def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn: dict[str, str]) -> None:
     """Run the serve builder's own pip commands in a temp venv (CPU image: the CPU index).
 
     Substitutions, each because this machine has no network beyond its package mirrors:
     `--index-url <download.pytorch.org>` is dropped (the local pip config finds the CPU torch
-    wheel in its find-links folder), and `mlc[serve]==<version>` becomes `--no-deps <this
-    repo>`: the runtime is not published from here, and its own dependencies (mlflow, scipy)
-    are not part of what the user's lock pins.
+    wheel in its find-links folder), and the mlc wheel (not vendored in the example) becomes
+    `--no-deps <this repo>`: its own dependencies (mlflow, scipy) are not part of what the
+    user's lock pins. The mlc step as compiled, from a vendored wheel and an index, with its hash
+    checked, is run by tests/test_runtime_install.py.
     """
     commands = _builder_pip_commands(churn["deploy/docker/serve.Dockerfile"])
     assert [c[2:4] for c in commands] == [
         ["--no-compile", "torch==2.13.0"],
         ["--no-compile", "-r"],
-        ["--no-compile", "mlc[serve]==0.1.0"],
+        ["--no-compile", "mlc[serve] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"],
     ]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -398,7 +369,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
             assert args[at + 1] == "https://download.pytorch.org/whl/cpu"
             del args[at : at + 2]
         args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
-        if args == ["--no-compile", "mlc[serve]==0.1.0"]:
+        if args == ["--no-compile", "mlc[serve] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"]:
             args = ["--no-deps", str(package_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],

@@ -423,6 +423,43 @@ def _write_bot_report(body: str, comment_file: Path) -> None:
             handle.write(body)
 
 
+@main.command()
+@spec_option
+def vendor(spec_paths: tuple[Path, ...]) -> None:
+    """Write this compiler's own wheel where the spec's images and CI install mlc from
+    (`images.runtime.wheel`, default wheels/mlc-<version>-py3-none-any.whl); commit it."""
+    from pydantic import ValidationError
+
+    from mlc.compiler.cli.runtime_wheel import write_wheel
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.load.document import read_spec
+    from mlc.compiler.load.spec import RuntimeSource
+
+    failed = False
+    for spec in discover_specs(spec_paths):
+        document, problems = read_spec(spec, _display(spec))
+        click.echo(render_diagnostics(problems), err=True, nl=False)
+        if document is None:
+            failed = True
+            continue
+        images = document.data.get("images")
+        runtime = images.get("runtime") if isinstance(images, dict) else None
+        try:
+            wheel = RuntimeSource.model_validate(runtime or {}).wheel_path()
+        except ValidationError:
+            click.echo(f"{_display(spec)}: images.runtime is invalid: `mlc validate` says why", err=True)
+            failed = True
+            continue
+        if wheel is None:
+            click.echo(f"{_display(spec)}: images.runtime.index_url installs mlc from an index: nothing to vendor")
+            continue
+        target = spec.parent / wheel
+        written = write_wheel(target, __version__)
+        click.echo(f"{'wrote' if written else 'unchanged'} {_display(target)}")
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
+
+
 @main.group()
 def images() -> None:
     """Base images of the compiled Dockerfiles."""

@@ -20,6 +20,7 @@ from typing import Literal
 
 from mlc.compiler.compat import docker_build_table, resolve_base_image, torch_compat_table, version_key
 from mlc.compiler.load.spec import ImageSpec, MLProject
+from mlc.compiler.resolve.runtime_install import MlcInstall
 
 ImageRole = Literal["train", "serve"]
 # Where an image holds the code (`code.source`): its WORKDIR, the job pods' working directory, so
@@ -49,7 +50,7 @@ class ImageBuild:
     requirements: str  # the requirements lock, relative to the build context
     source: str  # the code folder in the build context ("." for the whole context)
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
-    runtime_requirement: str  # the mlc runtime it installs (its role's extras), pinned to the compiler
+    runtime_requirement: MlcInstall  # the mlc runtime it installs (its role's extras), the compiler's own
     ports: tuple[int, ...]  # what the image serves on (EXPOSE)
     # The role whose start the builder compiles bytecode for, after pruning what no import
     # reaches (`mlc.runtime.image_files`); None keeps pip's full install (bytecode of everything).
@@ -204,7 +205,7 @@ def resolve_image(
     role: ImageRole,
     digests: Mapping[str, str],
     requirements_hashed: bool,
-    version: str,
+    mlc: MlcInstall,
 ) -> ImageBuild | None:
     """What the `role` image of this project is made of, or None when the project doesn't build it.
 
@@ -240,7 +241,7 @@ def resolve_image(
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=PurePosixPath(code.source).as_posix(),
         requirements_hashed=requirements_hashed,
-        runtime_requirement=f"mlc[{runtime_extras(building, role)}]=={version}",
+        runtime_requirement=mlc.with_extras(runtime_extras(building, role)),
         ports=tuple(ports),
         # Serving scales up by pulling: its image carries only what the server loads. The train
         # image keeps everything (torch.compile needs torch's headers, tests and tools may run).
@@ -250,11 +251,11 @@ def resolve_image(
 
 
 def resolve_project_images(
-    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, version: str
+    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, mlc: MlcInstall
 ) -> ProjectImages:
-    """Both images of a project (each None where it builds no such image); `version`: the mlc the
-    images install, the compiler's own."""
+    """Both images of a project (each None where it builds no such image); `mlc`: where they get
+    the mlc runtime, the compiler's own version."""
     return ProjectImages(
-        train=resolve_image(environments, "train", digests, requirements_hashed, version),
-        serve=resolve_image(environments, "serve", digests, requirements_hashed, version),
+        train=resolve_image(environments, "train", digests, requirements_hashed, mlc),
+        serve=resolve_image(environments, "serve", digests, requirements_hashed, mlc),
     )

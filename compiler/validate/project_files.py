@@ -55,6 +55,7 @@ def check_project_files(
     files = files if files is not None else FileProbes()
     problems: list[Finding | Diagnostic] = []
     problems.extend(_confinement(spec, root, files))
+    problems.extend(_runtime_wheel(spec, root, files))
     builds_images = spec.builds_image("train") or spec.builds_image("serve")
     if builds_images:
         problems.extend(_code_files(spec, root, files))
@@ -149,6 +150,30 @@ def _code_files(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Find
                 f"module not found: looked for {shown}",
                 "entrypoint is 'module:function' importable from code.source",
             )
+
+
+def _runtime_wheel(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:
+    """A wheel the spec names must be there. The default one is `mlc vendor`'s to write: until
+    it is, the Dockerfiles say so and install it unchecked (validate stays quiet, so a project
+    validates before its first vendor, as every example here does)."""
+    runtime = spec.images.runtime
+    if runtime.wheel is None or files.is_file(root / runtime.wheel):
+        return
+    yield Finding(
+        ("images", "runtime", "wheel"),
+        f"'{runtime.wheel}' does not exist",
+        "write the running compiler's wheel there with `mlc vendor`, or install from an index "
+        "(`images: {runtime: {index_url: https://...}}`)",
+    )
+
+
+def runtime_wheel_sha256(spec: MLProject, root: Path, files: FileProbes | None = None) -> str | None:
+    """sha256 hex of the mlc wheel the spec installs from the repository (None: from an index,
+    or not there yet); the Dockerfile and CI check it before installing."""
+    wheel = spec.images.runtime.wheel_path()
+    if wheel is None:
+        return None
+    return (files if files is not None else FileProbes()).sha256(root / wheel)
 
 
 def requirements_use_hashes(lock: Path, files: FileProbes | None = None) -> bool:

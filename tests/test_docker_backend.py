@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -275,6 +277,79 @@ def test_every_apt_package_is_pinned_from_the_spec_or_the_table(tmp_path: Path) 
     assert "NOTE" not in serve
 
 
+def _apt_sources_rewrite(dockerfile: str) -> tuple[list[str], str]:
+    """The final stage's `sed` over the base image's apt sources, as argv, and the file it edits."""
+    (run,) = [ins for ins in _stages(dockerfile)[-1] if "apt-get" in ins]
+    words = [w for w in shlex.split(run[4:]) if not w.startswith("--mount=")]
+    commands = [shlex.split(c) for c in " ".join(shlex.quote(w) for w in words).split(" '&&' ")]
+    (sed,) = [argv for argv in commands if argv[0] == "sed"]
+    assert ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update"] in commands
+    return sed[:-1], sed[-1]
+
+
+def _apt_reads(sources: Path, root: Path) -> list[str]:
+    """The URLs `apt-get update` would fetch with `sources` as its only sources (nothing fetched)."""
+    for folder in ("state/lists/partial", "cache/archives/partial", "parts"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    deb822 = sources.suffix == ".sources"
+    if deb822:
+        shutil.copy(sources, root / "parts" / sources.name)
+    options = {
+        "Dir::Etc::sourcelist": os.devnull if deb822 else str(sources),
+        "Dir::Etc::sourceparts": str(root / "parts"),
+        "Dir::State": str(root / "state"),
+        "Dir::Cache": str(root / "cache"),
+    }
+    argv = ["apt-get", *(f"-o{key}={value}" for key, value in options.items()), "update", "--print-uris"]
+    run = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    return [line.split("'")[1] for line in run.stdout.splitlines() if line.startswith("'")]
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian) to read the sources")
+@pytest.mark.parametrize("gpu", [False, True], ids=["debian-slim", "cuda-ubuntu"])
+def test_an_apt_snapshot_points_apt_at_that_day_of_the_archive(tmp_path: Path, gpu: bool) -> None:
+    """The Dockerfile's own `sed` runs over the base image's sources as it ships them (tests/cases/
+    apt-sources); apt then reads every index from the dated snapshot, none from the live archive."""
+
+    def snapshot(spec: dict) -> None:
+        spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "system_packages": ["curl"], "gpu": gpu}
+
+    serve = _variant(tmp_path, snapshot)["deploy/docker/serve.Dockerfile"]
+    assert "       curl\n" in serve  # unpinned, with the reason and hadolint's ignore above the RUN
+    assert "# hadolint ignore=DL3008\nRUN --mount=type=cache,target=/var/cache/apt" in serve
+    sed, target = _apt_sources_rewrite(serve)
+    fixture = REPO / "tests" / "cases" / "apt-sources" / Path(target).name
+    sources = tmp_path / "apt" / fixture.name
+    sources.parent.mkdir()
+    shutil.copy(fixture, sources)
+    subprocess.run([*sed, str(sources)], check=True)
+    urls = _apt_reads(sources, tmp_path / "apt-state")
+    archive = "http://snapshot.ubuntu.com/ubuntu/" if gpu else "http://snapshot.debian.org/archive/debian"
+    assert urls and all(url.startswith(archive) and "/20261130T000000Z/dists/" in url for url in urls), urls
+    assert any("-security" in url for url in urls)
+
+
+def test_without_a_snapshot_a_package_outside_the_table_is_refused_naming_both_fixes(tmp_path: Path) -> None:
+    spec = _churn()
+    spec["images"]["serve"] = {"system_packages": ["ffmpeg"]}
+    result = resolve_spec_file(_project(tmp_path, spec, "ffmpeg"), "mlproject.yaml")
+    (found,) = [d.render() for d in result.diagnostics]
+    assert "images.serve.system_packages.0: apt package 'ffmpeg' has no pinned version" in found
+    assert "write it with its version, e.g. 'ffmpeg=<version>'" in found
+    assert "`images: {serve: {apt_snapshot: '2026-11-30'}}`" in found
+    spec["images"]["serve"]["apt_snapshot"] = "2026-11-30"
+    assert resolve_spec_file(_project(tmp_path, spec, "dated"), "mlproject.yaml").ok
+    spec["images"]["serve"]["apt_snapshot"] = "2022-01-01"
+    (early,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "early")).diagnostics]
+    assert "images.serve.apt_snapshot: 2022-01-01 is before the snapshot archives" in early
+    spec["images"]["serve"] = {"apt_snapshot": "2026-11-31"}
+    (day,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "no-day")).diagnostics]
+    assert "images.serve.apt_snapshot: must be a day written YYYY-MM-DD" in day
+    spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "base": "python:3.11-slim@sha256:" + "a" * 64}
+    (base,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "base")).diagnostics]
+    assert "an apt snapshot needs one of mlc's base images" in base
+
+
 # --- hadolint: no finding at all, info level included -------------------------------------
 
 
@@ -324,7 +399,11 @@ def test_hadolint_reports_nothing_on_variants(tmp_path: Path) -> None:
         del spec["environments"]["production"]["train"]["resources"]
         spec["serve"]["resources"] = {"cpu": 2, "memory": "8Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
 
-    for index, change in enumerate([no_torch, cpu_train_gpu_serve]):
+    def apt_snapshot(spec: dict) -> None:  # packages without a version, the snapshot's day decides
+        spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "system_packages": ["curl", "libgl1"]}
+        spec["images"]["train"] = {"apt_snapshot": "2026-11-30", "system_packages": ["ffmpeg"], "gpu": True}
+
+    for index, change in enumerate([no_torch, cpu_train_gpu_serve, apt_snapshot]):
         for path, text in _variant(tmp_path, change, f"v{index}").items():
             if not path.endswith("Dockerfile"):
                 continue

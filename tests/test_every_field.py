@@ -144,6 +144,8 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "images.serve.gpu": ({}, True),
     "images.serve.system_packages": ({}, ["libgl1"]),
     "images.serve.base": ({}, "python:3.11-slim" + DIGEST),
+    "images.train.apt_snapshot": ({}, "2026-11-30"),
+    "images.serve.apt_snapshot": ({}, "2026-11-30"),
     "images.runtime.wheel": ({}, "vendor/mlc-0.1.0-py3-none-any.whl"),  # `compiled` writes one there
     "images.runtime.index_url": ({}, "https://pypi.example.com/simple"),
     "data.train.uri": ({}, "s3://b/other/"),

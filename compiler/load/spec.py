@@ -10,6 +10,7 @@ fills it in one place. Rules across sections live in `validate`.
 from __future__ import annotations
 
 import re
+from datetime import date
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -105,6 +106,24 @@ class ImageSpec(Section):
     gpu: bool | None = Field(None, description="CUDA base image; default: the section's resources.gpus > 0")
     system_packages: list[str] = Field(default_factory=list)
     base: ImageReference | None = Field(None, description="override the base image; production requires @sha256:")
+    apt_snapshot: str | None = Field(
+        None,
+        description="a day (YYYY-MM-DD): apt reads the distribution's archive as it was then (snapshot.debian.org, "
+        "snapshot.ubuntu.com), so every system package resolves to that day's version, with or without one written",
+    )
+
+    @field_validator("apt_snapshot")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            valid = re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None and bool(date.fromisoformat(value))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("must be a day written YYYY-MM-DD, e.g. '2026-11-30'")
+        return value
 
     @field_validator("system_packages")
     @classmethod

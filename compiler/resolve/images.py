@@ -30,6 +30,15 @@ IMAGE_ROLES: tuple[ImageRole, ...] = ("train", "serve")
 
 
 @dataclass(frozen=True)
+class AptSnapshot:
+    """apt pointed at the distribution's archive as it was on one day (`images.<role>.apt_snapshot`)."""
+
+    day: str  # YYYY-MM-DD, as the spec writes it
+    sources: str  # the base image's apt sources file
+    archives: tuple[tuple[str, str], ...]  # (archive URL in the sources, the dated snapshot's URL)
+
+
+@dataclass(frozen=True)
 class ImageBuild:
     """Everything one project image is made of; the Dockerfile template only lays it out."""
 
@@ -46,7 +55,8 @@ class ImageBuild:
     torch: str | None
     torch_index_url: str | None
     system_packages: tuple[str, ...]  # apt packages, each `name=version` where a version is known
-    unpinned_packages: tuple[str, ...]  # no version in the spec nor in the pin table
+    unpinned_packages: tuple[str, ...]  # no version written nor pinned: the snapshot's day decides
+    apt_snapshot: AptSnapshot | None  # where apt reads the archive; None: the live archive
     requirements: str  # the requirements lock, relative to the build context
     source: str  # the code folder in the build context ("." for the whole context)
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
@@ -132,9 +142,12 @@ def pin_image(reference: str, digests: Mapping[str, str]) -> str:
     return f"{reference}@{digests[reference]}"
 
 
-def _pinned_packages(requested: list[str], distro: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Add the pin table's version to each package written without one."""
-    table = docker_build_table().apt.distros.get(distro or "", {})
+def _pinned_packages(
+    requested: list[str], distro: str | None, snapshot: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Add the pin table's version to each package written without one. From a snapshot the
+    day decides instead: the table's version may not be the one in the archive that day."""
+    table = {} if snapshot else docker_build_table().apt.distros.get(distro or "", {})
     pinned: list[str] = []
     unpinned: list[str] = []
     for package in requested:
@@ -187,6 +200,16 @@ def _choose_base(environments: Sequence[MLProject], role: ImageRole, gpu: bool) 
     return _Base(cuda_image.image, reason, f"ubuntu-{cuda_image.ubuntu}", cuda, index_url, True)
 
 
+def _apt_snapshot(day: str | None, distro: str | None) -> AptSnapshot | None:
+    """The dated archive of `distro` on `day` (validate refuses a snapshot on a base it does not know)."""
+    sources = docker_build_table().apt.snapshots.distros.get(distro or "")
+    if day is None or sources is None:
+        return None
+    stamp = day.replace("-", "") + "T000000Z"  # the archive's state at the start of that day (UTC)
+    archives = tuple((archive, f"{snapshot}/{stamp}") for archive, snapshot in sources.archives)
+    return AptSnapshot(day=day, sources=sources.sources, archives=archives)
+
+
 def runtime_extras(environments: Sequence[MLProject], role: ImageRole) -> str:
     """The `mlc` extras an image installs: the serve image only what its jobs import (pyproject's
     per-role extras), which keeps an image pull, part of every scale-up, small."""
@@ -220,7 +243,9 @@ def resolve_image(
     gpu = any(runs_on_gpu(spec, role) for spec in building)
     base = _choose_base(building, role, gpu)
     requested = list(dict.fromkeys(p for spec in building for p in _image_spec(spec, role).system_packages))
-    packages, unpinned = _pinned_packages(requested, base.distro)
+    day = next((d for spec in building if (d := _image_spec(spec, role).apt_snapshot)), None)
+    snapshot = _apt_snapshot(day, base.distro)
+    packages, unpinned = _pinned_packages(requested, base.distro, snapshot is not None)
     ports = sorted({spec.serve.port for spec in building if spec.serve is not None and role == "serve"})
     uv_tag = docker_build_table().uv_image if base.needs_uv else None
     return ImageBuild(
@@ -238,6 +263,7 @@ def resolve_image(
         torch_index_url=base.torch_index_url,
         system_packages=packages,
         unpinned_packages=unpinned,
+        apt_snapshot=snapshot,
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=PurePosixPath(code.source).as_posix(),
         requirements_hashed=requirements_hashed,

@@ -515,6 +515,15 @@ class AptSnapshots(BaseModel):
     distros: dict[str, AptSnapshotSources]
 
 
+class AptIndexes(BaseModel):
+    """Per base distro, the URLs of the package indexes its apt reads (`mlc images check-packages`)."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    distros: dict[str, list[str]]
+
+
 class AptPins(BaseModel):
     """`package -> version` per base distro (`debian-bookworm`, `ubuntu-24.04`)."""
 
@@ -523,6 +532,7 @@ class AptPins(BaseModel):
     source: str = Field(alias="_source")
     distros: dict[str, dict[str, str]]
     snapshots: AptSnapshots
+    indexes: AptIndexes
 
 
 class DockerBuildTable(BaseModel):

@@ -210,6 +210,15 @@ def _apt_snapshot(day: str | None, distro: str | None) -> AptSnapshot | None:
     return AptSnapshot(day=day, sources=sources.sources, archives=archives)
 
 
+def image_distro(environments: Sequence[MLProject], role: ImageRole) -> str | None:
+    """The distribution the `role` image's apt installs from (e.g. `debian-bookworm`), None with
+    a base override (the user's image: mlc does not know it) or when the project builds no such image."""
+    building = [spec for spec in environments if spec.builds_image(role)]
+    if not building:
+        return None
+    return _choose_base(building, role, any(runs_on_gpu(spec, role) for spec in building)).distro
+
+
 def runtime_extras(environments: Sequence[MLProject], role: ImageRole) -> str:
     """The `mlc` extras an image installs: the serve image only what its jobs import (pyproject's
     per-role extras), which keeps an image pull, part of every scale-up, small."""

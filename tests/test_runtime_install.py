@@ -247,3 +247,45 @@ def test_an_index_source_installs_from_that_index_in_the_image_and_in_ci(
     assert installed.returncode == 0, installed.stderr[-3000:]
     assert _installed_version(ci_venv) == __version__
     assert f"/files/{WHEEL}" in requested
+
+
+def test_a_locked_index_install_checks_the_hashes_first(package_index: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, requested = package_index
+    spec = _project(tmp_path / "churn", f"  runtime:\n    index_url: {url}\n")
+    code, out, err = run_mlc("vendor", "-f", str(spec))
+    assert code == 0, err
+    lock = spec.parent / "mlc.runtime.lock"
+    assert "wrote" in out and lock.is_file()
+    artifacts = _compiled(spec)
+    commands = builder_pip_commands(artifacts["deploy/docker/serve.Dockerfile"])
+    locked = [argv for argv in commands if "--require-hashes" in argv and argv[-1].endswith("mlc.runtime.lock")]
+    options = ["--no-compile", "--no-deps", "--require-hashes", "--index-url", url]
+    assert locked == [["pip", "install", *options, "-r", f"{IMAGE_WHEEL_FOLDER}/mlc.runtime.lock"]]
+    assert commands.index(locked[0]) + 1 == commands.index(_mlc_builder_command(artifacts))
+    assert "!mlc.runtime.lock" in artifacts["deploy/docker/serve.Dockerfile.dockerignore"]
+
+    image_root = tmp_path / "image-tmp-mlc"
+    image_root.mkdir()
+    shutil.copy(lock, image_root / lock.name)  # the Dockerfile's COPY
+    venv = _venv(tmp_path)
+    for argv in ([*locked[0][:-1], str(image_root / lock.name)], _mlc_builder_command(artifacts)):
+        installed = _run_builder_command(argv, image_root, venv)
+        assert installed.returncode == 0, installed.stderr[-3000:]
+    assert _installed_version(venv) == __version__
+
+    step = _install_steps(artifacts)[0]
+    assert step["env"]["MLC_LOCKED_INSTALL"] == "--no-deps --require-hashes -r mlc.runtime.lock"
+    ci_venv = _venv(tmp_path / "ci")
+    installed = _run_step(step, spec.parent, ci_venv)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert _installed_version(ci_venv) == __version__
+
+    # The index now serves other bytes under the same name: both refuse them before installing.
+    served = next((tmp_path / "index" / "files").glob("*.whl"))
+    _tampered(served)
+    requested.clear()
+    refused = _run_step(step, spec.parent, _venv(tmp_path / "ci-tampered"))
+    assert refused.returncode != 0 and "DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr[-2000:]
+    fresh = _venv(tmp_path / "image-tampered")
+    refused = _run_builder_command([*locked[0][:-1], str(image_root / lock.name)], image_root, fresh)
+    assert refused.returncode != 0 and "DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr[-2000:]

@@ -430,3 +430,20 @@ def test_where_the_runtime_comes_from_is_checked_at_its_line(project) -> None:
         "mlproject.yaml:8:14: error: images.runtime.version: is not this compiler's version (0.1.0): the runtime "
         "reads the config the compiler writes, so images install the same release; write '0.1.0' or leave it out"
     ]
+
+
+def test_a_runtime_lock_for_another_mlc_is_refused_at_the_index_url(project) -> None:
+    spec = project(
+        BASE.replace(
+            "  registry: ghcr.io/acme\n",
+            "  registry: ghcr.io/acme\n  runtime:\n    index_url: https://pypi.example.com/simple\n",
+        )
+    )
+    (spec.parent / "mlc.runtime.lock").write_text(f"mlc==0.0.9 \\\n    --hash=sha256:{'a' * 64}\n")
+    assert lines(spec) == [
+        "mlproject.yaml:8:16: error: images.runtime.index_url: mlc.runtime.lock pins mlc 0.0.9, but this compiler "
+        "is 0.1.0"
+    ]
+    (spec.parent / "mlc.runtime.lock").write_text(f"mlc==0.1.0 \\\n    --hash=sha256:{'a' * 64}\n")
+    result = resolve_spec_file(spec)
+    assert result.ok and result.resolved[0].runtime_requirement.index_hashes == ("a" * 64,)

@@ -74,8 +74,9 @@ def render_dockerignore(build: ImageBuild, project: ResolvedSpec) -> str:
         lines += [".git", ".venv", ".mlc", f"{build.dockerfile.split('/')[0]}", "**/.env"]
     else:
         lines += ["*", f"!{build.requirements}", f"!{build.source}"]
-    if build.runtime_requirement.wheel:
-        lines.append(f"!{build.runtime_requirement.wheel}")  # the mlc wheel the builder installs
+    mlc = build.runtime_requirement
+    if mlc.wheel or mlc.lock:
+        lines.append(f"!{mlc.wheel or mlc.lock}")  # the mlc wheel, or the hash lock, the builder installs
     lines += ["**/__pycache__", "**/*.py[cod]", "**/.pytest_cache"]
     return "\n".join(lines) + "\n"
 

@@ -427,13 +427,15 @@ def _write_bot_report(body: str, comment_file: Path) -> None:
 @spec_option
 def vendor(spec_paths: tuple[Path, ...]) -> None:
     """Write this compiler's own wheel where the spec's images and CI install mlc from
-    (`images.runtime.wheel`, default wheels/mlc-<version>-py3-none-any.whl); commit it."""
+    (`images.runtime.wheel`, default wheels/mlc-<version>-py3-none-any.whl), or, installing from
+    `images.runtime.index_url`, lock the sha256 of what that index serves (mlc.runtime.lock); commit it."""
     from pydantic import ValidationError
 
-    from mlc.compiler.cli.runtime_wheel import write_wheel
+    from mlc.compiler.cli.runtime_wheel import index_release_hashes, write_wheel
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.load.discovery import discover_specs
     from mlc.compiler.load.document import read_spec
+    from mlc.compiler.load.runtime_lock import RUNTIME_LOCK_FILENAME, runtime_lock_text
     from mlc.compiler.load.spec import RuntimeSource
 
     failed = False
@@ -446,14 +448,24 @@ def vendor(spec_paths: tuple[Path, ...]) -> None:
         images = document.data.get("images")
         runtime = images.get("runtime") if isinstance(images, dict) else None
         try:
-            wheel = RuntimeSource.model_validate(runtime or {}).wheel_path()
+            source = RuntimeSource.model_validate(runtime or {})
         except ValidationError:
             click.echo(f"{_display(spec)}: images.runtime is invalid: `mlc validate` says why", err=True)
             failed = True
             continue
-        if wheel is None:
-            click.echo(f"{_display(spec)}: images.runtime.index_url installs mlc from an index: nothing to vendor")
+        wheel = source.wheel_path()
+        if source.index_url is not None:
+            lock = spec.parent / RUNTIME_LOCK_FILENAME
+            try:
+                hashes = index_release_hashes(source.index_url, __version__)
+            except LookupError as exc:
+                click.echo(f"error: {exc}", err=True)
+                failed = True
+                continue
+            lock.write_text(runtime_lock_text(__version__, hashes), encoding="utf-8")
+            click.echo(f"wrote {_display(lock)} ({len(hashes)} file(s) of mlc {__version__} on the index)")
             continue
+        assert wheel is not None  # a runtime source is a wheel or an index
         target = spec.parent / wheel
         written = write_wheel(target, __version__)
         click.echo(f"{'wrote' if written else 'unchanged'} {_display(target)}")

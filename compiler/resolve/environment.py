@@ -64,6 +64,7 @@ def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
         "base_image_digests": dict(resolved.base_image_digests),
         "requirements_hashed": resolved.requirements_hashed,
         "runtime_wheel_sha256": resolved.runtime_wheel_sha256,
+        "runtime_index_hashes": resolved.runtime_index_hashes,
         "repository_folder": resolved.repository_folder,
     }
 
@@ -275,6 +276,7 @@ def resolve_environment(
         else feedback.labels.label_column or (contract.target if contract else None),
         requirements_hashed=project.requirements_hashed,
         runtime_wheel_sha256=project.runtime_wheel_sha256,
+        runtime_index_hashes=project.runtime_index_hashes,
         base_image_digests=digests,
         repository_folder=repository_folder,
     )
@@ -289,7 +291,8 @@ def _project_images(project: ValidatedProject, digests: Mapping[str, str]) -> Pr
 
 def _mlc_install(project: ValidatedProject) -> MlcInstall:
     """Where images and CI get mlc (`images.runtime`, project-wide: the images are the project's)."""
-    return resolve_mlc_install(project.base.images.runtime, __version__, project.runtime_wheel_sha256)
+    runtime = project.base.images.runtime
+    return resolve_mlc_install(runtime, __version__, project.runtime_wheel_sha256, project.runtime_index_hashes)
 
 
 def resolve_project(

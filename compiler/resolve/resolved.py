@@ -145,6 +145,7 @@ class ResolvedSpec:
     feedback_label_column: str | None = None  # monitor.feedback.labels.label_column, else the contract's target
     requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
     runtime_wheel_sha256: str | None = None  # of the mlc wheel in the repository (`MlcInstall`)
+    runtime_index_hashes: tuple[str, ...] = ()  # mlc.runtime.lock's, for an install from an index
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
     # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
     repository_folder: str = "."

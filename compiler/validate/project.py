@@ -28,7 +28,12 @@ from mlc.compiler.load.values import image_reference_with_digest
 from mlc.compiler.validate.findings import findings_from_pydantic
 from mlc.compiler.validate.job_data import job_data_rules
 from mlc.compiler.validate.overlays import OverlaySources, merge_overlay
-from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes, runtime_wheel_sha256
+from mlc.compiler.validate.project_files import (
+    check_project_files,
+    requirements_use_hashes,
+    runtime_index_hashes,
+    runtime_wheel_sha256,
+)
 from mlc.compiler.validate.rules import PRODUCTION_ENVIRONMENTS, section_rules
 from mlc.compiler.validate.secret_scan import scan_data
 
@@ -52,6 +57,7 @@ class ValidatedProject:
     # when the spec has no environments, under "default"
     namespaces: dict[str, str] = field(default_factory=dict)
     runtime_wheel_sha256: str | None = None  # of the mlc wheel in the repository images and CI install
+    runtime_index_hashes: tuple[str, ...] = ()  # mlc.runtime.lock's, for an install from an index
 
 
 def validate_document(
@@ -107,7 +113,9 @@ def validate_document(
         return None, diagnostics
     hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
     wheel_sha256 = runtime_wheel_sha256(base, root, files) if root is not None else None
-    return ValidatedProject(document, base, environments, root, hashed, namespaces, wheel_sha256), diagnostics
+    index_hashes = runtime_index_hashes(base, root, files) if root is not None else ()
+    validated = ValidatedProject(document, base, environments, root, hashed, namespaces, wheel_sha256, index_hashes)
+    return validated, diagnostics
 
 
 DEFAULT_ENVIRONMENT = "default"  # the one environment of a spec without `environments:`

@@ -13,8 +13,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from mlc.compiler import __version__
 from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
 from mlc.compiler.load.file_probes import FileProbes
+from mlc.compiler.load.runtime_lock import RUNTIME_LOCK_FILENAME, parse_runtime_lock
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.load.values import is_remote_uri
 from mlc.compiler.validate.secret_scan import token_kind
@@ -157,6 +159,8 @@ def _runtime_wheel(spec: MLProject, root: Path, files: FileProbes) -> Iterator[F
     it is, the Dockerfiles say so and install it unchecked (validate stays quiet, so a project
     validates before its first vendor, as every example here does)."""
     runtime = spec.images.runtime
+    if runtime.index_url is not None:
+        yield from _runtime_lock(root, files)
     if runtime.wheel is None or files.is_file(root / runtime.wheel):
         return
     yield Finding(
@@ -165,6 +169,32 @@ def _runtime_wheel(spec: MLProject, root: Path, files: FileProbes) -> Iterator[F
         "write the running compiler's wheel there with `mlc vendor`, or install from an index "
         "(`images: {runtime: {index_url: https://...}}`)",
     )
+
+
+def _runtime_lock(root: Path, files: FileProbes) -> Iterator[Finding]:
+    """`mlc.runtime.lock`, when there, must pin this compiler's mlc with its hashes."""
+    lock = root / RUNTIME_LOCK_FILENAME
+    text = _text(files.read_bytes(lock)) if files.is_file(lock) else None
+    if text is None:
+        return
+    pinned = parse_runtime_lock(text)
+    if pinned is None or pinned[0] != __version__:
+        what = "holds no `mlc==<version> --hash=sha256:...` pin" if pinned is None else f"pins mlc {pinned[0]}"
+        yield Finding(
+            ("images", "runtime", "index_url"),
+            f"{RUNTIME_LOCK_FILENAME} {what}, but this compiler is {__version__}",
+            f"run `mlc vendor` to lock mlc {__version__} as the index serves it",
+        )
+
+
+def runtime_index_hashes(spec: MLProject, root: Path, files: FileProbes | None = None) -> tuple[str, ...]:
+    """The sha256 hashes `mlc.runtime.lock` pins for an index install (none: unlocked, or a wheel)."""
+    files = files if files is not None else FileProbes()
+    lock = root / RUNTIME_LOCK_FILENAME
+    if spec.images.runtime.index_url is None or not files.is_file(lock):
+        return ()
+    pinned = parse_runtime_lock(_text(files.read_bytes(lock)) or "")
+    return pinned[1] if pinned is not None and pinned[0] == __version__ else ()
 
 
 def runtime_wheel_sha256(spec: MLProject, root: Path, files: FileProbes | None = None) -> str | None:

@@ -105,7 +105,14 @@ def setup_python_step(python: str) -> Step:
 
 # pip takes a wheel only by an absolute `file://` URL: the requirement names the checkout's folder
 # as a literal `$PWD`, which the (constant) script replaces with the step's working directory.
-INSTALL_MLC_SCRIPT = "python -m pip install \"${MLC_REQUIREMENT//'$PWD'/$PWD}\"\n"
+# With a hash lock (an index install), mlc alone is installed hash-checked first, then its extras.
+INSTALL_MLC_SCRIPT = (
+    'if [ -n "${MLC_LOCKED_INSTALL:-}" ]; then\n'
+    '  read -ra locked <<< "$MLC_LOCKED_INSTALL"\n'
+    '  python -m pip install "${locked[@]}"\n'
+    "fi\n"
+    "python -m pip install \"${MLC_REQUIREMENT//'$PWD'/$PWD}\"\n"
+)
 
 
 def install_mlc_step(mlc: MlcInstall) -> Step:
@@ -116,6 +123,8 @@ def install_mlc_step(mlc: MlcInstall) -> Step:
     env = {"MLC_REQUIREMENT": guard_expression(mlc.requirement(wheel_folder))}
     if mlc.index_url:
         env["PIP_INDEX_URL"] = guard_expression(mlc.index_url)
+    if mlc.lock:
+        env["MLC_LOCKED_INSTALL"] = guard_expression(mlc.locked_arguments(".", index=False))
     return {"name": "Install mlc", "env": env, "run": INSTALL_MLC_SCRIPT}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shlex
 import shutil
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from dockerfile_instructions import builder_pip_commands as _builder_pip_commands
+from dockerfile_instructions import instructions as _instructions
+from dockerfile_instructions import stages as _stages
 from mlc.compiler.artifact import Artifact
 from mlc.compiler.backends import docker
 from mlc.compiler.backends.yaml_writer import dump_yaml
@@ -56,29 +60,6 @@ def _variant(tmp_path: Path, change, name: str = "variant") -> dict[str, str]:
     spec = _churn()
     change(spec)
     return _compile(_project(tmp_path, spec, name))
-
-
-def _instructions(dockerfile: str) -> list[str]:
-    """Instructions with continuation lines joined and comments dropped."""
-    logical, pending = [], ""
-    for line in dockerfile.splitlines():
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(" ".join((pending + line).split()))
-        pending = ""
-    return logical
-
-
-def _stages(dockerfile: str) -> list[list[str]]:
-    stages: list[list[str]] = []
-    for instruction in _instructions(dockerfile):
-        if instruction.startswith("FROM "):
-            stages.append([])
-        stages[-1].append(instruction)
-    return stages
 
 
 def _index(instructions: list[str], prefix: str) -> int:
@@ -137,10 +118,14 @@ def test_builder_installs_torch_then_lock_then_runtime(churn: dict[str, str], ro
     lock = next(i for i, ins in enumerate(builder) if f"{pip} -r /tmp/mlc/requirements.lock" in ins)
     assert torch < lock
     install = builder[lock]
-    # The runtime after the user's lock, pinned to the compiler version, in the same venv; the
-    # serve image only with the serve extra (churn's drift runs on its train image, no batch).
-    runtime = '"mlc[runtime]==0.1.0"' if role == "train" else '"mlc[serve]==0.1.0"'
+    # The runtime after the user's lock, the compiler's own wheel (the example has not vendored
+    # it: no sha256 yet), in the same venv; the serve image only with the serve extra (churn's
+    # drift runs on its train image, no batch).
+    extras = "runtime" if role == "train" else "serve"
+    runtime = f'"mlc[{extras}] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"'
     assert install.index("-r /tmp/mlc/requirements.lock") < install.index(runtime)
+    assert builder[lock - 1] == 'COPY ["wheels/mlc-0.1.0-py3-none-any.whl", "/tmp/mlc/"]'
+
     assert "--mount=type=secret,id=pip.conf,target=/etc/pip.conf" in install
 
 
@@ -252,7 +237,8 @@ def test_the_serve_image_installs_the_extras_of_the_jobs_it_runs(tmp_path: Path)
         }
 
     batch = _variant(tmp_path, with_batch, "batch")["deploy/docker/serve.Dockerfile"]
-    assert 'pip install --no-compile "mlc[serve,batch]==0.1.0"' in batch  # mlc-runtime batch runs on the serve image
+    # mlc-runtime batch runs on the serve image
+    assert 'pip install --no-compile "mlc[serve,batch] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"' in batch
 
 
 def test_base_override_replaces_the_table_and_digest_wins(tmp_path: Path) -> None:
@@ -289,6 +275,79 @@ def test_every_apt_package_is_pinned_from_the_spec_or_the_table(tmp_path: Path) 
     assert "curl=7.88.1-10+deb12u12" in serve  # a user's pin is kept as written
     assert "libgl1=1.6.0-1" in serve  # the CPU image is Debian bookworm: the table's pin
     assert "NOTE" not in serve
+
+
+def _apt_sources_rewrite(dockerfile: str) -> tuple[list[str], str]:
+    """The final stage's `sed` over the base image's apt sources, as argv, and the file it edits."""
+    (run,) = [ins for ins in _stages(dockerfile)[-1] if "apt-get" in ins]
+    words = [w for w in shlex.split(run[4:]) if not w.startswith("--mount=")]
+    commands = [shlex.split(c) for c in " ".join(shlex.quote(w) for w in words).split(" '&&' ")]
+    (sed,) = [argv for argv in commands if argv[0] == "sed"]
+    assert ["apt-get", "-o", "Acquire::Check-Valid-Until=false", "update"] in commands
+    return sed[:-1], sed[-1]
+
+
+def _apt_reads(sources: Path, root: Path) -> list[str]:
+    """The URLs `apt-get update` would fetch with `sources` as its only sources (nothing fetched)."""
+    for folder in ("state/lists/partial", "cache/archives/partial", "parts"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    deb822 = sources.suffix == ".sources"
+    if deb822:
+        shutil.copy(sources, root / "parts" / sources.name)
+    options = {
+        "Dir::Etc::sourcelist": os.devnull if deb822 else str(sources),
+        "Dir::Etc::sourceparts": str(root / "parts"),
+        "Dir::State": str(root / "state"),
+        "Dir::Cache": str(root / "cache"),
+    }
+    argv = ["apt-get", *(f"-o{key}={value}" for key, value in options.items()), "update", "--print-uris"]
+    run = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    return [line.split("'")[1] for line in run.stdout.splitlines() if line.startswith("'")]
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get (Debian) to read the sources")
+@pytest.mark.parametrize("gpu", [False, True], ids=["debian-slim", "cuda-ubuntu"])
+def test_an_apt_snapshot_points_apt_at_that_day_of_the_archive(tmp_path: Path, gpu: bool) -> None:
+    """The Dockerfile's own `sed` runs over the base image's sources as it ships them (tests/cases/
+    apt-sources); apt then reads every index from the dated snapshot, none from the live archive."""
+
+    def snapshot(spec: dict) -> None:
+        spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "system_packages": ["curl"], "gpu": gpu}
+
+    serve = _variant(tmp_path, snapshot)["deploy/docker/serve.Dockerfile"]
+    assert "       curl\n" in serve  # unpinned, with the reason and hadolint's ignore above the RUN
+    assert "# hadolint ignore=DL3008\nRUN --mount=type=cache,target=/var/cache/apt" in serve
+    sed, target = _apt_sources_rewrite(serve)
+    fixture = REPO / "tests" / "cases" / "apt-sources" / Path(target).name
+    sources = tmp_path / "apt" / fixture.name
+    sources.parent.mkdir()
+    shutil.copy(fixture, sources)
+    subprocess.run([*sed, str(sources)], check=True)
+    urls = _apt_reads(sources, tmp_path / "apt-state")
+    archive = "http://snapshot.ubuntu.com/ubuntu/" if gpu else "http://snapshot.debian.org/archive/debian"
+    assert urls and all(url.startswith(archive) and "/20261130T000000Z/dists/" in url for url in urls), urls
+    assert any("-security" in url for url in urls)
+
+
+def test_without_a_snapshot_a_package_outside_the_table_is_refused_naming_both_fixes(tmp_path: Path) -> None:
+    spec = _churn()
+    spec["images"]["serve"] = {"system_packages": ["ffmpeg"]}
+    result = resolve_spec_file(_project(tmp_path, spec, "ffmpeg"), "mlproject.yaml")
+    (found,) = [d.render() for d in result.diagnostics]
+    assert "images.serve.system_packages.0: apt package 'ffmpeg' has no pinned version" in found
+    assert "write it with its version, e.g. 'ffmpeg=<version>'" in found
+    assert "`images: {serve: {apt_snapshot: '2026-11-30'}}`" in found
+    spec["images"]["serve"]["apt_snapshot"] = "2026-11-30"
+    assert resolve_spec_file(_project(tmp_path, spec, "dated"), "mlproject.yaml").ok
+    spec["images"]["serve"]["apt_snapshot"] = "2022-01-01"
+    (early,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "early")).diagnostics]
+    assert "images.serve.apt_snapshot: 2022-01-01 is before the snapshot archives" in early
+    spec["images"]["serve"] = {"apt_snapshot": "2026-11-31"}
+    (day,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "no-day")).diagnostics]
+    assert "images.serve.apt_snapshot: must be a day written YYYY-MM-DD" in day
+    spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "base": "python:3.11-slim@sha256:" + "a" * 64}
+    (base,) = [d.render() for d in resolve_spec_file(_project(tmp_path, spec, "base")).diagnostics]
+    assert "an apt snapshot needs one of mlc's base images" in base
 
 
 # --- hadolint: no finding at all, info level included -------------------------------------
@@ -340,7 +399,11 @@ def test_hadolint_reports_nothing_on_variants(tmp_path: Path) -> None:
         del spec["environments"]["production"]["train"]["resources"]
         spec["serve"]["resources"] = {"cpu": 2, "memory": "8Gi", "gpus": 1, "gpu_type": "nvidia-l4"}
 
-    for index, change in enumerate([no_torch, cpu_train_gpu_serve]):
+    def apt_snapshot(spec: dict) -> None:  # packages without a version, the snapshot's day decides
+        spec["images"]["serve"] = {"apt_snapshot": "2026-11-30", "system_packages": ["curl", "libgl1"]}
+        spec["images"]["train"] = {"apt_snapshot": "2026-11-30", "system_packages": ["ffmpeg"], "gpu": True}
+
+    for index, change in enumerate([no_torch, cpu_train_gpu_serve, apt_snapshot]):
         for path, text in _variant(tmp_path, change, f"v{index}").items():
             if not path.endswith("Dockerfile"):
                 continue
@@ -358,35 +421,22 @@ def test_hadolint_reports_nothing_on_variants(tmp_path: Path) -> None:
 # --- the builder's pip commands install the churn example's dependencies --------------------
 
 
-def _builder_pip_commands(dockerfile: str) -> list[list[str]]:
-    """The `pip install ...` commands of the builder stage, as argument lists, in order."""
-    commands = []
-    for instruction in _stages(dockerfile)[-2]:
-        if not instruction.startswith("RUN "):
-            continue
-        words = [w for w in shlex.split(instruction[4:]) if not w.startswith("--mount=")]
-        for command in " ".join(shlex.quote(w) for w in words).split(" '&&' "):
-            argv = shlex.split(command)
-            if argv[:2] == ["pip", "install"]:
-                commands.append(argv)
-    return commands
-
-
 @pytest.mark.slow
 def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn: dict[str, str]) -> None:
     """Run the serve builder's own pip commands in a temp venv (CPU image: the CPU index).
 
     Substitutions, each because this machine has no network beyond its package mirrors:
     `--index-url <download.pytorch.org>` is dropped (the local pip config finds the CPU torch
-    wheel in its find-links folder), and `mlc[serve]==<version>` becomes `--no-deps <this
-    repo>`: the runtime is not published from here, and its own dependencies (mlflow, scipy)
-    are not part of what the user's lock pins.
+    wheel in its find-links folder), and the mlc wheel (not vendored in the example) becomes
+    `--no-deps <this repo>`: its own dependencies (mlflow, scipy) are not part of what the
+    user's lock pins. The mlc step as compiled, from a vendored wheel and an index, with its hash
+    checked, is run by tests/test_runtime_install.py.
     """
     commands = _builder_pip_commands(churn["deploy/docker/serve.Dockerfile"])
     assert [c[2:4] for c in commands] == [
         ["--no-compile", "torch==2.13.0"],
         ["--no-compile", "-r"],
-        ["--no-compile", "mlc[serve]==0.1.0"],
+        ["--no-compile", "mlc[serve] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"],
     ]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -398,7 +448,7 @@ def test_serve_builder_pip_commands_install_the_churn_lock(tmp_path: Path, churn
             assert args[at + 1] == "https://download.pytorch.org/whl/cpu"
             del args[at : at + 2]
         args = [str(CHURN / "requirements.lock") if a == "/tmp/mlc/requirements.lock" else a for a in args]
-        if args == ["--no-compile", "mlc[serve]==0.1.0"]:
+        if args == ["--no-compile", "mlc[serve] @ file:///tmp/mlc/mlc-0.1.0-py3-none-any.whl"]:
             args = ["--no-deps", str(package_source_copy(tmp_path / "mlc-src"))]
         run = subprocess.run(
             [python, "-m", "pip", "install", "--quiet", *args],

@@ -144,6 +144,10 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "images.serve.gpu": ({}, True),
     "images.serve.system_packages": ({}, ["libgl1"]),
     "images.serve.base": ({}, "python:3.11-slim" + DIGEST),
+    "images.train.apt_snapshot": ({}, "2026-11-30"),
+    "images.serve.apt_snapshot": ({}, "2026-11-30"),
+    "images.runtime.wheel": ({}, "vendor/mlc-0.1.0-py3-none-any.whl"),  # `compiled` writes one there
+    "images.runtime.index_url": ({}, "https://pypi.example.com/simple"),
     "data.train.uri": ({}, "s3://b/other/"),
     "data.train.format": ({}, "csv"),
     "data.eval.uri": ({}, "s3://b/other.parquet"),
@@ -244,6 +248,7 @@ COMPILE_TIME_ONLY = {
     "ci.provider": "one value, github",
     "environments": "the overlays themselves: every field they set is a field above",
     "serve.llm.tensor_parallel": "a check: it must equal serve.resources.gpus, which sets vLLM's tensor parallelism",
+    "images.runtime.version": "a check: one value, the compiler's own version (the default)",
 }
 
 
@@ -294,6 +299,8 @@ def compiled(spec_yaml: str, root: Path) -> dict[str, bytes]:
     (root / "other.lock").write_text("numpy==2.0.0\n")
     (root / "lib" / "demo").mkdir(parents=True, exist_ok=True)
     (root / "lib" / "demo" / "model.py").write_text("def train(ctx):\n    return None\n")
+    (root / "vendor").mkdir(exist_ok=True)
+    (root / "vendor" / "mlc-0.1.0-py3-none-any.whl").write_bytes(b"a wheel's bytes: only its sha256 is compiled")
     result = compile_spec_file(spec, "mlproject.yaml")
     assert result.ok, [d.render() for d in result.result.diagnostics]
     return {artifact.path: _without_provenance(artifact.content) for artifact in result.artifacts}

@@ -388,3 +388,51 @@ def test_libgl1_is_pinned_on_every_base_distro_mlc_builds_on() -> None:
         packages, unpinned = _pinned_packages(["libgl1"], distro)
         assert unpinned == () and packages[0].startswith("libgl1="), distro
     assert _pinned_packages(["libgl1"], "ubuntu-22.04")[0] == ("libgl1=1.4.0-1",)
+
+
+def test_where_the_runtime_comes_from_is_checked_at_its_line(project) -> None:
+    def with_runtime(runtime: str) -> Path:
+        return project(BASE.replace("  registry: ghcr.io/acme\n", f"  registry: ghcr.io/acme\n  runtime:\n{runtime}"))
+
+    missing = lines(with_runtime("    wheel: vendor/mlc-0.1.0-py3-none-any.whl\n"))
+    assert missing == [
+        "mlproject.yaml:8:12: error: images.runtime.wheel: 'vendor/mlc-0.1.0-py3-none-any.whl' does not exist"
+    ]
+    vendored = with_runtime("    wheel: vendor/mlc-0.1.0-py3-none-any.whl\n")
+    (vendored.parent / "vendor").mkdir()
+    (vendored.parent / "vendor" / "mlc-0.1.0-py3-none-any.whl").write_bytes(b"PK")
+    assert lines(vendored) == []
+    other = lines(with_runtime("    wheel: vendor/mlc-0.2.0-py3-none-any.whl\n"))
+    assert len(other) == 1 and other[0].startswith(
+        "mlproject.yaml:8:12: error: images.runtime.wheel: is a wheel of mlc 0.2.0"
+    )
+    secret = lines(with_runtime("    index_url: https://ci:hunter2@pypi.example.com/simple\n"))
+    # The secret scan refuses a password in a URL without quoting it; a token as the user name too.
+    assert secret and all(line.startswith("mlproject.yaml:8:16: error: images.runtime.index_url:") for line in secret)
+    assert "a credential is never written in mlproject.yaml" in " ".join(secret)
+    token = lines(with_runtime("    index_url: https://glpat-abc123@gitlab.example.com/api/v4/simple\n"))
+    assert len(token) == 1 and token[0].startswith(
+        "mlproject.yaml:8:16: error: images.runtime.index_url: has credentials in it: the spec is committed"
+    )
+    version = lines(with_runtime('    version: "0.2.0"\n'))
+    assert version == [
+        "mlproject.yaml:8:14: error: images.runtime.version: is not this compiler's version (0.1.0): the runtime "
+        "reads the config the compiler writes, so images install the same release; write '0.1.0' or leave it out"
+    ]
+
+
+def test_a_runtime_lock_for_another_mlc_is_refused_at_the_index_url(project) -> None:
+    spec = project(
+        BASE.replace(
+            "  registry: ghcr.io/acme\n",
+            "  registry: ghcr.io/acme\n  runtime:\n    index_url: https://pypi.example.com/simple\n",
+        )
+    )
+    (spec.parent / "mlc.runtime.lock").write_text(f"mlc==0.0.9 \\\n    --hash=sha256:{'a' * 64}\n")
+    assert lines(spec) == [
+        "mlproject.yaml:8:16: error: images.runtime.index_url: mlc.runtime.lock pins mlc 0.0.9, but this compiler "
+        "is 0.1.0"
+    ]
+    (spec.parent / "mlc.runtime.lock").write_text(f"mlc==0.1.0 \\\n    --hash=sha256:{'a' * 64}\n")
+    result = resolve_spec_file(spec)
+    assert result.ok and result.resolved[0].runtime_requirement.index_hashes == ("a" * 64,)

@@ -21,6 +21,7 @@ VENV = "/opt/venv"
 PYTHON_DIR = "/opt/python"  # uv-managed CPython in CUDA images
 CODE_DIR = IMAGE_CODE_DIR
 REQUIREMENTS_IN_IMAGE = "/tmp/mlc/requirements.lock"
+WHEEL_FOLDER_IN_IMAGE = "/tmp/mlc"  # where the builder stage copies the mlc wheel it installs
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -59,6 +60,7 @@ def render_dockerfile(build: ImageBuild, project: ResolvedSpec) -> str:
         python_dir=PYTHON_DIR,
         code_dir=CODE_DIR,
         requirements_in_image=REQUIREMENTS_IN_IMAGE,
+        wheel_folder=WHEEL_FOLDER_IN_IMAGE,
         label_lines=_labels(project, build),
         json=lambda value: json.dumps(value, ensure_ascii=False),
     )
@@ -72,6 +74,9 @@ def render_dockerignore(build: ImageBuild, project: ResolvedSpec) -> str:
         lines += [".git", ".venv", ".mlc", f"{build.dockerfile.split('/')[0]}", "**/.env"]
     else:
         lines += ["*", f"!{build.requirements}", f"!{build.source}"]
+    mlc = build.runtime_requirement
+    if mlc.wheel or mlc.lock:
+        lines.append(f"!{mlc.wheel or mlc.lock}")  # the mlc wheel, or the hash lock, the builder installs
     lines += ["**/__pycache__", "**/*.py[cod]", "**/.pytest_cache"]
     return "\n".join(lines) + "\n"
 

@@ -423,6 +423,55 @@ def _write_bot_report(body: str, comment_file: Path) -> None:
             handle.write(body)
 
 
+@main.command()
+@spec_option
+def vendor(spec_paths: tuple[Path, ...]) -> None:
+    """Write this compiler's own wheel where the spec's images and CI install mlc from
+    (`images.runtime.wheel`, default wheels/mlc-<version>-py3-none-any.whl), or, installing from
+    `images.runtime.index_url`, lock the sha256 of what that index serves (mlc.runtime.lock); commit it."""
+    from pydantic import ValidationError
+
+    from mlc.compiler.cli.runtime_wheel import index_release_hashes, write_wheel
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.load.document import read_spec
+    from mlc.compiler.load.runtime_lock import RUNTIME_LOCK_FILENAME, runtime_lock_text
+    from mlc.compiler.load.spec import RuntimeSource
+
+    failed = False
+    for spec in discover_specs(spec_paths):
+        document, problems = read_spec(spec, _display(spec))
+        click.echo(render_diagnostics(problems), err=True, nl=False)
+        if document is None:
+            failed = True
+            continue
+        images = document.data.get("images")
+        runtime = images.get("runtime") if isinstance(images, dict) else None
+        try:
+            source = RuntimeSource.model_validate(runtime or {})
+        except ValidationError:
+            click.echo(f"{_display(spec)}: images.runtime is invalid: `mlc validate` says why", err=True)
+            failed = True
+            continue
+        wheel = source.wheel_path()
+        if source.index_url is not None:
+            lock = spec.parent / RUNTIME_LOCK_FILENAME
+            try:
+                hashes = index_release_hashes(source.index_url, __version__)
+            except LookupError as exc:
+                click.echo(f"error: {exc}", err=True)
+                failed = True
+                continue
+            lock.write_text(runtime_lock_text(__version__, hashes), encoding="utf-8")
+            click.echo(f"wrote {_display(lock)} ({len(hashes)} file(s) of mlc {__version__} on the index)")
+            continue
+        assert wheel is not None  # a runtime source is a wheel or an index
+        target = spec.parent / wheel
+        written = write_wheel(target, __version__)
+        click.echo(f"{'wrote' if written else 'unchanged'} {_display(target)}")
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
+
+
 @main.group()
 def images() -> None:
     """Base images of the compiled Dockerfiles."""
@@ -456,6 +505,72 @@ def images_lock(spec_paths: tuple[Path, ...]) -> None:
             click.echo(f"{reference}@{digest}")
         click.echo(f"wrote {_display(lock)}")
     sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
+
+
+@images.command("check-packages")
+@spec_option
+@click.option("--mirror", help="Read the package indexes through this apt mirror (its scheme and host replace theirs).")
+def images_check_packages(spec_paths: tuple[Path, ...], mirror: str | None) -> None:
+    """Look each image's apt packages up in its distribution's archive (names, written versions).
+
+    Downloads the archive's package indexes: online, on purpose (`mlc validate` stays offline and
+    checks against mlc's pin table only). An unreachable archive falls back to the table."""
+    from mlc.compiler.cli.apt_packages import ArchiveReader, check_image_packages
+    from mlc.compiler.cli.views import render_diagnostics
+    from mlc.compiler.compat import docker_build_table
+    from mlc.compiler.diagnostics import error
+    from mlc.compiler.load.discovery import discover_specs
+    from mlc.compiler.pipeline import resolve_spec_file
+    from mlc.compiler.resolve.images import image_distro
+
+    apt = docker_build_table().apt
+    reader = ArchiveReader(mirror)
+    failed = False
+    for spec in discover_specs(spec_paths):
+        result = resolve_spec_file(spec, _display(spec))
+        click.echo(render_diagnostics(result.diagnostics), err=True, nl=False)
+        if not result.ok or result.project is None:
+            failed = True
+            continue
+        project = result.project
+        environments = list(project.environments.values()) or [project.base]
+        problems = []
+        for build in result.resolved[0].images.builds():
+            distro = image_distro(environments, build.role)
+            for path, packages in _written_packages(project.document.data, build.role):
+                field = ".".join(map(str, path))
+                if distro is None:
+                    click.echo(f"{field}: a base override: mlc does not know its archive, nothing checked")
+                    continue
+                snapshot = (build.apt_snapshot.day, build.apt_snapshot.archives) if build.apt_snapshot else None
+                urls = apt.indexes.distros[distro]
+                check = check_image_packages(packages, distro, urls, snapshot, apt.distros.get(distro, {}), reader)
+                for reason in check.unreachable:
+                    click.echo(f"warning: unreachable: {reason}", err=True)
+                found = len(packages) - len(check.problems)
+                click.echo(f"{field}: {found} of {len(packages)} found in {check.checked_against}")
+                for problem in check.problems:
+                    at = (*path, problem.index)
+                    position = project.document.source.value_position(at)
+                    problems.append(error(problem.message, position, ".".join(map(str, at)), problem.hint))
+        click.echo(render_diagnostics(problems), err=True, nl=False)
+        failed = failed or bool(problems)
+    sys.exit(ExitCode.INVALID if failed else ExitCode.OK)
+
+
+def _written_packages(data: dict, role: str) -> list[tuple[tuple[str | int, ...], list[str]]]:
+    """Where the spec writes `images.<role>.system_packages` (the base, each environment) and what."""
+    found = []
+    overlays = data.get("environments") if isinstance(data.get("environments"), dict) else {}
+    places: list[tuple[tuple[str | int, ...], object]] = [((), data)]
+    places += [(("environments", name), overlay) for name, overlay in overlays.items()]
+    for prefix, section in places:
+        images = section.get("images") if isinstance(section, dict) else None
+        image = images.get(role) if isinstance(images, dict) else None
+        packages = image.get("system_packages") if isinstance(image, dict) else None
+        if isinstance(packages, list) and packages:
+            found.append(((*prefix, "images", role, "system_packages"), [str(p) for p in packages]))
+    return found
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -496,6 +496,34 @@ def resolve_base_image(torch: str, python: str, gpu: bool, gpu_type: str | None 
 # --- Docker build pins -------------------------------------------------------------------------
 
 
+class AptSnapshotSources(BaseModel):
+    """One base distro's apt sources and the dated archive that replaces each of their URLs."""
+
+    model_config = _STRICT
+
+    sources: str  # the sources file of the base image
+    since: str  # the first day its snapshot archive holds (ISO date)
+    archives: list[tuple[str, str]]  # (archive URL in the sources, snapshot archive URL without the date)
+
+
+class AptSnapshots(BaseModel):
+    """`images.<role>.apt_snapshot`: per base distro, how apt is pointed at a dated archive."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    distros: dict[str, AptSnapshotSources]
+
+
+class AptIndexes(BaseModel):
+    """Per base distro, the URLs of the package indexes its apt reads (`mlc images check-packages`)."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    distros: dict[str, list[str]]
+
+
 class AptPins(BaseModel):
     """`package -> version` per base distro (`debian-bookworm`, `ubuntu-24.04`)."""
 
@@ -503,6 +531,8 @@ class AptPins(BaseModel):
 
     source: str = Field(alias="_source")
     distros: dict[str, dict[str, str]]
+    snapshots: AptSnapshots
+    indexes: AptIndexes
 
 
 class DockerBuildTable(BaseModel):

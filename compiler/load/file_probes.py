@@ -85,6 +85,11 @@ class FileProbes:
             self._answers[("sha256", name)] = None if contents is None else hashlib.sha256(contents).hexdigest()
         return self._contents[name]
 
+    def sha256(self, path: PathLike) -> str | None:
+        """sha256 hex of the file's bytes (without keeping them), or None when it cannot be read."""
+        answer = self._ask("sha256", os.fspath(path))
+        return answer if isinstance(answer, str) else None
+
     def probes(self) -> list[Probe]:
         """Every question asked so far and its answer, in the order first asked."""
         return [(kind, path, answer) for (kind, path), answer in self._answers.items()]

@@ -10,11 +10,13 @@ fills it in one place. Rules across sections live in `validate`.
 from __future__ import annotations
 
 import re
+from datetime import date
 from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlc.compiler import __version__
 from mlc.compiler.load.values import (
     CheckpointEvery,
     Count,
@@ -104,6 +106,24 @@ class ImageSpec(Section):
     gpu: bool | None = Field(None, description="CUDA base image; default: the section's resources.gpus > 0")
     system_packages: list[str] = Field(default_factory=list)
     base: ImageReference | None = Field(None, description="override the base image; production requires @sha256:")
+    apt_snapshot: str | None = Field(
+        None,
+        description="a day (YYYY-MM-DD): apt reads the distribution's archive as it was then (snapshot.debian.org, "
+        "snapshot.ubuntu.com), so every system package resolves to that day's version, with or without one written",
+    )
+
+    @field_validator("apt_snapshot")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            valid = re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None and bool(date.fromisoformat(value))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("must be a day written YYYY-MM-DD, e.g. '2026-11-30'")
+        return value
 
     @field_validator("system_packages")
     @classmethod
@@ -114,10 +134,95 @@ class ImageSpec(Section):
         return names
 
 
+# Where `mlc vendor` writes the running compiler's own wheel, and where images and CI look for it
+# unless `images.runtime` says otherwise: outside `gitops.path`, which image builds ignore.
+DEFAULT_RUNTIME_WHEEL_FOLDER = "wheels"
+
+
+def runtime_wheel_name(version: str) -> str:
+    """The file name of mlc's pure-Python wheel at `version` (PEP 427)."""
+    return f"mlc-{version}-py3-none-any.whl"
+
+
+class RuntimeSource(Section):
+    """Where the images and the CI workflows get the mlc runtime they `pip install`."""
+
+    wheel: RelativePath | None = Field(
+        None,
+        description=f"a wheel of mlc in the repository, installed with its sha256 checked (default, when "
+        f"index_url is unset: {DEFAULT_RUNTIME_WHEEL_FOLDER}/mlc-<version>-py3-none-any.whl, written by `mlc vendor`)",
+    )
+    index_url: str | None = Field(
+        None,
+        description="install mlc==<version> from this package index instead; a private index's login comes "
+        "from the pip.conf BuildKit secret and CI's PIP_INDEX_URL secret, never from the spec",
+    )
+    version: str | None = Field(None, description="the mlc release to install: the compiler's own (the default)")
+
+    @field_validator("wheel")
+    @classmethod
+    def _wheel_of_mlc(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        name = value.rsplit("/", 1)[-1]
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", value) or not re.fullmatch(r"mlc-[^-]+-py3-none-any\.whl", name):
+            raise ValueError(
+                "must be the path of an mlc wheel, e.g. "
+                f"'{DEFAULT_RUNTIME_WHEEL_FOLDER}/{runtime_wheel_name(__version__)}' (letters, digits, '._/-'; "
+                "`mlc vendor` writes it)"
+            )
+        version = name.split("-")[1]
+        if version != __version__:
+            raise ValueError(
+                f"is a wheel of mlc {version}, but this compiler is {__version__}: images must run the runtime "
+                f"of the compiler that wrote their config; run `mlc vendor` and name "
+                f"'{runtime_wheel_name(__version__)}'"
+            )
+        return value
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_without_credentials(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not re.fullmatch(r"https?://[^\s\"'`$\\]+", value):
+            raise ValueError("must be an http(s) URL of a package index, e.g. 'https://pypi.example.com/simple'")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "has credentials in it: the spec is committed and the URL lands in Dockerfiles and workflows; "
+                "write the URL without them and pass a pip.conf with the login as the BuildKit secret "
+                "`pip.conf` (the Dockerfile mounts it) and CI's PIP_INDEX_URL secret"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _the_compilers_version(cls, value: str | None) -> str | None:
+        if value is not None and value != __version__:
+            raise ValueError(
+                f"is not this compiler's version ({__version__}): the runtime reads the config the compiler "
+                f"writes, so images install the same release; write '{__version__}' or leave it out"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RuntimeSource:
+        if self.wheel is not None and self.index_url is not None:
+            raise ValueError("name either wheel (a file in the repository) or index_url (a package index), not both")
+        return self
+
+    def wheel_path(self) -> str | None:
+        """The wheel images and CI install (relative to the spec's folder), None from an index."""
+        if self.index_url is not None:
+            return None
+        return self.wheel or f"{DEFAULT_RUNTIME_WHEEL_FOLDER}/{runtime_wheel_name(__version__)}"
+
+
 class Images(Section):
     registry: str | None = Field(None, description="<registry>/<name>-train and <registry>/<name>-serve")
     train: ImageSpec = Field(default_factory=ImageSpec)
     serve: ImageSpec = Field(default_factory=ImageSpec)
+    runtime: RuntimeSource = Field(default_factory=RuntimeSource)
 
     @field_validator("registry")
     @classmethod

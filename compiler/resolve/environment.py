@@ -44,12 +44,12 @@ from mlc.compiler.resolve.resolved import (
     Serving,
     ServingAccess,
 )
+from mlc.compiler.resolve.runtime_install import MlcInstall, resolve_mlc_install
 from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, LOCAL_ENVIRONMENT, ValidatedProject
 from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
 
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
-RUNTIME_REQUIREMENT = f"mlc[runtime]=={__version__}"  # what images and CI install to run `mlc-runtime`
 
 
 def canonical_digest(data: Any) -> str:
@@ -70,6 +70,8 @@ def edge_inputs(resolved: ResolvedSpec) -> dict[str, Any]:
     return {
         "base_image_digests": dict(resolved.base_image_digests),
         "requirements_hashed": resolved.requirements_hashed,
+        "runtime_wheel_sha256": resolved.runtime_wheel_sha256,
+        "runtime_index_hashes": resolved.runtime_index_hashes,
         "repository_folder": resolved.repository_folder,
     }
 
@@ -247,8 +249,8 @@ def resolve_environment(
         spec_digest=spec_digest,
         training_digest=training_digest,
         compiler_version=__version__,
-        compiler_requirement=f"mlc=={__version__}",
-        runtime_requirement=RUNTIME_REQUIREMENT,
+        compiler_requirement=_mlc_install(project),
+        runtime_requirement=_mlc_install(project).with_extras("runtime"),
         names=ResourceNames(
             project=name,
             training_job=f"{name}-train-{training_digest[:8]}",
@@ -296,6 +298,8 @@ def resolve_environment(
         if feedback is None
         else feedback.labels.label_column or (contract.target if contract else None),
         requirements_hashed=project.requirements_hashed,
+        runtime_wheel_sha256=project.runtime_wheel_sha256,
+        runtime_index_hashes=project.runtime_index_hashes,
         base_image_digests=digests,
         repository_folder=repository_folder,
     )
@@ -305,7 +309,13 @@ def _project_images(project: ValidatedProject, digests: Mapping[str, str]) -> Pr
     """The project's images, decided once from the merged spec of every environment (in file
     order; the base alone when there are none)."""
     environments = list(project.environments.values()) or [project.base]
-    return resolve_project_images(environments, digests, project.requirements_hashed, __version__)
+    return resolve_project_images(environments, digests, project.requirements_hashed, _mlc_install(project))
+
+
+def _mlc_install(project: ValidatedProject) -> MlcInstall:
+    """Where images and CI get mlc (`images.runtime`, project-wide: the images are the project's)."""
+    runtime = project.base.images.runtime
+    return resolve_mlc_install(runtime, __version__, project.runtime_wheel_sha256, project.runtime_index_hashes)
 
 
 def resolve_project(

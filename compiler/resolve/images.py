@@ -20,12 +20,22 @@ from typing import Literal
 
 from mlc.compiler.compat import docker_build_table, resolve_base_image, torch_compat_table, version_key
 from mlc.compiler.load.spec import ImageSpec, MLProject
+from mlc.compiler.resolve.runtime_install import MlcInstall
 
 ImageRole = Literal["train", "serve"]
 # Where an image holds the code (`code.source`): its WORKDIR, the job pods' working directory, so
 # relative data paths resolve under it (and the volumes mounted over them, `ResolvedSpec.volumes`).
 IMAGE_CODE_DIR = "/opt/mlc/src"
 IMAGE_ROLES: tuple[ImageRole, ...] = ("train", "serve")
+
+
+@dataclass(frozen=True)
+class AptSnapshot:
+    """apt pointed at the distribution's archive as it was on one day (`images.<role>.apt_snapshot`)."""
+
+    day: str  # YYYY-MM-DD, as the spec writes it
+    sources: str  # the base image's apt sources file
+    archives: tuple[tuple[str, str], ...]  # (archive URL in the sources, the dated snapshot's URL)
 
 
 @dataclass(frozen=True)
@@ -45,11 +55,12 @@ class ImageBuild:
     torch: str | None
     torch_index_url: str | None
     system_packages: tuple[str, ...]  # apt packages, each `name=version` where a version is known
-    unpinned_packages: tuple[str, ...]  # no version in the spec nor in the pin table
+    unpinned_packages: tuple[str, ...]  # no version written nor pinned: the snapshot's day decides
+    apt_snapshot: AptSnapshot | None  # where apt reads the archive; None: the live archive
     requirements: str  # the requirements lock, relative to the build context
     source: str  # the code folder in the build context ("." for the whole context)
     requirements_hashed: bool  # the lock has --hash entries: install with --require-hashes
-    runtime_requirement: str  # the mlc runtime it installs (its role's extras), pinned to the compiler
+    runtime_requirement: MlcInstall  # the mlc runtime it installs (its role's extras), the compiler's own
     ports: tuple[int, ...]  # what the image serves on (EXPOSE)
     # The role whose start the builder compiles bytecode for, after pruning what no import
     # reaches (`mlc.runtime.image_files`); None keeps pip's full install (bytecode of everything).
@@ -131,9 +142,12 @@ def pin_image(reference: str, digests: Mapping[str, str]) -> str:
     return f"{reference}@{digests[reference]}"
 
 
-def _pinned_packages(requested: list[str], distro: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Add the pin table's version to each package written without one."""
-    table = docker_build_table().apt.distros.get(distro or "", {})
+def _pinned_packages(
+    requested: list[str], distro: str | None, snapshot: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Add the pin table's version to each package written without one. From a snapshot the
+    day decides instead: the table's version may not be the one in the archive that day."""
+    table = {} if snapshot else docker_build_table().apt.distros.get(distro or "", {})
     pinned: list[str] = []
     unpinned: list[str] = []
     for package in requested:
@@ -186,6 +200,25 @@ def _choose_base(environments: Sequence[MLProject], role: ImageRole, gpu: bool) 
     return _Base(cuda_image.image, reason, f"ubuntu-{cuda_image.ubuntu}", cuda, index_url, True)
 
 
+def _apt_snapshot(day: str | None, distro: str | None) -> AptSnapshot | None:
+    """The dated archive of `distro` on `day` (validate refuses a snapshot on a base it does not know)."""
+    sources = docker_build_table().apt.snapshots.distros.get(distro or "")
+    if day is None or sources is None:
+        return None
+    stamp = day.replace("-", "") + "T000000Z"  # the archive's state at the start of that day (UTC)
+    archives = tuple((archive, f"{snapshot}/{stamp}") for archive, snapshot in sources.archives)
+    return AptSnapshot(day=day, sources=sources.sources, archives=archives)
+
+
+def image_distro(environments: Sequence[MLProject], role: ImageRole) -> str | None:
+    """The distribution the `role` image's apt installs from (e.g. `debian-bookworm`), None with
+    a base override (the user's image: mlc does not know it) or when the project builds no such image."""
+    building = [spec for spec in environments if spec.builds_image(role)]
+    if not building:
+        return None
+    return _choose_base(building, role, any(runs_on_gpu(spec, role) for spec in building)).distro
+
+
 def runtime_extras(environments: Sequence[MLProject], role: ImageRole) -> str:
     """The `mlc` extras an image installs: the serve image only what its jobs import (pyproject's
     per-role extras), which keeps an image pull, part of every scale-up, small."""
@@ -204,7 +237,7 @@ def resolve_image(
     role: ImageRole,
     digests: Mapping[str, str],
     requirements_hashed: bool,
-    version: str,
+    mlc: MlcInstall,
 ) -> ImageBuild | None:
     """What the `role` image of this project is made of, or None when the project doesn't build it.
 
@@ -219,7 +252,9 @@ def resolve_image(
     gpu = any(runs_on_gpu(spec, role) for spec in building)
     base = _choose_base(building, role, gpu)
     requested = list(dict.fromkeys(p for spec in building for p in _image_spec(spec, role).system_packages))
-    packages, unpinned = _pinned_packages(requested, base.distro)
+    day = next((d for spec in building if (d := _image_spec(spec, role).apt_snapshot)), None)
+    snapshot = _apt_snapshot(day, base.distro)
+    packages, unpinned = _pinned_packages(requested, base.distro, snapshot is not None)
     ports = sorted({spec.serve.port for spec in building if spec.serve is not None and role == "serve"})
     uv_tag = docker_build_table().uv_image if base.needs_uv else None
     return ImageBuild(
@@ -237,10 +272,11 @@ def resolve_image(
         torch_index_url=base.torch_index_url,
         system_packages=packages,
         unpinned_packages=unpinned,
+        apt_snapshot=snapshot,
         requirements=PurePosixPath(code.requirements).as_posix(),
         source=PurePosixPath(code.source).as_posix(),
         requirements_hashed=requirements_hashed,
-        runtime_requirement=f"mlc[{runtime_extras(building, role)}]=={version}",
+        runtime_requirement=mlc.with_extras(runtime_extras(building, role)),
         ports=tuple(ports),
         # Serving scales up by pulling: its image carries only what the server loads. The train
         # image keeps everything (torch.compile needs torch's headers, tests and tools may run).
@@ -250,11 +286,11 @@ def resolve_image(
 
 
 def resolve_project_images(
-    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, version: str
+    environments: Sequence[MLProject], digests: Mapping[str, str], requirements_hashed: bool, mlc: MlcInstall
 ) -> ProjectImages:
-    """Both images of a project (each None where it builds no such image); `version`: the mlc the
-    images install, the compiler's own."""
+    """Both images of a project (each None where it builds no such image); `mlc`: where they get
+    the mlc runtime, the compiler's own version."""
     return ProjectImages(
-        train=resolve_image(environments, "train", digests, requirements_hashed, version),
-        serve=resolve_image(environments, "serve", digests, requirements_hashed, version),
+        train=resolve_image(environments, "train", digests, requirements_hashed, mlc),
+        serve=resolve_image(environments, "serve", digests, requirements_hashed, mlc),
     )

@@ -15,6 +15,7 @@ from typing import Literal
 
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.resolve.images import ProjectImages
+from mlc.compiler.resolve.runtime_install import MlcInstall
 
 # The one non-root UID of every image (`USER`) and pod (`runAsUser`); >= 10000, clear of host users.
 RUNTIME_UID = 10001
@@ -114,8 +115,8 @@ class ResolvedSpec:
     spec_digest: str  # of the whole file: headers and the lock name it
     training_digest: str  # of what the training pod depends on (`training_inputs`)
     compiler_version: str
-    compiler_requirement: str  # what CI installs to run `mlc`: the compiler that wrote the workflows
-    runtime_requirement: str  # what images and CI install to run `mlc-runtime`
+    compiler_requirement: MlcInstall  # what CI installs to run `mlc`: the compiler that wrote the workflows
+    runtime_requirement: MlcInstall  # what CI installs to run `mlc-runtime` (all the runtime's extras)
     names: ResourceNames
     manifests_folder: str  # `<gitops.path>/<env>`: the folder Argo CD or Flux syncs, relative to the spec's
     images: ProjectImages  # per project: the same for every environment
@@ -145,6 +146,8 @@ class ResolvedSpec:
     drift_reads_log: bool = False
     feedback_label_column: str | None = None  # monitor.feedback.labels.label_column, else the contract's target
     requirements_hashed: bool = False  # the lock pins --hash entries: pip must --require-hashes
+    runtime_wheel_sha256: str | None = None  # of the mlc wheel in the repository (`MlcInstall`)
+    runtime_index_hashes: tuple[str, ...] = ()  # mlc.runtime.lock's, for an install from an index
     base_image_digests: Mapping[str, str] = field(default_factory=dict)  # tag -> digest, mlc.images.lock
     # The spec's folder relative to the git top level (POSIX; "." at the top or outside git).
     repository_folder: str = "."

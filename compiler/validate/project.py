@@ -28,7 +28,12 @@ from mlc.compiler.load.values import image_reference_with_digest
 from mlc.compiler.validate.findings import findings_from_pydantic
 from mlc.compiler.validate.job_data import job_data_rules
 from mlc.compiler.validate.overlays import OverlaySources, merge_overlay
-from mlc.compiler.validate.project_files import check_project_files, requirements_use_hashes
+from mlc.compiler.validate.project_files import (
+    check_project_files,
+    requirements_use_hashes,
+    runtime_index_hashes,
+    runtime_wheel_sha256,
+)
 from mlc.compiler.validate.rules import PRODUCTION_ENVIRONMENTS, section_rules
 from mlc.compiler.validate.secret_scan import scan_data
 
@@ -51,6 +56,8 @@ class ValidatedProject:
     # environment -> the namespace its resources live in (`environment_namespaces`); the base's
     # when the spec has no environments, under "default"
     namespaces: dict[str, str] = field(default_factory=dict)
+    runtime_wheel_sha256: str | None = None  # of the mlc wheel in the repository images and CI install
+    runtime_index_hashes: tuple[str, ...] = ()  # mlc.runtime.lock's, for an install from an index
 
 
 def validate_document(
@@ -105,7 +112,10 @@ def validate_document(
     if any(d.severity is Severity.ERROR for d in diagnostics) or base is None:
         return None, diagnostics
     hashed = root is not None and requirements_use_hashes(root / base.code.requirements, files)
-    return ValidatedProject(document, base, environments, root, hashed, namespaces), diagnostics
+    wheel_sha256 = runtime_wheel_sha256(base, root, files) if root is not None else None
+    index_hashes = runtime_index_hashes(base, root, files) if root is not None else ()
+    validated = ValidatedProject(document, base, environments, root, hashed, namespaces, wheel_sha256, index_hashes)
+    return validated, diagnostics
 
 
 DEFAULT_ENVIRONMENT = "default"  # the one environment of a spec without `environments:`

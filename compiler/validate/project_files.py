@@ -13,8 +13,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from mlc.compiler import __version__
 from mlc.compiler.diagnostics import Diagnostic, Finding, SourcePosition, error
 from mlc.compiler.load.file_probes import FileProbes
+from mlc.compiler.load.runtime_lock import RUNTIME_LOCK_FILENAME, parse_runtime_lock
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.load.values import is_remote_uri
 from mlc.compiler.validate.secret_scan import token_kind
@@ -56,6 +58,7 @@ def check_project_files(
     files = files if files is not None else FileProbes()
     problems: list[Finding | Diagnostic] = []
     problems.extend(_confinement(spec, root, files))
+    problems.extend(_runtime_wheel(spec, root, files))
     builds_images = spec.builds_image("train") or spec.builds_image("serve")
     if builds_images:
         problems.extend(_code_files(spec, root, files))
@@ -150,6 +153,58 @@ def _code_files(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Find
                 f"module not found: looked for {shown}",
                 "entrypoint is 'module:function' importable from code.source",
             )
+
+
+def _runtime_wheel(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:
+    """A wheel the spec names must be there. The default one is `mlc vendor`'s to write: until
+    it is, the Dockerfiles say so and install it unchecked (validate stays quiet, so a project
+    validates before its first vendor, as every example here does)."""
+    runtime = spec.images.runtime
+    if runtime.index_url is not None:
+        yield from _runtime_lock(root, files)
+    if runtime.wheel is None or files.is_file(root / runtime.wheel):
+        return
+    yield Finding(
+        ("images", "runtime", "wheel"),
+        f"'{runtime.wheel}' does not exist",
+        "write the running compiler's wheel there with `mlc vendor`, or install from an index "
+        "(`images: {runtime: {index_url: https://...}}`)",
+    )
+
+
+def _runtime_lock(root: Path, files: FileProbes) -> Iterator[Finding]:
+    """`mlc.runtime.lock`, when there, must pin this compiler's mlc with its hashes."""
+    lock = root / RUNTIME_LOCK_FILENAME
+    text = _text(files.read_bytes(lock)) if files.is_file(lock) else None
+    if text is None:
+        return
+    pinned = parse_runtime_lock(text)
+    if pinned is None or pinned[0] != __version__:
+        what = "holds no `mlc==<version> --hash=sha256:...` pin" if pinned is None else f"pins mlc {pinned[0]}"
+        yield Finding(
+            ("images", "runtime", "index_url"),
+            f"{RUNTIME_LOCK_FILENAME} {what}, but this compiler is {__version__}",
+            f"run `mlc vendor` to lock mlc {__version__} as the index serves it",
+        )
+
+
+def runtime_index_hashes(spec: MLProject, root: Path, files: FileProbes | None = None) -> tuple[str, ...]:
+    """The sha256 hashes `mlc.runtime.lock` pins for an index install (none: unlocked, or a wheel)."""
+    files = files if files is not None else FileProbes()
+    lock = root / RUNTIME_LOCK_FILENAME
+    if spec.images.runtime.index_url is None or not files.is_file(lock):
+        return ()
+    pinned = parse_runtime_lock(_text(files.read_bytes(lock)) or "")
+    return pinned[1] if pinned is not None and pinned[0] == __version__ else ()
+
+
+def runtime_wheel_sha256(spec: MLProject, root: Path, files: FileProbes | None = None) -> str | None:
+    """sha256 hex of the mlc wheel the spec installs from the repository (None: from an index,
+    or not there yet); the Dockerfile and CI check it before installing."""
+    wheel = spec.images.runtime.wheel_path()
+    if wheel is None:
+        return None
+    return (files if files is not None else FileProbes()).sha256(root / wheel)
 
 
 def requirements_use_hashes(lock: Path, files: FileProbes | None = None) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from mlc.compiler.diagnostics import Finding, Severity
 from mlc.compiler.load.document import FieldPath
@@ -347,20 +348,22 @@ def _ci_reaches_the_registry(spec: MLProject) -> Iterator[Finding]:
 
 def _apt_pin_rules(spec: MLProject) -> Iterator[Finding]:
     """Every apt package an image installs gets a version (hadolint DL3008; the same spec builds
-    the same image): written `name=version`, or one the project's table pins. Which distribution
-    an image uses is resolve's choice (it depends on every environment's GPUs), so a package
-    without a version must be pinned for each distribution mlc builds on; with a base override
-    the distribution is the user's, and only a written version can hold."""
-    roles = [
-        role for role in ("train", "serve") if spec.builds_image(role) and getattr(spec.images, role).system_packages
-    ]
-    if not roles:
+    the same image): written `name=version`, one the project's table pins, or the version in the
+    dated archive `apt_snapshot` names. Which distribution an image uses is resolve's choice (it
+    depends on every environment's GPUs), so a package without a version must be pinned for each
+    distribution mlc builds on; with a base override the distribution is the user's: only a
+    written version can hold, and mlc does not know where that image's apt sources are."""
+    roles = [role for role in ("train", "serve") if spec.builds_image(role)]
+    images = {role: getattr(spec.images, role) for role in roles}
+    if not any(image.system_packages or image.apt_snapshot for image in images.values()):
         return  # nothing to check: the table is not even loaded
     from mlc.compiler.compat import docker_build_table
 
-    tables = docker_build_table().apt.distros
-    for role in roles:
-        image = getattr(spec.images, role)
+    apt = docker_build_table().apt
+    for role, image in images.items():
+        if image.apt_snapshot is not None:
+            yield from _apt_snapshot_rules(role, image.apt_snapshot, image.base, apt.snapshots.distros)
+            continue
         for index, package in enumerate(image.system_packages):
             if "=" in package:
                 continue
@@ -374,17 +377,38 @@ def _apt_pin_rules(spec: MLProject) -> Iterator[Finding]:
                     f"(`apt-cache policy {package}` in that image)",
                 )
                 continue
-            missing = [distro for distro, pins in tables.items() if package not in pins]
+            missing = [distro for distro, pins in apt.distros.items() if package not in pins]
             if missing:
-                known = sorted(set.intersection(*(set(pins) for pins in tables.values())))
+                known = sorted(set.intersection(*(set(pins) for pins in apt.distros.values())))
                 yield Finding(
                     path,
                     f"apt package '{package}' has no pinned version for {', '.join(missing)} in mlc's table "
                     "(compiler/compat/data/docker_build.json): it would install whatever the archive has that day "
                     "(hadolint DL3008), or is not a package of that distribution",
                     f"write it with its version, e.g. '{package}=<version>' (`apt-cache policy {package}` in the base "
-                    f"image), or use a package the table pins: {', '.join(known)}",
+                    "image), or name a day of the distribution's archive to install from, e.g. "
+                    f"`images: {{{role}: {{apt_snapshot: '2026-11-30'}}}}`; "
+                    f"packages the table pins: {', '.join(known)}",
                 )
+
+
+def _apt_snapshot_rules(role: str, day: str, base: str | None, distros: Mapping[str, Any]) -> Iterator[Finding]:
+    """A snapshot needs a base whose apt sources mlc knows, and a day its archive holds."""
+    path = ("images", role, "apt_snapshot")
+    if base is not None:
+        yield Finding(
+            path,
+            f"an apt snapshot needs one of mlc's base images (it rewrites their apt sources), not {base}",
+            "write each package with its version instead (`name=version`), or drop the base override",
+        )
+        return
+    since = max(sources.since for sources in distros.values())
+    if day < since:
+        yield Finding(
+            path,
+            f"{day} is before the snapshot archives of every distribution mlc builds on ({since})",
+            f"name a day on or after {since}",
+        )
 
 
 def _compatibility_rules(spec: MLProject) -> Iterator[Finding]:

@@ -94,8 +94,10 @@ def cluster(server: TrackingServer, bucket: ObjectStore, tmp_path_factory: pytes
     ignore = next(
         a for a in compiled.artifacts if a.path == "deploy/docker/train.Dockerfile.dockerignore"
     ).content.decode()
-    assert [line for line in ignore.splitlines() if line.startswith("!")] == ["!requirements.lock", "!src"]
-    # What the image holds: the lock (installed at build) and src/ (the WORKDIR), nothing else.
+    allowed = [line for line in ignore.splitlines() if line.startswith("!")]
+    assert allowed == ["!requirements.lock", "!src", "!wheels/mlc-0.1.0-py3-none-any.whl"]
+    # What the image holds: the lock and the mlc wheel (installed into the venv at build) and src/
+    # (the WORKDIR), nothing else.
     image = work / "image"
     shutil.copytree(project / "src", image / "opt/mlc/src", ignore=shutil.ignore_patterns("__pycache__"))
     (config_map,) = [d for d in documents if d["kind"] == "ConfigMap"]

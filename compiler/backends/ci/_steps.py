@@ -10,10 +10,12 @@ that read `"$VAR"`.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from mlc.compiler.backends.ci._pins import pinned_action
 from mlc.compiler.backends.yaml_writer import Commented
+from mlc.compiler.resolve.runtime_install import MlcInstall
 from mlc.runtime.contract import CONFIG_FILE, LOCAL_STATE_DIR
 
 # `run:` steps run in the spec's folder, as `mlc` does locally: the repository's top, or the
@@ -101,14 +103,29 @@ def setup_python_step(python: str) -> Step:
     }
 
 
-def install_mlc_step(requirement: str) -> Step:
-    """Install mlc as resolved (`ResolvedSpec.compiler_requirement` or `runtime_requirement`:
-    the compiler that generated the workflow, pinned to its own version)."""
-    return {
-        "name": "Install mlc",
-        "env": {"MLC_REQUIREMENT": requirement},
-        "run": 'python -m pip install "$MLC_REQUIREMENT"\n',
-    }
+# pip takes a wheel only by an absolute `file://` URL: the requirement names the checkout's folder
+# as a literal `$PWD`, which the (constant) script replaces with the step's working directory.
+# With a hash lock (an index install), mlc alone is installed hash-checked first, then its extras.
+INSTALL_MLC_SCRIPT = (
+    'if [ -n "${MLC_LOCKED_INSTALL:-}" ]; then\n'
+    '  read -ra locked <<< "$MLC_LOCKED_INSTALL"\n'
+    '  python -m pip install "${locked[@]}"\n'
+    "fi\n"
+    "python -m pip install \"${MLC_REQUIREMENT//'$PWD'/$PWD}\"\n"
+)
+
+
+def install_mlc_step(mlc: MlcInstall) -> Step:
+    """Install mlc as resolved (`ResolvedSpec.compiler_requirement` or `runtime_requirement`: the
+    compiler that generated the workflow, from where `images.runtime` says: the wheel in the
+    checkout, relative to the step's working directory, the spec's folder; or an index)."""
+    wheel_folder = (PurePosixPath("$PWD") / PurePosixPath(mlc.wheel).parent).as_posix() if mlc.wheel else ""
+    env = {"MLC_REQUIREMENT": guard_expression(mlc.requirement(wheel_folder))}
+    if mlc.index_url:
+        env["PIP_INDEX_URL"] = guard_expression(mlc.index_url)
+    if mlc.lock:
+        env["MLC_LOCKED_INSTALL"] = guard_expression(mlc.locked_arguments(".", index=False))
+    return {"name": "Install mlc", "env": env, "run": INSTALL_MLC_SCRIPT}
 
 
 def install_project_requirements_step(requirements: str) -> Step:

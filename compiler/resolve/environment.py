@@ -38,7 +38,8 @@ from mlc.compiler.resolve.resolved import (
     ServingAccess,
 )
 from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, LOCAL_ENVIRONMENT, ValidatedProject
-from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
+from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri, duration_seconds
+from mlc.runtime.contract.config import ServeLimits
 
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
@@ -126,6 +127,21 @@ def _access(serve: Serve, namespace: str) -> ServingAccess | None:
         api_keys_secret=access.api_keys.k8s if access.api_keys else None,
         rate_limit=rate_limit,
         audit=access.audit,
+        trusted_proxies=tuple(access.trusted_proxies),
+    )
+
+
+def _limits(serve: Serve) -> ServeLimits | None:
+    limits = serve.limits
+    if limits is None:
+        return None
+    return ServeLimits(
+        max_body_bytes=limits.max_body_bytes,
+        max_rows=limits.max_rows,
+        max_columns=limits.max_columns,
+        max_depth=limits.max_depth,
+        header_timeout_seconds=duration_seconds(limits.header_timeout),
+        body_timeout_seconds=duration_seconds(limits.body_timeout),
     )
 
 
@@ -143,6 +159,7 @@ def _serving(serve: Serve, namespace: str) -> Serving:
         autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
         tensor_parallel=tensor_parallel,
         access=_access(serve, namespace),
+        limits=_limits(serve),
     )
 
 

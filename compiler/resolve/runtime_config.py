@@ -88,6 +88,7 @@ def _access(resolved: ResolvedSpec) -> Access | None:
         if access.rate_limit is None
         else RateLimit(requests_per_second=access.rate_limit[0], burst=access.rate_limit[1]),
         audit=access.audit,  # type: ignore[arg-type]
+        trusted_proxies=list(access.trusted_proxies),
     )
 
 
@@ -105,6 +106,7 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
             input=batch.input, output=batch.output, parallelism=batch.parallelism, invalid_rows=batch.invalid_rows
         ),
         access=_access(resolved),
+        limits=resolved.serving.limits if resolved.serving is not None else None,
     )
 
 

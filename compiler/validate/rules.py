@@ -131,6 +131,13 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
                 f"`access` applies to engine 'runtime' (the project's model server), not '{serve.engine}'",
                 "remove `access`, or serve with `engine: runtime`",
             )
+        if serve.limits is not None and serve.engine != "runtime":
+            yield Finding(
+                ("serve", "limits"),
+                f"`limits` applies to engine 'runtime' (the project's model server); '{serve.engine}' "
+                "enforces its own request limits, which mlc does not set",
+                "remove `limits`, or serve with `engine: runtime`",
+            )
         if serve.access is not None and serve.access.metrics_port == serve.port:
             yield Finding(
                 ("serve", "access", "metrics_port"),

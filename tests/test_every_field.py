@@ -193,6 +193,7 @@ CHANGES: dict[str, tuple[dict[str, Any], Any]] = {
     "serve.llm.model": (VLLM, "meta-llama/Llama-3.1-8B-Instruct"),
     "serve.llm.revision": (VLLM, "b" * 40),
     "serve.llm.max_model_len": (VLLM, 8192),
+    "serve.llm.image": (VLLM, "registry.local/vllm-openai@sha256:" + "c" * 64),
     "serve.batch.schedule": ({}, "30 * * * *"),
     "serve.batch.input": ({}, "s3://b/in2/"),
     "serve.batch.output": ({}, "s3://b/out2/"),

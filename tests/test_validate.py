@@ -425,3 +425,20 @@ def test_trusted_proxies_are_networks_at_their_line(project) -> None:
     found = lines(project(spec))
     assert [line.split(": error: ")[0] for line in found] == ["mlproject.yaml:14:35", "mlproject.yaml:14:47"]
     assert "'10.0.0.1/8' is not a network" in found[0] and "trusted_proxies.2" in found[1]
+
+
+def test_a_given_vllm_image_is_an_image_reference_pinned_by_digest_in_production(project) -> None:
+    llm = (
+        "serve:\n  engine: vllm\n  llm:\n    model: Qwen/Qwen2.5-7B-Instruct\n    revision: " + "a" * 40 + "\n"
+        "    image: IMAGE\n  resources: {gpus: 1, gpu_type: nvidia-l4}\n"
+    )
+    serving_only = BASE.split("\ndata:")[0] + "\n"  # the LLM project trains nothing
+    (found,) = lines(project(serving_only + llm.replace("IMAGE", '"vllm/vllm-openai:v1\\nRUN x"')))
+    assert found.startswith("mlproject.yaml:12:12: error: serve.llm.image: must be an image reference")
+    tagged = serving_only + llm.replace("IMAGE", "registry.local/vllm:v1") + "environments:\n  staging: {}\n"
+    assert lines(project(tagged)) == []  # a tag is fine outside production
+    (found,) = lines(project(tagged + "  production: {}\n"))
+    assert "serve.llm.image: environment 'production' serves with this image, so it must be pinned by digest" in found
+    pinned = tagged.replace("registry.local/vllm:v1", "registry.local/vllm@sha256:" + "b" * 64)
+    (resolved, _) = resolve_spec_file(project(pinned + "  production: {}\n")).resolved
+    assert resolved.serving.engine_image == "registry.local/vllm@sha256:" + "b" * 64

@@ -339,6 +339,11 @@ class LLM(Section):
     revision: str = Field(description="the commit sha of the model repository (pinned)")
     max_model_len: PositiveInt | None = None
     tensor_parallel: PositiveInt | None = Field(None, description="default: serve.resources.gpus")
+    image: ImageReference | None = Field(
+        None,
+        description="the vLLM OpenAI-compatible server image (default: the compatibility table's, pinned by "
+        "digest); production environments need it by digest",
+    )
 
     @field_validator("revision")
     @classmethod

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mlc.compiler import __version__
-from mlc.compiler.compat import gpu_node_labels
+from mlc.compiler.compat import gpu_node_labels, serving_images
 from mlc.compiler.load.spec import DEFAULT_PUSHGATEWAY, DEFAULT_TRACKING_URI, HOSTED_RUNNER, MLProject, Serve
 from mlc.compiler.resolve.images import (
     IMAGE_CODE_DIR,
@@ -160,7 +160,16 @@ def _serving(serve: Serve, namespace: str) -> Serving:
         tensor_parallel=tensor_parallel,
         access=_access(serve, namespace),
         limits=_limits(serve),
+        engine_image=_engine_image(serve),
     )
+
+
+def _engine_image(serve: Serve) -> str | None:
+    """The image of an engine mlc does not build (vLLM's): the spec's, else the pinned default."""
+    if serve.engine != "vllm":
+        return None
+    given = serve.llm.image if serve.llm is not None else None
+    return given or serving_images().vllm.reference
 
 
 def _data_volumes(spec: MLProject) -> tuple[DataVolume, ...]:

@@ -99,6 +99,7 @@ class Serving:
     tensor_parallel: int  # vLLM's tensor-parallel size (0 for other engines)
     access: ServingAccess | None = None  # `serve.access` (engine runtime only)
     limits: ServeLimits | None = None  # `serve.limits` in seconds and bytes (None: the contract's defaults)
+    engine_image: str | None = None  # engine vllm: `serve.llm.image`, else the compat table's, by digest
 
     @property
     def has_deployment(self) -> bool:

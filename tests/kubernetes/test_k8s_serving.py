@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from mlc.compiler.compat import serving_images
+
 
 def _docs(case, kind, env=None):
     return [doc for path, doc in case.resources() if doc["kind"] == kind and (env is None or f"/{env}/" in path)]
@@ -84,6 +88,9 @@ def test_vllm_serves_the_pinned_revision_on_gpus_and_scales_on_its_queue(rendere
     assert "--revision=a09a35458c702b33eeacc393d103063234e8bc28" in container["command"]
     assert "--tensor-parallel-size=1" in container["command"]
     assert "--max-model-len=8192" in container["command"]
+    pinned = serving_images().vllm
+    assert container["image"] == f"{pinned.repository}:{pinned.tag}@{pinned.digest}"
+    assert re.fullmatch(r"docker\.io/vllm/vllm-openai:v[0-9.]+@sha256:[0-9a-f]{64}", container["image"])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     (scaled,) = _docs(case, "ScaledObject", "production")
     assert "vllm:num_requests_waiting" in scaled["spec"]["triggers"][0]["metadata"]["query"]

@@ -11,6 +11,16 @@ def _docs(case, kind, env=None):
     return [doc for path, doc in case.resources() if doc["kind"] == kind and (env is None or f"/{env}/" in path)]
 
 
+def _serving_policy(case, env):
+    """The serving pods' NetworkPolicy (the job pods have their own)."""
+    (policy,) = [
+        doc
+        for doc in _docs(case, "NetworkPolicy", env)
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
+    return policy
+
+
 def test_autoscaled_deployment_has_no_replicas_and_probes(rendered):
     (deployment,) = _docs(rendered["churn"], "Deployment", "production")
     assert "replicas" not in deployment["spec"]
@@ -74,7 +84,7 @@ def test_service_pdb_and_network_policy_select_the_serving_pods(rendered):
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     (service,) = [s for s in _docs(rendered["churn"], "Service", "staging")]
     (pdb,) = _docs(rendered["churn"], "PodDisruptionBudget", "staging")
-    (policy,) = _docs(rendered["churn"], "NetworkPolicy", "staging")
+    policy = _serving_policy(rendered["churn"], "staging")
     assert service["spec"]["selector"].items() <= labels.items()
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
@@ -133,7 +143,7 @@ def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rende
 def test_serve_access_admits_only_the_callers_and_monitoring(rendered):
     case = rendered["access"]
     for env in ("staging", "production"):
-        (policy,) = _docs(case, "NetworkPolicy", env)
+        policy = _serving_policy(case, env)
         namespace = policy["metadata"]["namespace"]
 
         def peer(ns, **pods):
@@ -178,7 +188,7 @@ def test_serve_access_admits_only_the_callers_and_monitoring(rendered):
 
 
 def test_without_serve_access_nothing_changes(rendered):
-    (policy,) = _docs(rendered["reference"], "NetworkPolicy", "production")
+    policy = _serving_policy(rendered["reference"], "production")
     assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
     (config_map,) = _docs(rendered["reference"], "ConfigMap", "production")
     assert '"access"' not in next(iter(config_map["data"].values()))

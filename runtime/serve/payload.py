@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,13 +31,13 @@ if TYPE_CHECKING:
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
-# The JSON nesting scan (`refuse_deep`): escaped backslashes first, then escaped quotes (each
-# replace pairs left to right, as a run of backslashes is read), then strings, which leaves only
-# structure; every pass is linear in the body, also when a string never ends. Then `[{` count
-# +1 and `]}` -1 (as int8), and the highest running sum is the depth.
-_STRING = re.compile(rb'"[^"]*"')
-_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+# The JSON nesting scan (`refuse_deep`): escaped backslashes, then escaped quotes are dropped
+# (each replace pairs left to right, as a run of backslashes is read); then only quotes and
+# brackets are kept, a bracket after an odd number of quotes is inside a string, and the others
+# count +1 (`[{`) and -1 (`]}`): the highest running sum is the depth. Every step is linear in
+# the body and vectorised, also when a string never ends (the decoder then refuses the body).
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'"[]{}')
+_QUOTE = ord('"')
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,15 @@ def refuse_deep(body: bytes, max_depth: int) -> None:
         return
     import numpy as np
 
-    structure = _STRING.sub(b"", body.replace(b"\\\\", b"").replace(b'\\"', b"")).translate(None, _NOT_BRACKETS)
-    if not structure:
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = np.frombuffer(body.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
+    if not structure.size:
         return
-    steps = np.frombuffer(structure.translate(_DEPTH_STEPS), dtype=np.int8)
+    steps = np.zeros(structure.size, dtype=np.int32)
+    steps[(structure == ord("[")) | (structure == ord("{"))] = 1
+    steps[(structure == ord("]")) | (structure == ord("}"))] = -1
+    steps[(np.cumsum(structure == _QUOTE, dtype=np.int64) & 1).astype(bool)] = 0  # inside a string
     depth = int(np.cumsum(steps, dtype=np.int64).max())
     if depth > max_depth:
         raise InvalidRequest(f"the JSON nests {depth} levels deep; at most {max_depth} are read")

@@ -25,7 +25,7 @@ from mlc.runtime.contract import (
 )
 
 if TYPE_CHECKING:
-    from mlc.runtime.contract.config import RuntimeConfig
+    from mlc.runtime.contract.config import RuntimeConfig, ServeLimits
 
 _Command = TypeVar("_Command", bound=Callable[..., object])
 
@@ -640,26 +640,22 @@ def feedback(config_path: Path, push: str | None, on_degrade: str | None, namesp
 @click.option(
     "--max-body-mb",
     type=click.FloatRange(min=0, min_open=True),
-    default=8.0,
-    show_default=True,
     envvar="MLC_SERVE_MAX_BODY_MB",
-    help="Largest request body (MiB); larger ones are refused with 413.",
+    help="Largest request body (MiB); larger ones are refused with 413 (default: the config's serve.limits).",
 )
 @click.option(
     "--body-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
     envvar="MLC_SERVE_BODY_TIMEOUT",
-    help="Seconds a request's body may take to arrive after its headers; slower ones get 408.",
+    help="Seconds a request's body may take to arrive after its headers; slower ones get 408 "
+    "(default: the config's serve.limits).",
 )
 @click.option(
     "--header-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
     envvar="MLC_SERVE_HEADER_TIMEOUT",
-    help="Seconds a connection may take to send a request's headers; slower ones are closed.",
+    help="Seconds a connection may take to send a request's headers; slower ones are closed "
+    "(default: the config's serve.limits).",
 )
 @click.option(
     "--max-connections",
@@ -717,9 +713,9 @@ def serve(
     max_batch_size: int,
     max_wait_ms: float,
     graceful_timeout: int,
-    max_body_mb: float,
-    body_timeout: float,
-    header_timeout: float,
+    max_body_mb: float | None,
+    body_timeout: float | None,
+    header_timeout: float | None,
     max_connections: int,
     metrics_port: int | None,
     log_sample_rate: float | None,
@@ -742,6 +738,7 @@ def serve(
     access = config.serve.access if config.serve else None
     if access is not None and metrics_port is not None:
         access = access.model_copy(update={"metrics_port": metrics_port})
+    limits = serve_limits(config, max_body_mb, body_timeout, header_timeout)
     logged = config.prediction_log
     if log_sample_rate is None:
         log_sample_rate = logged.sample_rate if logged is not None else 0.0
@@ -760,9 +757,7 @@ def serve(
         metric_names=config.metrics.names,
         max_batch_rows=max_batch_size,
         max_wait_ms=max_wait_ms,
-        max_body_bytes=int(max_body_mb * 1024 * 1024),
-        body_timeout_seconds=body_timeout,
-        header_timeout_seconds=header_timeout,
+        limits=limits,
         log_sample_rate=log_sample_rate,
         log_uri=log_uri or (logged.uri if logged is not None else None),
         log_flush_seconds=log_flush_seconds,
@@ -778,6 +773,22 @@ def serve(
             f"cannot listen on {address} port {listen} (metrics {access.metrics_port if access else '-'}): {error}", 1
         )
     sys.exit(code)
+
+
+def serve_limits(
+    config: RuntimeConfig, max_body_mb: float | None, body_timeout: float | None, header_timeout: float | None
+) -> ServeLimits:
+    """The server's request limits: the config's `serve.limits` (else the contract's defaults),
+    with what the command line gives instead."""
+    from mlc.runtime.contract.config import ServeLimits
+
+    limits = (config.serve.limits if config.serve else None) or ServeLimits()
+    given = {
+        "max_body_bytes": None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
+        "body_timeout_seconds": body_timeout,
+        "header_timeout_seconds": header_timeout,
+    }
+    return limits.model_copy(update={name: value for name, value in given.items() if value is not None})
 
 
 def default_serve_host(config_path: Path) -> str:

@@ -436,3 +436,46 @@ def test_a_runtime_lock_for_another_mlc_is_refused_at_the_index_url(project) -> 
     (spec.parent / "mlc.runtime.lock").write_text(f"mlc==0.1.0 \\\n    --hash=sha256:{'a' * 64}\n")
     result = resolve_spec_file(spec)
     assert result.ok and result.resolved[0].runtime_requirement.index_hashes == ("a" * 64,)
+
+
+def test_serve_limits_are_checked_at_their_line(project) -> None:
+    """Each limit within its range (int32 at most), timeouts as durations; only where they are enforced."""
+    limits = "serve:\n  limits:\n    max_rows: 0\n    max_body_bytes: 3000000000\n    header_timeout: 2h\n"
+    limits += "    max_depth: 3\n    max_columns: true\n    body_timeout: 0s\n"
+    assert lines(project(BASE + limits)) == [
+        "mlproject.yaml:14:15: error: serve.limits.max_rows: must be an integer >= 1, got 0",
+        "mlproject.yaml:15:21: error: serve.limits.max_body_bytes: must be an integer <= 1073741824, got 3000000000",
+        "mlproject.yaml:16:21: error: serve.limits.header_timeout: must be between 1s and 1h, e.g. '30s'",
+        "mlproject.yaml:17:16: error: serve.limits.max_depth: must be an integer >= 4, got 3",
+        "mlproject.yaml:18:18: error: serve.limits.max_columns: must be an integer, got the boolean true",
+        "mlproject.yaml:19:19: error: serve.limits.body_timeout: must be longer than zero, e.g. '10m'",
+    ]
+    within = "serve:\n  limits: {max_rows: 10, max_body_bytes: 1024, header_timeout: 1h, body_timeout: 1s}\n"
+    assert lines(project(BASE + within)) == []
+    kserve = "serve:\n  engine: kserve\n  autoscale: {on: cpu}\n  limits: {max_rows: 10}\n"
+    (found,) = lines(project(BASE + kserve))
+    assert found.startswith("mlproject.yaml:15:11: error: serve.limits: `limits` applies to engine 'runtime'")
+
+
+def test_trusted_proxies_are_networks_at_their_line(project) -> None:
+    spec = BASE + "serve:\n  access:\n    trusted_proxies: [10.0.0.0/8, 10.0.0.1/8, nonsense, 'fd00::/8']\n"
+    found = lines(project(spec))
+    assert [line.split(": error: ")[0] for line in found] == ["mlproject.yaml:14:35", "mlproject.yaml:14:47"]
+    assert "'10.0.0.1/8' is not a network" in found[0] and "trusted_proxies.2" in found[1]
+
+
+def test_a_given_vllm_image_is_an_image_reference_pinned_by_digest_in_production(project) -> None:
+    llm = (
+        "serve:\n  engine: vllm\n  llm:\n    model: Qwen/Qwen2.5-7B-Instruct\n    revision: " + "a" * 40 + "\n"
+        "    image: IMAGE\n  resources: {gpus: 1, gpu_type: nvidia-l4}\n"
+    )
+    serving_only = BASE.split("\ndata:")[0] + "\n"  # the LLM project trains nothing
+    (found,) = lines(project(serving_only + llm.replace("IMAGE", '"vllm/vllm-openai:v1\\nRUN x"')))
+    assert found.startswith("mlproject.yaml:12:12: error: serve.llm.image: must be an image reference")
+    tagged = serving_only + llm.replace("IMAGE", "registry.local/vllm:v1") + "environments:\n  staging: {}\n"
+    assert lines(project(tagged)) == []  # a tag is fine outside production
+    (found,) = lines(project(tagged + "  production: {}\n"))
+    assert "serve.llm.image: environment 'production' serves with this image, so it must be pinned by digest" in found
+    pinned = tagged.replace("registry.local/vllm:v1", "registry.local/vllm@sha256:" + "b" * 64)
+    (resolved, _) = resolve_spec_file(project(pinned + "  production: {}\n")).resolved
+    assert resolved.serving.engine_image == "registry.local/vllm@sha256:" + "b" * 64

@@ -40,6 +40,8 @@ __all__ = [
     "DockerBuildTable",
     "GpuTable",
     "GpuType",
+    "PinnedImage",
+    "ServingImages",
     "TorchCompatTable",
     "TorchRelease",
     "check_gpu_type",
@@ -49,6 +51,7 @@ __all__ = [
     "gpu_table",
     "known_gpu_types",
     "resolve_base_image",
+    "serving_images",
     "supported_torch_versions",
     "torch_compat_table",
     "version_key",
@@ -550,3 +553,43 @@ class DockerBuildTable(BaseModel):
 def docker_build_table() -> DockerBuildTable:
     """The validated Docker build pins, read from package data once per process."""
     return DockerBuildTable.model_validate(_load_json("docker_build.json"))
+
+
+# --- images mlc runs but does not build ----------------------------------------------------------
+
+
+class PinnedImage(BaseModel):
+    """An image by repository, tag (what a person reads) and digest (what the cluster pulls)."""
+
+    model_config = _STRICT
+
+    repository: str
+    tag: str
+    digest: str
+
+    @field_validator("digest")
+    @classmethod
+    def _sha256(cls, value: str) -> str:
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise ValueError(f"digest must be sha256:<64 hex>, got {value!r}")
+        return value
+
+    @property
+    def reference(self) -> str:
+        """`repository:tag@digest`: the tag for people, the digest for the pull."""
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+
+class ServingImages(BaseModel):
+    """``data/serving_images.json``: the serving engines' images, pinned by digest."""
+
+    model_config = _STRICT
+
+    source: str = Field(alias="_source")
+    vllm: PinnedImage
+
+
+@cache
+def serving_images() -> ServingImages:
+    """The validated serving-engine images, read from package data once per process."""
+    return ServingImages.model_validate(_load_json("serving_images.json"))

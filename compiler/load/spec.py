@@ -29,6 +29,7 @@ from mlc.compiler.load.values import (
     Fraction,
     GitBranch,
     ImageReference,
+    IpNetwork,
     LabelKey,
     LabelValue,
     Port,
@@ -52,6 +53,13 @@ from mlc.runtime.contract import (
     FEEDBACK_MAX_DELAY,
     FEEDBACK_MIN_ROWS,
     PREDICTION_LOG_SAMPLE_RATE,
+    SERVE_BODY_TIMEOUT,
+    SERVE_HEADER_TIMEOUT,
+    SERVE_LIMIT_RANGES,
+    SERVE_MAX_BODY_BYTES,
+    SERVE_MAX_COLUMNS,
+    SERVE_MAX_DEPTH,
+    SERVE_MAX_ROWS,
     TRACKING_MAX_RETRIES,
     TRACKING_MAX_TIMEOUT_SECONDS,
     TRACKING_RETRIES,
@@ -436,6 +444,11 @@ class LLM(Section):
     revision: str = Field(description="the commit sha of the model repository (pinned)")
     max_model_len: PositiveInt | None = None
     tensor_parallel: PositiveInt | None = Field(None, description="default: serve.resources.gpus")
+    image: ImageReference | None = Field(
+        None,
+        description="the vLLM OpenAI-compatible server image (default: the compatibility table's, pinned by "
+        "digest); production environments need it by digest",
+    )
 
     @field_validator("revision")
     @classmethod
@@ -499,6 +512,40 @@ class Access(Section):
     api_keys: ApiKeys | None = Field(None, description="require an API key from this Secret (several at once rotate)")
     rate_limit: RateLimit | None = None
     audit: AuditLevel = Field(AUDIT_LEVEL, description="off | requests (a line per request) | payloads (with bodies)")
+    trusted_proxies: list[IpNetwork] = Field(
+        default_factory=list,
+        max_length=256,
+        description="CIDRs of the ingress or load balancer in front: from them the client is the rightmost "
+        "X-Forwarded-For address that is not a trusted proxy (default: none, the peer address is the client)",
+    )
+
+
+def _limit(name: str, default: int, description: str) -> Any:
+    least, most = SERVE_LIMIT_RANGES[name]
+    return Field(default, ge=least, le=most, description=f"{description} ({least} to {most})")
+
+
+class Limits(Section):
+    """What one request may cost the model server (engine runtime); beyond, it is refused."""
+
+    max_body_bytes: int = _limit("max_body_bytes", SERVE_MAX_BODY_BYTES, "largest request body; 413 beyond")
+    max_rows: int = _limit("max_rows", SERVE_MAX_ROWS, "most rows in one request; 400 beyond")
+    max_columns: int = _limit("max_columns", SERVE_MAX_COLUMNS, "most columns in one request; 400 beyond")
+    max_depth: int = _limit("max_depth", SERVE_MAX_DEPTH, "deepest JSON nesting; 400 beyond")
+    header_timeout: Duration = Field(
+        SERVE_HEADER_TIMEOUT, description="a connection's time to send a request's headers; closed beyond (1s to 1h)"
+    )
+    body_timeout: Duration = Field(
+        SERVE_BODY_TIMEOUT, description="a request's time to send its body after its headers; 408 beyond (1s to 1h)"
+    )
+
+    @field_validator("header_timeout", "body_timeout")
+    @classmethod
+    def _within_range(cls, value: str, info: Any) -> str:
+        least, most = SERVE_LIMIT_RANGES[info.field_name]
+        if not least <= duration_seconds(value) <= most:
+            raise ValueError(f"must be between {least}s and {most // 3600}h, e.g. '30s'")
+        return value
 
 
 class Serve(Section):
@@ -511,6 +558,7 @@ class Serve(Section):
     llm: LLM | None = None
     batch: Batch | None = None
     access: Access | None = None
+    limits: Limits | None = Field(None, description="request limits of the model server (default: safe ones)")
 
 
 class CurrentData(Section):

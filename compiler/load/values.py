@@ -317,6 +317,21 @@ def git_branch(value: str) -> str:
     return value
 
 
+def ip_network(value: str) -> str:
+    """An address or CIDR block without host bits (`10.0.0.0/8`, `192.168.1.7`, `fd00::/8`): a
+    network the server compares client addresses against."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a network: give an address or a CIDR block with no host bits set, "
+            "e.g. '10.0.0.0/8', '192.168.1.7' or 'fd00::/8'"
+        ) from None
+    return value
+
+
 def is_cluster_internal_url(url: str) -> bool:
     """True for a URL only a pod can resolve: a Service name (`*.svc`, `*.cluster.local`) or a
     bare host name without a domain (`http://mlflow:5000`). Loopback is not cluster-internal."""
@@ -388,6 +403,7 @@ PythonVersion = Annotated[str, AfterValidator(python_version)]
 SecretName = Annotated[str, AfterValidator(secret_name)]
 ImageReference = Annotated[str, AfterValidator(image_reference)]
 GitBranch = Annotated[str, AfterValidator(git_branch)]
+IpNetwork = Annotated[str, AfterValidator(ip_network)]
 # Kubernetes' replica counts, completions, ports and limits are int32.
 Int32 = Annotated[int, Field(ge=0, le=2**31 - 1)]
 RunnerLabel = Annotated[str, AfterValidator(runner_label)]

@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from mlc.compiler import __version__
-from mlc.compiler.compat import gpu_node_labels
+from mlc.compiler.compat import gpu_node_labels, serving_images
 from mlc.compiler.load.spec import (
     DEFAULT_PUSHGATEWAY,
     DEFAULT_TRACKING_URI,
@@ -46,7 +46,8 @@ from mlc.compiler.resolve.resolved import (
 )
 from mlc.compiler.resolve.runtime_install import MlcInstall, resolve_mlc_install
 from mlc.compiler.validate.project import DEFAULT_ENVIRONMENT, LOCAL_ENVIRONMENT, ValidatedProject
-from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri
+from mlc.runtime.contract import LOCAL_TRACKING_URI, champion_model_uri, duration_seconds
+from mlc.runtime.contract.config import ServeLimits
 
 DEFAULT_AUTOSCALE_TARGET = {"queue_depth": 8, "cpu": 70, "none": 0}
 ANNOTATION_PREFIX = "mlc.dev"
@@ -138,6 +139,21 @@ def _access(serve: Serve, namespace: str) -> ServingAccess | None:
         api_keys_secret=access.api_keys.k8s if access.api_keys else None,
         rate_limit=rate_limit,
         audit=access.audit,
+        trusted_proxies=tuple(access.trusted_proxies),
+    )
+
+
+def _limits(serve: Serve) -> ServeLimits | None:
+    limits = serve.limits
+    if limits is None:
+        return None
+    return ServeLimits(
+        max_body_bytes=limits.max_body_bytes,
+        max_rows=limits.max_rows,
+        max_columns=limits.max_columns,
+        max_depth=limits.max_depth,
+        header_timeout_seconds=duration_seconds(limits.header_timeout),
+        body_timeout_seconds=duration_seconds(limits.body_timeout),
     )
 
 
@@ -166,7 +182,17 @@ def _serving(serve: Serve, namespace: str) -> Serving:
         autoscale_target=serve.autoscale.target or DEFAULT_AUTOSCALE_TARGET[serve.autoscale.on],
         tensor_parallel=tensor_parallel,
         access=_access(serve, namespace),
+        limits=_limits(serve),
+        engine_image=_engine_image(serve),
     )
+
+
+def _engine_image(serve: Serve) -> str | None:
+    """The image of an engine mlc does not build (vLLM's): the spec's, else the pinned default."""
+    if serve.engine != "vllm":
+        return None
+    given = serve.llm.image if serve.llm is not None else None
+    return given or serving_images().vllm.reference
 
 
 def _data_volumes(spec: MLProject) -> tuple[DataVolume, ...]:

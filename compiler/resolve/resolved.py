@@ -16,6 +16,7 @@ from typing import Literal
 from mlc.compiler.load.spec import MLProject
 from mlc.compiler.resolve.images import ProjectImages
 from mlc.compiler.resolve.runtime_install import MlcInstall
+from mlc.runtime.contract.config import ServeLimits
 
 # The one non-root UID of every image (`USER`) and pod (`runAsUser`); >= 10000, clear of host users.
 RUNTIME_UID = 10001
@@ -84,6 +85,7 @@ class ServingAccess:
     api_keys_secret: str | None
     rate_limit: tuple[float, int] | None  # (requests a second, burst)
     audit: str
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For names the client
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Serving:
     autoscale_target: int  # in-flight requests or CPU percent per replica (0 with no autoscaler)
     tensor_parallel: int  # vLLM's tensor-parallel size (0 for other engines)
     access: ServingAccess | None = None  # `serve.access` (engine runtime only)
+    limits: ServeLimits | None = None  # `serve.limits` in seconds and bytes (None: the contract's defaults)
+    engine_image: str | None = None  # engine vllm: `serve.llm.image`, else the compat table's, by digest
 
     @property
     def has_deployment(self) -> bool:

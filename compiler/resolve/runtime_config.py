@@ -88,6 +88,7 @@ def _access(resolved: ResolvedSpec) -> Access | None:
         if access.rate_limit is None
         else RateLimit(requests_per_second=access.rate_limit[0], burst=access.rate_limit[1]),
         audit=access.audit,  # type: ignore[arg-type]
+        trusted_proxies=list(access.trusted_proxies),
     )
 
 
@@ -106,6 +107,7 @@ def _serve(resolved: ResolvedSpec) -> Serve | None:
         ),
         access=_access(resolved),
         pinned_deployment=resolved.pinned_deployment,
+        limits=resolved.serving.limits if resolved.serving is not None else None,
     )
 
 

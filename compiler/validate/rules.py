@@ -16,7 +16,7 @@ from typing import Any
 from mlc.compiler.diagnostics import Finding, Severity
 from mlc.compiler.load.document import FieldPath
 from mlc.compiler.load.spec import DEFAULT_TRACKING_URI, TRACKING_SECRET_PREFIX, MLProject
-from mlc.compiler.load.values import is_cluster_internal_url, quantity_to_number
+from mlc.compiler.load.values import image_reference_with_digest, is_cluster_internal_url, quantity_to_number
 from mlc.runtime.contract import LATENCY_METRICS, TASK_METRICS, TASKS, metric_is_higher_better, metric_tasks
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
@@ -120,6 +120,14 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
                 yield Finding(
                     ("serve", "batch"), "batch inference runs the project's model with engine 'runtime', not 'vllm'"
                 )
+            image = serve.llm.image if serve.llm else None
+            if image is not None and environment in PRODUCTION_ENVIRONMENTS and not image_reference_with_digest(image):
+                yield Finding(
+                    ("serve", "llm", "image"),
+                    f"environment '{environment}' serves with this image, so it must be pinned by digest "
+                    "(a tag can be pushed again)",
+                    f"e.g. `image: {image.split('@')[0]}@sha256:<64 hex>`, or leave it out for mlc's pinned vLLM image",
+                )
         elif serve.llm is not None:
             yield Finding(
                 ("serve", "llm"),
@@ -131,6 +139,13 @@ def section_rules(spec: MLProject, environment: str | None) -> Iterator[Finding]
                 ("serve", "access"),
                 f"`access` applies to engine 'runtime' (the project's model server), not '{serve.engine}'",
                 "remove `access`, or serve with `engine: runtime`",
+            )
+        if serve.limits is not None and serve.engine != "runtime":
+            yield Finding(
+                ("serve", "limits"),
+                f"`limits` applies to engine 'runtime' (the project's model server); '{serve.engine}' "
+                "enforces its own request limits, which mlc does not set",
+                "remove `limits`, or serve with `engine: runtime`",
             )
         if serve.access is not None and serve.access.metrics_port == serve.port:
             yield Finding(

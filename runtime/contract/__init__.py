@@ -88,6 +88,28 @@ AuditLevel = Literal["off", "requests", "payloads"]
 AUDIT_LEVEL: AuditLevel = "requests"  # one line per request: caller, model version, status; no payload
 DEFAULT_MONITORING_NAMESPACE = "monitoring"
 
+# What one request may cost the model server (`serve.limits`): the spec's defaults and the
+# server's are these, and the spec accepts values within SERVE_LIMIT_RANGES (int32 throughout).
+# A body past max_body_bytes gets 413 before it is read; more rows, columns or JSON nesting
+# than allowed get 400 before the body is parsed into columns; a connection whose headers take
+# longer than header_timeout is closed, a body slower than body_timeout gets 408.
+SERVE_MAX_BODY_BYTES = 8 * 1024 * 1024
+SERVE_MAX_ROWS = 100_000
+SERVE_MAX_COLUMNS = 1024  # arrow's CSV reader takes seconds on the event loop for 100,000 names
+SERVE_MAX_DEPTH = 32  # the scoring formats nest 3-5 deep; a feature value is never a deep object
+SERVE_HEADER_TIMEOUT = "10s"
+SERVE_BODY_TIMEOUT = "30s"
+# (least, most) of each limit. Depth 4 is the least a scoring document nests
+# (`{"dataframe_split": {"data": [[...]]}}`); the timeouts are in seconds.
+SERVE_LIMIT_RANGES = {
+    "max_body_bytes": (1024, 1024 * 1024 * 1024),
+    "max_rows": (1, 10_000_000),
+    "max_columns": (1, 65_536),
+    "max_depth": (4, 1000),
+    "header_timeout": (1, 3600),
+    "body_timeout": (1, 3600),
+}
+
 # --- durations and the checkpoint cadence -------------------------------------------------------
 
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+")

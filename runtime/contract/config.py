@@ -23,6 +23,12 @@ from mlc.runtime.contract import (
     FEEDBACK_MIN_ROWS,
     PREDICTION_LOG_SAMPLE_RATE,
     PREVIOUS_ALIAS,
+    SERVE_BODY_TIMEOUT,
+    SERVE_HEADER_TIMEOUT,
+    SERVE_MAX_BODY_BYTES,
+    SERVE_MAX_COLUMNS,
+    SERVE_MAX_DEPTH,
+    SERVE_MAX_ROWS,
     TRACKING_RETRIES,
     TRACKING_TIMEOUT_SECONDS,
     AuditLevel,
@@ -32,6 +38,7 @@ from mlc.runtime.contract import (
     FeatureType,
     Task,
     champion_model_uri,
+    duration_seconds,
 )
 from mlc.runtime.errors import MlcRuntimeError
 
@@ -180,8 +187,30 @@ class Access(_Section):
 
     metrics_port: int | None = None  # /metrics and /ready's details there only (None: on the serving port)
     api_keys_dir: str | None = None  # a mounted Secret, one file per key (None: no key needed)
-    rate_limit: RateLimit | None = None  # per client: API key name, else peer address
+    rate_limit: RateLimit | None = None  # per client: API key name, else the client's address
     audit: AuditLevel = AUDIT_LEVEL
+    # Proxies whose X-Forwarded-For is believed (CIDRs): a request from one of them is counted
+    # and logged by the rightmost forwarded address that is not itself a trusted proxy.
+    trusted_proxies: list[str] = []
+
+    @model_serializer(mode="wrap")
+    def _without_unset_proxies(self, handler: Any) -> dict[str, Any]:
+        # Written only when the spec names proxies: a spec without them compiles as before.
+        written = handler(self)
+        if not written.get("trusted_proxies"):
+            written.pop("trusted_proxies", None)
+        return written
+
+
+class ServeLimits(_Section):
+    """What one request may cost the model server (`serve.limits`): refused beyond (the contract's defaults)."""
+
+    max_body_bytes: int = SERVE_MAX_BODY_BYTES
+    max_rows: int = SERVE_MAX_ROWS
+    max_columns: int = SERVE_MAX_COLUMNS
+    max_depth: int = SERVE_MAX_DEPTH
+    header_timeout_seconds: float = duration_seconds(SERVE_HEADER_TIMEOUT)
+    body_timeout_seconds: float = duration_seconds(SERVE_BODY_TIMEOUT)
 
 
 class Serve(_Section):
@@ -192,14 +221,16 @@ class Serve(_Section):
     # A canary rollout: the Deployment whose pod template pins the served version
     # (SERVED_VERSION_ANNOTATION), which promotion and rollback patch. None: servers follow the alias.
     pinned_deployment: str | None = None
+    limits: ServeLimits | None = None  # None: the contract's defaults
 
     @model_serializer(mode="wrap")
-    def _without_unset_access(self, handler: Any) -> dict[str, Any]:
-        # Written only when the spec has them: a spec without compiles as before.
+    def _without_unset_sections(self, handler: Any) -> dict[str, Any]:
+        # Written only when the spec has them (`serve.access`, `serve.limits`, a canary's pinned
+        # Deployment): a spec without them compiles as before.
         written = handler(self)
-        for optional in ("access", "pinned_deployment"):
-            if written.get(optional) is None:
-                written.pop(optional, None)
+        for name in ("access", "pinned_deployment", "limits"):
+            if written.get(name) is None:
+                written.pop(name, None)
         return written
 
 

@@ -12,8 +12,13 @@
   `KEY_RELOAD_SECONDS` (the kubelet updates a mounted Secret in about a minute). A request
   brings its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`; without a valid one
   it gets 401. Keys are held as sha256 digests only, and never logged.
-- A rate limit per client (`access.rate_limit`): a token bucket per API key name (or per peer
+- A rate limit per client (`access.rate_limit`): a token bucket per API key name (or per client
   address without keys), answered with 429 and `Retry-After` when empty.
+- The client's address is the peer's, unless the peer is a trusted proxy (`access.trusted_proxies`,
+  CIDRs: the ingress or load balancer): then it is the rightmost `X-Forwarded-For` address that
+  is not itself a trusted proxy, as uvicorn's ProxyHeadersMiddleware and nginx's `real_ip_recursive`
+  read it (each proxy appends the address it was reached from, so only the right end is vouched
+  for). A caller that is not a trusted proxy cannot move to another bucket by sending the header.
 - An audit log (`access.audit`): one JSON line per request, written off the request path
   (`RequestLog`): time, request id, caller, client address, method, path, status, latency,
   model and version; the request body only at level `payloads`.
@@ -26,6 +31,7 @@ Without a metrics port (a server started by hand), `/metrics` stays on the servi
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import time
@@ -50,7 +56,7 @@ _JSON = b"application/json"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: an API key's name (None without keys) and the peer address."""
+    """Who sent a request: an API key's name (None without keys) and the client's address."""
 
     name: str | None
     address: str
@@ -143,6 +149,53 @@ def _peer(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+_MAX_ADDRESS = 64  # a forwarded entry longer than any address is cut: it names a bucket and an audit field
+
+
+def _forwarded_host(entry: str) -> str:
+    """An `X-Forwarded-For` entry's address: without a port, IPv6 brackets or zone; canonical when an IP."""
+    host = entry.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host[:_MAX_ADDRESS]
+
+
+class ClientAddress:
+    """Who a request came from: the peer, or behind trusted proxies the address they forwarded."""
+
+    def __init__(self, trusted_proxies: list[str]) -> None:
+        self.networks = [ipaddress.ip_network(proxy) for proxy in trusted_proxies]
+
+    def trusted(self, address: str) -> bool:
+        """Whether the address is one of the trusted proxies."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def of(self, scope: Scope) -> str:
+        """The client's address: the rightmost forwarded one that is not a trusted proxy, when the
+        peer is one (all trusted: the leftmost); otherwise the peer."""
+        peer = _peer(scope)
+        if not self.networks or not self.trusted(peer):
+            return peer
+        # Every X-Forwarded-For line, in order (a proxy may add a line rather than append).
+        lines = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        entries = [_forwarded_host(entry) for entry in b",".join(lines).decode("latin-1").split(",") if entry.strip()]
+        if not entries:
+            return peer
+        for entry in reversed(entries):
+            if not self.trusted(entry):
+                return entry
+        return entries[0]
+
+
 def _local_port(scope: Scope) -> int | None:
     server = scope.get("server")
     return int(server[1]) if server else None
@@ -160,6 +213,7 @@ class AccessGuard:
         self.access = access
         self.keys = ApiKeys(access.api_keys_dir) if access.api_keys_dir else None
         self.limiter = RateLimiter(access.rate_limit) if access.rate_limit else None
+        self.client_address = ClientAddress(access.trusted_proxies)
         name = {**SERVER_METRICS, **(metric_names or {})}["audit_log_dropped_total"]
         dropped = Counter(
             name, "Audit log lines dropped because the writer fell behind.", registry=server.metrics.registry
@@ -212,7 +266,7 @@ class AccessGuard:
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        caller = Caller(None, _peer(scope))
+        caller = Caller(None, self.client_address.of(scope))
         status = 500
         request_id = b""
         body = bytearray() if self.access.audit == "payloads" else None

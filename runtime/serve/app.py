@@ -21,7 +21,9 @@ Every prediction response carries `X-Request-ID` (the client's, or a new one); a
 answered requests is written with it to the prediction log (`prediction_log/writer.py`: Parquet
 by the hour, from a background thread), never delaying or failing the response.
 
-Limits: a body larger than `max_body_bytes` is refused with 413 before it is read; bodies being
+Limits (`limits`, the runtime config's `serve.limits`, else the contract's defaults): a body larger
+than `max_body_bytes` is refused with 413 before it is read; one of more rows, columns or JSON
+nesting than `max_rows`, `max_columns`, `max_depth` gets 400 before it is parsed into columns; bodies being
 read or held by all requests together stay under `max_buffered_bytes` (beyond: 503, retry), and
 uvicorn answers 503 past `max_connections` concurrent connections, so memory stays bounded
 whatever the clients do. A connection whose request line and headers are not complete
@@ -70,7 +72,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlc.runtime.contract import SERVER_PATHS
-from mlc.runtime.contract.config import Access, Contract
+from mlc.runtime.contract.config import Access, Contract, ServeLimits
 from mlc.runtime.prediction_log.writer import PredictionLogWriter
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.body_deadlines import BodyDeadlines
@@ -81,6 +83,7 @@ from mlc.runtime.serve.payload import (
     columns_table,
     decode_json,
     parse_csv_body,
+    refuse_long,
     refuse_wide,
     request_columns,
 )
@@ -117,10 +120,8 @@ class ServeSettings:
     metric_names: dict[str, str] = field(default_factory=dict)
     max_batch_rows: int = 256
     max_wait_ms: float = 5.0
-    max_body_bytes: int = 8 * 1024 * 1024
     max_buffered_bytes: int = 256 * 1024 * 1024
-    body_timeout_seconds: float = 30.0
-    header_timeout_seconds: float = 10.0  # connection open (or a request's first byte) to its last header
+    limits: ServeLimits = field(default_factory=ServeLimits)  # per request: body, rows, columns, depth, timeouts
     log_sample_rate: float = 0.0
     log_uri: str | None = None  # the prediction log (monitor.prediction_log.uri); None: nothing is logged
     log_flush_seconds: float = 30.0
@@ -219,7 +220,7 @@ class ModelServer:
         self.inline = False  # run the model on the event loop (set from measured call times)
         self._call_seconds: float | None = None
         self._buffered = 0  # body bytes held by requests being answered
-        self._body_deadlines = BodyDeadlines(settings.body_timeout_seconds)
+        self._body_deadlines = BodyDeadlines(settings.limits.body_timeout_seconds)
         self._loading: asyncio.Task[None] | None = None
         self._version = _runtime_version()
         self._request_id = RequestIds()
@@ -509,7 +510,7 @@ class ModelServer:
 
     async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
         """The whole body, within the per-request and the all-requests limits (else Refused)."""
-        limit = self.settings.max_body_bytes
+        limit = self.settings.limits.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise Refused(413, "PAYLOAD_TOO_LARGE", f"the body has {int(declared)} bytes; the limit is {limit}")
@@ -543,7 +544,8 @@ class ModelServer:
 
     def _checked_json(self, request: RequestColumns, exact: Callable[[], RequestColumns]) -> CheckedRows:
         """The request's rows through the contract: the fast check, else the arrow check (re-reading exactly)."""
-        refuse_wide(len(request.columns))
+        refuse_wide(len(request.columns), self.settings.limits.max_columns)
+        refuse_long(request.rows, self.settings.limits.max_rows)
         if self.check is None:
             table = columns_table(request)
             if table.num_rows == 0:
@@ -620,10 +622,13 @@ class ModelServer:
         self.batcher.announce()
         try:
             body = await self._read_body(receive, headers)
+            limits = self.settings.limits
             if media == "text/csv":
-                return self._checked_table(parse_csv_body(body))
-            request = request_columns(decode_json(body))
-            return self._checked_json(request, lambda: request_columns(decode_json(body, exact=True)))
+                return self._checked_table(parse_csv_body(body, limits.max_columns, limits.max_rows))
+            request = request_columns(decode_json(body, max_depth=limits.max_depth), limits.max_columns)
+            return self._checked_json(
+                request, lambda: request_columns(decode_json(body, exact=True, max_depth=limits.max_depth))
+            )
         finally:
             self.batcher.settle()
 
@@ -708,7 +713,9 @@ class ModelServer:
                     length = headers.get(b"inference-header-content-length")
                     if length is not None and not length.isdigit():
                         raise InvalidRequest("Inference-Header-Content-Length must be a number of bytes")
-                    request = parse_infer_request(body, int(length) if length else None, self.settings.contract)
+                    request = parse_infer_request(
+                        body, int(length) if length else None, self.settings.contract, self.settings.limits.max_depth
+                    )
                     rows = self._checked_json(request.columns, lambda: request.columns)
                 finally:
                     self.batcher.settle()
@@ -832,11 +839,14 @@ def run_server(
             port=port,
             log_level="info",
             access_log=False,  # per-request lines cost throughput; /metrics has the counts
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a sidecar could then pick
+            # any client address. The client is `access.trusted_proxies`' to decide (`access.py`).
+            proxy_headers=False,
             timeout_graceful_shutdown=graceful_timeout_seconds,
             limit_concurrency=max_connections,
             backlog=max_connections,
             lifespan="on",
-            http=header_deadline_protocol(settings.header_timeout_seconds),
+            http=header_deadline_protocol(settings.limits.header_timeout_seconds),
         )
     )
 

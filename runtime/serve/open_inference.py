@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import SERVE_MAX_DEPTH
 from mlc.runtime.serve.payload import RequestColumns, decode_json
 from mlc.runtime.serve.validation import InvalidRequest
 
@@ -131,14 +132,17 @@ def _text_values(values: list[Any], name: str, keep_bytes: bool) -> list[Any]:
         raise InvalidRequest(f"input {name!r}: a BYTES element is not UTF-8 text") from None
 
 
-def parse_infer_request(body: bytes, header_length: int | None, contract: Contract | None) -> InferRequest:
-    """An infer request body (JSON, or JSON then binary tensors) as columns; InvalidRequest when malformed."""
+def parse_infer_request(
+    body: bytes, header_length: int | None, contract: Contract | None, max_depth: int = SERVE_MAX_DEPTH
+) -> InferRequest:
+    """An infer request body (JSON, or JSON then binary tensors) as columns; InvalidRequest when
+    malformed or nested deeper than `max_depth`."""
     if header_length is not None:
         if not 0 < header_length <= len(body):
             raise InvalidRequest(f"Inference-Header-Content-Length {header_length} is outside the body")
-        document, binary = decode_json(body[:header_length]), memoryview(body)[header_length:]
+        document, binary = decode_json(body[:header_length], max_depth=max_depth), memoryview(body)[header_length:]
     else:
-        document, binary = decode_json(body), memoryview(b"")
+        document, binary = decode_json(body, max_depth=max_depth), memoryview(b"")
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list) or not document["inputs"]:
         raise InvalidRequest('expected {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     features = contract.features if contract is not None else {}

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlc.runtime.contract import SERVE_MAX_COLUMNS, SERVE_MAX_DEPTH, SERVE_MAX_ROWS
 from mlc.runtime.serve.validation import InvalidRequest
 
 if TYPE_CHECKING:
@@ -30,9 +31,13 @@ if TYPE_CHECKING:
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
-# Most columns a request may have: arrow's CSV reader takes seconds on the event loop for a
-# header of 100,000 names, so a wider request is refused before anything parses it.
-MAX_COLUMNS = 1024
+# The JSON nesting scan (`refuse_deep`): escaped backslashes, then escaped quotes are dropped
+# (each replace pairs left to right, as a run of backslashes is read); then only quotes and
+# brackets are kept, a bracket after an odd number of quotes is inside a string, and the others
+# count +1 (`[{`) and -1 (`]}`): the highest running sum is the depth. Every step is linear in
+# the body and vectorised, also when a string never ends (the decoder then refuses the body).
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'"[]{}')
+_QUOTE = ord('"')
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,33 @@ class RequestColumns:
     rows: int
 
 
-def decode_json(body: bytes, exact: bool = False) -> Any:
+def refuse_deep(body: bytes, max_depth: int) -> None:
+    """A JSON body nesting deeper than `max_depth` is refused before any decoder recurses into it."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:  # the common case: too few to nest deeper
+        return
+    import numpy as np
+
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = np.frombuffer(body.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
+    if not structure.size:
+        return
+    steps = np.zeros(structure.size, dtype=np.int32)
+    steps[(structure == ord("[")) | (structure == ord("{"))] = 1
+    steps[(structure == ord("]")) | (structure == ord("}"))] = -1
+    steps[(np.cumsum(structure == _QUOTE, dtype=np.int64) & 1).astype(bool)] = 0  # inside a string
+    depth = int(np.cumsum(steps, dtype=np.int64).max())
+    if depth > max_depth:
+        raise InvalidRequest(f"the JSON nests {depth} levels deep; at most {max_depth} are read")
+
+
+def decode_json(body: bytes, exact: bool = False, max_depth: int = SERVE_MAX_DEPTH) -> Any:
     """The JSON document of a body (orjson, falling back to `json` for what only it reads).
 
     `exact`: with `json` only, so integers past 64 bits stay integers (the arrow check reads
-    them as text, as it always has).
+    them as text, as it always has). A body nesting deeper than `max_depth` is refused first.
     """
+    refuse_deep(body, max_depth)
     if not exact:
         import orjson
 
@@ -74,7 +100,7 @@ def _from_columns(columns: dict[Any, Any], source: str) -> RequestColumns:
     return RequestColumns(lists, lengths.pop() if lengths else 0)
 
 
-def _from_records(records: list[Any], source: str) -> RequestColumns:
+def _from_records(records: list[Any], source: str, max_columns: int) -> RequestColumns:
     names: dict[str, None] = {}  # insertion-ordered union of the rows' keys
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -82,7 +108,7 @@ def _from_records(records: list[Any], source: str) -> RequestColumns:
                 f"{source}: row {index} is {type(record).__name__}, expected an object of feature names to values"
             )
         names.update(dict.fromkeys(record))
-    refuse_wide(len(names))
+    refuse_wide(len(names), max_columns)
     # A key a row lacks is a null there: the contract check reports it where nulls are not allowed.
     return _from_columns({name: [record.get(name) for record in records] for name in names}, source)
 
@@ -113,16 +139,17 @@ def _refuse_duplicates(names: list[str], what: str) -> None:
         raise InvalidRequest(f"{what} {twice!r} appears {counts[twice]} times; name each column once")
 
 
-def _from_tensor_input(key: str, value: Any) -> RequestColumns:
+def _from_tensor_input(key: str, value: Any, max_columns: int) -> RequestColumns:
     if isinstance(value, dict):
         return _from_columns(value, key)
     if isinstance(value, list):
-        return _from_records(value, key)
+        return _from_records(value, key, max_columns)
     raise InvalidRequest(f"{key}: expected a list of row objects or an object of columns")
 
 
-def request_columns(document: Any) -> RequestColumns:
-    """The rows of an MLflow JSON scoring document (formats in the module docstring)."""
+def request_columns(document: Any, max_columns: int = SERVE_MAX_COLUMNS) -> RequestColumns:
+    """The rows of an MLflow JSON scoring document (formats in the module docstring); records
+    naming more than `max_columns` keys are refused before they are gathered into columns."""
     if not isinstance(document, dict):
         raise InvalidRequest(f"expected a JSON object with one of {', '.join(JSON_FORMATS)}")
     given = [key for key in JSON_FORMATS if key in document]
@@ -135,8 +162,8 @@ def request_columns(document: Any) -> RequestColumns:
     if key == "dataframe_records":
         if not isinstance(document[key], list):
             raise InvalidRequest("dataframe_records: expected a list of row objects")
-        return _from_records(document[key], key)
-    return _from_tensor_input(key, document[key])
+        return _from_records(document[key], key, max_columns)
+    return _from_tensor_input(key, document[key], max_columns)
 
 
 def parse_json_body(body: bytes) -> RequestColumns:
@@ -177,35 +204,48 @@ def columns_table(request: RequestColumns) -> pa.Table:
     return pa.table(arrays) if arrays else pa.table({})
 
 
-def refuse_wide(columns: int) -> None:
-    """A request of more columns than any contract has is refused before it costs anything."""
-    if columns > MAX_COLUMNS:
-        raise InvalidRequest(f"the request has {columns} columns; at most {MAX_COLUMNS} are read")
+def refuse_wide(columns: int, max_columns: int = SERVE_MAX_COLUMNS) -> None:
+    """A request of more columns than the server reads is refused before it costs anything."""
+    if columns > max_columns:
+        raise InvalidRequest(f"the request has {columns} columns; at most {max_columns} are read")
 
 
-def _csv_header_width(body: bytes) -> int:
+def refuse_long(rows: int, max_rows: int = SERVE_MAX_ROWS) -> None:
+    """A request of more rows than the server reads is refused before they are checked or predicted."""
+    if rows > max_rows:
+        raise InvalidRequest(f"the request has {rows} rows; at most {max_rows} are read in one request")
+
+
+def _csv_header_width(body: bytes, max_columns: int) -> int:
     """How many names the header has (exactly: quoted commas are not separators)."""
     end = body.find(b"\n")
     first = body if end < 0 else body[:end]
-    if first.count(b",") < MAX_COLUMNS:  # at most MAX_COLUMNS either way: no need to decode
+    if first.count(b",") < max_columns:  # at most max_columns either way: no need to decode
         return first.count(b",") + 1
     import csv
 
     return len(next(csv.reader([first.decode("utf-8", "replace")]), []))
 
 
-def parse_csv_body(body: bytes) -> pa.Table:
-    """The rows of a CSV request: a header, then rows; every column as text (nulls for empty fields)."""
+def parse_csv_body(body: bytes, max_columns: int = SERVE_MAX_COLUMNS, max_rows: int = SERVE_MAX_ROWS) -> pa.Table:
+    """The rows of a CSV request: a header, then rows; every column as text (nulls for empty fields).
+
+    More than `max_columns` names are refused before arrow reads anything; more than `max_rows`
+    lines too (a line count bounds the rows; quoted newlines make it larger, so a body over it
+    is counted exactly after reading, still bounded by the body limit).
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if not body.strip():
         raise InvalidRequest("empty CSV body: expected a header row and data rows")
-    refuse_wide(_csv_header_width(body))
+    refuse_wide(_csv_header_width(body, max_columns), max_columns)
+    lines = body.count(b"\n") + (not body.endswith(b"\n"))
+    certain = lines - 1 <= max_rows  # the header is one of the lines
     try:
         header = pacsv.open_csv(pa.BufferReader(body)).schema.names
         _refuse_duplicates(header, "CSV header: column")
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             pa.py_buffer(body),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True
@@ -213,6 +253,9 @@ def parse_csv_body(body: bytes) -> pa.Table:
         )
     except pa.ArrowInvalid as error:
         raise InvalidRequest(f"malformed CSV: {error}") from None
+    if not certain:
+        refuse_long(table.num_rows, max_rows)
+    return table
 
 
 def jsonable(output: Any) -> Any:

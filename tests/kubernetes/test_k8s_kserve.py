@@ -198,7 +198,11 @@ def test_pdb_and_network_policy_select_the_predictor_pods(rendered):
     case = rendered["kserve"]
     pod_labels = _one(case, "InferenceService", "production")["spec"]["predictor"]["labels"]
     pdb = _one(case, "PodDisruptionBudget", "production")
-    policy = _one(case, "NetworkPolicy", "production")
+    (policy,) = [
+        doc
+        for path, doc in _docs(case, "NetworkPolicy")
+        if "/production/" in path and doc["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}

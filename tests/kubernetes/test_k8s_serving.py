@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+from mlc.compiler.compat import serving_images
+
 
 def _docs(case, kind, env=None):
     return [doc for path, doc in case.resources() if doc["kind"] == kind and (env is None or f"/{env}/" in path)]
+
+
+def _serving_policy(case, env):
+    """The serving pods' NetworkPolicy (the job pods have their own)."""
+    (policy,) = [
+        doc
+        for doc in _docs(case, "NetworkPolicy", env)
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
+    return policy
 
 
 def test_autoscaled_deployment_has_no_replicas_and_probes(rendered):
@@ -125,7 +139,7 @@ def test_service_pdb_and_network_policy_select_the_serving_pods(rendered):
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     (service,) = [s for s in _docs(rendered["churn"], "Service", "staging")]
     (pdb,) = _docs(rendered["churn"], "PodDisruptionBudget", "staging")
-    (policy,) = _docs(rendered["churn"], "NetworkPolicy", "staging")
+    policy = _serving_policy(rendered["churn"], "staging")
     assert service["spec"]["selector"].items() <= labels.items()
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
@@ -139,6 +153,9 @@ def test_vllm_serves_the_pinned_revision_on_gpus_and_scales_on_its_queue(rendere
     assert "--revision=a09a35458c702b33eeacc393d103063234e8bc28" in container["command"]
     assert "--tensor-parallel-size=1" in container["command"]
     assert "--max-model-len=8192" in container["command"]
+    pinned = serving_images().vllm
+    assert container["image"] == f"{pinned.repository}:{pinned.tag}@{pinned.digest}"
+    assert re.fullmatch(r"docker\.io/vllm/vllm-openai:v[0-9.]+@sha256:[0-9a-f]{64}", container["image"])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     (scaled,) = _docs(case, "ScaledObject", "production")
     assert "vllm:num_requests_waiting" in scaled["spec"]["triggers"][0]["metadata"]["query"]
@@ -184,7 +201,7 @@ def test_batch_inference_is_an_indexed_cronjob_scoring_one_shard_per_index(rende
 def test_serve_access_admits_only_the_callers_and_monitoring(rendered):
     case = rendered["access"]
     for env in ("staging", "production"):
-        (policy,) = _docs(case, "NetworkPolicy", env)
+        policy = _serving_policy(case, env)
         namespace = policy["metadata"]["namespace"]
 
         def peer(ns, **pods):
@@ -229,7 +246,7 @@ def test_serve_access_admits_only_the_callers_and_monitoring(rendered):
 
 
 def test_without_serve_access_nothing_changes(rendered):
-    (policy,) = _docs(rendered["reference"], "NetworkPolicy", "production")
+    policy = _serving_policy(rendered["reference"], "production")
     assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
     (config_map,) = _docs(rendered["reference"], "ConfigMap", "production")
     assert '"access"' not in next(iter(config_map["data"].values()))

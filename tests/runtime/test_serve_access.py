@@ -7,9 +7,11 @@ is what the compiler writes for a spec with `serve.access`; every check is an HT
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -136,3 +138,40 @@ def test_each_client_has_its_own_rate_limit_answered_with_429(project) -> None:
     assert metric_value(metrics, "mlc_requests_total", 'code="429"') >= 2
     audit = audit_lines(log)
     assert json.loads(audit[0]["payload"]) == ROWS  # `payloads`: the body, as sent
+
+
+def post_from(source: str, url: str, forwarded: str | None) -> int:
+    """The status of a prediction request sent from the loopback address `source`, with an
+    `X-Forwarded-For` header when given."""
+    parsed = urllib.parse.urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30, source_address=(source, 0))
+    headers = {"Content-Type": "application/json", **({"X-Forwarded-For": forwarded} if forwarded else {})}
+    try:
+        connection.request("POST", "/invocations", json.dumps(ROWS), headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_forwarded_clients_are_believed_only_from_a_trusted_proxy(project) -> None:
+    root, _ = project
+    # 127.0.0.2 plays the ingress; 127.0.0.1 a pod calling the server directly. No refill meanwhile.
+    config = guarded_config(
+        root, rate_limit={"requests_per_second": 0.001, "burst": 2}, trusted_proxies=["127.0.0.2/32"], audit="requests"
+    )
+    with running_server(root, config) as server:
+        # An untrusted peer changing its X-Forwarded-For on every request still has one bucket.
+        assert [post_from("127.0.0.1", server.url, f"198.51.100.{i}") for i in range(4)] == [200, 200, 429, 429]
+        # Behind the trusted proxy, each forwarded client has its own bucket ...
+        assert [post_from("127.0.0.2", server.url, "203.0.113.7") for _ in range(3)] == [200, 200, 429]
+        assert post_from("127.0.0.2", server.url, "203.0.113.8") == 200
+        # ... by the entry the proxy appended: what the client wrote to its left is not believed,
+        assert post_from("127.0.0.2", server.url, "203.0.113.99, 203.0.113.7") == 429
+        # and trusted proxies in the chain are skipped from the right.
+        assert post_from("127.0.0.2", server.url, "203.0.113.9, 127.0.0.2") == 200
+        # A trusted proxy that forwards nothing is the client itself.
+        assert post_from("127.0.0.2", server.url, None) == 200
+    addresses = [line["address"] for line in audit_lines(server.log()) if line["path"] == "/invocations"]
+    assert addresses == ["127.0.0.1"] * 4 + ["203.0.113.7"] * 3 + ["203.0.113.8", "203.0.113.7", "203.0.113.9"] + [
+        "127.0.0.2"
+    ]

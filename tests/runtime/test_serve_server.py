@@ -158,7 +158,7 @@ def test_every_violation_is_counted_and_the_first_listed(server) -> None:
         ("x,n,color\n1,2,red,extra\n", "text/csv", 400, "malformed CSV"),
         ("x=1", "application/x-www-form-urlencoded", 415, "content type"),
         ('{"inputs": {"x": [' + "9" * 5000 + "]}}", "application/json", 400, "a number has more digits"),
-        ("[" * 100_000 + "]" * 100_000, "application/json", 400, "nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "application/json", 400, "nests 100000 levels deep; at most 32 are read"),
         ('{"inputs": {"x": [1], "n": [1], "color": ["\\ud800"]}}', "application/json", 400, "lone surrogate"),
         ("x,x,n,color\n1,2,1,red\n", "text/csv", 400, "CSV header: column 'x' appears 2 times"),
         ('{"dataframe_split": {"columns": ["x", "x"], "data": [[1, 2]]}}', "application/json", 400, "appears 2 times"),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mlc.runtime.contract.config import Contract, Feature
 from mlc.runtime.serve.batching import MicroBatcher
 from mlc.runtime.serve.metrics import ServerMetrics
-from mlc.runtime.serve.payload import columns_table, parse_json_body
+from mlc.runtime.serve.payload import columns_table, parse_json_body, refuse_deep
 from mlc.runtime.serve.validation import InvalidRequest, validate_rows
 
 
@@ -410,3 +410,19 @@ def test_malformed_documents_are_4xx_never_5xx(document, endpoint) -> None:
     app.info = ModelInfo("toy", "1", "champion", "", "models:/toy/1")
     status = _call(app, "POST", endpoint, json.dumps(document).encode())
     assert status in (200, 400), (status, document)
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (b"[[[[]]]]", 4),
+        (b'{"a": [{"b": [1]}]}', 4),
+        (b'["[[[[[[[", {"a": "\\\\"}, "\\\\\\"[[[[["]', 2),  # brackets in strings, escaped backslashes and quotes
+        (b'[{"a": [{"b": [1]}]}, "]]]]]]]]]"]', 5),
+        (b'[[[[[[ "unterminated [[[[[[[[[[', 6),  # the rest of an unended string is not structure
+    ],
+)
+def test_json_depth_is_counted_on_the_raw_body_exactly(body: bytes, depth: int) -> None:
+    refuse_deep(body, depth)
+    with pytest.raises(InvalidRequest, match=f"nests {depth} levels deep; at most {depth - 1} are read"):
+        refuse_deep(body, depth - 1)

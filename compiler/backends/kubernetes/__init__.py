@@ -9,7 +9,8 @@ Output, per environment `<env>` (`default` when the spec has none), under `gitop
     <path>/tests/<env>/alerts.rules.yaml        its rule groups, the file those cases name
 
 Modules: `pod` (the hardened pod template), `runtime_config` (the ConfigMap), `training`,
-`serving`, `kserve`, `batch`, `monitoring`, `gitops`; `objects` (metadata) and `images` (image references).
+`serving`, `kserve`, `batch`, `monitoring`, `gitops`, `job_network_policies` (the jobs' pods);
+`objects` (metadata) and `images` (image references).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlc.compiler.backends.kubernetes.gitops import (
     emit_kustomization,
     emit_namespace,
 )
+from mlc.compiler.backends.kubernetes.job_network_policies import emit_job_network_policies
 from mlc.compiler.backends.kubernetes.kserve import emit_kserve
 from mlc.compiler.backends.kubernetes.monitoring import RULE_FILE, emit_alert_rules, emit_alert_tests, emit_monitoring
 from mlc.compiler.backends.kubernetes.objects import stamp_version
@@ -42,7 +44,7 @@ KUSTOMIZATION = "kustomization.yaml"
 
 def emit_environment_resources(resolved: ResolvedSpec) -> list[dict[str, Any]]:
     """Every Kubernetes resource the environment's folder holds."""
-    return [
+    resources = [
         *emit_namespace(resolved),
         emit_runtime_config_map(resolved),
         *emit_training(resolved),
@@ -51,6 +53,7 @@ def emit_environment_resources(resolved: ResolvedSpec) -> list[dict[str, Any]]:
         *emit_batch(resolved),
         *emit_monitoring(resolved),
     ]
+    return [*resources, *emit_job_network_policies(resolved, resources)]
 
 
 def manifest_filename(resource: dict[str, Any]) -> str:

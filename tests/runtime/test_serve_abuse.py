@@ -74,7 +74,7 @@ async def answer_status(reader: asyncio.StreamReader, timeout: float) -> int:
     """
     try:
         answer = await asyncio.wait_for(reader.read(), timeout)
-    except ConnectionResetError:
+    except ConnectionError:  # reset, or a broken pipe while the client was still sending
         return 0
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 

@@ -3,6 +3,7 @@ model, a lock), `mlc lock`, id columns in the contract, errors that list the cho
 
 from __future__ import annotations
 
+import hashlib
 from importlib import metadata
 from pathlib import Path
 
@@ -137,7 +138,12 @@ def test_init_without_data_validates_and_says_what_to_do_next(tmp_path: Path) ->
     )
     assert (tmp_path / ".gitignore").read_text().count(".mlc/") == 1
     assert "  # contract:" in (tmp_path / "mlproject.yaml").read_text()
-    assert resolve_spec_file(tmp_path / "mlproject.yaml").ok
+    result = resolve_spec_file(tmp_path / "mlproject.yaml")
+    assert result.ok
+    # The images install mlc from the wheel init wrote, hash-checked: nothing needs publishing first.
+    wheel = tmp_path / result.resolved[0].runtime_requirement.wheel
+    assert f"created {wheel}" in out.splitlines()
+    assert result.resolved[0].runtime_requirement.wheel_sha256 == hashlib.sha256(wheel.read_bytes()).hexdigest()
     code, _, err = run_mlc("init", str(tmp_path), "--target", "y", "--force")
     assert code == 1 and err == "error: --target y: there is no data/train.csv to read it from yet\n"
 

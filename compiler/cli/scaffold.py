@@ -186,9 +186,12 @@ def scaffold_project(
 ) -> list[Path]:
     """Write mlproject.yaml (its data contract read off data/train.csv when it exists), its JSON
     Schema, and where missing: .gitignore lines, requirements.in and the lock `mlc lock` makes
-    from it, and a starter training module that trains as is."""
+    from it, a starter training module that trains as is, and the mlc wheel images install."""
+    from mlc.compiler import __version__
     from mlc.compiler.cli.requirements_pins import LockError, lock_text, pin_requirements
+    from mlc.compiler.cli.runtime_wheel import write_wheel
     from mlc.compiler.load.json_schema import json_schema_text
+    from mlc.compiler.load.spec import RuntimeSource
     from mlc.compiler.load.values import project_name
 
     name = name or project_name_for(directory)
@@ -239,4 +242,10 @@ def scaffold_project(
         files[gitignore] = ignored
     for path, text in files.items():
         write_new_file(path, text, overwrite=True)
-    return list(files)
+    written = list(files)
+    # The mlc the images and CI install (`images.runtime`'s default, what `mlc vendor` writes): a
+    # new project's images build without anyone having published mlc anywhere.
+    wheel = directory / RuntimeSource().wheel_path()
+    if not wheel.exists() and write_wheel(wheel, __version__):
+        written.append(wheel)
+    return written

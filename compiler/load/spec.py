@@ -163,7 +163,7 @@ class RuntimeSource(Section):
     index_url: str | None = Field(
         None,
         description="install mlc==<version> from this package index instead; a private index's login comes "
-        "from the pip.conf BuildKit secret and CI's PIP_INDEX_URL secret, never from the spec",
+        "from the pip.conf BuildKit secret (images) and a ~/.netrc entry on the runner (CI), never from the spec",
     )
     version: str | None = Field(None, description="the mlc release to install: the compiler's own (the default)")
 
@@ -199,7 +199,8 @@ class RuntimeSource(Section):
             raise ValueError(
                 "has credentials in it: the spec is committed and the URL lands in Dockerfiles and workflows; "
                 "write the URL without them and pass a pip.conf with the login as the BuildKit secret "
-                "`pip.conf` (the Dockerfile mounts it) and CI's PIP_INDEX_URL secret"
+                "`pip.conf` (the Dockerfile mounts it) and, for CI, a ~/.netrc entry for the index's host on "
+                "the runner (pip reads it; the workflow sets PIP_INDEX_URL to the URL without a login)"
             )
         return value
 

@@ -8,7 +8,7 @@ an unchanged spec from the validation cache without loading pydantic, PyYAML or 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,11 +41,18 @@ class ProjectResult:
         return self.project is not None and not has_errors(self.diagnostics)
 
 
-def resolve_spec_file(spec_path: Path, display: str | None = None, files: FileProbes | None = None) -> ProjectResult:
+def resolve_spec_file(
+    spec_path: Path,
+    display: str | None = None,
+    files: FileProbes | None = None,
+    pending_wheel_sha256: str | None = None,
+) -> ProjectResult:
     """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder.
 
     Every file around the spec is read through `files` (see `file_probes`): after the call it
     holds each filesystem fact the result depended on, apart from the spec's own bytes.
+    `pending_wheel_sha256`: the sha256 of the mlc wheel apply is about to write where the spec's
+    is missing (`ValidationRecord.missing_runtime_wheel`); the artifacts check that one.
     """
     from mlc.compiler.load.document import read_spec
     from mlc.compiler.resolve.environment import resolve_project
@@ -59,6 +66,8 @@ def resolve_spec_file(spec_path: Path, display: str | None = None, files: FilePr
     diagnostics = sorted_unique([*diagnostics, *more])
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
+    if pending_wheel_sha256 is not None and project.runtime_wheel_sha256 is None:
+        project = replace(project, runtime_wheel_sha256=pending_wheel_sha256)
     digests, lock_problems = _read_images_lock(spec_path.parent, files)
     folder, folder_problems = _repository_folder(spec_path, files)
     if lock_problems or folder_problems:
@@ -138,6 +147,8 @@ def validation_record(result: ProjectResult) -> ValidationRecord:
     from mlc.compiler.resolve.environment import edge_inputs
 
     first = result.resolved[0]
+    assert result.project is not None  # a resolved result has its project
+    wheel = result.project.base.images.runtime.wheel_path()
     repositories: dict[str, set[str]] = {"train": set(), "serve": set()}
     for resolved in result.resolved:
         for role, repository in (("train", resolved.train_image), ("serve", resolved.serve_image)):
@@ -151,15 +162,21 @@ def validation_record(result: ProjectResult) -> ValidationRecord:
         compiler_version=first.compiler_version,
         inputs_digest=inputs_digest(first.spec_digest, edge_inputs(first), BACKEND_MODULES),
         image_repositories={role: tuple(sorted(repos)) for role, repos in repositories.items()},
+        missing_runtime_wheel=wheel if wheel is not None and result.project.runtime_wheel_sha256 is None else None,
     )
 
 
-def check_spec_file(spec_path: Path, display: str, cache: Path | None) -> CheckedSpec:
+def check_spec_file(
+    spec_path: Path, display: str, cache: Path | None, pending_wheel_sha256: str | None = None
+) -> CheckedSpec:
     """Validate the spec, through the validation cache at `cache` (None: without it).
 
     A hit answers with the stored record without loading the validator; a miss validates, and
-    stores the record when the spec is valid and was not edited meanwhile.
+    stores the record when the spec is valid and was not edited meanwhile. With
+    `pending_wheel_sha256` (see `resolve_spec_file`) the cache is neither read nor written: the
+    outcome holds for the wheel apply is about to write, not for the files on disk.
     """
+    cache = cache if pending_wheel_sha256 is None else None
     from mlc.compiler.validate import cache as validation_cache
 
     spec_bytes = validation_cache.spec_bytes(spec_path) if cache is not None else None
@@ -169,7 +186,7 @@ def check_spec_file(spec_path: Path, display: str, cache: Path | None) -> Checke
         if record is not None:
             return CheckedSpec(record, None, record.warnings)
     files = FileProbes()
-    result = resolve_spec_file(spec_path, display, files)
+    result = resolve_spec_file(spec_path, display, files, pending_wheel_sha256)
     if not result.ok:
         return CheckedSpec(None, result, tuple(result.diagnostics))
     record = validation_record(result)

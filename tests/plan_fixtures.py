@@ -71,6 +71,11 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
+def git_bytes(cwd: Path, *args: str) -> bytes:
+    """Run git in `cwd` and return its stdout as bytes (for binary files)."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True).stdout
+
+
 def init_repo(directory: Path) -> Path:
     """A git repository with an identity and one initial commit."""
     directory.mkdir(parents=True, exist_ok=True)

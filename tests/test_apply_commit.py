@@ -55,6 +55,7 @@ def test_commit_leaves_unrelated_staged_and_unstaged_changes_alone(repo: Path) -
         "deploy/staging/serve.yaml",
         "deploy/staging/train.yaml",
         "train.Dockerfile",
+        "wheels/mlc-0.1.0-py3-none-any.whl",  # the runtime wheel the Dockerfile installs, created
         "mlc.lock",
     }
     message = git(repo, "log", "-1", "--format=%B")

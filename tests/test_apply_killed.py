@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from mlc.compiler.cli import main
 from mlc.compiler.plan.lock import INTENT_FILENAME
-from plan_fixtures import git, init_repo, write_project
+from plan_fixtures import git, git_bytes, init_repo, write_project
 
 ROUNDS = 20
 RUNNER = "import plan_backend; plan_backend.install(); from mlc.compiler.cli import main; main()"
@@ -161,7 +161,7 @@ def test_apply_commit_after_a_killed_apply_commits_every_generated_file(
         assert uncommitted(root) == [], (round_number, uncommitted(root))
         assert mlc("plan", "--detailed-exitcode") == (0, "No changes. Generated files are up to date.\n")
         assert snapshot(root) == expected[version], round_number
-        committed = {path: git(root, "show", f"HEAD:{path}").encode() for path in expected[version]}
+        committed = {path: git_bytes(root, "show", f"HEAD:{path}") for path in expected[version]}
         assert committed == expected[version], round_number
         pruned = set().union(*expected.values()) - expected[version].keys()
         assert not set(git(root, "ls-files").split()) & pruned, round_number  # deletions committed too

@@ -78,7 +78,8 @@ def test_bot_commits_and_pushes_then_is_up_to_date(
 
     body = comment.read_text()
     assert body.startswith("<!-- mlc-plan -->\n### mlc plan")
-    assert "Plan: 9 to create" in body
+    assert "Plan: 10 to create" in body  # 9 generated files and the runtime wheel they install
+    assert "wheels/mlc-0.1.0-py3-none-any.whl" in pushed
     assert f"pushed to `{BRANCH}`" in body
     assert (tmp_path / "summary.md").read_text() == body
 

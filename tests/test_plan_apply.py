@@ -41,12 +41,14 @@ def test_plan_exit_codes_before_and_after_apply(repo: Path) -> None:
     before = mlc("plan", "--detailed-exitcode")
     assert before.exit_code == 2, before.output
     assert "+ deploy/production/serve.yaml" in before.output
-    assert "Plan: 9 to create, 0 to update, 0 to delete, 0 unchanged." in before.output
+    # 9 generated files, and the runtime wheel the Dockerfile installs (created where missing)
+    assert "Plan: 10 to create, 0 to update, 0 to delete, 0 unchanged." in before.output
+    assert "+ wheels/mlc-0.1.0-py3-none-any.whl: this mlc's own wheel" in before.output
     assert mlc("plan").exit_code == 0  # changes, but no --detailed-exitcode
 
     applied = mlc("apply")
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete: 9 written, 0 deleted, 0 unchanged." in applied.output
+    assert "Apply complete: 10 written, 0 deleted, 0 unchanged." in applied.output
 
     after = mlc("plan", "--detailed-exitcode")
     assert after.exit_code == 0
@@ -251,7 +253,7 @@ def test_json_format_is_documented_shape(repo: Path) -> None:
     data = json.loads(mlc("plan", "--format", "json").output)
     assert data["format_version"] == 1
     assert data["has_changes"] is True
-    assert data["summary"] == {"create": 9, "update": 0, "delete": 0, "conflict": 0, "unchanged": 0}
+    assert data["summary"] == {"create": 10, "update": 0, "delete": 0, "conflict": 0, "unchanged": 0}
     (plan,) = data["plans"]
     assert set(plan) == {"spec", "project", "spec_digest", "lock_digest", "summary", "changes"}
     assert plan["changes"][-1]["path"] == "mlc.lock"
@@ -330,7 +332,7 @@ def test_several_specs_in_a_directory(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 2
     assert "alpha/mlproject.yaml:\n  + .github/workflows/alpha-pr.yml\n" in result.output
     assert "beta/mlproject.yaml:\n" in result.output
-    assert "Plan: 18 to create" in result.output
+    assert "Plan: 20 to create" in result.output
     assert mlc("apply", "-f", "alpha", "-f", "beta").exit_code == 0
     # Workflows go to the repository's top level, everything else beside the spec.
     assert (root / ".github/workflows/alpha-pr.yml").exists()

@@ -5,6 +5,7 @@ The stand-in backend (`plan_backend`) keeps these tests independent of the real 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -178,7 +179,7 @@ def test_plan_file_is_the_documented_format(clean: Path) -> None:
         "specs",
         "checksum",
     ]
-    assert (data["format"], data["format_version"], data["force"]) == ("mlc-plan", 1, False)
+    assert (data["format"], data["format_version"], data["force"]) == ("mlc-plan", 2, False)
     assert data["compiler_fingerprint"] == compiler_fingerprint(backends.BACKEND_MODULES)
     assert data["images"] == [PIN]
     (spec,) = data["specs"]
@@ -190,6 +191,7 @@ def test_plan_file_is_the_documented_format(clean: Path) -> None:
         "repository_top",
         "lock",
         "journal",
+        "runtime_wheel",
         "changes",
     ]
     assert spec["spec"] == "mlproject.yaml" and spec["repository_top"] == "."
@@ -479,7 +481,7 @@ def _escape_root(data: dict[str, Any]) -> None:
 
 
 def _other_version(data: dict[str, Any]) -> None:
-    data["format_version"] = 2
+    data["format_version"] = 3
 
 
 def _other_build(data: dict[str, Any]) -> None:
@@ -492,7 +494,7 @@ def _other_build(data: dict[str, Any]) -> None:
         (_flip_content, r"the saved plan is invalid \(\S+: content does not match its after_sha256\)"),
         (_flip_content_and_sha, r"the saved plan is invalid \(the files in changes are not the files the new lock"),
         (_escape_root, r"the saved plan is invalid \(path '\.\./outside\.yaml' must be a relative path"),
-        (_other_version, r"saved plan format_version 2 is not the one this mlc reads \(1\)"),
+        (_other_version, r"saved plan format_version 3 is not the one this mlc reads \(2\)"),
         (_other_build, r"written by another mlc build \(mlc 0\.1\.0, build 000000000000; this is build [0-9a-f]{12}\)"),
     ],
 )
@@ -505,6 +507,62 @@ def test_edited_plan_file_is_refused(applied: Path, edit: Callable[[dict[str, An
     assert line.startswith("error: saved.plan: ")
     assert snapshot(applied) == before
     assert not (applied.parent / "outside.yaml").exists()
+
+
+WHEEL = "wheels/mlc-0.1.0-py3-none-any.whl"
+
+
+def test_a_saved_plan_carries_the_runtime_wheel_it_creates(repo: Path) -> None:
+    from mlc.compiler.plan.runtime_wheel import wheel_bytes
+
+    data = json.loads(save().read_text(encoding="utf-8"))
+    (spec,) = data["specs"]
+    assert spec["runtime_wheel"] == WHEEL
+    change = next(c for c in spec["changes"] if c["path"] == WHEEL)
+    assert (change["action"], change["content"]) == ("create", None)
+    content = base64.b64decode(change["content_base64"])
+    assert content == wheel_bytes("0.1.0") and sha256_hex(content) == change["after_sha256"]
+    assert WHEEL not in json.loads(spec["lock"])["files"]  # `mlc vendor` may rewrite it: not locked
+
+    applied = mlc("apply", "saved.plan")
+    assert applied.exit_code == 0, applied.output + applied.stderr
+    assert (repo / WHEEL).read_bytes() == content
+    assert mlc("plan", "--detailed-exitcode").exit_code == 0  # the wheel is there: nothing left
+
+
+def _wheel_bytes_flipped(data: dict[str, Any]) -> None:
+    change = next(c for c in data["specs"][0]["changes"] if c["path"] == WHEEL)
+    raw = bytearray(base64.b64decode(change["content_base64"]))
+    raw[100] ^= 1
+    change["content_base64"] = base64.b64encode(bytes(raw)).decode()
+
+
+def _wheel_named_elsewhere(data: dict[str, Any]) -> None:
+    data["specs"][0]["runtime_wheel"] = "wheels/mlc-9.9.9-py3-none-any.whl"
+
+
+def _wheel_given_twice(data: dict[str, Any]) -> None:
+    change = next(c for c in data["specs"][0]["changes"] if c["path"] == WHEEL)
+    change["content"] = "text too"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_wheel_bytes_flipped, rf"\({WHEEL}: content does not match its after_sha256\)"),
+        (_wheel_named_elsewhere, r"\(runtime_wheel must name a path the plan creates\)"),
+        (_wheel_given_twice, rf"\({WHEEL}: content must be given exactly when the path is written\)"),
+    ],
+)
+def test_an_edited_runtime_wheel_in_a_saved_plan_is_refused(
+    repo: Path, edit: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    plan_path = save()
+    reseal(plan_path, edit)
+    before = snapshot(repo)
+    line = one_error_line(mlc("apply", str(plan_path)))
+    assert re.search(expected, line), line
+    assert snapshot(repo) == before and not (repo / WHEEL).exists()
 
 
 @pytest.mark.parametrize(

@@ -431,12 +431,13 @@ def vendor(spec_paths: tuple[Path, ...]) -> None:
     `images.runtime.index_url`, lock the sha256 of what that index serves (mlc.runtime.lock); commit it."""
     from pydantic import ValidationError
 
-    from mlc.compiler.cli.runtime_wheel import index_release_hashes, write_wheel
+    from mlc.compiler.cli.index_release import index_release_hashes
     from mlc.compiler.cli.views import render_diagnostics
     from mlc.compiler.load.discovery import discover_specs
     from mlc.compiler.load.document import read_spec
     from mlc.compiler.load.runtime_lock import RUNTIME_LOCK_FILENAME, runtime_lock_text
     from mlc.compiler.load.spec import RuntimeSource
+    from mlc.compiler.plan.runtime_wheel import write_wheel
 
     failed = False
     for spec in discover_specs(spec_paths):

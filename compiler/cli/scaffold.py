@@ -189,10 +189,10 @@ def scaffold_project(
     from it, a starter training module that trains as is, and the mlc wheel images install."""
     from mlc.compiler import __version__
     from mlc.compiler.cli.requirements_pins import LockError, lock_text, pin_requirements
-    from mlc.compiler.cli.runtime_wheel import write_wheel
     from mlc.compiler.load.json_schema import json_schema_text
     from mlc.compiler.load.spec import RuntimeSource
     from mlc.compiler.load.values import project_name
+    from mlc.compiler.plan.runtime_wheel import write_wheel
 
     name = name or project_name_for(directory)
     try:

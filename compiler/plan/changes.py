@@ -58,7 +58,7 @@ class Change:
     path: str  # relative to the spec's directory (see `output_tree` for `.github/`)
     before_sha: str | None
     after_sha: str | None  # None: the path is deleted (for a conflict: deleted under --force)
-    reason: str = ""  # why a conflict is one
+    reason: str = ""  # why a conflict is one (or what the runtime wheel is: see `Plan.runtime_wheel`)
     before: bytes | None = field(default=None, repr=False, compare=False)
     after: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -73,6 +73,9 @@ class Plan:
     changes: tuple[Change, ...]
     lock: Lock  # the lock after apply
     intent: bytes = field(default=b"", repr=False)  # the journal apply writes before any file
+    # The path of the running compiler's mlc wheel when the plan creates it (a change that is
+    # not locked: see `plan.specs`), else None.
+    runtime_wheel: str | None = None
     format_version: int = PLAN_FORMAT_VERSION
 
     @property

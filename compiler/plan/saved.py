@@ -8,11 +8,11 @@ build and one state of the tree; its own format, apart from the `--format json` 
 
 The file is JSON, UTF-8, keys in the fixed order below, two-space indent, a final newline, and
 nothing that varies between runs (no time, no absolute path unless the spec was named by one):
-the same inputs give the same bytes. Format version 1::
+the same inputs give the same bytes. Format version 2::
 
     {
       "format": "mlc-plan",
-      "format_version": 1,
+      "format_version": 2,
       "compiler_version": "0.1.0",
       "compiler_fingerprint": "<sha256 hex of the compiler build, see fingerprint>",
       "force": false,             # --force given to `mlc plan`: the conflicts below are overwritten
@@ -29,6 +29,8 @@ the same inputs give the same bytes. Format version 1::
           "repository_top": ".",     # the git top level (where `.github/` goes), from the spec's folder
           "lock": "<text of the mlc.lock apply writes last>",
           "journal": "<text of the mlc.lock.intent apply writes first>",
+          "runtime_wheel": "wheels/mlc-0.1.0-py3-none-any.whl"|null,  # a change the lock does not
+                                     # record: the running compiler's wheel, created where missing
           "changes": [               # every path of the plan, unchanged ones too; mlc.lock last
             {
               "path": "deploy/production/serve.yaml",  # relative to the spec's folder
@@ -36,7 +38,8 @@ the same inputs give the same bytes. Format version 1::
               "before_sha256": "<hex of the bytes on disk when planned>|null (absent)",
               "after_sha256": "<hex of the bytes apply writes>|null (apply deletes the path)",
               "reason": "<why a conflict is one; else empty>",
-              "content": "<the new content, UTF-8 text>|null (nothing to write)"
+              "content": "<the new content, UTF-8 text>|null (nothing to write)",
+              "content_base64": "<the runtime wheel's bytes>"  # instead of content, for it alone
             }
           ]
         }
@@ -44,7 +47,7 @@ the same inputs give the same bytes. Format version 1::
       "checksum": "<sha256 hex of every field above as canonical JSON: sorted keys, no spaces, UTF-8>"
     }
 
-Only format version 1 is read: any change to the format is a new version (a saved plan lives
+Only format version 2 is read: any change to the format is a new version (a saved plan lives
 for one review, and only the build that wrote it applies it).
 
 Reading refuses, with one line naming the file: not JSON or not a plan; another format version;
@@ -67,6 +70,8 @@ overwrites exactly the contents the reviewer saw. Without `--force` nothing is s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -84,7 +89,7 @@ if TYPE_CHECKING:
     from mlc.compiler.plan.specs import PlanRun
 
 PLAN_FILE_FORMAT = "mlc-plan"
-PLAN_FILE_FORMAT_VERSION = 1
+PLAN_FILE_FORMAT_VERSION = 2
 _SHA = re.compile(r"[0-9a-f]{64}")
 _AGAIN = "run `mlc plan --out` again"
 
@@ -243,22 +248,25 @@ def _spec_to_data(spec: SavedSpec) -> dict[str, Any]:
         "repository_top": spec.repository_top,
         "lock": _text(lock_to_bytes(plan.lock), LOCK_FILENAME),
         "journal": _text(plan.intent, INTENT_FILENAME),
-        "changes": [_change_to_data(change) for change in plan.changes],
+        "runtime_wheel": plan.runtime_wheel,
+        "changes": [_change_to_data(change, change.path == plan.runtime_wheel) for change in plan.changes],
     }
 
 
-def _change_to_data(change: Change) -> dict[str, Any]:
+def _change_to_data(change: Change, binary: bool = False) -> dict[str, Any]:
     writes = change.action is not Action.UNCHANGED and change.after_sha is not None
     if writes and change.after is None:  # the plan always carries what it writes
         raise PlanFileError(f"{change.path}: the plan has no content to save (a bug in mlc)")
-    return {
+    data = {
         "path": change.path,
         "action": change.action.value,
         "before_sha256": change.before_sha,
         "after_sha256": change.after_sha,
         "reason": change.reason,
-        "content": _text(change.after, change.path) if writes and change.after is not None else None,
     }
+    if binary and writes and change.after is not None:
+        return {**data, "content": None, "content_base64": base64.b64encode(change.after).decode("ascii")}
+    return {**data, "content": _text(change.after, change.path) if writes and change.after is not None else None}
 
 
 def _text(content: bytes, path: str) -> str:
@@ -320,6 +328,12 @@ def _spec_from_data(data: Any) -> SavedSpec:
         raise _Invalid(f"lock does not match the {LOCK_FILENAME} change")
     new_lock = parse_lock(lock, LOCK_FILENAME)
     written = {c.path: c.after_sha for c in changes if c.after_sha and c.path not in (LOCK_FILENAME, INTENT_FILENAME)}
+    wheel = data.get("runtime_wheel")
+    if wheel is not None:
+        wheel_changes = [c for c in changes if c.path == wheel]
+        if not isinstance(wheel, str) or len(wheel_changes) != 1 or wheel_changes[0].action is not Action.CREATE:
+            raise _Invalid("runtime_wheel must name a path the plan creates")
+        written.pop(wheel)
     if written != dict(new_lock.files):
         raise _Invalid("the files in changes are not the files the new lock records")
     plan = Plan(
@@ -329,8 +343,20 @@ def _spec_from_data(data: Any) -> SavedSpec:
         changes=changes,
         lock=new_lock,
         intent=_typed(data, "journal", str).encode("utf-8"),
+        runtime_wheel=wheel,
     )
     return SavedSpec(plan, dict(inputs), top)
+
+
+def _decoded(encoded: object, path: str) -> bytes | None:
+    if encoded is None:
+        return None
+    if not isinstance(encoded, str):
+        raise _Invalid(f"{path}: content_base64 must be a str")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Invalid(f"{path}: content_base64 is not base64") from None
 
 
 def _change_from_data(data: Any) -> Change:
@@ -343,12 +369,14 @@ def _change_from_data(data: Any) -> Change:
         raise _Invalid(f"{path}: unknown action {data.get('action')!r}") from None
     before, after = _sha_or_none(data, "before_sha256"), _sha_or_none(data, "after_sha256")
     content = data.get("content")
+    encoded = data.get("content_base64")
     writes = action is not Action.UNCHANGED and after is not None
     if action is Action.UNCHANGED and before != after:
         raise _Invalid(f"{path}: an unchanged path must keep its sha256")
-    if (content is not None) != writes or not isinstance(content, str | None):
+    given = content is not None or encoded is not None
+    if given != writes or (content is not None and encoded is not None) or not isinstance(content, str | None):
         raise _Invalid(f"{path}: content must be given exactly when the path is written")
-    new = content.encode("utf-8") if isinstance(content, str) else None
+    new = content.encode("utf-8") if isinstance(content, str) else _decoded(encoded, path)
     if new is not None and sha256_hex(new) != after:
         raise _Invalid(f"{path}: content does not match its after_sha256")
     return Change(action, path, before, after, _typed(data, "reason", str), None, new)

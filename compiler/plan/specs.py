@@ -125,6 +125,11 @@ def _plan_spec(
     checked = check_spec_file(spec_path, display(spec_path), cache)
     if checked.record is None:
         return _SpecOutcome(None, diagnostics=checked.diagnostics)
+    wheel = _missing_runtime_wheel(checked.record)
+    if wheel is not None:  # the artifacts check the sha256 of the wheel apply will write
+        checked = check_spec_file(spec_path, display(spec_path), None, sha256_hex(wheel.content))
+        if checked.record is None:
+            return _SpecOutcome(None, diagnostics=checked.diagnostics)
 
     def emit() -> list[Artifact]:
         # Only when the locked files cannot stand in for the artifacts. A cache hit validated
@@ -143,7 +148,7 @@ def _plan_spec(
         return artifacts
 
     try:
-        spec_plan, used = _plan_record(checked.record, spec_path, display, pins, emit)
+        spec_plan, used = _plan_record(checked.record, spec_path, display, pins, emit, wheel)
     except (LockError, UnsafePathError) as exc:
         return _SpecOutcome(None, diagnostics=(error(str(exc)),))
     except _InvalidNow as invalid:
@@ -163,6 +168,21 @@ def _emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
     from mlc.compiler.backends import emit_project
 
     return emit_project(environments)
+
+
+_RUNTIME_WHEEL_REASON = "this mlc's own wheel, which the images and CI install (not locked: `mlc vendor` rewrites it)"
+
+
+def _missing_runtime_wheel(record: ValidationRecord) -> Artifact | None:
+    """The running compiler's wheel, where the spec installs mlc from a wheel in the repository
+    that is not there yet (a project that never ran `mlc vendor`, or a new mlc version, whose
+    wheel has a new name): planned as a file to create, outside the lock, so the images build."""
+    if record.missing_runtime_wheel is None:
+        return None
+    from mlc.compiler import __version__
+    from mlc.compiler.plan.runtime_wheel import wheel_bytes
+
+    return Artifact(record.missing_runtime_wheel, wheel_bytes(__version__), "mlc vendor")
 
 
 def read_inputs(spec_path: Path) -> dict[str, str | None]:
@@ -186,16 +206,19 @@ def _plan_record(
     display: Callable[[Path], str],
     pins: Sequence[ImagePin],
     emit: Callable[[], list[Artifact]],
+    runtime_wheel: Artifact | None = None,
 ) -> tuple[SpecPlan, list[ImagePin]]:
     """The spec's plan against its tree and lock. The locked files stand in for the artifacts
-    when they are provably what emit would write; only otherwise is `emit` called."""
+    when they are provably what emit would write; only otherwise is `emit` called.
+    `runtime_wheel` is planned too, but not locked: `mlc vendor` may rewrite it, and a later
+    plan must neither prune it nor call it a hand edit."""
     tree = output_tree_for(spec_path)
     lock = read_lock(tree.root)
     intent = read_intent(tree.root)
     repositories = {role: set(repos) for role, repos in record.image_repositories.items()}
     image_pins = effective_pins(repositories, lock.images if lock else {}, pins)
     paths = set(lock.files if lock else ()) | set(intent) | {LOCK_FILENAME, INTENT_FILENAME}
-    on_disk = read_disk_files(tree, sorted(paths))
+    on_disk = read_disk_files(tree, sorted(paths | ({runtime_wheel.path} if runtime_wheel else set())))
     artifacts = _files_known_up_to_date(lock, intent, record.inputs_digest, image_pins, on_disk)
     if artifacts is None:
         artifacts = pin_images(emit(), image_pins)
@@ -210,12 +233,18 @@ def _plan_record(
     plan = build_plan(
         spec=display(spec_path),
         project=record.project,
-        artifacts=artifacts,
+        artifacts=[*artifacts, *([runtime_wheel] if runtime_wheel else [])],
         on_disk=on_disk,
         lock=lock,
         new_lock=new_lock,
         intent=intent,
     )
+    if runtime_wheel is not None:
+        changes = tuple(
+            replace(c, reason=_RUNTIME_WHEEL_REASON) if c.path == runtime_wheel.path and not c.reason else c
+            for c in plan.changes
+        )
+        plan = replace(plan, changes=changes, runtime_wheel=runtime_wheel.path)
     used = [pin for pin in pins if pin.repository in repositories.get(pin.role, set())]
     return SpecPlan(plan, tree, record.environments), used
 

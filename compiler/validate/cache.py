@@ -52,7 +52,7 @@ from pathlib import Path
 from mlc.compiler.diagnostics import Diagnostic, Severity, SourcePosition
 from mlc.compiler.load.file_probes import Probe, unchanged
 
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3
 MAX_ENTRIES = 500
 MAX_SPEC_BYTES = 1024 * 1024  # load.MAX_SPEC_BYTES: a larger spec is invalid, so never cached
 # Modules whose code decides what validation accepts and how it words what it rejects.
@@ -91,6 +91,9 @@ class ValidationRecord:
     compiler_version: str
     inputs_digest: str  # everything emit's output depends on (`fingerprint.inputs_digest`)
     image_repositories: dict[str, tuple[str, ...]]  # role -> repositories the project builds
+    # The mlc wheel the spec installs from the repository when it is not there yet (relative to
+    # the spec's folder): plan adds the running compiler's wheel, apply writes it.
+    missing_runtime_wheel: str | None = None
 
     def to_data(self) -> dict[str, object]:
         """The record as JSON data."""
@@ -102,6 +105,7 @@ class ValidationRecord:
             "compiler_version": self.compiler_version,
             "inputs_digest": self.inputs_digest,
             "image_repositories": {role: list(repos) for role, repos in self.image_repositories.items()},
+            "missing_runtime_wheel": self.missing_runtime_wheel,
         }
 
 
@@ -141,6 +145,7 @@ def _record_from_data(data: object) -> ValidationRecord | None:
             compiler_version=str(data["compiler_version"]),
             inputs_digest=str(data["inputs_digest"]),
             image_repositories=repositories,
+            missing_runtime_wheel=None if data["missing_runtime_wheel"] is None else str(data["missing_runtime_wheel"]),
         )
     except (AssertionError, KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None

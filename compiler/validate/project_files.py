@@ -156,9 +156,9 @@ def _code_files(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Find
 
 
 def _runtime_wheel(spec: MLProject, root: Path, files: FileProbes) -> Iterator[Finding]:
-    """A wheel the spec names must be there. The default one is `mlc vendor`'s to write: until
-    it is, the Dockerfiles say so and install it unchecked (validate stays quiet, so a project
-    validates before its first vendor, as every example here does)."""
+    """A wheel the spec names must be there. The default one is plan's to add and apply's to
+    write where it is missing (`plan.specs`), or `mlc vendor`'s: validate stays quiet about it,
+    so a project validates before its first apply, as every example here does."""
     runtime = spec.images.runtime
     if runtime.index_url is not None:
         yield from _runtime_lock(root, files)

@@ -1,5 +1,6 @@
-"""`mlc vendor`: the running compiler's own wheel, rebuilt from what is installed, byte for byte
-the same for the same installed files.
+"""The running compiler's own wheel, rebuilt from what is installed, byte for byte the same for
+the same installed files: what `mlc vendor` writes, and what plan adds (and apply writes) when a
+spec installs mlc from a wheel in the repository that is not there yet.
 
 A team that has never published mlc still has the mlc it runs: this writes it as a wheel into
 the repository, where the images and CI workflows install it with its sha256 checked (the way
@@ -7,9 +8,6 @@ Cog ships its own python package into the images it builds). Deterministic: entr
 order, one fixed timestamp (SOURCE_DATE_EPOCH's floor, 1980-01-01), fixed permissions and
 compression, so the same version installed from the same files gives the same bytes and the
 same sha256 in every Dockerfile.
-
-For a spec that installs mlc from an index instead, `mlc vendor` locks what that index serves:
-pip downloads the release (no dependencies) and the lock records each file's sha256.
 """
 
 from __future__ import annotations
@@ -19,9 +17,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,14 +90,3 @@ def write_wheel(path: Path, version: str) -> bool:
     partial.write_bytes(data)
     partial.replace(path)
     return True
-
-
-def index_release_hashes(index_url: str, version: str) -> list[str]:
-    """sha256 of each file pip downloads for `mlc==version` from `index_url` (its login, if any,
-    from pip's own configuration); raises LookupError with pip's reason when it cannot."""
-    with tempfile.TemporaryDirectory(prefix="mlc-vendor-") as folder:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--index-url", index_url]
-        run = subprocess.run([*command, "-d", folder, f"mlc=={version}"], capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            raise LookupError(f"pip could not download mlc=={version} from {index_url}: {run.stderr.strip()[-500:]}")
-        return sorted(hashlib.sha256(path.read_bytes()).hexdigest() for path in Path(folder).iterdir())

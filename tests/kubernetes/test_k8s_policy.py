@@ -15,9 +15,12 @@ def _policy_problems(pod: dict) -> list[str]:
         problems.append("pod must run as non-root UID 10001")
     if pod_context.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         problems.append("pod seccompProfile must be RuntimeDefault")
-    token = pod.get("automountServiceAccountToken")
-    if token is not False and not (token is True and pod.get("serviceAccountName")):
-        problems.append("automountServiceAccountToken must be false unless a dedicated service account is named")
+    if pod.get("automountServiceAccountToken") is not False:
+        problems.append("automountServiceAccountToken must be false (a token is mounted where it is used)")
+    if token_containers(pod) and not pod.get("serviceAccountName"):
+        problems.append("a token is mounted, but no dedicated service account is named")
+    if len(token_containers(pod)) > 1:
+        problems.append(f"a token is mounted into {token_containers(pod)}: at most one container calls the API")
     mounted = {}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     for container in pod.get("initContainers", []) + pod["containers"]:
@@ -60,11 +63,28 @@ def test_every_pod_follows_the_policy(rendered):
     assert not failures, "\n".join(failures)
 
 
+def token_containers(pod: dict) -> list[str]:
+    """The containers the service account's token is mounted into (projected, as the kubelet would)."""
+    token_volumes = {
+        volume["name"]
+        for volume in pod.get("volumes", [])
+        if any("serviceAccountToken" in source for source in volume.get("projected", {}).get("sources", []))
+    }
+    return [
+        container["name"]
+        for container in pod.get("initContainers", []) + pod["containers"]
+        if any(mount["name"] in token_volumes for mount in container.get("volumeMounts", []))
+    ]
+
+
 def test_only_pods_with_a_role_mount_a_token(rendered):
+    tokens = 0
     for case in rendered.values():
         resources = case.resources()
         bound = {subject["name"] for _, doc in resources if doc["kind"] == "RoleBinding" for subject in doc["subjects"]}
         for path, doc in resources:
             for pod in pod_specs(doc):
-                if pod.get("automountServiceAccountToken"):
+                if token_containers(pod):
+                    tokens += 1
                     assert pod["serviceAccountName"] in bound, f"{case.name}:{path}: token without a Role"
+    assert tokens >= 3  # the drift and feedback CronJobs, the training pods' gate

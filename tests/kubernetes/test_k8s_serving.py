@@ -107,8 +107,14 @@ def test_a_canarys_pods_serve_the_version_the_promoting_gate_pins(rendered):
     for training in trained:
         kind, spec = training["kind"], training["spec"]
         pod = (spec["jobTemplate"]["spec"] if kind == "CronJob" else spec)["template"]["spec"]
-        assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("churn-promote", True)
+        assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("churn-promote", False)
         assert pod["containers"][0]["command"][1:2] == ["gate"]  # the gate, after training, pins what it promotes
+        # Its token is the gate's alone: the training code, in the init container, never sees it.
+        mounts = {
+            c["name"]: {m["mountPath"] for m in c["volumeMounts"]} for c in [*pod["initContainers"], *pod["containers"]]
+        }
+        token_folder = "/var/run/secrets/kubernetes.io/serviceaccount"
+        assert token_folder in mounts["gate"] and token_folder not in mounts["train"]
     role = _named(case, "Role", "production", "churn-promote")
     assert role["rules"] == [
         {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["churn-serve"], "verbs": ["patch"]}

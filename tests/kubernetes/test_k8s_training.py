@@ -99,7 +99,10 @@ def test_every_training_pod_gates_and_promotes_what_it_trained(rendered):
     (train,) = pod["initContainers"]
     (gate,) = pod["containers"]
     assert gate["command"] == ["mlc-runtime", "gate", "--config", "/etc/mlc/runtime-config.json", "--promote"]
-    assert gate["image"] == train["image"] and gate["volumeMounts"] == train["volumeMounts"]
+    # The same image and volumes, and the service account's token for the gate alone (it pins
+    # the version it promotes in the serving Deployment; the training code never sees the token).
+    token = {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}
+    assert gate["image"] == train["image"] and gate["volumeMounts"] == [*train["volumeMounts"], token]
     assert "nvidia.com/gpu" not in gate["resources"]["limits"]  # scoring the eval set needs no GPU
     gate_rule = next(
         r for r in job["spec"]["podFailurePolicy"]["rules"] if r.get("onExitCodes", {}).get("containerName") == "gate"

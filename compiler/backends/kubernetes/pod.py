@@ -160,6 +160,27 @@ def container(resolved: ResolvedSpec, spec: ContainerSpec, volume_mounts: list[d
     return body
 
 
+# The service account's credentials, as the kubelet projects them when it automounts: a
+# short-lived token it rotates, the cluster's CA and the namespace, where the clients look.
+_NAMESPACE_ITEM = {"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}
+API_ACCESS_VOLUME: dict[str, Any] = {
+    "name": "kube-api-access",
+    "projected": {
+        "defaultMode": 0o440,  # fsGroup: readable by the runtime's group only
+        "sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [_NAMESPACE_ITEM]}},
+        ],
+    },
+}
+API_ACCESS_MOUNT: dict[str, Any] = {
+    "name": "kube-api-access",
+    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+    "readOnly": True,
+}
+
+
 def pod_spec(
     resolved: ResolvedSpec,
     spec: ContainerSpec,
@@ -172,18 +193,23 @@ def pod_spec(
 ) -> dict[str, Any]:
     """A hardened pod spec around one container.
 
-    `service_account` names the one pod allowed to call the Kubernetes API (its token is mounted);
-    every other pod runs without a token. `extra` adds fields such as `subdomain` or
+    `service_account` names the one pod allowed to call the Kubernetes API: its token is mounted
+    into the container that calls it (`then` when given, else `spec`) and no other; every other
+    pod runs without a token. `extra` adds fields such as `subdomain` or
     `terminationGracePeriodSeconds`. With `then`, `spec` runs first, as the init container, and
     `then` after it succeeds (a pod's one way to run two steps in order), with the same volumes.
     """
     volumes, mounts = _volumes(resolved, spec)
     body: dict[str, Any] = {"restartPolicy": restart_policy}
+    api_mounts = mounts
     if service_account is not None:
+        # The token goes to the one container that calls the API (with `then`, the step after
+        # training, which pins a version; the training code never sees it), mounted as the
+        # kubelet would mount it for the whole pod: automounting gives it to every container.
         body["serviceAccountName"] = service_account
-        body["automountServiceAccountToken"] = True
-    else:
-        body["automountServiceAccountToken"] = False
+        volumes = [*volumes, API_ACCESS_VOLUME]
+        api_mounts = [*mounts, API_ACCESS_MOUNT]
+    body["automountServiceAccountToken"] = False
     body["enableServiceLinks"] = False  # no env var per Service in the namespace
     body.update(extra or {})
     body["securityContext"] = pod_security_context()
@@ -195,9 +221,9 @@ def pod_spec(
     if all_tolerations:
         body["tolerations"] = all_tolerations
     if then is None:
-        body["containers"] = [container(resolved, spec, mounts)]
+        body["containers"] = [container(resolved, spec, api_mounts)]
     else:
         body["initContainers"] = [container(resolved, spec, mounts)]
-        body["containers"] = [container(resolved, then, mounts)]
+        body["containers"] = [container(resolved, then, api_mounts)]
     body["volumes"] = volumes
     return body

@@ -4,7 +4,9 @@
 each), and keeps the files of the window's hours: a 24-hour window over a year of history reads
 two days' listings and about 25 hours of files, not the year. The days are named rather than
 found by listing the log's folder: on Google Cloud Storage, pyarrow lists no folders that only
-exist as the prefix of their files (as the log's do), so a listing would find no day at all.
+exist as the prefix of their files (as the log's do), so a listing would find no day at all. A
+window of more than `NAMED_DAYS` days lists the whole log recursively instead (files, which every
+store lists), and keeps those whose `date=`/`hour=` folders fall in the window.
 `read_window` reads the columns asked for from those files and keeps the rows whose timestamp is
 in the window (a file of the first hour also holds rows from before it).
 """
@@ -24,6 +26,7 @@ from mlc.runtime.prediction_log.records import hour_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.fs as pafs
 
 _DATE = re.compile(r"date=(\d{4})-(\d{2})-(\d{2})")
 _HOUR = re.compile(r"hour=(\d{2})")
@@ -36,33 +39,47 @@ def _day(timestamp: float) -> str:
 
 def window_files(uri: str, since: float, until: float | None = None) -> DataFiles:
     """The log's Parquet files holding rows of [since, until] (until: now); DataError when none."""
-    import pyarrow.fs as pafs
-
     until = time.time() if until is None else until
     filesystem, root = open_filesystem(uri)
     first_hour, last_hour = hour_of(since), hour_of(until)
-    # A missing log or a refusing store: one clear error here. Its folders serve only windows of
-    # more than `NAMED_DAYS` days (the whole log), which no store lists more cheaply.
-    entries = list_entries(filesystem, root, uri, recursive=False)
     midnights = range(first_hour - first_hour % 24, last_hour + 1, 24)  # hours since the epoch
     if len(midnights) > NAMED_DAYS:
-        listed = (_DATE.fullmatch(entry.base_name) for entry in entries if entry.type == pafs.FileType.Directory)
-        midnights = [hour_of(calendar.timegm((*map(int, day.groups()), 0, 0, 0))) for day in listed if day]
-    paths: list[str] = []
-    for midnight in midnights:
-        folder = posixpath.join(root, f"date={_day(midnight * 3600)}")
-        for info in list_entries(filesystem, folder, uri, recursive=True, missing_ok=True):
-            hour = _HOUR.fullmatch(posixpath.basename(posixpath.dirname(info.path)))
-            if info.type != pafs.FileType.File or hour is None or not info.path.endswith(".parquet"):
-                continue
-            if first_hour <= midnight + int(hour.group(1)) <= last_hour:
-                paths.append(info.path)
+        # A window this long reads most of the log: one recursive listing of it. Its files name
+        # their day and hour in their path on every store (GCS lists no prefix-only folders).
+        candidates = list_entries(filesystem, root, uri, recursive=True)
+    else:
+        # A missing log or a refusing store: one clear error here, before the days' listings.
+        list_entries(filesystem, root, uri, recursive=False)
+        candidates = [
+            info
+            for midnight in midnights
+            for info in list_entries(
+                filesystem, posixpath.join(root, f"date={_day(midnight * 3600)}"), uri, recursive=True, missing_ok=True
+            )
+        ]
+    hours = ((info.path, _file_hour(info)) for info in candidates)
+    paths = [path for path, hour in hours if hour is not None and first_hour <= hour <= last_hour]
     if not paths:
         raise DataError(
             f"{uri}: no predictions logged between {_moment(since)} and {_moment(until)} "
             "(is the model server logging? monitor.prediction_log.sample_rate)"
         )
     return DataFiles(uri=uri, format="parquet", filesystem=filesystem, paths=tuple(sorted(paths)))
+
+
+def _file_hour(info: pafs.FileInfo) -> int | None:
+    """Hours since the epoch of a log file (`.../date=YYYY-MM-DD/hour=HH/*.parquet`); None for
+    anything else."""
+    import pyarrow.fs as pafs
+
+    if info.type != pafs.FileType.File or not info.path.endswith(".parquet"):
+        return None
+    hour_folder = posixpath.dirname(info.path)
+    hour = _HOUR.fullmatch(posixpath.basename(hour_folder))
+    day = _DATE.fullmatch(posixpath.basename(posixpath.dirname(hour_folder)))
+    if hour is None or day is None:
+        return None
+    return hour_of(calendar.timegm((*map(int, day.groups()), 0, 0, 0))) + int(hour.group(1))
 
 
 def _moment(timestamp: float) -> str:

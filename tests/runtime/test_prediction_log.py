@@ -6,10 +6,12 @@ import math
 import time
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
 from mlc.runtime.datasets import DataError
+from mlc.runtime.prediction_log import reader
 from mlc.runtime.prediction_log.reader import read_window, window_files
 from mlc.runtime.prediction_log.records import LoggedRequest, log_table
 from mlc.runtime.prediction_log.writer import LogFiles, PredictionLogWriter
@@ -125,3 +127,56 @@ def test_a_failing_store_is_backed_off_then_written_to_once_it_recovers(tmp_path
     log.stop()
     assert written, "nothing written after the store recovered"
     assert pq.read_table(str(folder)).num_rows == sum(written)
+
+
+class PrefixOnlyFolders(pafs.FileSystemHandler):
+    """The local filesystem listed as Google Cloud Storage lists the log: folders that exist only
+    as the prefix of their files are not entries (a non-recursive listing of the log finds no
+    day; a recursive one finds the files)."""
+
+    def __init__(self) -> None:
+        self.local = pafs.LocalFileSystem()
+
+    def get_type_name(self) -> str:
+        return "gcs-like"
+
+    def equals(self, other) -> bool:
+        return self is other
+
+    def get_file_info(self, paths):
+        return self.local.get_file_info(paths)
+
+    def get_file_info_selector(self, selector):
+        return [info for info in self.local.get_file_info(selector) if info.type == pafs.FileType.File]
+
+    def open_input_file(self, path):
+        return self.local.open_input_file(path)
+
+    def open_input_stream(self, path):
+        return self.local.open_input_stream(path)
+
+    def normalize_path(self, path):
+        return path
+
+    def _read_only(self, *args):
+        raise NotImplementedError("the reader only reads")
+
+    copy_file = create_dir = delete_dir = delete_dir_contents = delete_file = _read_only
+    delete_root_dir_contents = move = open_append_stream = open_output_stream = _read_only
+
+
+@pytest.mark.parametrize("days", [3, 100])
+def test_windows_short_and_long_find_their_files_where_folders_are_only_prefixes(tmp_path, monkeypatch, days) -> None:
+    now = time.time()
+    # Seventy days of history, one request every 12 hours.
+    LogFiles(str(tmp_path / "log")).write([request(i, now - i * 12 * HOUR) for i in range(140)], TYPES)
+    gcs_like = pafs.PyFileSystem(PrefixOnlyFolders())
+    monkeypatch.setattr(reader, "open_filesystem", lambda uri: (gcs_like, str(tmp_path / "log")))
+
+    files = window_files("gs://bucket/log", now - days * 24 * HOUR, now)
+    table = read_window(files, ["request_id"], now - days * 24 * HOUR, now)
+    expected = min(2 * days + 1, 140)  # every request of the window, both ends (the long one: all)
+    assert sorted(table.column("request_id").to_pylist(), key=lambda r: int(r[1:])) == [
+        f"r{i}" for i in range(expected)
+    ]
+    assert days > reader.NAMED_DAYS or len(files.paths) <= 2 * days + 1  # a short window: its days only

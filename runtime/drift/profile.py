@@ -377,13 +377,16 @@ class NumericProfiler:
     Each sign's keys are tallied densely (`KeyTally`); a batch whose keys would stretch its
     sign's window past `MAX_DENSE_SPAN` (values spanning hundreds of octaves) is counted into
     sorted sketch parts instead, compacted as they grow. Both are exact, so the sketch is the
-    same either way.
+    same either way. Exact zeros are counted on their own: 0.0's key lies ~1000 octaves below
+    1.0's, so counts and flags (0, 1, 2, ...) would otherwise stretch the positive window past
+    its limit and be sorted.
     """
 
     resolution_bits: int
     missing: MissingCounts = field(default_factory=MissingCounts)
     parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     tallies: tuple[KeyTally, KeyTally] = field(default_factory=lambda: (KeyTally(), KeyTally()))
+    zeros: int = 0  # values that are exactly 0.0 (or -0.0)
     _size: int = 0
     _compacted: int = 0
 
@@ -394,6 +397,15 @@ class NumericProfiler:
         keys = grid_keys(values, self.resolution_bits)
         zero = self.zero_key
         low, high = int(keys.min()), int(keys.max())
+        if low <= zero <= high:
+            is_zero = keys == zero
+            zeros = int(np.count_nonzero(is_zero))
+            if zeros:
+                self.zeros += zeros
+                keys = keys[~is_zero]
+                if len(keys) == 0:
+                    return
+                low, high = int(keys.min()), int(keys.max())
         if low >= zero or high < zero:  # one sign: no split needed
             sides = [(int(low >= zero), keys, low, high)]
         else:
@@ -420,9 +432,15 @@ class NumericProfiler:
 
     def sketch(self) -> tuple[np.ndarray, np.ndarray]:
         negative, positive = (tally.sketch() for tally in self.tallies)
-        if not self.parts:  # negatives' keys all lie below positives': already in order
-            return np.concatenate([negative[0], positive[0]]), np.concatenate([negative[1], positive[1]])
-        return merge_sketches([*self.parts, negative, positive])
+        zero = (
+            np.array([self.zero_key] if self.zeros else [], np.int64),
+            np.array([self.zeros] if self.zeros else [], np.int64),
+        )
+        if not self.parts:  # negatives' keys all lie below zero's, zero's below positives': in order
+            return np.concatenate([negative[0], zero[0], positive[0]]), np.concatenate(
+                [negative[1], zero[1], positive[1]]
+            )
+        return merge_sketches([*self.parts, negative, zero, positive])
 
 
 @dataclass

@@ -38,6 +38,20 @@ int_samples = hs.lists(hs.integers(-5, 5).map(float), min_size=1, max_size=200)
 finite_or_not = hs.floats(allow_nan=False)  # infinities and extremes reach the outermost buckets
 
 
+def test_counts_with_zeros_are_tallied_not_sorted():
+    import pyarrow as pa
+
+    # Counts (0, 1, 2, ...): 0.0's key lies ~1000 octaves below 1.0's, past one dense window.
+    values = np.random.default_rng(0).poisson(2, 100_000).astype(np.float64)
+    values[:10] = -0.0  # shares 0.0's key
+    profiler = NumericProfiler(BITS)
+    profiler.add(pa.array(values))
+    assert profiler.parts == [] and profiler.zeros == int(np.count_nonzero(values == 0))
+    keys, counts = profiler.sketch()
+    expected = np.unique(grid_keys(values, BITS), return_counts=True)
+    assert keys.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     ref=hs.lists(finite_or_not, min_size=1, max_size=100),

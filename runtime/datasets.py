@@ -97,6 +97,9 @@ def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         first = min((address.index(c, scheme_end) for c in "*[" if c in address[scheme_end:]), default=-1)
         cut = address.rfind("/", scheme_end, first) if first > 0 else -1
         head, pattern = (address[:cut], address[cut:]) if cut > 0 else (address, "")
+        if address[: scheme_end - 3] in _GCS_SCHEMES and "retry_limit_seconds=" not in query:
+            query = "&".join(filter(None, [query, f"retry_limit_seconds={GCS_RETRY_LIMIT_SECONDS}"]))
+            question = "?"
         try:
             filesystem, path = pafs.FileSystem.from_uri(head + question + query)
         except Exception as error:  # pyarrow raises several types for unknown schemes and bad URIs
@@ -121,8 +124,8 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-# What a remote store's error text says -> what to tell the user. S3's words, then Google Cloud
-# Storage's status codes (untested: the GCS emulator of the tests refuses nothing).
+# What a remote store's error text says -> what to tell the user: S3's words, then Google Cloud
+# Storage's status codes. `{endpoint}` and `{credentials}` name the store's own settings.
 _STORE_HINTS = (
     (
         (
@@ -134,14 +137,12 @@ _STORE_HINTS = (
             "PERMISSION_DENIED",
             "UNAUTHENTICATED",
         ),
-        "access denied: check the credentials the process gets (AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, or the pod's IAM role; GOOGLE_APPLICATION_CREDENTIALS for gs://) "
-        "and that they may use this bucket",
+        "access denied: check the credentials the process gets ({credentials}) and that they may use this bucket",
     ),
     (
         # The last: S3's region lookup, when from_uri meets a bucket that is not there.
         ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist", "' not found"),
-        "the bucket does not exist: check the bucket name (and AWS_ENDPOINT_URL for an S3-compatible store)",
+        "the bucket does not exist: check the bucket name (and {endpoint})",
     ),
     (
         (
@@ -152,10 +153,26 @@ _STORE_HINTS = (
             "Connection refused",
             "UNAVAILABLE",
         ),
-        "cannot reach the object store: check the network and the endpoint "
-        "(AWS_ENDPOINT_URL, or ?endpoint_override= in the URI, for an S3-compatible store)",
+        "cannot reach the object store: check the network and the endpoint ({endpoint})",
     ),
 )
+_GCS_SCHEMES = ("gs", "gcs")
+# A Google Cloud Storage call retries for 15 minutes by default: an unreachable store would hold
+# a drift or feedback job that long. `?retry_limit_seconds=` in the URI overrides this.
+GCS_RETRY_LIMIT_SECONDS = 60
+
+
+def _store_settings(uri: str) -> dict[str, str]:
+    """The settings a user checks for the store of `uri`: its endpoint and its credentials."""
+    if uri.partition("://")[0] in _GCS_SCHEMES:
+        return {
+            "endpoint": "CLOUD_STORAGE_EMULATOR_ENDPOINT, or ?endpoint_override= in the URI, for a GCS emulator",
+            "credentials": "GOOGLE_APPLICATION_CREDENTIALS, or the pod's workload identity",
+        }
+    return {
+        "endpoint": "AWS_ENDPOINT_URL, or ?endpoint_override= in the URI, for an S3-compatible store",
+        "credentials": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the pod's IAM role",
+    }
 
 
 def store_error(uri: str, error: BaseException, action: str = "cannot read") -> str:
@@ -165,7 +182,7 @@ def store_error(uri: str, error: BaseException, action: str = "cannot read") -> 
         return f"{uri}: {action}: {text}"
     for needles, hint in _STORE_HINTS:
         if any(needle in text for needle in needles):
-            return f"{uri}: {action}: {hint} ({text})"
+            return f"{uri}: {action}: {hint.format(**_store_settings(uri))} ({text})"
     return f"{uri}: {action}: {text}"
 
 
@@ -273,7 +290,7 @@ def _missing_bucket(filesystem: pafs.FileSystem, path: str, uri: str) -> str | N
         return None  # a courtesy check: the caller reports its own error then
     return (
         f"{uri}: bucket '{bucket}' does not exist (or these credentials cannot see it): check the bucket "
-        "name, and AWS_ENDPOINT_URL when the store is not AWS S3"
+        f"name, and {_store_settings(uri)['endpoint']}"
     )
 
 

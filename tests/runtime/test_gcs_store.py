@@ -221,3 +221,37 @@ def test_the_endpoint_can_be_named_in_the_uri(gcs, project, tmp_path) -> None:
     )
     assert remote.returncode == 0, remote.stderr
     assert (tmp_path / "remote.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+
+
+def test_gcs_errors_say_what_to_check_for_gcs(gcs, project) -> None:
+    # A bucket that is not there, on the emulator; then an endpoint nothing listens on (a bounded
+    # retry: GCS's own default would retry for 15 minutes).
+    missing = runtime(
+        "drift", "--config", str(drift_config(project, "gs://no-such-bucket/predictions/")), cwd=project, env=gcs
+    )
+    assert missing.returncode != 0
+    (line,) = [line for line in missing.stderr.splitlines() if "no-such-bucket" in line]
+    assert "bucket 'no-such-bucket' does not exist" in line and "CLOUD_STORAGE_EMULATOR_ENDPOINT" in line
+    assert "AWS" not in line  # the advice is GCS's, not S3's
+
+    closed = {**gcs, "CLOUD_STORAGE_EMULATOR_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    started = time.monotonic()
+    unreachable = runtime(
+        "drift", "--config", str(drift_config(project, f"{LOG}?retry_limit_seconds=2")), cwd=project, env=closed
+    )
+    assert unreachable.returncode != 0 and time.monotonic() - started < 60
+    (line,) = [line for line in unreachable.stderr.splitlines() if "cannot reach the object store" in line]
+    assert "CLOUD_STORAGE_EMULATOR_ENDPOINT" in line and "AWS" not in line
+
+
+def test_a_gcs_store_retries_for_a_minute_unless_the_uri_says_otherwise() -> None:
+    from mlc.runtime.datasets import GCS_RETRY_LIMIT_SECONDS, open_filesystem
+
+    def retry_limit(uri: str) -> float:
+        filesystem, _ = open_filesystem(uri)
+        return filesystem.__reduce__()[1][0]["retry_time_limit"].total_seconds()  # GcsOptions, as pickled
+
+    assert retry_limit("gs://bucket/predictions/") == GCS_RETRY_LIMIT_SECONDS == 60
+    assert retry_limit("gs://bucket/predictions/*.parquet") == 60
+    assert retry_limit("gs://bucket/log?endpoint_override=127.0.0.1:1&scheme=http") == 60
+    assert retry_limit("gs://bucket/log?retry_limit_seconds=5") == 5

@@ -262,7 +262,14 @@ def observed(system: dict[str, Any]) -> dict[str, Any]:
     mlflow.set_tracking_uri(system["tracking"]["MLFLOW_TRACKING_URI"])
     registered = json.loads(system["config"].read_text())["registered_model"]
     MlflowClient().set_registered_model_alias(registered, "champion", "2")
-    became(lambda: _served(url)[CANARY_HASH]["mlc_model_is_champion"] == [("2", "1")], 30)
+    # Each pod reads the alias on its own and Prometheus scrapes each on its own: wait for both.
+    became(
+        lambda: (
+            [_served(url)[h]["mlc_model_is_champion"] for h in (CANARY_HASH, STABLE_HASH)]
+            == [[("2", "1")], [("1", "0")]]
+        ),
+        30,
+    )
     seen["served"] = _served(url)
     seen["not_champion_mid_rollout"] = query(url, _rule(system, "ServedModelNotChampion")["expr"])
     return seen

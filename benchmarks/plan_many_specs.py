@@ -57,8 +57,10 @@ serve:
   autoscale: {{on: cpu}}
 environments:
   staging:
+    data: {{train: {{uri: "s3://acme-ml/{name}/staging/train.csv"}}, eval: {{uri: "s3://acme-ml/{name}/staging/eval.csv"}}}}
     serve: {{replicas: {{min: 1, max: 2}}}}
   production:
+    data: {{train: {{uri: "s3://acme-ml/{name}/train.csv"}}, eval: {{uri: "s3://acme-ml/{name}/eval.csv"}}}}
     serve: {{replicas: {{min: 3, max: 30}}}}
 """
 

@@ -196,6 +196,22 @@ def check_spec_file(
     return CheckedSpec(record, result, tuple(result.diagnostics))
 
 
+def with_runtime_wheel(checked: CheckedSpec, spec_path: Path, display: str, sha256: str) -> CheckedSpec:
+    """`checked` (valid, its runtime wheel missing) as if the wheel were there with `sha256`: the
+    wheel apply is about to write. A fresh validation is re-resolved only (validating is the
+    cost of planning a monorepo's specs); a cached one is validated again, without the cache."""
+    if checked.result is None or checked.result.project is None:
+        return check_spec_file(spec_path, display, None, sha256)
+    from mlc.compiler.resolve.environment import resolve_project
+
+    result = checked.result
+    project = replace(result.project, runtime_wheel_sha256=sha256)
+    first = result.resolved[0]
+    resolved = resolve_project(project, first.base_image_digests, first.repository_folder)
+    result = replace(result, project=project, resolved=resolved)
+    return CheckedSpec(validation_record(result), result, checked.diagnostics)
+
+
 def requirements_path(spec_path: Path) -> str:
     """The spec's `code.requirements` as written (its default when absent): where `mlc lock` writes.
 

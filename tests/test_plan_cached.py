@@ -112,3 +112,17 @@ def test_any_change_plans_in_full_and_shows_it(change, applied: Path, monkeypatc
     cached = run_mlc("plan", "-f", str(applied))
     assert cached == plan_without_cache(applied, monkeypatch)
     assert "No changes" not in cached[1], cached
+
+
+def test_a_spec_whose_runtime_wheel_is_missing_plans_the_same_from_the_cache(
+    project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = project(BASE + "serve: {}\n")
+    (spec.parent / "data").mkdir()
+    git.Repo.init(spec.parent)
+    fresh = run_mlc("plan", "-f", str(spec), "--format", "json")  # validates, stores the record
+    cached = run_mlc("plan", "-f", str(spec), "--format", "json")  # the record: the wheel is missing
+    assert fresh == cached == plan_without_cache(spec, monkeypatch, "--format", "json")
+    changes = {c["path"]: c["action"] for c in json.loads(cached[1])["plans"][0]["changes"]}
+    assert changes["wheels/mlc-0.1.0-py3-none-any.whl"] == "create"
+    assert not (spec.parent / "wheels").exists()  # planning writes nothing

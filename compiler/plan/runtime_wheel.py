@@ -69,7 +69,7 @@ def wheel_entries(version: str) -> list[tuple[str, bytes]]:
 
 
 def wheel_bytes(version: str) -> bytes:
-    """The wheel of the installed mlc (`version` must be what is installed)."""
+    """The wheel of the installed mlc (`version` must be what is installed); ~50 ms."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in wheel_entries(version):

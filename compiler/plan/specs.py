@@ -21,6 +21,7 @@ it stale, never make a stale plan look current.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from mlc.compiler.artifact import Artifact
 from mlc.compiler.diagnostics import Diagnostic, error
 from mlc.compiler.load.images_lock import IMAGES_LOCK_FILENAME
 from mlc.compiler.output_tree import DiskFile, OutputTree, UnsafePathError, output_tree_for, read_disk_files
-from mlc.compiler.pipeline import check_spec_file, resolve_spec_file
+from mlc.compiler.pipeline import check_spec_file, resolve_spec_file, with_runtime_wheel
 from mlc.compiler.plan.changes import Plan, build_plan
 from mlc.compiler.plan.forked_map import map_forked
 from mlc.compiler.plan.image_pins import ImagePin, effective_pins, pin_images
@@ -127,7 +128,7 @@ def _plan_spec(
         return _SpecOutcome(None, diagnostics=checked.diagnostics)
     wheel = _missing_runtime_wheel(checked.record)
     if wheel is not None:  # the artifacts check the sha256 of the wheel apply will write
-        checked = check_spec_file(spec_path, display(spec_path), None, sha256_hex(wheel.content))
+        checked = with_runtime_wheel(checked, spec_path, display(spec_path), _running_wheel()[1])
         if checked.record is None:
             return _SpecOutcome(None, diagnostics=checked.diagnostics)
 
@@ -179,10 +180,18 @@ def _missing_runtime_wheel(record: ValidationRecord) -> Artifact | None:
     wheel has a new name): planned as a file to create, outside the lock, so the images build."""
     if record.missing_runtime_wheel is None:
         return None
+    return Artifact(record.missing_runtime_wheel, _running_wheel()[0], "mlc vendor")
+
+
+@functools.cache
+def _running_wheel() -> tuple[bytes, str]:
+    """The running compiler's wheel and its sha256 hex, built once a process (a monorepo's specs
+    without one all plan the same wheel)."""
     from mlc.compiler import __version__
     from mlc.compiler.plan.runtime_wheel import wheel_bytes
 
-    return Artifact(record.missing_runtime_wheel, wheel_bytes(__version__), "mlc vendor")
+    content = wheel_bytes(__version__)
+    return content, sha256_hex(content)
 
 
 def read_inputs(spec_path: Path) -> dict[str, str | None]:

@@ -416,3 +416,15 @@ def test_plan_does_not_import_git(repo: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     git(repo, "status")  # the repository is still a repository
+
+
+def test_after_an_upgrade_the_plan_names_the_old_wheel_and_apply_leaves_it(repo: Path) -> None:
+    old = repo / "wheels" / "mlc-0.0.9-py3-none-any.whl"
+    old.parent.mkdir()
+    old.write_bytes(b"the wheel an older mlc wrote")
+    planned = mlc("plan")
+    line = next(line for line in planned.output.splitlines() if line.startswith("+ wheels/mlc-0.1.0"))
+    assert line.endswith("nothing installs wheels/mlc-0.0.9-py3-none-any.whl any more: delete it")
+    assert mlc("apply").exit_code == 0
+    assert old.read_bytes() == b"the wheel an older mlc wrote"  # never locked: the user's to delete
+    assert (repo / "wheels" / "mlc-0.1.0-py3-none-any.whl").is_file()

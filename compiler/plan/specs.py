@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mlc.compiler.artifact import Artifact
@@ -174,6 +174,20 @@ def _emit(environments: Sequence[ResolvedSpec]) -> list[Artifact]:
 _RUNTIME_WHEEL_REASON = "this mlc's own wheel, which the images and CI install (not locked: `mlc vendor` rewrites it)"
 
 
+def _runtime_wheel_reason(folder: Path, wheel: str) -> str:
+    """What the planned wheel is, and which wheels of other mlc versions beside it nothing
+    installs any more (after an upgrade): never locked, so apply leaves them to the user."""
+    path = PurePosixPath(wheel)
+    others = sorted(
+        (path.parent / other.name).as_posix()
+        for other in (folder / path.parent).glob("mlc-*-py3-none-any.whl")
+        if other.name != path.name
+    )
+    if not others:
+        return _RUNTIME_WHEEL_REASON
+    return f"{_RUNTIME_WHEEL_REASON}; nothing installs {', '.join(others)} any more: delete it"
+
+
 def _missing_runtime_wheel(record: ValidationRecord) -> Artifact | None:
     """The running compiler's wheel, where the spec installs mlc from a wheel in the repository
     that is not there yet (a project that never ran `mlc vendor`, or a new mlc version, whose
@@ -250,7 +264,9 @@ def _plan_record(
     )
     if runtime_wheel is not None:
         changes = tuple(
-            replace(c, reason=_RUNTIME_WHEEL_REASON) if c.path == runtime_wheel.path and not c.reason else c
+            replace(c, reason=_runtime_wheel_reason(spec_path.parent, runtime_wheel.path))
+            if c.path == runtime_wheel.path and not c.reason
+            else c
             for c in plan.changes
         )
         plan = replace(plan, changes=changes, runtime_wheel=runtime_wheel.path)

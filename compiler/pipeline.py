@@ -41,18 +41,11 @@ class ProjectResult:
         return self.project is not None and not has_errors(self.diagnostics)
 
 
-def resolve_spec_file(
-    spec_path: Path,
-    display: str | None = None,
-    files: FileProbes | None = None,
-    pending_wheel_sha256: str | None = None,
-) -> ProjectResult:
+def resolve_spec_file(spec_path: Path, display: str | None = None, files: FileProbes | None = None) -> ProjectResult:
     """Load, validate and resolve the spec at `spec_path`; file paths are relative to its folder.
 
     Every file around the spec is read through `files` (see `file_probes`): after the call it
     holds each filesystem fact the result depended on, apart from the spec's own bytes.
-    `pending_wheel_sha256`: the sha256 of the mlc wheel apply is about to write where the spec's
-    is missing (`ValidationRecord.missing_runtime_wheel`); the artifacts check that one.
     """
     from mlc.compiler.load.document import read_spec
     from mlc.compiler.resolve.environment import resolve_project
@@ -66,8 +59,6 @@ def resolve_spec_file(
     diagnostics = sorted_unique([*diagnostics, *more])
     if project is None:
         return ProjectResult(spec_path, None, [], diagnostics)
-    if pending_wheel_sha256 is not None and project.runtime_wheel_sha256 is None:
-        project = replace(project, runtime_wheel_sha256=pending_wheel_sha256)
     digests, lock_problems = _read_images_lock(spec_path.parent, files)
     folder, folder_problems = _repository_folder(spec_path, files)
     if lock_problems or folder_problems:
@@ -166,17 +157,12 @@ def validation_record(result: ProjectResult) -> ValidationRecord:
     )
 
 
-def check_spec_file(
-    spec_path: Path, display: str, cache: Path | None, pending_wheel_sha256: str | None = None
-) -> CheckedSpec:
+def check_spec_file(spec_path: Path, display: str, cache: Path | None) -> CheckedSpec:
     """Validate the spec, through the validation cache at `cache` (None: without it).
 
     A hit answers with the stored record without loading the validator; a miss validates, and
-    stores the record when the spec is valid and was not edited meanwhile. With
-    `pending_wheel_sha256` (see `resolve_spec_file`) the cache is neither read nor written: the
-    outcome holds for the wheel apply is about to write, not for the files on disk.
+    stores the record when the spec is valid and was not edited meanwhile.
     """
-    cache = cache if pending_wheel_sha256 is None else None
     from mlc.compiler.validate import cache as validation_cache
 
     spec_bytes = validation_cache.spec_bytes(spec_path) if cache is not None else None
@@ -186,7 +172,7 @@ def check_spec_file(
         if record is not None:
             return CheckedSpec(record, None, record.warnings)
     files = FileProbes()
-    result = resolve_spec_file(spec_path, display, files, pending_wheel_sha256)
+    result = resolve_spec_file(spec_path, display, files)
     if not result.ok:
         return CheckedSpec(None, result, tuple(result.diagnostics))
     record = validation_record(result)
@@ -198,13 +184,16 @@ def check_spec_file(
 
 def with_runtime_wheel(checked: CheckedSpec, spec_path: Path, display: str, sha256: str) -> CheckedSpec:
     """`checked` (valid, its runtime wheel missing) as if the wheel were there with `sha256`: the
-    wheel apply is about to write. A fresh validation is re-resolved only (validating is the
-    cost of planning a monorepo's specs); a cached one is validated again, without the cache."""
-    if checked.result is None or checked.result.project is None:
-        return check_spec_file(spec_path, display, None, sha256)
+    wheel apply is about to write (the outcome is never cached: it holds for that wheel, not for
+    the files on disk). A fresh validation is re-resolved only (validating is the cost of
+    planning a monorepo's specs); a cached record is validated again, without the cache."""
     from mlc.compiler.resolve.environment import resolve_project
 
+    if checked.result is None:
+        checked = check_spec_file(spec_path, display, None)
     result = checked.result
+    if result is None or result.project is None:  # invalid now: edited since it was cached
+        return checked
     project = replace(result.project, runtime_wheel_sha256=sha256)
     first = result.resolved[0]
     resolved = resolve_project(project, first.base_image_digests, first.repository_folder)

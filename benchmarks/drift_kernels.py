@@ -4,8 +4,9 @@
 reduces each batch of reference data to distinct grid keys with counts. Both first sorted every
 batch (np.sort / np.unique: "sorting"); then a check looked bins up in a table (`bin_table`) and a
 profile counted each batch's keys with bincount and merged the parts by sorting ("lookup"); now
-both tally keys into dense windows with one bincount a batch, no sort and no lookup ("tally",
-`KeyTally`, `MAX_DENSE_SPAN`). This runs the versions alternately in one process on the same
+both tally keys into dense windows with one bincount a batch, no sort and no lookup ("tally":
+a check's keys between the edges; a profile's magnitude keys and signs, `MagnitudeTally`,
+`MAX_DENSE_SPAN`). This runs the versions alternately in one process on the same
 Parquet files (so a busy machine slows all alike) and prints the times side by side.
 
     .venv/bin/python benchmarks/drift_kernels.py [--workdir /tmp/drift-bench] [--repeats 4]

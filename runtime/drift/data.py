@@ -3,8 +3,8 @@
 Which files a data URI names (a file, a directory, a glob; local or s3:// gs:// ...) is decided
 by `mlc.runtime.datasets.locate_data_files`, the one locator every runtime command shares, and
 files are opened through its filesystem object. The reads here stay drift's own: only the
-checked columns, parquet pages decoded single-threaded while columns are processed in parallel
-and the next batch is read in the background (`feed_batches`).
+checked columns, split into one group per core, each group decoded and counted by its own
+thread and reader (`feed_batches`).
 
 `pyarrow.parquet` and `pyarrow.csv` stream batches directly; `pyarrow.dataset` would do the
 same but costs ~0.4 s more to import, which matters for a short-lived CronJob process.
@@ -19,9 +19,12 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 # DataError is the datasets' one: callers catch it from here or from there alike.
 from mlc.runtime.datasets import (
@@ -54,6 +57,7 @@ class Source:
     schema: pa.Schema
     struct: str | None = None
     since: float | None = None
+    column_sizes: Mapping[str, int] | None = None  # decoded bytes of the first row group, per column
 
     @property
     def csv(self) -> bool:
@@ -87,6 +91,7 @@ def open_dataset(uri: str | Path, modified_since: float | None = None) -> Source
     if any(format_of(path) not in (None, files.format) for path in files.paths):
         raise DataError(f"{files.uri}: mixed CSV and Parquet files; point the URI at one format")
     first = files.paths[0]
+    sizes = None
     try:
         if files.format == "csv":
             with files.filesystem.open_input_stream(first) as stream:
@@ -94,12 +99,26 @@ def open_dataset(uri: str | Path, modified_since: float | None = None) -> Source
         else:
             import pyarrow.parquet as pq
 
-            with files.filesystem.open_input_file(first) as handle:
-                schema = pq.read_schema(handle)
+            with files.filesystem.open_input_file(first) as handle, pq.ParquetFile(handle) as parquet:
+                schema, sizes = parquet.schema_arrow, _column_sizes(parquet.metadata)
     except _ARROW_ERRORS as exc:
         raise _read_error(files, first, exc) from None
     unique_columns(schema.names, files.location(first))
-    return Source(files=files, schema=schema)
+    return Source(files=files, schema=schema, column_sizes=sizes)
+
+
+def _column_sizes(metadata: pq.FileMetaData) -> dict[str, int] | None:
+    """Uncompressed bytes per top-level column in the first row group: how much decoding each
+    column costs, to balance the readers of `feed_batches`."""
+    if metadata.num_row_groups == 0:
+        return None
+    group = metadata.row_group(0)
+    sizes: dict[str, int] = {}
+    for index in range(group.num_columns):
+        chunk = group.column(index)
+        name = chunk.path_in_schema.split(".", 1)[0]
+        sizes[name] = sizes.get(name, 0) + chunk.total_uncompressed_size
+    return sizes
 
 
 def _file_schema(source: Source, path: str, names: list[str]) -> pa.Schema | None:
@@ -197,10 +216,10 @@ def iter_batches(source: Source, columns: Mapping[str, FeatureKind] | list[str])
             yield flatten(batch, paths).rename_columns(names)
         return
     # Local files: buffered page reads instead of pre-buffering whole column chunks, so memory
-    # stays near one batch (plus one row group's compressed pages at worst), and
-    # single-threaded decoding is faster here since columns are already processed in
-    # parallel. Remote files: pre-buffering coalesces a row group's column chunks into a few
-    # ranged GETs instead of one request per page buffer (memory: that row group's pages).
+    # stays near one batch (plus one row group's compressed pages at worst), decoded by this
+    # thread (`feed_batches` runs one reader per core). Remote files: pre-buffering coalesces
+    # a row group's column chunks into a few ranged GETs instead of one request per page
+    # buffer (memory: that row group's pages).
     remote = is_remote(files.uri)
     # String columns arrive dictionary-encoded: their indices are codes to count, so no string
     # is built per row (`profile.category_counts`).
@@ -278,24 +297,80 @@ def prefetch(iterator: Iterator[T], depth: int = 2) -> Iterator[T]:
         thread.join()
 
 
+def column_groups(source: Source, names: list[str], workers: int) -> list[list[str]]:
+    """Columns split into up to `workers` groups, each read by its own reader, largest first
+    onto the least loaded group (sizes from the first Parquet file's footer, else even).
+
+    CSV stays one group: each reader would parse every row of the file.
+    """
+    if source.csv or workers < 2 or len(names) < 2:
+        return [names]
+    sizes = source.column_sizes or {}
+    groups: list[list[str]] = [[] for _ in range(min(workers, len(names)))]
+    loads = [0] * len(groups)
+    for name in sorted(names, key=lambda name: -sizes.get(name, 1)):
+        least = loads.index(min(loads))
+        groups[least].append(name)
+        loads[least] += sizes.get(name, 1)
+    return groups
+
+
+def _feed(name: str, accumulator: Accumulator, array: pa.Array) -> None:
+    try:
+        accumulator.add(array)
+    except _ARROW_ERRORS as exc:  # e.g. text in a column the contract calls numeric
+        raise DataError(f"column {name!r}: {_first_line(exc)}") from exc
+
+
 def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int:
     """Stream every batch of `source` into the per-column accumulators; returns the row count.
 
-    Columns are independent and most of numpy's work on them (ufuncs, sorting, indexing) runs
-    without the GIL, so columns of a batch are processed in parallel threads (one per core)
-    while the next batch is read.
+    Parquet: columns are split into one group per core, and each group is read (decoded) and
+    counted by its own thread with its own reader: pyarrow decodes and numpy counts without
+    the GIL, so both cores do both, and decoding, the larger half of the work, is no longer
+    one thread's. CSV (one parser per file): the next batch is parsed in the background while
+    the columns of this one are counted in parallel.
     """
+    names = list(accumulators)
+    groups = column_groups(source, names, min(os.cpu_count() or 1, 8))
+    if len(groups) == 1:
+        return _feed_parsed(source, accumulators)
+    stop = threading.Event()  # one group failed: the others stop at their next batch
+
+    def feed_group(group: list[str]) -> int:
+        rows = 0
+        batches = iter_batches(source, group)
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    break
+                rows += batch.num_rows
+                for name in group:
+                    _feed(name, accumulators[name], batch.column(name))
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            batches.close()  # closes the group's file now, not at garbage collection
+        return rows
+
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        futures = [pool.submit(feed_group, group) for group in groups]
+        rows = [future.result() for future in futures]  # re-raises a group's exception
+    if len(set(rows)) > 1:
+        raise DataError(f"{source.files.uri}: files changed while they were read ({min(rows)} to {max(rows)} rows)")
+    return rows[0]
+
+
+def _feed_parsed(source: Source, accumulators: Mapping[str, Accumulator]) -> int:
     workers = max(1, min(os.cpu_count() or 1, len(accumulators), 8))
     rows = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in prefetch(iter_batches(source, list(accumulators))):
             rows += batch.num_rows
-            futures = {
-                name: pool.submit(accumulator.add, batch.column(name)) for name, accumulator in accumulators.items()
-            }
-            for name, future in futures.items():
-                try:
-                    future.result()  # re-raises a worker's exception here
-                except _ARROW_ERRORS as exc:  # e.g. text in a column the contract calls numeric
-                    raise DataError(f"column {name!r}: {_first_line(exc)}") from exc
+            futures = [
+                pool.submit(_feed, name, accumulator, batch.column(name)) for name, accumulator in accumulators.items()
+            ]
+            for future in futures:
+                future.result()  # re-raises a worker's exception here
     return rows

@@ -184,6 +184,28 @@ def test_cli_profile_then_drift_exit_codes(tmp_path, write_parquet, columns):
         assert field in document["features"]["x0"]
 
 
+def test_cli_drift_against_reference_data_decides_as_a_saved_profile_does(tmp_path, write_parquet, columns):
+    """`--reference` profiles the reference in the same process: the verdict, statistics and
+    flags are those of `profile` followed by `drift --profile`, with the contract's kinds."""
+    runner = CliRunner()
+    ref = write_parquet(columns(10_000, seed=1))
+    current = write_parquet(columns(3000, seed=3, shift=0.5, shifted=("x0",)))
+    spec = _config(tmp_path)
+    saved = tmp_path / "p.json"
+    assert runner.invoke(main, ["profile", "--data", str(ref), "--config", str(spec), "-o", str(saved)]).exit_code == 0
+    common = ["--config", str(spec), "--data", str(current), "--format", "json"]
+    from_profile = runner.invoke(main, ["drift", "--profile", str(saved), *common])
+    from_data = runner.invoke(main, ["drift", "--reference", str(ref), *common])
+    assert from_data.exit_code == from_profile.exit_code == 1, from_data.output
+    assert json.loads(from_data.output) == json.loads(from_profile.output)
+    assert {k for k, v in json.loads(from_data.output)["features"].items() if v["drifted"]} == {"x0"}
+    both = runner.invoke(main, ["drift", "--reference", str(ref), "--profile", str(saved), "--data", str(current)])
+    assert both.exit_code == 2 and "exactly one of --profile, --model or --reference" in both.output
+    empty = write_parquet({"x0": pa.array([], pa.float64())})
+    no_rows = runner.invoke(main, ["drift", "--reference", str(empty), "--data", str(current)])
+    assert no_rows.exit_code == 2 and no_rows.output.startswith("error: reference data is empty")
+
+
 @pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "bad-profile", "columns"])
 def test_cli_user_errors_exit_2_with_one_line(problem, tmp_path, write_parquet, columns, reference):
     data = write_parquet(columns(100, seed=1))

@@ -195,3 +195,58 @@ def test_dictionary_codes_are_counted_as_the_strings_they_stand_for(levels, offs
         counts = MissingCounts()
         assert category_counts(array, counts) == want
         assert (counts.count, counts.null) == (expected.count, expected.null)
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+def test_the_profile_is_the_same_however_many_readers_split_the_columns(tmp_path, monkeypatch, cores):
+    """Columns are split into one reader per core (`feed_batches`); every split counts the same
+    rows into the same features, across files and batches, nulls and strings included."""
+    import pyarrow.parquet as pq
+
+    from mlc.runtime.drift import data
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    for part in range(2):
+        n = 70_000 + part  # past one 65,536-row batch, and files of different lengths
+        x = rng.normal(size=n)
+        x[::97] = np.nan
+        table = pa.table(
+            {
+                "x": x,
+                "big": rng.lognormal(size=n) * 1e6,
+                "n": pa.array(rng.integers(0, 5, n).astype(float), mask=rng.random(n) < 0.1),
+                "c": pa.array(rng.choice(["a", "b", "c"], n)),
+                "flag": pa.array(rng.random(n) < 0.3),
+            }
+        )
+        pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=40_000)
+    monkeypatch.setattr(data.os, "cpu_count", lambda: 1)
+    expected = dumps_profile(build_profile(folder))
+    monkeypatch.setattr(data.os, "cpu_count", lambda: cores)
+    groups = data.column_groups(data.open_dataset(folder), ["x", "big", "n", "c", "flag"], cores)
+    assert len(groups) == min(cores, 5) and sorted(name for group in groups for name in group) == [
+        "big",
+        "c",
+        "flag",
+        "n",
+        "x",
+    ]
+    assert dumps_profile(build_profile(folder)) == expected
+
+
+def test_readers_are_balanced_by_the_bytes_their_columns_decode(write_parquet):
+    from mlc.runtime.drift import data
+
+    wide = {f"s{i}": pa.array([f"{n:050d}" for n in range(1000)]) for i in range(2)}  # 50 KB each
+    # ... and 4 bool columns of a few hundred bytes each.
+    narrow = {f"b{i}": pa.array([True] * 1000) for i in range(4)}
+    # Ordered so that dealing columns out in turn would give both string columns to one reader.
+    source = data.open_dataset(write_parquet({"s0": wide["s0"], "b0": narrow["b0"], "s1": wide["s1"], **narrow}))
+    groups = data.column_groups(source, list(source.schema.names), 2)
+    # Each string column leads its own group; the small ones spread over both.
+    assert sorted(group[0] for group in groups) == ["s0", "s1"]
+    assert sorted(len(group) for group in groups) == [3, 3]
+    csv_like = data.Source(files=source.files, schema=source.schema, column_sizes=None)
+    assert len(data.column_groups(csv_like, list(source.schema.names), 2)) == 2  # no sizes: even split

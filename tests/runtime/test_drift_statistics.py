@@ -52,6 +52,19 @@ def test_counts_with_zeros_are_tallied_not_sorted():
     assert keys.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
 
 
+def test_values_of_both_signs_are_tallied_in_one_window_not_sorted():
+    import pyarrow as pa
+
+    # Normal data: negatives' and positives' keys lie ~2M keys apart, their magnitudes close.
+    values = np.random.default_rng(1).normal(size=100_000)
+    profiler = NumericProfiler(BITS)
+    profiler.add(pa.array(values))
+    assert profiler.parts == [] and profiler.tally.counts is not None
+    keys, counts = profiler.sketch()
+    expected = np.unique(grid_keys(values, BITS), return_counts=True)
+    assert keys.tolist() == expected[0].tolist() and counts.tolist() == expected[1].tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     ref=hs.lists(finite_or_not, min_size=1, max_size=100),
@@ -89,6 +102,10 @@ batches_of_values = hs.lists(
         hs.lists(hs.floats(-3, 3), max_size=100),  # both signs, each tallied densely
         hs.lists(hs.floats(1, 1e3), max_size=100),
         hs.lists(hs.integers(0, 40).map(float), max_size=100),
+        hs.lists(hs.integers(-40, 40).map(float), max_size=100),  # zeros amid both signs
+        # Signed zeros and subnormals: -0.0 is 0.0's bucket; the smallest subnormals share the
+        # lowest magnitude key with zero, but not its bucket when negative.
+        hs.lists(hs.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e-310, -1e-310, 1.5, -1.5]), max_size=100),
     ),
     min_size=1,
     max_size=4,

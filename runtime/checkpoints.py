@@ -14,41 +14,50 @@ import io
 import json
 from typing import Any
 
-from mlc.runtime.datasets import DataError
+from mlc.runtime.datasets import DataError, open_filesystem, store_error
 
 STATE_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
 
 
 class CheckpointStore:
-    """Save, load and clear the checkpoint of one training lineage."""
+    """Save, load and clear the checkpoint of one training lineage.
+
+    The filesystem is opened as the data is (`datasets.open_filesystem`: the same schemes, GCS's
+    retry limit), and a store that cannot be reached is a `DataError` naming the folder and the
+    store's own settings, never an entrypoint's traceback.
+    """
 
     def __init__(self, uri: str, lineage: str) -> None:
-        from pathlib import Path
-
-        import pyarrow.fs as pafs
-
-        if "://" in uri:
-            self._fs, root = pafs.FileSystem.from_uri(uri)
-        else:
-            self._fs, root = pafs.LocalFileSystem(), str(Path(uri).absolute())
+        self._fs, root = open_filesystem(uri)
         self.location = f"{root.rstrip('/')}/{lineage}"
+        # What messages name: the URI the spec gave (its query, such as GCS's retry limit, left out).
+        self.uri = f"{uri.partition('?')[0].rstrip('/')}/{lineage}"
+
+    def _error(self, error: BaseException, action: str) -> DataError:
+        return DataError(store_error(self.uri, error, action))
 
     def _write(self, name: str, payload: bytes) -> None:
-        self._fs.create_dir(self.location, recursive=True)
         temporary = f"{self.location}/.{name}.partial"
-        with self._fs.open_output_stream(temporary) as stream:
-            stream.write(payload)
-        self._fs.move(temporary, f"{self.location}/{name}")
+        try:
+            self._fs.create_dir(self.location, recursive=True)
+            with self._fs.open_output_stream(temporary) as stream:
+                stream.write(payload)
+            self._fs.move(temporary, f"{self.location}/{name}")
+        except OSError as error:
+            raise self._error(error, f"cannot write checkpoint {name}") from None
 
     def _read(self, name: str) -> bytes | None:
         import pyarrow.fs as pafs
 
         path = f"{self.location}/{name}"
-        if self._fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with self._fs.open_input_stream(path) as stream:
-            return stream.read()
+        try:
+            if self._fs.get_file_info(path).type != pafs.FileType.File:
+                return None
+            with self._fs.open_input_stream(path) as stream:
+                return stream.read()
+        except OSError as error:
+            raise self._error(error, f"cannot read checkpoint {name}") from None
 
     def save(self, state: dict[str, Any]) -> None:
         import torch
@@ -76,13 +85,16 @@ class CheckpointStore:
     def clear(self) -> None:
         import pyarrow.fs as pafs
 
-        if self._fs.get_file_info(self.location).type == pafs.FileType.Directory:
-            self._fs.delete_dir(self.location)
+        try:
+            if self._fs.get_file_info(self.location).type == pafs.FileType.Directory:
+                self._fs.delete_dir(self.location)
+        except OSError as error:
+            raise self._error(error, "cannot clear the checkpoint folder") from None
 
 
 def open_checkpoint_store(uri: str, lineage: str) -> CheckpointStore:
     """The store, or a DataError when the URI's filesystem cannot be opened."""
     try:
         return CheckpointStore(uri, lineage)
-    except Exception as error:  # pyarrow raises several types for unknown schemes and bad URIs
-        raise DataError(f"checkpoint uri {uri}: cannot open: {error}") from None
+    except DataError as error:
+        raise DataError(f"checkpoint uri: {error}") from None

@@ -14,7 +14,12 @@ import io
 import json
 from typing import Any
 
-from mlc.runtime.datasets import DataError, open_filesystem, store_error
+import pyarrow as pa
+
+from mlc.runtime.datasets import DataError, is_remote, open_filesystem, store_error
+
+# pyarrow's errors: OSError for I/O, ArrowException (not an OSError) for some of Google's.
+_STORE_ERRORS = (OSError, pa.ArrowException)
 
 STATE_FILE = "checkpoint.pt"
 RUN_FILE = "run.json"
@@ -30,6 +35,7 @@ class CheckpointStore:
 
     def __init__(self, uri: str, lineage: str) -> None:
         self._fs, root = open_filesystem(uri)
+        self._folders = not is_remote(uri)  # object stores have no folders to create first
         self.location = f"{root.rstrip('/')}/{lineage}"
         # What messages name: the URI the spec gave (its query, such as GCS's retry limit, left out).
         self.uri = f"{uri.partition('?')[0].rstrip('/')}/{lineage}"
@@ -40,11 +46,12 @@ class CheckpointStore:
     def _write(self, name: str, payload: bytes) -> None:
         temporary = f"{self.location}/.{name}.partial"
         try:
-            self._fs.create_dir(self.location, recursive=True)
+            if self._folders:  # (on GCS, a folder marker per level: each call its own retries)
+                self._fs.create_dir(self.location, recursive=True)
             with self._fs.open_output_stream(temporary) as stream:
                 stream.write(payload)
             self._fs.move(temporary, f"{self.location}/{name}")
-        except OSError as error:
+        except _STORE_ERRORS as error:
             raise self._error(error, f"cannot write checkpoint {name}") from None
 
     def _read(self, name: str) -> bytes | None:
@@ -56,7 +63,7 @@ class CheckpointStore:
                 return None
             with self._fs.open_input_stream(path) as stream:
                 return stream.read()
-        except OSError as error:
+        except _STORE_ERRORS as error:
             raise self._error(error, f"cannot read checkpoint {name}") from None
 
     def save(self, state: dict[str, Any]) -> None:
@@ -86,9 +93,11 @@ class CheckpointStore:
         import pyarrow.fs as pafs
 
         try:
-            if self._fs.get_file_info(self.location).type == pafs.FileType.Directory:
+            if not self._folders:  # the objects under the prefix: there is no folder object
+                self._fs.delete_dir_contents(self.location, missing_dir_ok=True)
+            elif self._fs.get_file_info(self.location).type == pafs.FileType.Directory:
                 self._fs.delete_dir(self.location)
-        except OSError as error:
+        except _STORE_ERRORS as error:
             raise self._error(error, "cannot clear the checkpoint folder") from None
 
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from checkpoint_script import LINEAGE, checkpoint_script
 from served_project import RUNTIME_CLI, rows_csv, toy_rows, train_served_project
 
 try:
@@ -401,3 +402,17 @@ def test_an_unreachable_endpoint_is_one_line_exit_2(s3, profile_path, tmp_path):
     done = run("drift", "--profile", str(profile_path), "--data", uri, cwd=tmp_path, env=env)
     assert done.returncode == 2
     assert "cannot reach the object store: check the network and the endpoint" in one_error_line(done)
+
+
+def test_checkpoints_live_in_the_bucket_and_clearing_removes_them(s3, tmp_path):
+    """Training's checkpoints on S3: written under the lineage's prefix (no folder markers),
+    read back, cleared; a bucket that is not there is one line naming S3's settings."""
+    run, env, uri = checkpoint_script(tmp_path), s3.env(), f"s3://{BUCKET}/checkpoints/"
+    assert run(uri, "save", env) == "saved"
+    assert sorted(s3.download("checkpoints/")) == [f"{LINEAGE}/checkpoint.pt", f"{LINEAGE}/run.json"]
+    assert json.loads(run(uri, "load", env)) == {"state": {"epoch": 3}, "run": "run-1"}
+    assert run(uri, "clear", env) == "cleared"
+    assert s3.download("checkpoints/") == {}
+    line = run("s3://no-such-bucket/checkpoints/", "save", env)
+    assert line.startswith(f"s3://no-such-bucket/checkpoints/{LINEAGE}: cannot write checkpoint"), line
+    assert "the bucket does not exist: check the bucket name (and AWS_ENDPOINT_URL" in line

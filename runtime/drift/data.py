@@ -356,7 +356,11 @@ def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int
 
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         futures = [pool.submit(feed_group, group) for group in groups]
-        rows = [future.result() for future in futures]  # re-raises a group's exception
+        try:
+            rows = [future.result() for future in futures]  # re-raises a group's exception
+        except BaseException:  # a group's error, or Ctrl-C here: the other groups stop too
+            stop.set()
+            raise
     if len(set(rows)) > 1:
         raise DataError(f"{source.files.uri}: files changed while they were read ({min(rows)} to {max(rows)} rows)")
     return rows[0]

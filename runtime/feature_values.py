@@ -73,7 +73,9 @@ def coerce_column(array: pa.Array | pa.ChunkedArray, feature_type: str) -> Coerc
             readable = pc.match_substring_regex(trimmed, _NUMBER)
             values = pc.cast(pc.if_else(readable, trimmed, None), pa.float64())
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            values = pc.cast(array, pa.float64())
+            # Unsafe: an integer beyond 2**53 becomes the nearest float (then range-checked) instead
+            # of an ArrowInvalid, which would answer a request with 500 and fail a batch file.
+            values = pc.cast(array, pa.float64(), safe=False)
             values = pc.if_else(pc.is_nan(values), None, values)
         else:
             return _wrong_type(array, pa.float64(), missing)

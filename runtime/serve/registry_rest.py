@@ -89,7 +89,8 @@ def fetch_version(name: str, alias: str, version: str, tracking_uri: str, stagin
             "/api/2.0/mlflow/model-versions/get-download-uri", {"name": name, "version": resolved.version}
         )["artifact_uri"]
         download(client, location, staging)
-        write_registered_model_meta(staging, resolved)
+        if mlflow_writes_registered_model_meta():
+            write_registered_model_meta(staging, resolved)
     except (NotHandled, OSError, KeyError, TypeError, ValueError) as error:
         # urllib's errors are OSErrors; a malformed answer is a KeyError, TypeError or ValueError.
         _LOG.debug(
@@ -127,9 +128,25 @@ class RestClient:
             shutil.copyfileobj(response, out, 1 << 20)
 
 
+def mlflow_writes_registered_model_meta() -> bool:
+    """Whether the installed MLflow client writes `registered_model_meta` into a registry download:
+    up to 3.17 it did, 3.18 stopped (nothing ever read it). Asked of the installed distribution's
+    version, not of MLflow itself, which this module exists not to import."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            release = version(distribution)
+        except PackageNotFoundError:
+            continue
+        numbers = [int(part) for part in release.split(".")[:2] if part.isdigit()]
+        return len(numbers) == 2 and (numbers[0], numbers[1]) < (3, 18)
+    return False
+
+
 def write_registered_model_meta(folder: Path, version: RegistryVersion) -> None:
-    """The `registered_model_meta` file MLflow's client writes into every registry download
-    (which version this is), in its format: the same folder whichever client fetched it."""
+    """The `registered_model_meta` file MLflow's client up to 3.17 writes into every registry
+    download (which version this is), in its format: the same folder whichever client fetched it."""
     import yaml
 
     meta = {"model_name": version.model, "model_version": version.version}

@@ -161,41 +161,41 @@ def run_measured(argv: list[str]) -> tuple[float, float, int, str, str]:
         return (elapsed, usage.ru_maxrss / 1024, process.returncode, out.read().decode(), err.read().decode())
 
 
-def mlc_best(ref: Path, cur: Path, work: Path, runs: int) -> dict:
-    """Best of `runs` (this machine is shared, so noise only ever adds time)."""
-    results = [mlc_whole(ref, cur, work) for _ in range(runs)]
+def best_of(results: list[dict]) -> dict:
+    """The fastest run (this machine is shared, so noise only ever adds time), with every peak
+    RSS the max over all runs and every run's seconds listed."""
     best = min(results, key=lambda r: r["seconds"])
-    return {
-        **best,
-        "rss_mb": max(r["rss_mb"] for r in results),
-        "drift_rss_mb": max(r["drift_rss_mb"] for r in results),
-        "all_seconds": [round(r["seconds"], 2) for r in results],
-    }
+    peaks = {key: max(r[key] for r in results) for key in best if key.endswith("rss_mb")}
+    return {**best, **peaks, "all_seconds": [round(r["seconds"], 2) for r in results]}
+
+
+def runtime_cli() -> str:
+    """The `mlc-runtime` beside this interpreter (the project's venv), else the one on PATH."""
+    return shutil.which("mlc-runtime", path=str(Path(sys.executable).parent)) or "mlc-runtime"
+
+
+def mlc_best(ref: Path, cur: Path, work: Path, runs: int) -> dict:
+    """Best of `runs` of `profile` then `drift --profile`."""
+    return best_of([mlc_whole(ref, cur, work) for _ in range(runs)])
 
 
 def mlc_one_best(ref: Path, cur: Path, runs: int) -> dict:
     """Best of `runs` of `mlc-runtime drift --reference`: one process profiles and checks."""
-    cli = shutil.which("mlc-runtime", path=str(Path(sys.executable).parent)) or "mlc-runtime"
     results = []
     for _ in range(runs):
         seconds, rss, code, out, err = run_measured(
-            [cli, "drift", "--reference", str(ref), "--data", str(cur), "--format", "json"]
+            [runtime_cli(), "drift", "--reference", str(ref), "--data", str(cur), "--format", "json"]
         )
         if code not in (0, 1):
             raise SystemExit(f"mlc drift --reference failed: {err}")
         flagged = sorted(k for k, v in json.loads(out)["features"].items() if v["drifted"])
         results.append({"seconds": seconds, "rss_mb": rss, "flagged": flagged})
-    best = min(results, key=lambda r: r["seconds"])
-    return {
-        **best,
-        "rss_mb": max(r["rss_mb"] for r in results),
-        "all_seconds": [round(r["seconds"], 2) for r in results],
-    }
+    return best_of(results)
 
 
 def mlc_whole(ref: Path, cur: Path, work: Path) -> dict:
     """Time `mlc-runtime profile` then `mlc-runtime drift` as separate processes."""
-    cli = shutil.which("mlc-runtime", path=str(Path(sys.executable).parent)) or "mlc-runtime"
+    cli = runtime_cli()
     profile = work / f"{ref.stem}.profile.json"
     t1, rss1, code1, _, err1 = run_measured([cli, "profile", "--data", str(ref), "-o", str(profile)])
     if code1 != 0:

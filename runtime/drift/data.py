@@ -367,6 +367,8 @@ def feed_batches(source: Source, accumulators: Mapping[str, Accumulator]) -> int
 
 
 def _feed_parsed(source: Source, accumulators: Mapping[str, Accumulator]) -> int:
+    """`feed_batches` with one reader: the next batch is read in the background while this
+    one's columns are counted in parallel threads."""
     workers = max(1, min(os.cpu_count() or 1, len(accumulators), 8))
     rows = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:

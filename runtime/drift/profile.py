@@ -437,9 +437,11 @@ class NumericProfiler:
                     return
                 magnitudes = magnitude_keys(values, self.resolution_bits)
                 low, high = int(magnitudes.min()), int(magnitudes.max())
-        negative = (values.view(np.uint64) >> np.uint64(63)).view(np.int64)
-        if low == 0 or not self.tally.add(magnitudes, negative, low, high):
-            self._add_sorted(grid_keys(values, self.resolution_bits))
+        if low > 0:  # else subnormals share zero's magnitude key, not its bucket: sorted below
+            negative = (values.view(np.uint64) >> np.uint64(63)).view(np.int64)
+            if self.tally.add(magnitudes, negative, low, high):
+                return
+        self._add_sorted(grid_keys(values, self.resolution_bits))
 
     def _add_sorted(self, keys: np.ndarray) -> None:
         keys, counts = count_keys(keys, self.zero_key)
